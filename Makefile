@@ -1,0 +1,39 @@
+# Driftline — one entry point for people and CI.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench bench-detection clean system-deps
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The real ClickHouse server the tests start (Debian's clickhouse-server 18.16).
+system-deps:
+	@command -v clickhouse-server >/dev/null 2>&1 || { \
+	  echo "installing clickhouse-server (Debian package) for the store tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server >/dev/null; }
+
+demo: install
+	$(BIN)/driftline demo $(ARGS)
+
+test: install system-deps
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+bench: install
+	$(BIN)/python -m bench.pipeline $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache driftline-data

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from api.deps import StoreDep
+from api.schemas import (
+    FeaturePublic,
+    MetricsPublic,
+    ModelPublic,
+    ModelSummaryPublic,
+    PointPublic,
+    SeriesPublic,
+)
+from api.timeparse import iso, parse_time
+from driftline.store import MetricPoint
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": row["model"],
+        "first_window": iso(row["first_window"]),
+        "last_window": iso(row["last_window"]),
+        "events": row["events"],
+        "windows": row["windows"],
+    }
+
+
+@router.get("")
+def read_models(store: StoreDep) -> list[ModelSummaryPublic]:
+    """Every model with at least one stored window."""
+    return [ModelSummaryPublic(**_summary(row)) for row in store.models()]
+
+
+@router.get("/{model}")
+def read_model(model: str, store: StoreDep) -> ModelPublic:
+    row = next((r for r in store.models() if r["model"] == model), None)
+    if row is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"model {model!r} has no stored windows yet: send events for it, then wait for "
+            "its first window to close (window length + allowed lateness)",
+        )
+    return ModelPublic(
+        **_summary(row),
+        versions=store.model_versions(model),
+        features=[FeaturePublic(name=n, kind=k) for n, k in store.model_features(model)],
+        metrics=store.metric_names(model),
+    )
+
+
+@router.get("/{model}/metrics")
+def read_metrics(
+    model: str,
+    store: StoreDep,
+    name: str | None = Query(None, description="metric name, e.g. input.missing_rate"),
+    feature: str | None = Query(None, description="feature name; '' for model-level metrics"),
+    start: str | None = Query(None, description="from this window start (epoch s or RFC 3339)"),
+    end: str | None = Query(None, description="before this window start"),
+    segment: str = Query("", description="slice, e.g. channel=mobile ('' = all events)"),
+    stage: str = Query("", description="pipeline stage ('' = the model itself)"),
+    limit: int = Query(10_000, ge=1, le=100_000),
+) -> MetricsPublic:
+    """Per-window metric values as time series, one series per (metric, feature, category)."""
+    points = store.metrics(
+        model,
+        name=name,
+        feature=feature,
+        start=parse_time(start, "start"),
+        end=parse_time(end, "end"),
+        segment=segment,
+        stage=stage,
+        limit=limit,
+    )
+    return MetricsPublic(model=model, series=_as_series(points))
+
+
+def _as_series(points: list[MetricPoint]) -> list[SeriesPublic]:
+    series: dict[tuple[str, str, str], SeriesPublic] = {}
+    for p in points:
+        key = (p.metric, p.feature, p.category)
+        s = series.get(key)
+        if s is None:
+            s = series[key] = SeriesPublic(
+                metric=p.metric,
+                feature=p.feature,
+                category=p.category,
+                window_seconds=p.window_seconds,
+                points=[],
+            )
+        value = None if math.isnan(p.value) or math.isinf(p.value) else p.value
+        s.points.append(
+            PointPublic(window_start=iso(p.window_start), value=value, version=p.version)
+        )
+    return sorted(series.values(), key=lambda s: (s.metric, s.feature, s.category))

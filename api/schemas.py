@@ -1,0 +1,59 @@
+"""Response and request bodies, named by role (``ThingPublic``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class HealthPublic(BaseModel):
+    status: str
+    store: str
+    version: str
+
+
+class ModelSummaryPublic(BaseModel):
+    model: str
+    first_window: str = Field(description="start of the oldest stored window (RFC 3339)")
+    last_window: str = Field(description="start of the newest stored window (RFC 3339)")
+    events: int = Field(description="events counted in stored windows")
+    windows: int
+
+
+class FeaturePublic(BaseModel):
+    name: str
+    kind: str
+
+
+class ModelPublic(ModelSummaryPublic):
+    versions: list[str]
+    features: list[FeaturePublic]
+    metrics: list[str]
+
+
+class PointPublic(BaseModel):
+    window_start: str
+    value: float | None
+    version: str
+
+
+class SeriesPublic(BaseModel):
+    metric: str
+    feature: str
+    category: str
+    window_seconds: int
+    points: list[PointPublic]
+
+
+class MetricsPublic(BaseModel):
+    model: str
+    series: list[SeriesPublic]
+
+
+class RejectedPublic(BaseModel):
+    index: int | None
+    reason: str
+
+
+class IngestPublic(BaseModel):
+    accepted: int
+    rejected: list[RejectedPublic]

@@ -1,0 +1,185 @@
+"""Turn a micro-batch of one model's events into typed NumPy columns, once per batch.
+
+A feature's kind is fixed by the first non-null value the model sends (number or bool:
+numeric; string: categorical) and kept in ``kinds``. Values of the other kind are not errors:
+in a numeric feature they count as type mismatches (and missing); in a categorical feature
+numbers are taken as their text (a zip code sent as 75001 is the category "75001").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+ObjectArray = npt.NDArray[np.object_]
+BoolArray = npt.NDArray[np.bool_]
+
+_NAN = float("nan")
+
+
+class Kind(StrEnum):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    PROBABILITIES = "probabilities"  # predictions only: a vector of class probabilities
+
+
+@dataclass(frozen=True)
+class Column:
+    """One feature (or the prediction) for every event of a batch.
+
+    ``values``: float64 with NaN for missing (numeric); object array of str or None
+    (categorical); 2-D float64 with NaN rows for missing (probabilities).
+    ``mismatched``: rows whose value had the wrong type (counted, treated as missing).
+    """
+
+    kind: Kind
+    values: npt.NDArray[Any]
+    mismatched: BoolArray | None = None
+
+    def take(self, rows: npt.NDArray[np.intp]) -> Column:
+        mismatched = None if self.mismatched is None else self.mismatched[rows]
+        return Column(self.kind, self.values[rows], mismatched)
+
+
+def kind_of(value: Any) -> Kind | None:
+    """The kind a first non-null value gives a feature (None for null)."""
+    if value is None:
+        return None
+    if type(value) is str:
+        return Kind.CATEGORICAL
+    if type(value) is list:
+        return Kind.PROBABILITIES
+    return Kind.NUMERIC
+
+
+def _numeric(values: list[Any]) -> Column:
+    try:
+        return Column(Kind.NUMERIC, np.array([_NAN if v is None else v for v in values], float))
+    except (ValueError, TypeError):
+        pass
+    mismatched = np.array([type(v) not in (int, float, bool) and v is not None for v in values])
+    clean = [_NAN if bad or v is None else v for v, bad in zip(values, mismatched, strict=True)]
+    return Column(Kind.NUMERIC, np.array(clean, dtype=float), mismatched)
+
+
+def _categorical(values: list[Any]) -> Column:
+    if all(v is None or type(v) is str for v in values):
+        return Column(Kind.CATEGORICAL, np.array(values, dtype=object))
+    text = [v if v is None or type(v) is str else _as_text(v) for v in values]
+    return Column(Kind.CATEGORICAL, np.array(text, dtype=object))
+
+
+def _as_text(value: Any) -> str:
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is float and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _probabilities(values: list[Any], width: int) -> Column:
+    rows = np.full((len(values), width), _NAN)
+    mismatched = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if type(v) is list and len(v) == width:
+            rows[i] = v
+        else:
+            mismatched[i] = True
+    return Column(Kind.PROBABILITIES, rows, mismatched if mismatched.any() else None)
+
+
+def build_column(values: list[Any], kind: Kind, width: int = 0) -> Column:
+    if kind is Kind.NUMERIC:
+        return _numeric(values)
+    if kind is Kind.CATEGORICAL:
+        return _categorical(values)
+    return _probabilities(values, width)
+
+
+def _first_non_null(values: Iterable[Any]) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """Columns for ``size`` events of one model."""
+
+    size: int
+    ts: FloatArray
+    latency_ms: FloatArray
+    features: Mapping[str, Column]
+    prediction: Column | None  # None until the model has sent a non-null prediction
+    versions: ObjectArray
+
+    def take(self, rows: npt.NDArray[np.intp]) -> EventBatch:
+        return EventBatch(
+            size=int(rows.size),
+            ts=self.ts[rows],
+            latency_ms=self.latency_ms[rows],
+            features={name: col.take(rows) for name, col in self.features.items()},
+            prediction=None if self.prediction is None else self.prediction.take(rows),
+            versions=self.versions[rows],
+        )
+
+
+@dataclass
+class ModelSchema:
+    """What a model's events have shown so far: the kind of each feature and of its output."""
+
+    features: MutableMapping[str, Kind]
+    prediction: Kind | None = None
+    prediction_width: int = 0
+
+
+def build_batch(events: list[dict[str, Any]], ts: FloatArray, schema: ModelSchema) -> EventBatch:
+    """Columns for validated events of one model; ``ts`` is their event time (seconds)."""
+    feature_dicts = [e["features"] for e in events]
+    names: set[str] = set()
+    for f in feature_dicts:
+        names.update(f)
+    columns: dict[str, Column] = {}
+    for name in names:
+        values = [f.get(name) for f in feature_dicts]
+        kind = schema.features.get(name)
+        if kind is None:
+            kind = kind_of(_first_non_null(values))
+            if kind is None:  # all null so far: missing values of a kind not known yet
+                kind = Kind.NUMERIC
+            else:
+                schema.features[name] = kind
+        columns[name] = build_column(values, kind)
+    # features the model sent before but that are absent from this batch are all missing
+    for name, kind in schema.features.items():
+        if name not in columns:
+            columns[name] = build_column([None] * len(events), kind)
+
+    predictions = [e["prediction"] for e in events]
+    if schema.prediction is None:
+        first = _first_non_null(predictions)
+        schema.prediction = kind_of(first)
+        if type(first) is bool:
+            schema.prediction = Kind.CATEGORICAL
+        if schema.prediction is Kind.PROBABILITIES:
+            schema.prediction_width = len(first)
+    prediction = None
+    if schema.prediction is not None:
+        if schema.prediction is Kind.CATEGORICAL:
+            predictions = [_as_text(p) if type(p) is bool else p for p in predictions]
+        prediction = build_column(predictions, schema.prediction, schema.prediction_width)
+
+    latency = np.array([_latency(e) for e in events], dtype=float)
+    versions = np.array([str(e.get("version") or "unknown") for e in events], dtype=object)
+    return EventBatch(len(events), ts, latency, columns, prediction, versions)
+
+
+def _latency(event: dict[str, Any]) -> float:
+    value = event.get("latency_ms")
+    return _NAN if value is None else float(value)

@@ -1,0 +1,268 @@
+"""Window profiles: mergeable summaries of one model's events in one time window.
+
+A profile holds counts, moments (Chan's parallel form), a bounded uniform sample per numeric
+column and capped value counts per categorical column. ``metrics()`` turns a closed window into
+the stable dotted metric names of DESIGN.md. State is plain data so it can be merged or
+checkpointed; nothing here prints, sends or stores.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from detectors.columns import Column, EventBatch, FloatArray, Kind
+from detectors.sampling import BottomKSample
+
+OTHER = "__other__"  # categories beyond the per-window cap are counted here
+
+
+class MetricRow(NamedTuple):
+    metric: str
+    feature: str
+    category: str
+    value: float
+
+
+@dataclass
+class NumericSummary:
+    sample_size: int
+    count: int = 0  # rows, missing included
+    missing: int = 0
+    mismatched: int = 0
+    valid: int = 0
+    mean: float = 0.0
+    m2: float = 0.0  # sum of squared deviations from the mean
+    minimum: float = float("inf")
+    maximum: float = float("-inf")
+    sample: BottomKSample = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sample = BottomKSample(self.sample_size)
+
+    def update(self, values: FloatArray, mismatched: int, rng: np.random.Generator) -> None:
+        present = values[~np.isnan(values)]
+        self.count += int(values.size)
+        self.missing += int(values.size - present.size)
+        self.mismatched += mismatched
+        if present.size == 0:
+            return
+        n_b = int(present.size)
+        mean_b = float(present.mean())
+        m2_b = float(((present - mean_b) ** 2).sum())
+        n_a, n = self.valid, self.valid + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * n_b / n
+        self.m2 += m2_b + delta * delta * n_a * n_b / n
+        self.valid = n
+        self.minimum = min(self.minimum, float(present.min()))
+        self.maximum = max(self.maximum, float(present.max()))
+        self.sample.add(present, rng)
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.m2 / (self.valid - 1))) if self.valid > 1 else 0.0
+
+    def quantiles(self, qs: list[float]) -> list[float]:
+        values = self.sample.values
+        if values.size == 0:
+            return [float("nan")] * len(qs)
+        return [float(v) for v in np.quantile(values, qs)]
+
+
+@dataclass
+class CategoricalSummary:
+    max_categories: int
+    count: int = 0
+    missing: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def update(self, values: np.ndarray) -> None:
+        tally = Counter(values.tolist())
+        missing = tally.pop(None, 0)
+        self.count += int(values.size)
+        self.missing += missing
+        counts = self.counts
+        for value, n in tally.items():
+            if value in counts or len(counts) < self.max_categories:
+                counts[value] += n
+            else:
+                counts[OTHER] += n
+
+    @property
+    def present(self) -> int:
+        return self.count - self.missing
+
+
+@dataclass
+class ProbabilitySummary:
+    """Class-probability vectors: the mean probability of each class and argmax counts."""
+
+    width: int
+    count: int = 0
+    missing: int = 0
+    mismatched: int = 0
+    prob_sum: FloatArray = field(init=False)
+    argmax_counts: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.prob_sum = np.zeros(self.width)
+        self.argmax_counts = np.zeros(self.width, dtype=np.int64)
+
+    def update(self, rows: FloatArray, mismatched: int) -> None:
+        present = rows[~np.isnan(rows).any(axis=1)]
+        self.count += int(rows.shape[0])
+        self.missing += int(rows.shape[0] - present.shape[0])
+        self.mismatched += mismatched
+        if present.shape[0]:
+            self.prob_sum += present.sum(axis=0)
+            self.argmax_counts += np.bincount(present.argmax(axis=1), minlength=self.width)
+
+
+ColumnSummary = NumericSummary | CategoricalSummary | ProbabilitySummary
+
+
+@dataclass
+class ProfileConfig:
+    sample_size: int = 2048
+    max_categories: int = 200
+
+
+def new_summary(column: Column, config: ProfileConfig) -> ColumnSummary:
+    if column.kind is Kind.NUMERIC:
+        return NumericSummary(config.sample_size)
+    if column.kind is Kind.CATEGORICAL:
+        return CategoricalSummary(config.max_categories)
+    return ProbabilitySummary(column.values.shape[1])
+
+
+def update_summary(summary: ColumnSummary, column: Column, rng: np.random.Generator) -> None:
+    mismatched = 0 if column.mismatched is None else int(column.mismatched.sum())
+    if isinstance(summary, NumericSummary):
+        summary.update(column.values, mismatched, rng)
+    elif isinstance(summary, CategoricalSummary):
+        summary.update(column.values)
+    else:
+        summary.update(column.values, mismatched)
+
+
+@dataclass
+class WindowProfile:
+    """Everything one window of one model needs to produce its metrics."""
+
+    start: int  # epoch seconds
+    seconds: int
+    config: ProfileConfig
+    count: int = 0
+    late: int = 0  # events that arrived after their own window had closed
+    invalid: int = 0  # events of this model sent to the dead-letter topic
+    versions: Counter[str] = field(default_factory=Counter)
+    latency: NumericSummary = field(init=False)
+    features: dict[str, ColumnSummary] = field(default_factory=dict)
+    output: ColumnSummary | None = None
+    output_rows: int = 0
+    _rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.latency = NumericSummary(self.config.sample_size)
+        self._rng = np.random.default_rng(self.start)
+
+    def add(self, batch: EventBatch) -> None:
+        """Fold a batch of this window's events into the profile (vectorised per column)."""
+        self.count += batch.size
+        self.versions.update(batch.versions.tolist())
+        self.latency.update(batch.latency_ms, 0, self._rng)
+        for name, column in batch.features.items():
+            summary = self.features.get(name)
+            if summary is None:
+                summary = self.features[name] = new_summary(column, self.config)
+                # rows the feature was absent from, before it first appeared
+                _count_absent(summary, self.count - batch.size)
+            update_summary(summary, column, self._rng)
+        for name, summary in self.features.items():
+            if name not in batch.features:
+                _count_absent(summary, batch.size)
+        if batch.prediction is not None:
+            if self.output is None:
+                self.output = new_summary(batch.prediction, self.config)
+                _count_absent(self.output, self.output_rows)
+            update_summary(self.output, batch.prediction, self._rng)
+        elif self.output is not None:
+            _count_absent(self.output, batch.size)
+        self.output_rows += batch.size
+
+    def metrics(self, known_categories: Mapping[str, set[str]]) -> list[MetricRow]:
+        """The window's metrics. ``known_categories``: per feature, the values seen before."""
+        rows = [
+            MetricRow("traffic.count", "", "", float(self.count)),
+            MetricRow("traffic.late", "", "", float(self.late)),
+            MetricRow("traffic.invalid", "", "", float(self.invalid)),
+        ]
+        if self.latency.valid:
+            p50, p95, p99 = self.latency.quantiles([0.5, 0.95, 0.99])
+            rows += [
+                MetricRow("latency.p50", "", "", p50),
+                MetricRow("latency.p95", "", "", p95),
+                MetricRow("latency.p99", "", "", p99),
+            ]
+        for name, summary in sorted(self.features.items()):
+            rows.extend(_input_metrics(name, summary, known_categories.get(name)))
+        rows.extend(_output_metrics(self.output, self.output_rows))
+        return rows
+
+
+def _count_absent(summary: ColumnSummary, rows: int) -> None:
+    summary.count += rows
+    summary.missing += rows
+
+
+def _rate(part: float, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _numeric_rows(prefix: str, name: str, s: NumericSummary) -> Iterator[MetricRow]:
+    if not s.valid:
+        return
+    p05, p50, p95 = s.quantiles([0.05, 0.5, 0.95])
+    yield MetricRow(f"{prefix}.mean", name, "", s.mean)
+    yield MetricRow(f"{prefix}.std", name, "", s.std)
+    yield MetricRow(f"{prefix}.p05", name, "", p05)
+    yield MetricRow(f"{prefix}.p50", name, "", p50)
+    yield MetricRow(f"{prefix}.p95", name, "", p95)
+
+
+def _input_metrics(name: str, s: ColumnSummary, known: set[str] | None) -> Iterator[MetricRow]:
+    yield MetricRow("input.missing_rate", name, "", _rate(s.missing, s.count))
+    if isinstance(s, NumericSummary):
+        if s.mismatched:
+            yield MetricRow("input.type_mismatch_rate", name, "", _rate(s.mismatched, s.count))
+        yield from _numeric_rows("input", name, s)
+    elif isinstance(s, CategoricalSummary):
+        present = s.present
+        for category, n in s.counts.most_common():
+            yield MetricRow("input.category_freq", name, category, _rate(n, present))
+        if known is not None:
+            new = sum(n for c, n in s.counts.items() if c not in known and c != OTHER)
+            yield MetricRow("input.new_category_rate", name, "", _rate(new, present))
+
+
+def _output_metrics(s: ColumnSummary | None, rows: int) -> Iterator[MetricRow]:
+    if s is None:  # no prediction seen yet: all outputs were null
+        yield MetricRow("output.null_rate", "", "", 1.0 if rows else 0.0)
+        return
+    yield MetricRow("output.null_rate", "", "", _rate(s.missing, s.count))
+    if isinstance(s, NumericSummary):
+        yield from _numeric_rows("output", "", s)
+    elif isinstance(s, CategoricalSummary):
+        for category, n in s.counts.most_common():
+            yield MetricRow("output.class_freq", "", category, _rate(n, s.present))
+    else:
+        present = s.count - s.missing
+        for cls in range(s.width):
+            label = str(cls)
+            yield MetricRow("output.class_prob_mean", "", label, _rate(s.prob_sum[cls], present))
+            yield MetricRow("output.class_freq", "", label, _rate(s.argmax_counts[cls], present))

@@ -1,0 +1,256 @@
+"""The ``driftline`` command (DESIGN.md): demo, up, worker, api, replay."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from driftline.settings import Settings, get_settings
+
+log = logging.getLogger("driftline")
+
+
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_port(requested: int | None, default: int, what: str) -> int:
+    from driftline.broker import free_port
+
+    if requested is not None:
+        if not _port_free(requested):
+            raise SystemExit(f"driftline: {what} port {requested} is in use; choose another")
+        return requested
+    return default if _port_free(default) else free_port()
+
+
+def _settings_for_stack(args: argparse.Namespace, demo: bool) -> Settings:
+    updates: dict[str, Any] = {}
+    if args.data_dir is not None:
+        updates["data_dir"] = Path(args.data_dir)
+    if args.window_seconds is not None:
+        updates["window_seconds"] = args.window_seconds
+        updates["allowed_lateness_s"] = min(get_settings().allowed_lateness_s, args.window_seconds)
+    elif demo:  # short windows so the demo shows something within a minute
+        updates.update(window_seconds=10, allowed_lateness_s=2.0)
+    if demo:
+        updates["idle_close_s"] = 10.0
+    updates["api_port"] = _pick_port(args.api_port, get_settings().api_port, "API")
+    return get_settings().model_copy(update=updates)
+
+
+def _print_window(window: Any) -> None:
+    profile = window.profile
+    start = datetime.fromtimestamp(profile.start, UTC).strftime("%H:%M:%S")
+    now = datetime.now(UTC).strftime("%H:%M:%S")
+    print(
+        f"[{now}] stored window {start}Z +{profile.seconds}s of {window.model!r}: "
+        f"{profile.count:,} events, {profile.invalid} invalid, {profile.late} late",
+        flush=True,
+    )
+
+
+def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
+    from api.main import create_app as create_api
+    from driftline.broker import EmbeddedBroker
+    from driftline.demo import DemoProducer, Drift
+    from driftline.services import ApiThread, prepare_topics, run_worker
+    from driftline.store import open_store
+
+    settings = _settings_for_stack(args, demo)
+    broker = None
+    if args.kafka_bootstrap:
+        settings = settings.model_copy(update={"kafka_bootstrap": args.kafka_bootstrap})
+    else:
+        port = _pick_port(args.kafka_port, 9092, "Kafka")
+        broker = EmbeddedBroker(port).start()
+        # one worker on one machine: a short session timeout makes the group join quick
+        settings = settings.model_copy(
+            update={"kafka_bootstrap": broker.bootstrap, "consumer_session_timeout_s": 6.0}
+        )
+    producer = None
+    api = None
+    store = None
+    try:
+        store = open_store(settings)
+        ids = prepare_topics(settings)
+        api = ApiThread(create_api(settings, store), settings.api_host, settings.api_port)
+        api.start()
+        _banner(settings, demo, embedded_kafka=broker is not None)
+        if demo:
+            producer = DemoProducer(
+                settings.kafka_bootstrap,
+                rate=args.rate,
+                drift_after_s=None if args.no_drift else args.drift_after,
+                drift=Drift(),
+            )
+            producer.start()
+        run_worker(
+            settings,
+            store,
+            ids,
+            duration_s=args.duration,
+            on_ready=lambda worker: worker.on_stored.append(_print_window),
+        )
+    finally:
+        if producer is not None:
+            producer.stop()
+        if api is not None:
+            api.stop()
+        if store is not None:
+            store.close()
+        if broker is not None:
+            broker.stop()
+        print("driftline: stopped", flush=True)
+    return 0
+
+
+def _banner(settings: Settings, demo: bool, embedded_kafka: bool) -> None:
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    kafka = settings.kafka_bootstrap
+    what = "demo" if demo else "up"
+    kafka_kind = "embedded Tansu" if embedded_kafka else "external"
+    store_kind = "embedded chDB" if settings.store == "embedded" else "ClickHouse server"
+    lines = [
+        f"Driftline {what}: Kafka ({kafka_kind}) + ClickHouse ({store_kind}) + worker + API",
+        f"  API        {api}   (OpenAPI docs: {api}/docs)",
+        f"  Kafka      bootstrap {kafka}   (any Kafka client can send events)",
+        f"  Store      {settings.data_dir.resolve() if settings.store == 'embedded' else 'server'}",
+        f"  Windows    {settings.window_seconds} s, allowed lateness "
+        f"{settings.allowed_lateness_s:g} s",
+        "Try:",
+        f"  curl -s {api}/v1/models",
+        f"  curl -s '{api}/v1/models/fraud/metrics?name=traffic.count'",
+        f'  echo \'{{"model":"mine","features":{{"x":1.5}},"prediction":0.7}}\' | '
+        f"kcat -P -b {kafka} -t driftline.predictions -k mine",
+        f"  kcat -C -b {kafka} -t driftline.deadletter -e    (rejected events, with reasons)",
+        "Stop with Ctrl-C.",
+    ]
+    if not demo:
+        lines[6] = f"  curl -s '{api}/v1/models/<model>/metrics?name=traffic.count'"
+    print("\n".join(lines), flush=True)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from driftline.services import prepare_topics, run_worker
+    from driftline.store import open_store
+
+    settings = get_settings()
+    store = open_store(settings)
+    try:
+        run_worker(settings, store, prepare_topics(settings), duration_s=args.duration)
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.main import create_app as create_api
+    from driftline.store import open_store
+
+    settings = get_settings()
+    store = open_store(settings)
+    try:
+        uvicorn.run(
+            create_api(settings, store),
+            host=args.host or settings.api_host,
+            port=args.port or settings.api_port,
+            log_level="info",
+        )
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from driftline.replay import replay_file
+
+    bootstrap = args.bootstrap or get_settings().kafka_bootstrap
+    started = time.monotonic()
+    sent = replay_file(
+        Path(args.file),
+        model=args.model,
+        bootstrap=bootstrap,
+        prediction_column=args.prediction_column,
+        ts_column=args.ts_column,
+        id_column=args.id_column,
+        version=args.version,
+    )
+    print(f"driftline: sent {sent:,} events to {bootstrap} in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftline", description="Monitoring for machine-learning models in production."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def stack_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", help="embedded store directory (default driftline-data)")
+        p.add_argument("--api-port", type=int, help="API port (default 8000, else a free one)")
+        p.add_argument("--kafka-port", type=int, help="embedded broker port (default 9092)")
+        p.add_argument("--kafka-bootstrap", help="use this Kafka instead of the embedded broker")
+        p.add_argument("--window-seconds", type=int, help="window length (demo default 10)")
+        p.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    demo = sub.add_parser("demo", help="the whole stack on embedded defaults, with traffic")
+    stack_options(demo)
+    demo.add_argument("--rate", type=float, default=200.0, help="events per second")
+    demo.add_argument("--drift-after", type=float, default=90.0, help="seconds before drift")
+    demo.add_argument("--no-drift", action="store_true", help="a stationary stream")
+    demo.set_defaults(func=lambda a: cmd_stack(a, demo=True))
+
+    up = sub.add_parser("up", help="the whole stack on one machine, no synthetic traffic")
+    stack_options(up)
+    up.set_defaults(func=lambda a: cmd_stack(a, demo=False))
+
+    worker = sub.add_parser("worker", help="the stream worker alone (settings from env)")
+    worker.add_argument("--duration", type=float, help="stop after this many seconds")
+    worker.set_defaults(func=cmd_worker)
+
+    api = sub.add_parser("api", help="the HTTP API alone (settings from env)")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.set_defaults(func=cmd_api)
+
+    replay = sub.add_parser("replay", help="send a CSV / JSONL / Parquet file as events")
+    replay.add_argument("file")
+    replay.add_argument("--model", required=True)
+    replay.add_argument("--bootstrap", help="Kafka bootstrap (default DRIFTLINE_KAFKA_BOOTSTRAP)")
+    replay.add_argument("--prediction-column", default="prediction")
+    replay.add_argument("--ts-column", default="ts")
+    replay.add_argument("--id-column", default="id")
+    replay.add_argument("--version")
+    replay.set_defaults(func=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

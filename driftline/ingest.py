@@ -1,0 +1,91 @@
+"""Synchronous ingest for the HTTP API: validate, then produce and wait for the broker."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaProducer
+
+from driftline import topics
+from driftline.events import EventLimits, Rejected, check_prediction_event, deadletter_record
+from driftline.sdk import encode_batches
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+class Ingest:
+    """Produces HTTP-posted events to Kafka; the producer connects on first use."""
+
+    def __init__(self, bootstrap: str, limits: EventLimits, timeout_s: float = 10.0) -> None:
+        self.bootstrap = bootstrap
+        self.limits = limits
+        self.timeout_s = timeout_s
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def _connected(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.bootstrap.split(","),
+                    acks=1,
+                    enable_idempotence=False,
+                    linger_ms=2,
+                    max_block_ms=int(self.timeout_s * 1000),
+                    max_request_size=4 * 1024 * 1024,
+                    client_id="driftline-api",
+                )
+            return self._producer
+
+    def submit(self, payload: Any) -> IngestResult:
+        """Validate events (an object or a list), produce the valid ones, dead-letter the rest.
+
+        Returns once the broker has acknowledged every message; raises on delivery failure.
+        """
+        items: Sequence[Any] = payload if isinstance(payload, list) else [payload]
+        result = IngestResult()
+        valid = []
+        for index, event in enumerate(items):
+            reason = check_prediction_event(event, self.limits)
+            if reason is None:
+                valid.append(event)
+            else:
+                model = event.get("model") if isinstance(event, dict) else None
+                result.rejected.append(
+                    Rejected(
+                        reason, _dumps(event), index, model if isinstance(model, str) else None
+                    )
+                )
+        producer = self._connected()
+        futures = [
+            producer.send(topics.PREDICTIONS, key=key, value=value)
+            for key, value, _ in encode_batches(valid)
+        ]
+        futures += [
+            producer.send(topics.DEADLETTER, value=deadletter_record(r, "http", 0, 0))
+            for r in result.rejected
+        ]
+        producer.flush(timeout=self.timeout_s)
+        for future in futures:
+            future.get(timeout=self.timeout_s)
+        result.accepted = len(valid)
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+                self._producer = None
+
+
+def _dumps(value: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(value)

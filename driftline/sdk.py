@@ -1,0 +1,231 @@
+"""Producer SDK: ``Monitor`` batches events into JSON-array messages keyed by model.
+
+``log_prediction`` and ``log_label`` only validate and append to an in-memory buffer; a
+background thread sends full batches at once and partial ones after ``linger_s``. When the
+buffer is full (broker down for long), new events are dropped and counted rather than blocking
+the caller's request path; delivery failures are counted and passed to ``on_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from kafka import KafkaProducer
+
+from driftline import topics
+from driftline.events import EventLimits, check_label_event, check_prediction_event
+
+log = logging.getLogger(__name__)
+
+ErrorHandler = Callable[[Exception, int], None]  # (error, number of events lost)
+
+
+def encode_batches(
+    events: Iterable[dict[str, Any]], max_batch: int = 500
+) -> Iterator[tuple[bytes, bytes, int]]:
+    """(key, value, event count) per Kafka message: JSON arrays of ≤ ``max_batch`` events,
+    keyed by model so that one model's events stay in one partition, in order."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_model.setdefault(event["model"], []).append(event)
+    for model, group in by_model.items():
+        for i in range(0, len(group), max_batch):
+            chunk = group[i : i + max_batch]
+            yield model.encode(), orjson.dumps(chunk), len(chunk)
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0  # events the broker acknowledged
+    failed: int = 0  # events whose send failed
+    dropped: int = 0  # events refused because the buffer was full
+
+
+class Monitor:
+    """Send prediction and label events to Driftline over Kafka.
+
+    >>> monitor = Monitor(bootstrap="127.0.0.1:9092")                    # doctest: +SKIP
+    >>> monitor.log_prediction(model="fraud", features={"amount": 12.5},
+    ...                        prediction=0.93)                            # doctest: +SKIP
+    >>> monitor.close()                                                    # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        bootstrap: str = "127.0.0.1:9092",
+        *,
+        max_batch: int = 500,
+        linger_s: float = 0.05,
+        max_buffered: int = 100_000,
+        on_error: ErrorHandler | None = None,
+        producer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.max_batch = max_batch
+        self.linger_s = linger_s
+        self.max_buffered = max_buffered
+        self.on_error = on_error
+        self.stats = DeliveryStats()
+        self._limits = EventLimits()
+        config: dict[str, Any] = {
+            "bootstrap_servers": bootstrap.split(","),
+            "linger_ms": 5,
+            "acks": 1,
+            "enable_idempotence": False,  # acks=1: a leader ack is enough here
+            "max_block_ms": 2_000,
+            "max_request_size": 4 * 1024 * 1024,
+            "client_id": "driftline-sdk",
+        }
+        config.update(producer_config or {})
+        self._producer = KafkaProducer(**config)
+        self._buffers: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._buffered = 0
+        self._in_flight = 0
+        self._lock = threading.Condition()
+        self._closed = False
+        self._sender = threading.Thread(target=self._run, name="driftline-sdk", daemon=True)
+        self._sender.start()
+
+    # -- public API -----------------------------------------------------------------------
+    def log_prediction(
+        self,
+        model: str,
+        features: Mapping[str, Any],
+        prediction: Any,
+        *,
+        version: str | None = None,
+        id: str | None = None,
+        ts: float | str | None = None,
+        latency_ms: float | None = None,
+        segment: Mapping[str, str] | None = None,
+        stage: str | None = None,
+    ) -> str:
+        """Queue one prediction event; returns its id (generated when not given)."""
+        event: dict[str, Any] = {
+            "model": model,
+            "id": id or uuid.uuid4().hex,
+            "ts": time.time() if ts is None else ts,
+            "features": dict(features),
+            "prediction": prediction,
+        }
+        for key, value in (
+            ("version", version),
+            ("latency_ms", latency_ms),
+            ("segment", dict(segment) if segment else None),
+            ("stage", stage),
+        ):
+            if value is not None:
+                event[key] = value
+        reason = check_prediction_event(dict(event), self._limits)
+        if reason is not None:
+            raise ValueError(f"invalid prediction event: {reason}")
+        self._append(topics.PREDICTIONS, event)
+        return str(event["id"])
+
+    def log_label(self, model: str, id: str, label: Any, *, ts: float | str | None = None) -> None:
+        """Queue the true outcome of an earlier prediction (joined by ``model`` and ``id``)."""
+        event = {"model": model, "id": id, "label": label, "ts": time.time() if ts is None else ts}
+        reason = check_label_event(dict(event), self._limits)
+        if reason is not None:
+            raise ValueError(f"invalid label event: {reason}")
+        self._append(topics.LABELS, event)
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Block until every queued event is acknowledged or has failed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            self._lock.notify_all()
+            while self._buffered or self._in_flight:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(
+                        f"{self._buffered + self._in_flight} events not delivered after "
+                        f"{timeout}s; is the broker reachable?"
+                    )
+                self._lock.wait(0.05 if remaining is None else min(0.05, remaining))
+        self._producer.flush(
+            timeout=None if deadline is None else max(0.0, deadline - time.monotonic())
+        )
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        try:
+            self.flush(timeout)
+        finally:
+            with self._lock:
+                self._closed = True
+                self._lock.notify_all()
+            self._sender.join(timeout=5)
+            self._producer.close(timeout=5)
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------
+    def _append(self, topic: str, event: dict[str, Any]) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("Monitor is closed")
+            if self._buffered >= self.max_buffered:
+                self.stats.dropped += 1
+                self._report(BufferError("Driftline buffer full; event dropped"), 1)
+                return
+            buffer = self._buffers.setdefault((topic, event["model"]), [])
+            buffer.append(event)
+            self._buffered += 1
+            if len(buffer) >= self.max_batch:
+                self._lock.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                full = any(len(b) >= self.max_batch for b in self._buffers.values())
+                if not full and not self._closed:
+                    self._lock.wait(self.linger_s)
+                batches = self._buffers
+                self._buffers = {}
+                taken = sum(len(b) for b in batches.values())
+                self._buffered -= taken
+                self._in_flight += taken
+                closed = self._closed
+            for (topic, _), events in batches.items():
+                self._send(topic, events)
+            if closed and not batches:
+                return
+
+    def _send(self, topic: str, events: list[dict[str, Any]]) -> None:
+        for key, value, count in encode_batches(events, self.max_batch):
+            try:
+                future = self._producer.send(topic, key=key, value=value)
+            except Exception as exc:  # buffer full for max_block_ms, or not connected
+                self._done(count, exc)
+                continue
+            future.add_callback(lambda _meta, n=count: self._done(n, None))
+            future.add_errback(lambda exc, n=count: self._done(n, exc))
+
+    def _done(self, count: int, error: Exception | None) -> None:
+        with self._lock:
+            self._in_flight -= count
+            if error is None:
+                self.stats.sent += count
+            else:
+                self.stats.failed += count
+            self._lock.notify_all()
+        if error is not None:
+            self._report(error, count)
+
+    def _report(self, error: Exception, count: int) -> None:
+        log.warning("Driftline: %d events not delivered: %s", count, error)
+        if self.on_error is not None:
+            try:
+                self.on_error(error, count)
+            except Exception:
+                log.exception("Driftline on_error handler failed")

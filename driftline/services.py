@@ -1,0 +1,107 @@
+"""Running the services: the Faust worker (main thread) and the API (a uvicorn thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import uvicorn
+from faust import Worker
+
+from driftline import topics
+from driftline.broker import ensure_topics
+from driftline.broker import log_ids as topic_log_ids
+from driftline.settings import Settings
+from driftline.store import Store
+from streams.app import create_app
+from streams.worker import PredictionWorker
+
+log = logging.getLogger(__name__)
+
+
+def prepare_topics(settings: Settings) -> dict[str, str]:
+    """Create the topics if missing; return the log identity of the consumed topics."""
+    ensure_topics(
+        settings.kafka_bootstrap,
+        topics.topic_partitions(settings.predictions_partitions, settings.labels_partitions),
+    )
+    return topic_log_ids(settings.kafka_bootstrap, [topics.PREDICTIONS])
+
+
+def run_worker(
+    settings: Settings,
+    store: Store,
+    log_ids: dict[str, str],
+    *,
+    duration_s: float | None = None,
+    on_ready: Callable[[PredictionWorker], None] | None = None,
+    loglevel: str = "warn",
+) -> None:
+    """Run the prediction worker in this thread until Ctrl-C, SIGTERM or ``duration_s``.
+
+    ``log_ids`` comes from :func:`prepare_topics`.
+    """
+    app, worker = create_app(settings, store, log_ids)
+
+    if duration_s is not None:
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def stop_after_duration() -> None:
+            await asyncio.sleep(duration_s)
+            os.kill(os.getpid(), signal.SIGTERM)  # the same clean stop as a Ctrl-C
+
+    if on_ready is not None:
+        on_ready(worker)
+    faust_worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    faust_worker.spinner = None  # no terminal spinner: output goes to logs and pipes too
+    logging.getLogger("faust.app.base").addFilter(_QuietRebalanceNoise())
+    try:
+        faust_worker.execute_from_commandline()
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+    finally:
+        worker.close()
+
+
+class _QuietRebalanceNoise(logging.Filter):
+    """Faust warns on every first rebalance that its sensor has no state yet: not actionable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Missing sensor state for rebalance" not in record.getMessage()
+
+
+class ApiThread:
+    """The FastAPI app served by uvicorn on a background thread."""
+
+    def __init__(self, app: object, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name="driftline-api", daemon=True)
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the API server did not start (is the port in use?)")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the API server did not start in time")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        with contextlib.suppress(RuntimeError):
+            self._thread.join(timeout=5)

@@ -1,0 +1,58 @@
+"""Runtime configuration: one pydantic-settings class, read from ``DRIFTLINE_*`` variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of a Driftline process; the CLI flags of ``up``/``demo`` override these."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", env_file=".env", extra="ignore")
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    consumer_group: str = "driftline-worker"
+    # Faust/aiokafka session timeout. A group join takes about half of it, so small values make
+    # starts quick on one machine; production brokers with many workers want the default 30 s.
+    consumer_session_timeout_s: float = 30.0
+    predictions_partitions: int = 8
+    labels_partitions: int = 8
+
+    # Store
+    store: Literal["embedded", "server"] = "embedded"
+    data_dir: Path = Path("driftline-data")
+    clickhouse_url: str = "clickhouse://default:@127.0.0.1:9000/default"
+
+    # Windows
+    window_seconds: int = Field(60, ge=1)
+    allowed_lateness_s: float = Field(10.0, ge=0)
+    # A model with no new events for this long (wall clock) has its open windows closed, so the
+    # last window of a stream that stopped is stored rather than held forever.
+    idle_close_s: float = Field(30.0, gt=0)
+
+    # Worker limits (memory stays bounded however long the worker runs)
+    sample_size: int = Field(2048, ge=16, description="values kept per feature per window")
+    max_categories: int = Field(200, ge=1, description="distinct values counted per feature")
+    max_message_bytes: int = Field(1_048_576, ge=1024)
+    max_features: int = Field(1000, ge=1)
+    max_string_length: int = Field(1024, ge=1)
+    batch_max_messages: int = Field(2000, ge=1)
+    batch_within_s: float = Field(0.05, gt=0)
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_key: SecretStr | None = None
+    max_request_bytes: int = Field(5 * 1_048_576, ge=1024)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests clear the cache to override."""
+    return Settings()

@@ -1,0 +1,240 @@
+"""The store interface the worker and the API use, over a small backend protocol."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from driftline.settings import Settings
+from driftline.store import schema
+
+
+class Backend(Protocol):
+    """What a ClickHouse connection must do; both backends run the same SQL text."""
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a statement with client-side ``%(name)s`` parameters; return rows."""
+        ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows as one block (atomic per partition in ClickHouse)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One stored value: a metric of one window of one model (and feature / category)."""
+
+    model: str
+    window_start: int
+    window_seconds: int
+    metric: str
+    value: float
+    feature: str = ""
+    category: str = ""
+    segment: str = ""
+    stage: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class OffsetMark:
+    model: str
+    log_id: str
+    partition: int
+    next_offset: int
+    window_start: int
+
+
+class Store:
+    """Reads and writes Driftline's tables through one backend."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def init_schema(self) -> None:
+        for ddl in schema.TABLES:
+            self.backend.execute(ddl)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # -- writes ---------------------------------------------------------------------------
+    def write_window(self, points: Sequence[MetricPoint], marks: Sequence[OffsetMark]) -> None:
+        """Store a closed window's metrics, then the offsets they cover.
+
+        The metrics go first: a crash between the two inserts replays the window, which
+        rewrites the same rows (idempotent) and then records the offsets.
+        """
+        written_at = time.time_ns()
+        if points:
+            self.backend.insert(
+                "metrics",
+                schema.METRIC_COLUMNS,
+                [
+                    (
+                        p.model,
+                        p.stage,
+                        p.segment,
+                        p.window_start,
+                        p.window_seconds,
+                        p.metric,
+                        p.feature,
+                        p.category,
+                        p.value,
+                        p.version,
+                        written_at,
+                    )
+                    for p in points
+                ],
+            )
+        if marks:
+            self.backend.insert(
+                "worker_offsets",
+                schema.OFFSET_COLUMNS,
+                [
+                    (m.model, m.log_id, m.partition, m.next_offset, m.window_start, written_at)
+                    for m in marks
+                ],
+            )
+
+    # -- reads ----------------------------------------------------------------------------
+    def offset_marks(self, log_ids: Sequence[str]) -> list[OffsetMark]:
+        if not log_ids:
+            return []
+        rows = self.backend.execute(
+            "SELECT model, log_id, partition, next_offset, toUInt32(window_start) "
+            "FROM worker_offsets FINAL WHERE log_id IN %(log_ids)s",
+            {"log_ids": tuple(log_ids)},  # a tuple renders as (a, b): an IN list
+        )
+        return [OffsetMark(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+    def models(self) -> list[dict[str, Any]]:
+        rows = self.backend.execute(
+            "SELECT model, toUInt32(min(window_start)), toUInt32(max(window_start)), "
+            "sum(value), count() "
+            "FROM metrics FINAL WHERE metric = 'traffic.count' AND segment = '' AND stage = '' "
+            "GROUP BY model ORDER BY model"
+        )
+        return [
+            {
+                "model": str(r[0]),
+                "first_window": int(r[1]),
+                "last_window": int(r[2]),
+                "events": int(float(r[3])),
+                "windows": int(r[4]),
+            }
+            for r in rows
+        ]
+
+    def model_features(self, model: str) -> list[tuple[str, str]]:
+        """(feature, kind) pairs; the kind is read off which metrics the feature has."""
+        rows = self.backend.execute(
+            "SELECT feature, max(metric = 'input.category_freq') FROM metrics FINAL "
+            "WHERE model = %(model)s AND feature != '' AND metric LIKE 'input.%%' "
+            "GROUP BY feature ORDER BY feature",
+            {"model": model},
+        )
+        return [(str(r[0]), "categorical" if int(r[1]) else "numeric") for r in rows]
+
+    def known_categories(self, model: str) -> dict[str, set[str]]:
+        """Per categorical feature, every value a stored window has counted."""
+        rows = self.backend.execute(
+            "SELECT DISTINCT feature, category FROM metrics FINAL "
+            "WHERE model = %(model)s AND metric = 'input.category_freq'",
+            {"model": model},
+        )
+        known: dict[str, set[str]] = {}
+        for feature, category in rows:
+            known.setdefault(str(feature), set()).add(str(category))
+        return known
+
+    def model_versions(self, model: str) -> list[str]:
+        rows = self.backend.execute(
+            "SELECT DISTINCT version FROM metrics FINAL "
+            "WHERE model = %(model)s AND metric = 'traffic.count' ORDER BY version",
+            {"model": model},
+        )
+        return [str(r[0]) for r in rows]
+
+    def metric_names(self, model: str) -> list[str]:
+        rows = self.backend.execute(
+            "SELECT DISTINCT metric FROM metrics FINAL WHERE model = %(model)s ORDER BY metric",
+            {"model": model},
+        )
+        return [str(r[0]) for r in rows]
+
+    def metrics(
+        self,
+        model: str,
+        *,
+        name: str | None = None,
+        feature: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        segment: str = "",
+        stage: str = "",
+        limit: int = 10_000,
+    ) -> list[MetricPoint]:
+        """Stored points of one model, oldest window first, filtered as given."""
+        where = ["model = %(model)s", "segment = %(segment)s", "stage = %(stage)s"]
+        params: dict[str, Any] = {"model": model, "segment": segment, "stage": stage}
+        if name is not None:
+            where.append("metric = %(name)s")
+            params["name"] = name
+        if feature is not None:
+            where.append("feature = %(feature)s")
+            params["feature"] = feature
+        if start is not None:
+            where.append("window_start >= toDateTime(%(start)s)")
+            params["start"] = int(start)
+        if end is not None:
+            where.append("window_start < toDateTime(%(end)s)")
+            params["end"] = int(end)
+        params["limit"] = int(limit)
+        rows = self.backend.execute(
+            "SELECT toUInt32(window_start), window_seconds, metric, feature, category, value, "
+            "version FROM metrics FINAL WHERE "
+            + " AND ".join(where)
+            + " ORDER BY window_start, metric, feature, category LIMIT %(limit)s",
+            params,
+        )
+        return [
+            MetricPoint(
+                model=model,
+                window_start=int(r[0]),
+                window_seconds=int(r[1]),
+                metric=str(r[2]),
+                feature=str(r[3]),
+                category=str(r[4]),
+                value=_float(r[5]),
+                segment=segment,
+                stage=stage,
+                version=str(r[6]),
+            )
+            for r in rows
+        ]
+
+
+def _float(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings name, with its tables created."""
+    backend: Backend
+    if settings.store == "server":
+        from driftline.store.server import ServerBackend
+
+        backend = ServerBackend(settings.clickhouse_url)
+    else:
+        from driftline.store.embedded import EmbeddedBackend
+
+        backend = EmbeddedBackend(settings.data_dir / "clickhouse")
+    store = Store(backend)
+    store.init_schema()
+    return store

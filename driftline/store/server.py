@@ -1,0 +1,30 @@
+"""ClickHouse server backend over the native protocol (clickhouse-driver)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from clickhouse_driver import Client
+
+
+class ServerBackend:
+    def __init__(self, url: str) -> None:
+        # clickhouse://user:password@host:port/database
+        self._client = Client.from_url(url)
+        self._lock = threading.Lock()  # a Client is one connection: one query at a time
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._lock:
+            rows = self._client.execute(sql, params)
+        return [tuple(r) for r in rows] if isinstance(rows, list) else []
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        # Rows go as the second argument: inline VALUES without params hang (PERF-NOTES.md).
+        with self._lock:
+            self._client.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.disconnect()

@@ -1,0 +1,284 @@
+"""Tumbling event-time windows per model, and which Kafka offsets are safe to commit.
+
+Pure bookkeeping (no Faust, no I/O), driven by the agent:
+
+* ``add(messages, now)`` folds decoded messages into open windows. An event whose window has
+  already closed is *late*: it is counted (``traffic.late``) in the model's newest open window.
+* ``close_due(now)`` closes windows once the model's watermark (newest event time minus the
+  allowed lateness) passes their end, or once the model has been idle for ``idle_close_s``.
+* ``committable()`` is, per partition, the lowest offset still needed by an open or unstored
+  window; everything below it is stored, so committing it replays instead of losing.
+* Per model and partition, ``ClosedWindow.marks`` records the offset below which all of the
+  model's events are stored. After a restart, events below it are skipped: another model's open
+  window may force a replay from an older offset, and re-reading this model's events there would
+  fold them into a partial copy of a window that is already stored.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detectors.columns import ModelSchema, build_batch
+from detectors.profile import CategoricalSummary, ProfileConfig, WindowProfile
+
+TP = tuple[str, int]  # (topic, partition)
+
+MAX_KNOWN_CATEGORIES = 10_000  # per feature, for input.new_category_rate
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    window_seconds: int = 60
+    allowed_lateness_s: float = 10.0
+    idle_close_s: float = 30.0
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+
+
+@dataclass
+class Message:
+    """One decoded Kafka message: its valid events and, per model, how many were invalid."""
+
+    tp: TP
+    offset: int
+    broker_ts: float
+    events: list[dict[str, Any]]
+    invalid: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class OpenWindow:
+    profile: WindowProfile
+    min_offsets: dict[TP, int] = field(default_factory=dict)
+
+    def hold(self, tp: TP, offset: int) -> None:
+        current = self.min_offsets.get(tp)
+        if current is None or offset < current:
+            self.min_offsets[tp] = offset
+
+
+@dataclass(frozen=True)
+class ClosedWindow:
+    model: str
+    profile: WindowProfile
+    known_categories: Mapping[str, set[str]]  # values seen before this window, per feature
+    marks: Mapping[TP, int]  # offsets below which all of the model's events are now stored
+    holds: Mapping[TP, int]  # the window's own lowest offsets, held until it is stored
+
+
+@dataclass
+class ModelState:
+    schema: ModelSchema = field(default_factory=lambda: ModelSchema(features={}))
+    windows: dict[int, OpenWindow] = field(default_factory=dict)
+    closed_through: int | None = None  # start of the newest closed window
+    max_ts: float = float("-inf")
+    last_event_wall: float = 0.0
+    skip_below: dict[TP, int] = field(default_factory=dict)
+    max_offset: dict[TP, int] = field(default_factory=dict)
+    known: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    """Events of one model within one add() call, in arrival order."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    ts: list[float] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    tps: list[TP] = field(default_factory=list)
+
+
+class WindowManager:
+    def __init__(self, config: WindowConfig) -> None:
+        self.config = config
+        self.models: dict[str, ModelState] = {}
+        self._processed: dict[TP, int] = {}  # newest offset seen per partition
+        self._unstored: list[ClosedWindow] = []
+
+    # -- restore --------------------------------------------------------------------------
+    def restore(self, model: str, tp: TP, next_offset: int, window_start: int) -> None:
+        """Apply a stored offset mark: the model's events below it are already stored."""
+        state = self._state(model)
+        state.skip_below[tp] = max(next_offset, state.skip_below.get(tp, 0))
+        if state.closed_through is None or window_start > state.closed_through:
+            state.closed_through = window_start
+
+    def restore_categories(self, model: str, known: Mapping[str, Iterable[str]]) -> None:
+        state = self._state(model)
+        for feature, values in known.items():
+            state.known.setdefault(feature, set()).update(values)
+
+    def forget(self, tps: Iterable[TP]) -> None:
+        """Drop state tied to partitions this worker no longer owns (their new owner replays)."""
+        gone = set(tps)
+        for model in [m for m, s in self.models.items() if gone & s.max_offset.keys()]:
+            del self.models[model]
+        for tp in gone:
+            self._processed.pop(tp, None)
+        self._unstored = [w for w in self._unstored if not gone & w.holds.keys()]
+
+    # -- add ------------------------------------------------------------------------------
+    def add(self, messages: Iterable[Message], now: float) -> None:
+        pending: dict[str, _Pending] = {}
+        invalid: list[tuple[str, TP, int, int]] = []
+        for msg in messages:
+            self._processed[msg.tp] = msg.offset
+            for model, n in msg.invalid.items():
+                skip = self._state(model).skip_below.get(msg.tp)
+                if skip is None or msg.offset >= skip:
+                    invalid.append((model, msg.tp, msg.offset, n))
+            for event in msg.events:
+                model = event["model"]
+                state = self.models.get(model) or self._state(model)
+                skip = state.skip_below.get(msg.tp)
+                if skip is not None and msg.offset < skip:
+                    continue  # already in a stored window (replay after a restart)
+                group = pending.get(model)
+                if group is None:
+                    group = pending[model] = _Pending()
+                group.events.append(event)
+                ts = event.get("ts")
+                group.ts.append(msg.broker_ts if ts is None else ts)
+                group.offsets.append(msg.offset)
+                group.tps.append(msg.tp)
+        for model, group in pending.items():
+            self._add_model(model, group, now)
+        # after the valid events, so that they land in the window those events opened
+        for model, tp, offset, n in invalid:
+            self._count_aside(model, tp, offset, now, invalid=n)
+
+    def _add_model(self, model: str, group: _Pending, now: float) -> None:
+        state = self.models[model]
+        w = self.config.window_seconds
+        ts = np.asarray(group.ts, dtype=np.float64)
+        offsets = np.asarray(group.offsets, dtype=np.int64)
+        starts = (np.floor(ts / w) * w).astype(np.int64)
+        watermark = state.max_ts - self.config.allowed_lateness_s
+        late = starts + w <= watermark
+        if state.closed_through is not None:
+            late |= starts <= state.closed_through
+        on_time = np.flatnonzero(~late)
+        if on_time.size:
+            batch = build_batch([group.events[i] for i in on_time], ts[on_time], state.schema)
+            window_of = starts[on_time]
+            for start in np.unique(window_of):
+                rows = np.flatnonzero(window_of == start)
+                window = self._window(state, int(start))
+                window.profile.add(batch.take(rows))
+                for i in on_time[rows]:
+                    window.hold(group.tps[i], int(offsets[i]))
+            state.max_ts = max(state.max_ts, float(ts[on_time].max()))
+        for i in np.flatnonzero(late):
+            self._count_aside(model, group.tps[i], int(offsets[i]), now, late=1)
+        for tp, offset in zip(group.tps, group.offsets, strict=True):
+            if offset > state.max_offset.get(tp, -1):
+                state.max_offset[tp] = offset
+        state.last_event_wall = now
+
+    def _count_aside(
+        self, model: str, tp: TP, offset: int, now: float, *, late: int = 0, invalid: int = 0
+    ) -> None:
+        """Count a late or invalid event in the model's newest open window."""
+        state = self._state(model)
+        if state.windows:
+            window = state.windows[max(state.windows)]
+        else:
+            w = self.config.window_seconds
+            start = int(now // w) * w
+            if state.closed_through is not None:
+                start = max(start, state.closed_through + w)
+            window = self._window(state, start)
+            state.last_event_wall = now
+        window.profile.late += late
+        window.profile.invalid += invalid
+        window.hold(tp, offset)
+        if offset > state.max_offset.get(tp, -1):
+            state.max_offset[tp] = offset
+
+    def _state(self, model: str) -> ModelState:
+        state = self.models.get(model)
+        if state is None:
+            state = self.models[model] = ModelState()
+        return state
+
+    def _window(self, state: ModelState, start: int) -> OpenWindow:
+        window = state.windows.get(start)
+        if window is None:
+            profile = WindowProfile(start, self.config.window_seconds, self.config.profile)
+            window = state.windows[start] = OpenWindow(profile)
+        return window
+
+    # -- close ----------------------------------------------------------------------------
+    def close_due(self, now: float) -> list[ClosedWindow]:
+        """Close every window that is due; they stay held until ``mark_stored``."""
+        closed: list[ClosedWindow] = []
+        w = self.config.window_seconds
+        for model, state in self.models.items():
+            if not state.windows:
+                continue
+            watermark = state.max_ts - self.config.allowed_lateness_s
+            idle = now - state.last_event_wall >= self.config.idle_close_s
+            due = sorted(s for s in state.windows if idle or s + w <= watermark)
+            for i, start in enumerate(due):
+                window = state.windows.pop(start)
+                state.closed_through = max(start, state.closed_through or start)
+                known = {
+                    f: set(state.known[f]) for f in window.profile.features if f in state.known
+                }
+                _learn_categories(state.known, window.profile)
+                # Only the newest closed window carries the marks: they claim every older
+                # window is stored too, which holds once the windows are stored in order.
+                marks = self._marks(state) if i == len(due) - 1 else {}
+                closed.append(ClosedWindow(model, window.profile, known, marks, window.min_offsets))
+        self._unstored.extend(closed)
+        return closed
+
+    def _marks(self, state: ModelState) -> dict[TP, int]:
+        marks = {}
+        for tp, newest in state.max_offset.items():
+            held = [win.min_offsets[tp] for win in state.windows.values() if tp in win.min_offsets]
+            marks[tp] = min(held) if held else newest + 1
+        return marks
+
+    def mark_stored(self, windows: Iterable[ClosedWindow]) -> None:
+        done = {id(w) for w in windows}
+        self._unstored = [w for w in self._unstored if id(w) not in done]
+        for window in windows:
+            state = self.models.get(window.model)
+            if state is not None:
+                for tp, offset in window.marks.items():
+                    state.skip_below[tp] = max(offset, state.skip_below.get(tp, 0))
+
+    @property
+    def unstored(self) -> list[ClosedWindow]:
+        return list(self._unstored)
+
+    # -- commit ---------------------------------------------------------------------------
+    def committable(self) -> dict[TP, int]:
+        """Per partition, the offset to commit: nothing below it is needed again."""
+        low: dict[TP, int] = {}
+        holds: list[Mapping[TP, int]] = [w.holds for w in self._unstored]
+        for state in self.models.values():
+            holds.extend(win.min_offsets for win in state.windows.values())
+        for mins in holds:
+            for tp, offset in mins.items():
+                if offset < low.get(tp, offset + 1):
+                    low[tp] = offset
+        return {tp: low.get(tp, newest + 1) for tp, newest in self._processed.items()}
+
+
+def _learn_categories(known: dict[str, set[str]], profile: WindowProfile) -> None:
+    for name, summary in profile.features.items():
+        if isinstance(summary, CategoricalSummary):
+            seen = known.setdefault(name, set())
+            if len(seen) < MAX_KNOWN_CATEGORIES:
+                seen.update(summary.counts)
+
+
+def count_by_model(models: Iterable[str | None]) -> dict[str, int]:
+    """How many rejected events each model had (events with no model are not attributed)."""
+    return dict(Counter(m for m in models if m))

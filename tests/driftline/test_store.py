@@ -1,0 +1,58 @@
+"""The store suite, run on chDB and on a real ClickHouse server (Debian's 18.16)."""
+
+from __future__ import annotations
+
+import math
+
+from driftline.store import MetricPoint, OffsetMark, Store
+
+W = 1_700_000_000
+
+
+def points(model: str, start: int, count: float) -> list[MetricPoint]:
+    return [
+        MetricPoint(model, start, 60, "traffic.count", count, version="3"),
+        MetricPoint(model, start, 60, "input.mean", 1.5, feature="amount"),
+        MetricPoint(model, start, 60, "input.category_freq", 0.7, "country", "FR"),
+        MetricPoint(model, start, 60, "input.category_freq", 0.3, "country", "it's"),
+        MetricPoint(model, start, 60, "output.std", float("nan")),
+    ]
+
+
+def test_writes_are_idempotent_per_window_metric_and_feature(store: Store) -> None:
+    store.write_window(points("fraud", W, 10), [])
+    store.write_window(points("fraud", W, 12), [])  # the same window, processed again
+    series = store.metrics("fraud", name="traffic.count")
+    assert [(p.window_start, p.value, p.version) for p in series] == [(W, 12.0, "3")]
+    assert store.models() == [
+        {"model": "fraud", "first_window": W, "last_window": W, "events": 12, "windows": 1}
+    ]
+
+
+def test_metric_queries_filter_by_name_feature_and_time(store: Store) -> None:
+    for i in range(3):
+        store.write_window(points("fraud", W + 60 * i, 10 + i), [])
+    store.write_window(points("churn", W, 5), [])
+    got = store.metrics("fraud", name="traffic.count", start=W + 60, end=W + 180)
+    assert [(p.window_start, p.value) for p in got] == [(W + 60, 11.0), (W + 120, 12.0)]
+    cats = store.metrics("fraud", feature="country", start=W, end=W + 60)
+    assert {(p.category, p.value) for p in cats} == {("FR", 0.7), ("it's", 0.3)}
+    nan = store.metrics("fraud", name="output.std", end=W + 60)
+    assert math.isnan(nan[0].value)
+    assert store.model_features("fraud") == [("amount", "numeric"), ("country", "categorical")]
+    assert store.known_categories("fraud") == {"country": {"FR", "it's"}}
+    assert store.model_versions("fraud") == ["3"]
+    assert "input.category_freq" in store.metric_names("fraud")
+    assert [m["model"] for m in store.models()] == ["churn", "fraud"]
+
+
+def test_offset_marks_replace_per_model_and_log(store: Store) -> None:
+    store.write_window([], [OffsetMark("fraud", "log-1", 0, 10, W)])
+    store.write_window([], [OffsetMark("fraud", "log-1", 0, 25, W + 60)])
+    store.write_window([], [OffsetMark("fraud", "log-2", 0, 3, W)])
+    assert store.offset_marks(["log-1"]) == [OffsetMark("fraud", "log-1", 0, 25, W + 60)]
+    assert store.offset_marks([]) == []
+
+
+def test_unknown_model_has_no_points(store: Store) -> None:
+    assert store.metrics("nobody") == []

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from typing import Any
+
+from streams.windowing import Message, WindowConfig, WindowManager
+
+TP0 = ("driftline.predictions", 0)
+BASE = 1_700_000_000  # a multiple of 10
+
+
+def ev(model: str, ts: float, x: float = 1.0) -> dict[str, Any]:
+    return {"model": model, "features": {"x": x}, "prediction": 0.5, "ts": ts}
+
+
+def msg(offset: int, *events: dict[str, Any], invalid: dict[str, int] | None = None) -> Message:
+    return Message(TP0, offset, broker_ts=float(BASE), events=list(events), invalid=invalid or {})
+
+
+def manager(**kw: Any) -> WindowManager:
+    config = {"window_seconds": 10, "allowed_lateness_s": 2.0, "idle_close_s": 30.0, **kw}
+    return WindowManager(WindowConfig(**config))
+
+
+def count(window: Any) -> int:
+    return int(window.profile.count)
+
+
+def test_window_closes_when_watermark_passes_its_end_plus_lateness() -> None:
+    m = manager()
+    m.add([msg(0, ev("a", BASE + 1), ev("a", BASE + 9))], now=0)
+    m.add([msg(1, ev("a", BASE + 11))], now=0)
+    assert m.close_due(now=0) == []  # watermark BASE+9 < end BASE+10
+    m.add([msg(2, ev("a", BASE + 12))], now=0)
+    closed = m.close_due(now=0)
+    assert [(w.model, w.profile.start, count(w)) for w in closed] == [("a", BASE, 2)]
+
+
+def test_late_event_is_counted_not_lost() -> None:
+    m = manager()
+    m.add([msg(0, ev("a", BASE + 1)), msg(1, ev("a", BASE + 15))], now=0)
+    first = m.close_due(now=0)
+    assert [w.profile.start for w in first] == [BASE]
+    m.add([msg(2, ev("a", BASE + 2))], now=0)  # its window is stored already
+    newest = m.models["a"].windows[BASE + 10]
+    assert newest.profile.late == 1
+    assert newest.min_offsets[TP0] == 1  # the late event's message stays held until stored
+
+
+def test_idle_model_closes_its_windows() -> None:
+    m = manager(idle_close_s=5.0)
+    m.add([msg(0, ev("a", BASE + 1))], now=100.0)
+    assert m.close_due(now=104.0) == []
+    assert [w.profile.start for w in m.close_due(now=105.0)] == [BASE]
+
+
+def test_commit_offsets_trail_open_and_unstored_windows() -> None:
+    m = manager()
+    m.add([msg(0, ev("a", BASE + 1)), msg(1, ev("b", BASE + 1)), msg(2, ev("b", BASE + 25))], now=0)
+    assert m.committable() == {TP0: 0}  # a's open window needs offset 0
+    closed = m.close_due(now=0)
+    assert [w.model for w in closed] == ["b"]
+    assert closed[0].marks == {TP0: 2}  # b's events below offset 2 are all in stored windows
+    m.add([msg(3, ev("a", BASE + 30))], now=0)
+    closed_a = m.close_due(now=0)
+    assert [w.model for w in closed_a] == ["a"]
+    assert m.committable() == {TP0: 0}  # closed but not stored yet: still held
+    m.mark_stored(closed + closed_a)
+    assert m.committable() == {TP0: 2}  # b's window at BASE+20 (offset 2) is still open
+
+
+def test_restored_marks_skip_replayed_events_of_stored_windows() -> None:
+    m = manager()
+    m.restore("b", TP0, next_offset=5, window_start=BASE)
+    m.add([msg(3, ev("b", BASE + 11)), msg(5, ev("b", BASE + 12))], now=0)
+    assert count(m.models["b"].windows[BASE + 10]) == 1  # offset 3 was stored before
+    m.add([msg(6, ev("b", BASE + 3))], now=0)  # at or before the stored window: late
+    assert m.models["b"].windows[BASE + 10].profile.late == 1
+
+
+def test_invalid_events_are_counted_in_the_newest_window() -> None:
+    m = manager()
+    m.add([msg(0, ev("a", BASE + 1)), msg(1, invalid={"a": 2})], now=0)
+    assert m.models["a"].windows[BASE].profile.invalid == 2
+
+
+def test_events_spanning_windows_in_one_message() -> None:
+    m = manager()
+    m.add([msg(0, ev("a", BASE + 1), ev("a", BASE + 11), ev("a", BASE + 21))], now=0)
+    assert sorted(m.models["a"].windows) == [BASE, BASE + 10, BASE + 20]
+    assert [w.profile.start for w in m.close_due(now=0)] == [BASE]
+
+
+def test_forget_drops_state_of_revoked_partitions() -> None:
+    m = manager()
+    m.add([msg(0, ev("a", BASE + 1))], now=0)
+    m.forget([TP0])
+    assert m.models == {} and m.committable() == {}
