@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException
 
 
 def parse_time(value: str | None, name: str) -> int | None:
@@ -18,7 +18,7 @@ def parse_time(value: str | None, name: str) -> int | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             f"'{name}' must be epoch seconds or an RFC 3339 time, got {value!r}",
         ) from None
     if parsed.tzinfo is None:

@@ -8,6 +8,7 @@ numbers are taken as their text (a zip code sent as 75001 is the category "75001
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,6 +22,7 @@ ObjectArray = npt.NDArray[np.object_]
 BoolArray = npt.NDArray[np.bool_]
 
 _NAN = float("nan")
+_TEXT_OR_NULL = frozenset({str, type(None)})
 
 
 class Kind(StrEnum):
@@ -69,7 +71,7 @@ def _numeric(values: list[Any]) -> Column:
 
 
 def _categorical(values: list[Any]) -> Column:
-    if all(v is None or type(v) is str for v in values):
+    if set(map(type, values)) <= _TEXT_OR_NULL:
         return Column(Kind.CATEGORICAL, np.array(values, dtype=object))
     text = [v if v is None or type(v) is str else _as_text(v) for v in values]
     return Column(Kind.CATEGORICAL, np.array(text, dtype=object))
@@ -102,6 +104,23 @@ def build_column(values: list[Any], kind: Kind, width: int = 0) -> Column:
     if kind is Kind.CATEGORICAL:
         return _categorical(values)
     return _probabilities(values, width)
+
+
+def _numeric_block(dicts: list[dict[str, Any]], names: list[str]) -> dict[str, Column]:
+    """Hot path for known numeric features that every event carries: one C-level pass per
+    event (itemgetter) into a 2-D array. Returns {} when an event lacks one of them or holds a
+    value of another type; the per-feature path then handles each column on its own."""
+    get = operator.itemgetter(*names)
+    try:
+        rows = list(map(get, dicts))
+        block = np.array(rows if len(names) > 1 else [[r] for r in rows], dtype=object)
+        block[block == None] = _NAN  # noqa: E711 (element-wise comparison)
+        floats = block.astype(np.float64)
+    except (KeyError, TypeError, ValueError):
+        return {}
+    if floats.ndim != 2:
+        return {}
+    return {name: Column(Kind.NUMERIC, floats[:, i]) for i, name in enumerate(names)}
 
 
 def _first_non_null(values: Iterable[Any]) -> Any:
@@ -146,9 +165,21 @@ def build_batch(events: list[dict[str, Any]], ts: FloatArray, schema: ModelSchem
     for f in feature_dicts:
         names.update(f)
     columns: dict[str, Column] = {}
+    numeric = [n for n in names if schema.features.get(n) is Kind.NUMERIC]
+    if numeric:
+        columns.update(_numeric_block(feature_dicts, numeric))
     for name in names:
-        values = [f.get(name) for f in feature_dicts]
+        if name in columns:
+            continue
         kind = schema.features.get(name)
+        if kind is Kind.NUMERIC:
+            try:
+                floats = [_NAN if (v := f.get(name)) is None else v for f in feature_dicts]
+                columns[name] = Column(Kind.NUMERIC, np.array(floats, dtype=float))
+                continue
+            except (ValueError, TypeError):
+                pass  # a value of another type: the general path counts it
+        values = [f.get(name) for f in feature_dicts]
         if kind is None:
             kind = kind_of(_first_non_null(values))
             if kind is None:  # all null so far: missing values of a kind not known yet
@@ -175,11 +206,11 @@ def build_batch(events: list[dict[str, Any]], ts: FloatArray, schema: ModelSchem
             predictions = [_as_text(p) if type(p) is bool else p for p in predictions]
         prediction = build_column(predictions, schema.prediction, schema.prediction_width)
 
-    latency = np.array([_latency(e) for e in events], dtype=float)
-    versions = np.array([str(e.get("version") or "unknown") for e in events], dtype=object)
+    latency = np.array(
+        [_NAN if (v := e.get("latency_ms")) is None else v for e in events], dtype=float
+    )
+    versions = np.array(
+        [v if type(v := e.get("version")) is str else str(v or "unknown") for e in events],
+        dtype=object,
+    )
     return EventBatch(len(events), ts, latency, columns, prediction, versions)
-
-
-def _latency(event: dict[str, Any]) -> float:
-    value = event.get("latency_ms")
-    return _NAN if value is None else float(value)

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 _SCALARS = (int, float, str, bool)
+_FEATURE_TYPES = frozenset({int, float, bool, str, type(None)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +66,24 @@ def _check_features(features: Any, limits: EventLimits) -> str | None:
     if len(features) > limits.max_features:
         return f"{len(features)} features, over the limit of {limits.max_features}"
     max_len = limits.max_string_length
-    for name, value in features.items():
-        if value is None:
-            continue
+    for value in features.values():  # hot path: a plain loop beats set/genexpr tricks here
         kind = type(value)
+        if kind is float or value is None:
+            continue
         if kind is str:
             if len(value) > max_len:
-                return f"feature {name!r} is a string of {len(value)} characters (limit {max_len})"
-        elif kind not in _SCALARS:
+                break
+            continue
+        if kind is int or kind is bool:
+            continue
+        break
+    else:
+        return None
+    for name, value in features.items():  # slow path: name the culprit
+        kind = type(value)
+        if kind is str and len(value) > max_len:
+            return f"feature {name!r} is a string of {len(value)} characters (limit {max_len})"
+        if kind not in _FEATURE_TYPES:
             return f"feature {name!r} is a {kind.__name__}; use a number, string, bool or null"
     return None
 
@@ -91,11 +102,9 @@ def _check_optional(event: dict[str, Any], limits: EventLimits) -> str | None:
     version = event.get("version")
     if version is not None and type(version) not in (str, int):
         return "'version' must be a string"
-    event_id = event.get("id")
-    if event_id is not None and type(event_id) is not str:
+    if "id" in event and event["id"] is not None and type(event["id"]) is not str:
         return "'id' must be a string"
-    stage = event.get("stage")
-    if stage is not None and type(stage) is not str:
+    if "stage" in event and event["stage"] is not None and type(event["stage"]) is not str:
         return "'stage' must be a string"
     latency = event.get("latency_ms")
     if latency is not None and (type(latency) not in (int, float) or latency < 0):
@@ -106,10 +115,12 @@ def _check_optional(event: dict[str, Any], limits: EventLimits) -> str | None:
             return "'segment' must be an object of string -> string"
         if any(len(v) > limits.max_string_length for v in segment.values()):
             return f"a 'segment' value is longer than {limits.max_string_length} characters"
-    try:
-        event["ts"] = parse_timestamp(event.get("ts"))
-    except ValueError as exc:
-        return str(exc)
+    ts = event.get("ts")
+    if ts is not None and type(ts) is not float:
+        try:
+            event["ts"] = parse_timestamp(ts)
+        except ValueError as exc:
+            return str(exc)
     return None
 
 

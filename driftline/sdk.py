@@ -1,9 +1,10 @@
 """Producer SDK: ``Monitor`` batches events into JSON-array messages keyed by model.
 
 ``log_prediction`` and ``log_label`` only validate and append to an in-memory buffer; a
-background thread sends full batches at once and partial ones after ``linger_s``. When the
-buffer is full (broker down for long), new events are dropped and counted rather than blocking
-the caller's request path; delivery failures are counted and passed to ``on_error``.
+background thread connects (retrying while Kafka is unreachable), sends full batches at once and
+partial ones after ``linger_s``. When the buffer is full (broker down for long), new events are
+dropped and counted rather than blocking the caller's request path; delivery failures are
+counted and passed to ``on_error``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from driftline.events import EventLimits, check_label_event, check_prediction_ev
 
 log = logging.getLogger(__name__)
 
-ErrorHandler = Callable[[Exception, int], None]  # (error, number of events lost)
+ErrorHandler = Callable[[Exception, int], None]  # (error, events lost; 0: still buffered)
 
 
 def encode_batches(
@@ -73,17 +74,18 @@ class Monitor:
         self.on_error = on_error
         self.stats = DeliveryStats()
         self._limits = EventLimits()
-        config: dict[str, Any] = {
+        self._config: dict[str, Any] = {
             "bootstrap_servers": bootstrap.split(","),
             "linger_ms": 5,
             "acks": 1,
             "enable_idempotence": False,  # acks=1: a leader ack is enough here
             "max_block_ms": 2_000,
+            "bootstrap_timeout_ms": 5_000,
             "max_request_size": 4 * 1024 * 1024,
             "client_id": "driftline-sdk",
         }
-        config.update(producer_config or {})
-        self._producer = KafkaProducer(**config)
+        self._config.update(producer_config or {})
+        self._producer: KafkaProducer | None = None  # connected by the sender thread
         self._buffers: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._buffered = 0
         self._in_flight = 0
@@ -149,9 +151,10 @@ class Monitor:
                         f"{timeout}s; is the broker reachable?"
                     )
                 self._lock.wait(0.05 if remaining is None else min(0.05, remaining))
-        self._producer.flush(
-            timeout=None if deadline is None else max(0.0, deadline - time.monotonic())
-        )
+        if self._producer is not None:
+            self._producer.flush(
+                timeout=None if deadline is None else max(0.0, deadline - time.monotonic())
+            )
 
     def close(self, timeout: float | None = 30.0) -> None:
         try:
@@ -160,8 +163,9 @@ class Monitor:
             with self._lock:
                 self._closed = True
                 self._lock.notify_all()
-            self._sender.join(timeout=5)
-            self._producer.close(timeout=5)
+            self._sender.join(timeout=10)
+            if self._producer is not None:
+                self._producer.close(timeout=5)
 
     def __enter__(self) -> Monitor:
         return self
@@ -184,8 +188,26 @@ class Monitor:
             if len(buffer) >= self.max_batch:
                 self._lock.notify_all()
 
+    def _connect(self) -> KafkaProducer | None:
+        try:
+            self._producer = KafkaProducer(**self._config)
+        except Exception as exc:  # broker unreachable: keep buffering, try again
+            self._report(exc, 0)
+            return None
+        return self._producer
+
     def _run(self) -> None:
+        backoff = 0.5
         while True:
+            producer = self._producer or self._connect()
+            if producer is None:
+                with self._lock:
+                    if self._closed:  # never connected: what is left is lost
+                        self._fail_buffered(ConnectionError("no Kafka broker reachable"))
+                        return
+                    self._lock.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
             with self._lock:
                 full = any(len(b) >= self.max_batch for b in self._buffers.values())
                 if not full and not self._closed:
@@ -197,14 +219,21 @@ class Monitor:
                 self._in_flight += taken
                 closed = self._closed
             for (topic, _), events in batches.items():
-                self._send(topic, events)
+                self._send(producer, topic, events)
             if closed and not batches:
                 return
 
-    def _send(self, topic: str, events: list[dict[str, Any]]) -> None:
+    def _fail_buffered(self, error: Exception) -> None:
+        lost, self._buffers, self._buffered = self._buffered, {}, 0
+        if lost:
+            self.stats.failed += lost
+            self._lock.notify_all()
+            self._report(error, lost)
+
+    def _send(self, producer: KafkaProducer, topic: str, events: list[dict[str, Any]]) -> None:
         for key, value, count in encode_batches(events, self.max_batch):
             try:
-                future = self._producer.send(topic, key=key, value=value)
+                future = producer.send(topic, key=key, value=value)
             except Exception as exc:  # buffer full for max_block_ms, or not connected
                 self._done(count, exc)
                 continue
@@ -223,7 +252,10 @@ class Monitor:
             self._report(error, count)
 
     def _report(self, error: Exception, count: int) -> None:
-        log.warning("Driftline: %d events not delivered: %s", count, error)
+        if count:
+            log.warning("Driftline: %d events not delivered: %s", count, error)
+        else:
+            log.warning("Driftline: cannot reach Kafka yet (events stay buffered): %s", error)
         if self.on_error is not None:
             try:
                 self.on_error(error, count)

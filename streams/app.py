@@ -51,7 +51,7 @@ def create_app(
         stream_wait_empty=False,
         broker_check_crcs=False,
         consumer_max_fetch_size=8 * 1024 * 1024,
-        stream_buffer_maxsize=16_384,
+        stream_buffer_maxsize=settings.stream_buffer_messages,
     )
     predictions = app.topic(
         topics.PREDICTIONS, key_serializer="raw", value_serializer="raw", acks=False
@@ -72,7 +72,9 @@ def create_app(
     limits = EventLimits(
         settings.max_message_bytes, settings.max_features, settings.max_string_length
     )
-    worker = PredictionWorker(store, manager, limits, log_ids, send_deadletter)
+    worker = PredictionWorker(
+        store, manager, limits, log_ids, send_deadletter, settings.batch_max_events
+    )
 
     @app.agent(predictions, name="profile_predictions", concurrency=1)
     async def profile_predictions(stream: Any) -> None:

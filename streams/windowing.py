@@ -3,7 +3,7 @@
 Pure bookkeeping (no Faust, no I/O), driven by the agent:
 
 * ``add(messages, now)`` folds decoded messages into open windows. An event whose window has
-  already closed is *late*: it is counted (``traffic.late``) in the model's newest open window.
+  already closed is *late*: it is counted (``traffic.late``) in the model's oldest open window.
 * ``close_due(now)`` closes windows once the model's watermark (newest event time minus the
   allowed lateness) passes their end, or once the model has been idle for ``idle_close_s``.
 * ``committable()`` is, per partition, the lowest offset still needed by an open or unstored
@@ -89,7 +89,8 @@ class _Pending:
     events: list[dict[str, Any]] = field(default_factory=list)
     ts: list[float] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
-    tps: list[TP] = field(default_factory=list)
+    tp_codes: list[int] = field(default_factory=list)  # index into tps, per event
+    tps: dict[TP, int] = field(default_factory=dict)  # partition -> code
 
 
 class WindowManager:
@@ -131,31 +132,52 @@ class WindowManager:
                 skip = self._state(model).skip_below.get(msg.tp)
                 if skip is None or msg.offset >= skip:
                     invalid.append((model, msg.tp, msg.offset, n))
-            for event in msg.events:
-                model = event["model"]
-                state = self.models.get(model) or self._state(model)
-                skip = state.skip_below.get(msg.tp)
-                if skip is not None and msg.offset < skip:
-                    continue  # already in a stored window (replay after a restart)
-                group = pending.get(model)
-                if group is None:
-                    group = pending[model] = _Pending()
-                group.events.append(event)
-                ts = event.get("ts")
-                group.ts.append(msg.broker_ts if ts is None else ts)
-                group.offsets.append(msg.offset)
-                group.tps.append(msg.tp)
+            events = msg.events
+            if not events:
+                continue
+            first = events[0]["model"]
+            if all(e["model"] == first for e in events):  # the usual case: one model a message
+                self._pend(pending, first, msg, events)
+            else:
+                by_model: dict[str, list[dict[str, Any]]] = {}
+                for event in events:
+                    by_model.setdefault(event["model"], []).append(event)
+                for model, model_events in by_model.items():
+                    self._pend(pending, model, msg, model_events)
         for model, group in pending.items():
             self._add_model(model, group, now)
         # after the valid events, so that they land in the window those events opened
         for model, tp, offset, n in invalid:
             self._count_aside(model, tp, offset, now, invalid=n)
 
+    def _pend(
+        self,
+        pending: dict[str, _Pending],
+        model: str,
+        msg: Message,
+        events: list[dict[str, Any]],
+    ) -> None:
+        state = self.models.get(model) or self._state(model)
+        skip = state.skip_below.get(msg.tp)
+        if skip is not None and msg.offset < skip:
+            return  # already in a stored window (replay after a restart)
+        group = pending.get(model)
+        if group is None:
+            group = pending[model] = _Pending()
+        broker_ts = msg.broker_ts
+        group.events.extend(events)
+        group.ts.extend([broker_ts if (t := e.get("ts")) is None else t for e in events])
+        group.offsets.extend([msg.offset] * len(events))
+        code = group.tps.setdefault(msg.tp, len(group.tps))
+        group.tp_codes.extend([code] * len(events))
+
     def _add_model(self, model: str, group: _Pending, now: float) -> None:
         state = self.models[model]
         w = self.config.window_seconds
         ts = np.asarray(group.ts, dtype=np.float64)
         offsets = np.asarray(group.offsets, dtype=np.int64)
+        codes = np.asarray(group.tp_codes, dtype=np.int64)
+        tps = list(group.tps)  # in code order
         starts = (np.floor(ts / w) * w).astype(np.int64)
         watermark = state.max_ts - self.config.allowed_lateness_s
         late = starts + w <= watermark
@@ -163,29 +185,42 @@ class WindowManager:
             late |= starts <= state.closed_through
         on_time = np.flatnonzero(~late)
         if on_time.size:
-            batch = build_batch([group.events[i] for i in on_time], ts[on_time], state.schema)
+            events = group.events if on_time.size == ts.size else [group.events[i] for i in on_time]
+            batch = build_batch(events, ts[on_time], state.schema)
             window_of = starts[on_time]
-            for start in np.unique(window_of):
-                rows = np.flatnonzero(window_of == start)
+            windows = np.unique(window_of)
+            for start in windows:
                 window = self._window(state, int(start))
-                window.profile.add(batch.take(rows))
-                for i in on_time[rows]:
-                    window.hold(group.tps[i], int(offsets[i]))
+                if windows.size == 1:  # the usual case: the whole batch is in one window
+                    window.profile.add(batch)
+                    held = on_time
+                else:
+                    rows = np.flatnonzero(window_of == start)
+                    window.profile.add(batch.take(rows))
+                    held = on_time[rows]
+                for code, tp in enumerate(tps):
+                    mine = offsets[held] if len(tps) == 1 else offsets[held][codes[held] == code]
+                    if mine.size:
+                        window.hold(tp, int(mine.min()))
             state.max_ts = max(state.max_ts, float(ts[on_time].max()))
-        for i in np.flatnonzero(late):
-            self._count_aside(model, group.tps[i], int(offsets[i]), now, late=1)
-        for tp, offset in zip(group.tps, group.offsets, strict=True):
-            if offset > state.max_offset.get(tp, -1):
-                state.max_offset[tp] = offset
+        if late.any():  # counted in bulk per partition, holding the lowest offset
+            for code, tp in enumerate(tps):
+                mine = offsets[late & (codes == code)]
+                if mine.size:
+                    self._count_aside(model, tp, int(mine.min()), now, late=int(mine.size))
+        for code, tp in enumerate(tps):
+            newest = int(offsets[codes == code].max())
+            if newest > state.max_offset.get(tp, -1):
+                state.max_offset[tp] = newest
         state.last_event_wall = now
 
     def _count_aside(
         self, model: str, tp: TP, offset: int, now: float, *, late: int = 0, invalid: int = 0
     ) -> None:
-        """Count a late or invalid event in the model's newest open window."""
+        """Count a late or invalid event in the model's oldest open window (stored soonest)."""
         state = self._state(model)
         if state.windows:
-            window = state.windows[max(state.windows)]
+            window = state.windows[min(state.windows)]
         else:
             w = self.config.window_seconds
             start = int(now // w) * w

@@ -37,19 +37,31 @@ class DeadLetter:
 
 
 def decode_batch(
-    raw: Iterable[tuple[TP, int, float, bytes | None]], limits: EventLimits
-) -> tuple[list[Message], list[DeadLetter]]:
-    """Decode (partition, offset, broker time, value) tuples into messages and dead letters."""
+    raw: Sequence[tuple[TP, int, float, bytes | None]],
+    limits: EventLimits,
+    start: int = 0,
+    max_events: int | None = None,
+) -> tuple[list[Message], list[DeadLetter], int]:
+    """Decode (partition, offset, broker time, value) tuples from ``start`` on.
+
+    Stops once ``max_events`` events are decoded; returns the messages, the dead letters and
+    the index to continue from.
+    """
     messages: list[Message] = []
     dead: list[DeadLetter] = []
-    for tp, offset, broker_ts, value in raw:
+    events = 0
+    index = start
+    while index < len(raw) and (max_events is None or events < max_events):
+        tp, offset, broker_ts, value = raw[index]
+        index += 1
         decoded = decode_message(value, limits)
         invalid: dict[str, int] = {}
         if decoded.rejected:
             dead.extend(DeadLetter(r, tp, offset) for r in decoded.rejected)
             invalid = dict(Counter(r.model for r in decoded.rejected if r.model))
         messages.append(Message(tp, offset, broker_ts, decoded.events, invalid))
-    return messages, dead
+        events += len(decoded.events)
+    return messages, dead, index
 
 
 def window_points(window: ClosedWindow) -> list[MetricPoint]:
@@ -70,6 +82,16 @@ def window_points(window: ClosedWindow) -> list[MetricPoint]:
     ]
 
 
+@dataclass
+class WorkerStats:
+    messages: int = 0
+    events: int = 0
+    dead_letters: int = 0
+    windows_stored: int = 0
+    store_errors: int = 0
+    first_message_at: float | None = None  # wall clock, for throughput figures
+
+
 class PredictionWorker:
     def __init__(
         self,
@@ -78,16 +100,17 @@ class PredictionWorker:
         limits: EventLimits,
         log_ids: dict[str, str],
         send_deadletter: SendDeadLetter,
+        max_events: int = 20_000,
     ) -> None:
         self.store = store
         self.manager = manager
         self.limits = limits
         self.log_ids = log_ids  # topic name -> log identity (topic id)
         self._send_deadletter = send_deadletter
+        self.max_events = max_events
         self._store_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="driftline-store")
-        self.windows_stored = 0
-        self.store_errors = 0
+        self.stats = WorkerStats()
         # called after each window is stored (the CLI prints them; alarms hook in here)
         self.on_stored: list[Callable[[ClosedWindow], None]] = []
 
@@ -95,14 +118,27 @@ class PredictionWorker:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def process(self, raw: Sequence[tuple[TP, int, float, bytes | None]]) -> None:
-        """One micro-batch of messages, in partition order."""
-        messages, dead = decode_batch(raw, self.limits)
-        self.manager.add(messages, time.time())
-        for letter in dead:
-            await self._send_deadletter(
-                letter.rejected.model.encode() if letter.rejected.model else None,
-                letter.record(),
-            )
+        """One micro-batch of messages, in partition order.
+
+        Decoded in chunks of about ``max_events`` events, each folded into the windows before
+        the next is decoded, so memory stays bounded whatever the size of the messages.
+        """
+        stats = self.stats
+        if stats.first_message_at is None:
+            stats.first_message_at = time.time()
+        start = 0
+        while start < len(raw):
+            messages, dead, start = decode_batch(raw, self.limits, start, self.max_events)
+            stats.messages += len(messages)
+            stats.events += sum(len(m.events) for m in messages)
+            stats.dead_letters += len(dead)
+            self.manager.add(messages, time.time())
+            del messages
+            for letter in dead:
+                await self._send_deadletter(
+                    letter.rejected.model.encode() if letter.rejected.model else None,
+                    letter.record(),
+                )
         if self.manager.close_due(time.time()):
             await self.store_closed()
 
@@ -115,28 +151,30 @@ class PredictionWorker:
             await commit(offsets)
 
     async def store_closed(self) -> None:
-        """Store closed windows oldest first; on failure keep them (and their offsets) held."""
+        """Store every closed window in one write; on failure keep them (and offsets) held."""
         async with self._store_lock:
-            for window in self.manager.unstored:
-                marks = [
-                    OffsetMark(window.model, self.log_ids[t], p, offset, window.profile.start)
-                    for (t, p), offset in window.marks.items()
-                    if t in self.log_ids
-                ]
-                try:
-                    await self._in_store_thread(
-                        self.store.write_window, window_points(window), marks
-                    )
-                except Exception:
-                    self.store_errors += 1
-                    log.exception(
-                        "could not store window %s of %s; will retry, offsets stay uncommitted",
-                        window.profile.start,
-                        window.model,
-                    )
-                    return
-                self.manager.mark_stored([window])
-                self.windows_stored += 1
+            windows = self.manager.unstored
+            if not windows:
+                return
+            points = (p for window in windows for p in window_points(window))
+            marks = [
+                OffsetMark(window.model, self.log_ids[t], p, offset, window.profile.start)
+                for window in windows
+                for (t, p), offset in window.marks.items()
+                if t in self.log_ids
+            ]
+            try:
+                await self._in_store_thread(self.store.write_window, points, marks)
+            except Exception:
+                self.stats.store_errors += 1
+                log.exception(
+                    "could not store %d closed windows; will retry, offsets stay uncommitted",
+                    len(windows),
+                )
+                return
+            self.manager.mark_stored(windows)
+            self.stats.windows_stored += len(windows)
+            for window in windows:
                 for hook in self.on_stored:
                     try:
                         hook(window)

@@ -5,22 +5,23 @@ Nothing here stands in for Kafka or ClickHouse: the code under test talks to the
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from clickhouse_driver import Client
 
-from driftline.broker import EmbeddedBroker, free_port, wait_for_port
+from driftline.broker import EmbeddedBroker, ensure_topics
 from driftline.store import Store
 from driftline.store.embedded import EmbeddedBackend
+from driftline.store.local_server import LocalClickHouseServer
 from driftline.store.server import ServerBackend
-
-CLICKHOUSE_CONFIG = Path("/etc/clickhouse-server/config.xml")
+from driftline.topics import topic_partitions
 
 
 @pytest.fixture
@@ -33,47 +34,14 @@ def broker() -> Iterator[EmbeddedBroker]:
 @pytest.fixture(scope="session")
 def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's clickhouse-server (18.16) on a loopback port; yields host:port."""
-    binary = shutil.which("clickhouse-server")
-    if binary is None or not CLICKHOUSE_CONFIG.exists():
-        pytest.fail(
-            "clickhouse-server is not installed: `make test` installs it "
-            "(apt-get install clickhouse-server)"
-        )
-    root = tmp_path_factory.mktemp("clickhouse")
-    port = free_port()
-    overrides = {
-        "path": f"{root}/data/",
-        "tmp_path": f"{root}/tmp/",
-        "user_files_path": f"{root}/user_files/",
-        "format_schema_path": f"{root}/format_schemas/",
-        "tcp_port": str(port),
-        "http_port": str(free_port()),
-        "interserver_http_port": str(free_port()),
-        "listen_host": "127.0.0.1",
-        "logger.log": f"{root}/server.log",
-        "logger.errorlog": f"{root}/server.err.log",
-        "logger.level": "warning",
-    }
-    args = [binary, f"--config-file={CLICKHOUSE_CONFIG}", "--"]
-    args += [f"--{key}={value}" for key, value in overrides.items()]
-    process = subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root
-    )
     try:
-        wait_for_port("127.0.0.1", port, timeout=30)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                Client("127.0.0.1", port=port).execute("SELECT 1")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
+        server = LocalClickHouseServer(tmp_path_factory.mktemp("clickhouse")).start()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.address
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.stop()
 
 
 @pytest.fixture
@@ -103,3 +71,61 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield s
     finally:
         s.close()
+
+
+def wait_until(
+    condition: Callable[[], object], timeout: float = 60.0, what: str = "condition"
+) -> object:
+    """Poll until ``condition()`` is truthy; fail the test with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def worker_env(broker: EmbeddedBroker, clickhouse_url: str) -> dict[str, str]:
+    """Environment for a `driftline worker` on the test broker and ClickHouse server.
+
+    The topics are created first, as `driftline up` does: a producer connecting earlier would
+    have the broker auto-create them with its default partition count.
+    """
+    ensure_topics(broker.bootstrap, topic_partitions(predictions=1, labels=1))
+    return {
+        **os.environ,
+        "DRIFTLINE_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "DRIFTLINE_STORE": "server",
+        "DRIFTLINE_CLICKHOUSE_URL": clickhouse_url,
+        "DRIFTLINE_CONSUMER_SESSION_TIMEOUT_S": "6",
+        "DRIFTLINE_WINDOW_SECONDS": "10",
+        "DRIFTLINE_ALLOWED_LATENESS_S": "2",
+        "DRIFTLINE_IDLE_CLOSE_S": "300",
+        "DRIFTLINE_PREDICTIONS_PARTITIONS": "1",
+    }
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subprocess.Popen[bytes]]]:
+    """Start `driftline worker` processes; all are killed at the end of the test."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"worker-{len(processes)}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "driftline.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

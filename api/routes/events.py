@@ -30,20 +30,20 @@ async def create_events(request: Request, ingest: IngestDep, settings: SettingsD
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > settings.max_request_bytes:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            413,
             f"body is {declared} bytes; the limit is {settings.max_request_bytes}",
         )
     body = await request.body()
     if len(body) > settings.max_request_bytes:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            413,
             f"body is {len(body)} bytes; the limit is {settings.max_request_bytes}",
         )
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"body is not valid JSON: {exc}"
+            422, f"body is not valid JSON: {exc}"
         ) from None
     try:
         result = await run_in_threadpool(ingest.submit, payload)
@@ -57,5 +57,5 @@ async def create_events(request: Request, ingest: IngestDep, settings: SettingsD
         rejected=[RejectedPublic(index=r.index, reason=r.reason) for r in result.rejected],
     )
     if result.accepted == 0 and result.rejected:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, body_out.model_dump())
+        raise HTTPException(422, body_out.model_dump())
     return body_out

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from driftline.settings import Settings
 from driftline.store import schema
+
+INSERT_BLOCK_ROWS = 20_000
 
 
 class Backend(Protocol):
@@ -64,34 +68,34 @@ class Store:
         self.backend.close()
 
     # -- writes ---------------------------------------------------------------------------
-    def write_window(self, points: Sequence[MetricPoint], marks: Sequence[OffsetMark]) -> None:
-        """Store a closed window's metrics, then the offsets they cover.
+    def write_window(self, points: Iterable[MetricPoint], marks: Sequence[OffsetMark]) -> None:
+        """Store closed windows' metrics, then the offsets they cover.
 
-        The metrics go first: a crash between the two inserts replays the window, which
-        rewrites the same rows (idempotent) and then records the offsets.
+        The metrics go first, in blocks of ``INSERT_BLOCK_ROWS`` (memory stays flat when many
+        windows close at once): a crash before the offsets are written replays the windows,
+        which rewrites the same rows (idempotent). Values that are not finite carry no
+        information and are not stored.
         """
         written_at = time.time_ns()
-        if points:
-            self.backend.insert(
-                "metrics",
-                schema.METRIC_COLUMNS,
-                [
-                    (
-                        p.model,
-                        p.stage,
-                        p.segment,
-                        p.window_start,
-                        p.window_seconds,
-                        p.metric,
-                        p.feature,
-                        p.category,
-                        p.value,
-                        p.version,
-                        written_at,
-                    )
-                    for p in points
-                ],
+        rows = (
+            (
+                p.model,
+                p.stage,
+                p.segment,
+                p.window_start,
+                p.window_seconds,
+                p.metric,
+                p.feature,
+                p.category,
+                p.value,
+                p.version,
+                written_at,
             )
+            for p in points
+            if math.isfinite(p.value)
+        )
+        while block := list(itertools.islice(rows, INSERT_BLOCK_ROWS)):
+            self.backend.insert("metrics", schema.METRIC_COLUMNS, block)
         if marks:
             self.backend.insert(
                 "worker_offsets",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from detectors.profile import OTHER, MetricRow, ProfileConfig, WindowProfile
 from detectors.sampling import BottomKSample
 
 
-def make_events(n: int, rng: np.random.Generator) -> list[dict[str, object]]:
+def make_events(n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
     return [
         {
             "model": "m",
@@ -30,7 +31,7 @@ def metric_map(rows: list[MetricRow]) -> dict[tuple[str, str, str], float]:
     return {(r.metric, r.feature, r.category): r.value for r in rows}
 
 
-def profile_of(events: list[dict[str, object]], **config: int) -> WindowProfile:
+def profile_of(events: list[dict[str, Any]], **config: int) -> WindowProfile:
     schema = ModelSchema(features={})
     batch = build_batch(events, np.zeros(len(events)), schema)
     profile = WindowProfile(0, 60, ProfileConfig(**config))
@@ -42,7 +43,7 @@ def test_window_metrics_match_numpy() -> None:
     rng = np.random.default_rng(1)
     events = make_events(1000, rng)
     m = metric_map(profile_of(events).metrics({}))
-    xs = np.array([e["features"]["x"] for e in events])  # type: ignore[index]
+    xs = np.array([e["features"]["x"] for e in events])
     assert m[("traffic.count", "", "")] == 1000
     assert m[("input.mean", "x", "")] == pytest.approx(xs.mean())
     assert m[("input.std", "x", "")] == pytest.approx(xs.std(ddof=1))
@@ -71,7 +72,11 @@ def test_batches_merge_to_the_same_moments_as_one_pass() -> None:
 
 def test_new_categories_capped_categories_and_type_mismatches() -> None:
     events = [
-        {"model": "m", "features": {"c": f"v{i % 5}", "n": 1.0 if i < 9 else "oops"}, "prediction": "a"}
+        {
+            "model": "m",
+            "features": {"c": f"v{i % 5}", "n": 1.0 if i < 9 else "oops"},
+            "prediction": "a",
+        }
         for i in range(10)
     ]
     profile = profile_of(events, max_categories=3)
@@ -85,7 +90,7 @@ def test_new_categories_capped_categories_and_type_mismatches() -> None:
 
 
 def test_probability_outputs_and_null_outputs() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"model": "m", "features": {}, "prediction": p}
         for p in ([0.9, 0.1], [0.2, 0.8], [0.3, 0.7], None)
     ]
@@ -96,7 +101,9 @@ def test_probability_outputs_and_null_outputs() -> None:
 
 
 def test_edge_cases_all_missing_feature_and_only_null_predictions() -> None:
-    events = [{"model": "m", "features": {"x": None}, "prediction": None} for _ in range(5)]
+    events: list[dict[str, Any]] = [
+        {"model": "m", "features": {"x": None}, "prediction": None} for _ in range(5)
+    ]
     m = metric_map(profile_of(events).metrics({}))
     assert m[("input.missing_rate", "x", "")] == 1.0
     assert ("input.mean", "x", "") not in m

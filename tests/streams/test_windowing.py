@@ -77,9 +77,9 @@ def test_restored_marks_skip_replayed_events_of_stored_windows() -> None:
     assert m.models["b"].windows[BASE + 10].profile.late == 1
 
 
-def test_invalid_events_are_counted_in_the_newest_window() -> None:
+def test_invalid_events_are_counted_in_the_oldest_open_window() -> None:
     m = manager()
-    m.add([msg(0, ev("a", BASE + 1)), msg(1, invalid={"a": 2})], now=0)
+    m.add([msg(0, ev("a", BASE + 1), ev("a", BASE + 11)), msg(1, invalid={"a": 2})], now=0)
     assert m.models["a"].windows[BASE].profile.invalid == 2
 
 

@@ -1,0 +1,288 @@
+"""`make bench`: the pipeline's throughput against a raw consumer, measured in one run.
+
+Cases, each on a fresh embedded broker (Tansu) with the embedded store (chDB):
+  arrays  - Kafka messages are JSON arrays of 500 events (what the SDK sends)
+  single  - one event per Kafka message (what an arbitrary Kafka client may send)
+  wide    - arrays, 100 models x 50 features: peak worker memory
+For each: baseline = raw aiokafka consume + orjson decode of the same messages; pipeline =
+`driftline worker` code path (Faust agent -> window profiles -> metrics stored in ClickHouse),
+timed from its first message to the last window stored, in a separate process whose peak RSS
+is reported. Figures are events/s and the ratio to the baseline of the same run (this machine
+is noisy: compare ratios, not absolute numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from driftline import topics
+from driftline.broker import EmbeddedBroker, ensure_topics
+from driftline.store.local_server import LocalClickHouseServer
+
+WINDOW_S = 10
+BASE_TS = 1_700_000_000
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    events: int
+    per_message: int
+    models: int
+    features: int
+
+
+def make_events(case: Case, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
+    """Events per model: 4 of every 5 features numeric (some null), the rest short strings."""
+    rng = np.random.default_rng(seed)
+    per_model = case.events // case.models
+    n_cat = max(1, case.features // 5)
+    n_num = case.features - n_cat
+    events: dict[str, list[dict[str, Any]]] = {}
+    for m in range(case.models):
+        model = f"model-{m}"
+        numeric = rng.normal(0, 1, (per_model, n_num)).round(4)
+        nulls = rng.random((per_model, n_num)) < 0.05
+        cats = rng.integers(0, 8, (per_model, n_cat))
+        # spread over 10 windows, then one event that closes them all
+        ts = BASE_TS + np.sort(rng.random(per_model)) * WINDOW_S * 10
+        rows = []
+        for i in range(per_model):
+            features: dict[str, Any] = {
+                f"n{j}": None if nulls[i, j] else float(numeric[i, j]) for j in range(n_num)
+            }
+            features.update({f"c{j}": f"cat-{cats[i, j]}" for j in range(n_cat)})
+            rows.append(
+                {
+                    "model": model,
+                    "features": features,
+                    "prediction": float(numeric[i, 0] > 0),
+                    "latency_ms": 5.0,
+                    "ts": float(ts[i]),
+                }
+            )
+        closer = {**rows[-1], "ts": float(BASE_TS + WINDOW_S * 12)}
+        events[model] = [*rows, closer]
+    return events
+
+
+def messages(case: Case, events: dict[str, list[dict[str, Any]]]) -> list[tuple[bytes, bytes]]:
+    out: list[tuple[bytes, bytes]] = []
+    for model, rows in events.items():
+        key = model.encode()
+        body, closer = rows[:-1], rows[-1]
+        if case.per_message == 1:
+            out.extend((key, orjson.dumps(r)) for r in body)
+        else:
+            for i in range(0, len(body), case.per_message):
+                out.append((key, orjson.dumps(body[i : i + case.per_message])))
+        out.append((key, orjson.dumps(closer)))
+    return out
+
+
+async def produce(bootstrap: str, msgs: list[tuple[bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, max_request_size=8 << 20
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(topics.PREDICTIONS, value=v, key=k) for k, v in msgs]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def baseline(bootstrap: str, expected_messages: int) -> tuple[float, int]:
+    """Raw aiokafka consume + orjson decode of every message: events per second."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topics.PREDICTIONS,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    await consumer.start()
+    seen = events = 0
+    started = None
+    try:
+        while seen < expected_messages:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batch.values():
+                if started is None:
+                    started = time.perf_counter()
+                for record in records:
+                    payload = orjson.loads(record.value)
+                    events += len(payload) if isinstance(payload, list) else 1
+                seen += sum(len(r) for r in batch.values())
+    finally:
+        await consumer.stop()
+    assert started is not None
+    return events / (time.perf_counter() - started), events
+
+
+def run_worker_process(
+    bootstrap: str, expected_events: int, data_dir: str, store: str
+) -> dict[str, Any]:
+    """The pipeline in its own process (so its RSS is its own); returns its figures.
+
+    ``store``: "embedded" (chDB in the worker process) or a ClickHouse server URL.
+    """
+    args = ["--worker", bootstrap, str(expected_events), data_dir, store]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.pipeline", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"worker failed:\n{result.stdout}\n{result.stderr}")
+    figures: dict[str, Any] = json.loads(lines[-1])
+    return figures
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that over
+    from the parent across fork and exec, and the parent holds the generated events."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker_main(bootstrap: str, expected_events: int, data_dir: str, store_url: str) -> None:
+    from driftline.services import prepare_topics, run_worker
+    from driftline.settings import Settings
+    from driftline.store import open_store
+
+    settings = Settings(
+        kafka_bootstrap=bootstrap,
+        data_dir=Path(data_dir),
+        consumer_session_timeout_s=6.0,
+        window_seconds=WINDOW_S,
+        allowed_lateness_s=1.0,
+        idle_close_s=600.0,
+        store="embedded" if store_url == "embedded" else "server",
+        clickhouse_url=store_url if store_url != "embedded" else Settings().clickhouse_url,
+    )
+    store = open_store(settings)
+    stored = {"events": 0, "done_at": 0.0}
+    state: dict[str, Any] = {}
+
+    def on_ready(worker: Any) -> None:
+        state["worker"] = worker
+
+        def count(window: Any) -> None:
+            stored["events"] += window.profile.count
+            if stored["events"] >= expected_events and not stored["done_at"]:
+                stored["done_at"] = time.time()
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        worker.on_stored.append(count)
+
+    run_worker(settings, store, prepare_topics(settings), on_ready=on_ready, loglevel="error")
+    store.close()
+    worker = state["worker"]
+    elapsed = stored["done_at"] - worker.stats.first_message_at
+    print(
+        json.dumps(
+            {
+                "events_per_s": stored["events"] / elapsed,
+                "events": stored["events"],
+                "seconds": elapsed,
+                "peak_rss_mb": peak_rss_mb(),
+                "windows": worker.stats.windows_stored,
+            }
+        )
+    )
+
+
+def run_case(case: Case, store: str = "embedded") -> dict[str, Any]:
+    events = make_events(case)
+    msgs = messages(case, events)
+    closers = case.models
+    expected_events = sum(len(rows) for rows in events.values()) - closers
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        ensure_topics(broker.bootstrap, topics.topic_partitions(8, 8))
+        asyncio.run(produce(broker.bootstrap, msgs))
+        base_rate, _ = asyncio.run(baseline(broker.bootstrap, len(msgs)))
+        figures = run_worker_process(broker.bootstrap, expected_events, tmp, store)
+    return {
+        "case": case.name,
+        "store": "chDB in-process" if store == "embedded" else "ClickHouse server",
+        "messages": len(msgs),
+        "events": figures["events"],
+        "baseline_events_per_s": base_rate,
+        "pipeline_events_per_s": figures["events_per_s"],
+        "ratio": figures["events_per_s"] / base_rate,
+        "peak_rss_mb": figures["peak_rss_mb"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", nargs=4, metavar=("BOOTSTRAP", "EVENTS", "DATA_DIR", "STORE"))
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply event counts")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if args.worker:
+        worker_main(args.worker[0], int(args.worker[1]), args.worker[2], args.worker[3])
+        return
+    s = args.scale
+    wide = Case("arrays of 500, 100 models x 50 features", int(400_000 * s), 500, 100, 50)
+    runs = [
+        (Case("arrays of 500, 10 models x 20 features", int(1_000_000 * s), 500, 10, 20), ""),
+        (Case("one event per message, 10 x 20", int(150_000 * s), 1, 10, 20), ""),
+        (wide, ""),
+        (wide, "server"),
+    ]
+    results = []
+    print(
+        f"{'case':42} {'store':18} {'baseline ev/s':>14} {'pipeline ev/s':>14} {'ratio':>6} "
+        f"{'peak RSS':>9}"
+    )
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        for case, store in runs:
+            url = "embedded"
+            if store == "server":
+                try:
+                    server = LocalClickHouseServer(Path(tmp) / "clickhouse").start()
+                except FileNotFoundError as exc:
+                    print(f"(skipping the ClickHouse-server run: {exc})")
+                    continue
+                stack.callback(server.stop)
+                url = server.url()
+            r = run_case(case, url)
+            results.append(r)
+            print(
+                f"{r['case']:42} {r['store']:18} {r['baseline_events_per_s']:14,.0f} "
+                f"{r['pipeline_events_per_s']:14,.0f} {r['ratio']:6.2f} "
+                f"{r['peak_rss_mb']:7.0f}MB",
+                flush=True,
+            )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The HTTP API over a real store (both backends) and a real broker for ingest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from kafka import KafkaConsumer, TopicPartition
+from pydantic import SecretStr
+
+from api.main import create_app
+from driftline import topics
+from driftline.broker import EmbeddedBroker, ensure_topics
+from driftline.settings import Settings
+from driftline.store import MetricPoint, Store
+from driftline.topics import topic_partitions
+
+W = 1_700_000_000
+
+
+@pytest.fixture
+def client(store: Store, broker: EmbeddedBroker) -> Iterator[TestClient]:
+    ensure_topics(broker.bootstrap, topic_partitions(predictions=1, labels=1))
+    settings = Settings(kafka_bootstrap=broker.bootstrap, max_request_bytes=4096)
+    for i in range(3):
+        store.write_window(
+            [
+                MetricPoint("fraud", W + 60 * i, 60, "traffic.count", 100.0 + i, version="2"),
+                MetricPoint("fraud", W + 60 * i, 60, "input.mean", 1.0 * i, feature="amount"),
+                MetricPoint("fraud", W + 60 * i, 60, "input.category_freq", 1.0, "country", "FR"),
+            ],
+            [],
+        )
+    app = create_app(settings, store)
+    with TestClient(app) as c:
+        yield c
+    app.state.ingest.close()
+
+
+def read_topic(bootstrap: str, topic: str) -> list[bytes]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=1000)
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.seek_to_beginning()
+    values = [m.value for m in consumer]
+    consumer.close()
+    return values
+
+
+def test_health_and_models(client: TestClient) -> None:
+    assert client.get("/health").json()["status"] == "ok"
+    assert client.get("/v1/models").json() == [
+        {
+            "model": "fraud",
+            "first_window": "2023-11-14T22:13:20Z",
+            "last_window": "2023-11-14T22:15:20Z",
+            "events": 303,
+            "windows": 3,
+        }
+    ]
+    model = client.get("/v1/models/fraud").json()
+    assert model["versions"] == ["2"]
+    assert model["features"] == [
+        {"name": "amount", "kind": "numeric"},
+        {"name": "country", "kind": "categorical"},
+    ]
+    missing = client.get("/v1/models/nobody")
+    assert missing.status_code == 404 and "no stored windows" in missing.json()["detail"]
+
+
+def test_metrics_as_time_series_with_filters(client: TestClient) -> None:
+    body = client.get(
+        "/v1/models/fraud/metrics",
+        params={"name": "traffic.count", "start": "2023-11-14T22:14:20Z", "end": W + 180},
+    ).json()
+    [series] = body["series"]
+    assert series["metric"] == "traffic.count" and series["window_seconds"] == 60
+    assert [(p["window_start"], p["value"]) for p in series["points"]] == [
+        ("2023-11-14T22:14:20Z", 101.0),
+        ("2023-11-14T22:15:20Z", 102.0),
+    ]
+    by_feature = client.get("/v1/models/fraud/metrics", params={"feature": "country"}).json()
+    assert {(s["metric"], s["category"]) for s in by_feature["series"]} == {
+        ("input.category_freq", "FR")
+    }
+    bad = client.get("/v1/models/fraud/metrics", params={"start": "last tuesday"})
+    assert bad.status_code == 422 and "RFC 3339" in bad.json()["detail"]
+
+
+def test_http_ingest_puts_valid_events_on_kafka_and_reports_bad_ones(
+    client: TestClient, broker: EmbeddedBroker
+) -> None:
+    good = {"model": "fraud", "features": {"amount": 3.0}, "prediction": 0.2}
+    reply = client.post("/v1/events", content=orjson.dumps([good, {"model": "fraud"}, good]))
+    assert reply.status_code == 202
+    assert reply.json() == {
+        "accepted": 2,
+        "rejected": [
+            {
+                "index": 1,
+                "reason": "'features' is required (an object; use {} when the model has no inputs)",
+            }
+        ],
+    }
+    [message] = read_topic(broker.bootstrap, topics.PREDICTIONS)
+    assert [e["features"] for e in orjson.loads(message)] == [good["features"]] * 2
+    [letter] = read_topic(broker.bootstrap, topics.DEADLETTER)
+    assert orjson.loads(letter)["index"] == 1
+
+
+def test_http_ingest_errors_are_clear(client: TestClient) -> None:
+    not_json = client.post("/v1/events", content=b"{")
+    assert not_json.status_code == 422 and "not valid JSON" in not_json.json()["detail"]
+    none_valid = client.post("/v1/events", json={"model": "m"})
+    assert none_valid.status_code == 422
+    assert none_valid.json()["detail"]["accepted"] == 0
+    too_big = client.post("/v1/events", content=b" " * 5000)
+    assert too_big.status_code == 413 and "limit is 4096" in too_big.json()["detail"]
+
+
+def test_mutating_endpoints_need_the_api_key_when_one_is_set(client: TestClient) -> None:
+    client.app.state.settings = client.app.state.settings.model_copy(  # type: ignore[attr-defined]
+        update={"api_key": SecretStr("s3cret")}
+    )
+    event = {"model": "m", "features": {}, "prediction": 1}
+    assert client.post("/v1/events", json=event).status_code == 401
+    wrong = client.post("/v1/events", json=event, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    ok = client.post("/v1/events", json=event, headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 202
+    assert client.get("/v1/models").status_code == 200  # reads stay open

@@ -1,0 +1,131 @@
+"""The command line as a user runs it: real processes, embedded broker and chDB, HTTP API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from conftest import wait_until
+from kafka import KafkaProducer
+
+from driftline import topics
+from driftline.broker import free_port
+
+
+def get(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return json.loads(reply.read())
+    except OSError:
+        return None
+
+
+def series(api: str, model: str, name: str) -> list[dict[str, Any]]:
+    body = get(f"{api}/v1/models/{model}/metrics?name={name}")
+    return body["series"] if body else []
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "driftline.cli", *args],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_demo_shows_window_metrics_through_the_api(tmp_path: Path) -> None:
+    api_port, kafka_port = free_port(), free_port()
+    log = tmp_path / "demo.log"
+    demo = start(
+        [
+            "demo",
+            "--duration", "30",
+            "--window-seconds", "3",
+            "--drift-after", "12",
+            "--api-port", str(api_port),
+            "--kafka-port", str(kafka_port),
+            "--data-dir", str(tmp_path / "data"),
+        ],
+        log,
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        wait_until(lambda: len(series(api, "fraud", "traffic.count")[0]["points"]) >= 2
+                   if series(api, "fraud", "traffic.count") else False,
+                   timeout=60, what="two demo windows in the API")  # fmt: skip
+        model = get(f"{api}/v1/models/fraud")
+        assert {f["name"] for f in model["features"]} >= {"amount", "age", "country"}
+        assert "input.missing_rate" in model["metrics"]
+        assert demo.wait(timeout=60) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    out = log.read_text()
+    assert f"API        http://127.0.0.1:{api_port}" in out
+    assert f"bootstrap 127.0.0.1:{kafka_port}" in out
+    assert "stored window" in out and "injecting drift" in out
+    assert "driftline: stopped" in out
+
+
+def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -> None:
+    api_port, kafka_port = free_port(), free_port()
+    up = start(
+        ["up", "--duration", "45", "--window-seconds", "5", "--api-port", str(api_port),
+         "--kafka-port", str(kafka_port), "--data-dir", str(tmp_path / "data")],
+        tmp_path / "up.log",
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{api_port}"
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    try:
+        wait_until(lambda: get(f"{api}/health"), timeout=60, what="the API")
+        now = time.time()
+        raw = KafkaProducer(bootstrap_servers=bootstrap)  # a plain Kafka client, like kcat
+        for i in range(20):
+            event = {"model": "plain", "features": {"x": i}, "prediction": 1, "ts": now}
+            raw.send(topics.PREDICTIONS, key=b"plain", value=orjson.dumps(event))
+        raw.flush()
+        raw.close()
+
+        csv = tmp_path / "scored.csv"
+        csv.write_text("amount,country,prediction\n" + "".join(
+            f"{i}.5,{'FR' if i % 2 else 'DE'},0.{i % 10}\n" for i in range(50)))  # fmt: skip
+        jsonl = tmp_path / "scored.jsonl"
+        jsonl.write_text("".join(
+            json.dumps({"features": {"amount": i}, "prediction": 0.5, "ts": now}) + "\n"
+            for i in range(10)))  # fmt: skip
+        for path in (csv, jsonl):
+            replay = subprocess.run(
+                [sys.executable, "-m", "driftline.cli", "replay", str(path),
+                 "--model", "replayed", "--bootstrap", bootstrap],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert replay.returncode == 0, replay.stderr
+            assert "driftline: sent" in replay.stdout
+
+        def total(model: str) -> float:
+            found = series(api, model, "traffic.count")
+            return sum(p["value"] for s in found for p in s["points"]) if found else 0
+
+        wait_until(lambda: total("plain") == 20 and total("replayed") == 60, timeout=60,
+                   what="events from a Kafka client and from replay in the API")  # fmt: skip
+        freq = get(f"{api}/v1/models/replayed/metrics?name=input.category_freq")
+        assert {s["category"] for s in freq["series"]} == {"FR", "DE"}
+    finally:
+        up.terminate()  # SIGTERM: the same clean stop as Ctrl-C
+        assert up.wait(timeout=60) == 0
+    assert "driftline: stopped" in (tmp_path / "up.log").read_text()
+
+
+@pytest.mark.parametrize("command", ["demo", "up", "worker", "api", "replay"])
+def test_every_subcommand_has_help(command: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", command, "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "usage: driftline" in result.stdout

@@ -1,0 +1,76 @@
+"""The SDK against a real broker: arrays keyed by model, labels, and delivery errors."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer
+
+from driftline import Monitor, topics
+from driftline.broker import EmbeddedBroker, ensure_topics, free_port
+from driftline.topics import topic_partitions
+
+
+def consume(
+    bootstrap: str, topic: str, expected_events: int
+) -> list[tuple[bytes, list[dict[str, Any]]]]:
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500
+    )
+    messages: list[tuple[bytes, list[dict[str, Any]]]] = []
+    deadline = time.monotonic() + 30
+    while sum(len(v) for _, v in messages) < expected_events and time.monotonic() < deadline:
+        messages.extend((m.key, orjson.loads(m.value)) for m in consumer)
+    consumer.close()
+    return messages
+
+
+def test_events_travel_as_arrays_keyed_by_model(broker: EmbeddedBroker) -> None:
+    ensure_topics(broker.bootstrap, topic_partitions(predictions=2, labels=1))
+    with Monitor(broker.bootstrap, max_batch=100) as monitor:
+        ids = [
+            monitor.log_prediction(
+                "fraud" if i % 2 else "churn", {"x": i}, prediction=0.1, segment={"c": "web"}
+            )
+            for i in range(250)
+        ]
+        monitor.log_label("fraud", ids[1], 1)
+    assert monitor.stats.sent == 251 and monitor.stats.failed == 0
+    messages = consume(broker.bootstrap, topics.PREDICTIONS, 250)
+    assert all(1 <= len(events) <= 100 for _, events in messages)
+    assert all({e["model"] for e in events} == {key.decode()} for key, events in messages)
+    received = [e for _, events in messages for e in events]
+    assert sorted(e["id"] for e in received) == sorted(ids)
+    assert all(isinstance(e["ts"], float) and e["segment"] == {"c": "web"} for e in received)
+    labels = consume(broker.bootstrap, topics.LABELS, 1)
+    assert labels[0][1][0]["id"] == ids[1]
+
+
+def test_invalid_arguments_raise_at_the_call() -> None:
+    monitor = Monitor(f"127.0.0.1:{free_port()}")
+    with pytest.raises(ValueError, match="feature 'x' is a dict"):
+        monitor.log_prediction("m", {"x": {"nested": 1}}, prediction=1)
+    with pytest.raises(ValueError, match="'label' is required"):
+        monitor.log_label("m", "id-1", None)
+    monitor.close(timeout=1)  # nothing was queued: returns at once
+
+
+def test_unreachable_broker_never_blocks_and_reports_losses() -> None:
+    errors: list[tuple[str, int]] = []
+    started = time.monotonic()
+    monitor = Monitor(
+        f"127.0.0.1:{free_port()}",
+        max_buffered=3,
+        on_error=lambda exc, n: errors.append((type(exc).__name__, n)),
+    )
+    for i in range(5):
+        monitor.log_prediction("m", {"x": i}, prediction=1)
+    assert time.monotonic() - started < 0.5  # the caller's path never waits on Kafka
+    assert monitor.stats.dropped == 2
+    with pytest.raises(TimeoutError, match="not delivered"):
+        monitor.close(timeout=1)
+    assert monitor.stats.failed == 3
+    assert ("BufferError", 1) in errors and ("ConnectionError", 3) in errors
