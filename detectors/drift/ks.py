@@ -1,0 +1,59 @@
+"""Two-sample Kolmogorov-Smirnov test of a numeric feature against its reference sample.
+
+The statistic D is the largest gap between the two empirical CDFs; it is also the effect
+size. It works on any continuous shape and needs no bins, but it is most sensitive near the
+median and weak in the tails.
+
+Default ``min_effect`` 0.1: a mean shift of d standard deviations of a normal feature moves
+D by about 2 Phi(d/2) - 1, so D = 0.1 is a shift of about 0.25 sigma. A 0.5 sigma shift gives
+D = 0.2 (drift from a few hundred events on); a 0.02 sigma shift gives D = 0.008, which a
+window of 100,000 events can make significant but never large. Under no drift, D stays near
+1.36 sqrt(1/n + 1/m) at p = 0.05: 0.047 for a 1,000-event window against 5,000 reference
+values, so the effect floor rarely binds there, while for windows under ~200 events the
+p-value is what holds back noise.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> ref = NumericReference.from_values(rng.normal(size=20_000))
+>>> ks_test(ref, rng.normal(size=1_000)).is_drift()
+False
+>>> shifted = ks_test(ref, rng.normal(0.5, 1.0, size=1_000))
+>>> shifted.is_drift(), round(shifted.effect_size, 1)
+(True, 0.2)
+"""
+
+from __future__ import annotations
+
+from scipy import stats
+
+from detectors.drift.histograms import present_values
+from detectors.drift.result import DriftTestResult, DriftWhen, FloatArray, no_evidence
+from detectors.reference import NumericReference
+
+KS_MIN_EFFECT = 0.1
+# scipy's exact p-value costs O(n m); above this the asymptotic one agrees to ~1e-3 and is
+# ten times cheaper (10 ms vs 1 ms for 5,000 x 10,000).
+_EXACT_MAX_PAIRS = 1_000_000
+
+
+def ks_test(
+    reference: NumericReference, current: FloatArray, *, min_effect: float = KS_MIN_EFFECT
+) -> DriftTestResult:
+    """KS test of the window's values (NaN ignored) against ``reference.sample``."""
+    present = present_values(current)
+    n_ref, n_cur = int(reference.sample.size), int(present.size)
+    if n_ref == 0 or n_cur == 0:
+        return no_evidence("ks", min_effect, n_ref, n_cur, has_p_value=True)
+    method = "exact" if n_ref * n_cur <= _EXACT_MAX_PAIRS else "asymp"
+    result = stats.ks_2samp(reference.sample, present, method=method)
+    d = float(result.statistic)
+    return DriftTestResult(
+        test="ks",
+        statistic=d,
+        p_value=float(result.pvalue),
+        effect_size=d,
+        min_effect=min_effect,
+        n_reference=n_ref,
+        n_current=n_cur,
+        drift_when=DriftWhen.P_VALUE_AND_EFFECT,
+    )

@@ -1,0 +1,205 @@
+"""Reference profiles: what a feature looked like in training, computed once and stored as JSON.
+
+Drift tests compare every window with a reference, so the reference holds exactly what they
+need and nothing per-window: for a numeric feature a sorted uniform subsample (KS, Wasserstein),
+reference-quantile bin edges with the reference share of each bin (PSI, Jensen-Shannon), and
+the moments; for a categorical feature the count of each category. Both carry ``count`` and
+``missing`` for the missing-rate test. ``to_dict()`` gives plain JSON types and
+``from_dict()`` reads them back.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> ref = NumericReference.from_values(rng.normal(size=20_000), sample_size=1_000)
+>>> ref.count, ref.missing, ref.sample.size, ref.bins
+(20000, 0, 1000, 10)
+>>> [round(p, 2) for p in ref.proportions.tolist()][:3]
+[0.1, 0.1, 0.1]
+>>> NumericReference.from_values(np.full(50, 3.0)).bins  # a constant feature: one bin
+1
+>>> colour = CategoricalReference.from_values(["red", "red", "blue", None])
+>>> colour.categories, colour.counts, colour.missing
+(('blue', 'red'), (1, 2), 1)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def _frozen(values: Any) -> FloatArray:
+    array = np.array(values, dtype=np.float64)
+    array.flags.writeable = False  # the dataclass is frozen; so are the arrays it holds
+    return array
+
+
+def _assign_bins(edges: FloatArray, values: FloatArray) -> npt.NDArray[np.intp]:
+    # Bins are closed on the right, (e[i-1], e[i]], so a value tied with an edge (a point
+    # mass such as a zero-inflated feature's 0) falls in the bin below it, together with
+    # the reference values that made that quantile.
+    return np.searchsorted(edges, values, side="left")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
+class NumericReference:
+    """A numeric feature in the training data.
+
+    ``edges`` are the interior bin edges: the reference quantiles at 1/bins, 2/bins, ...
+    (each a reference value), unique and below the reference maximum, so every bin holds
+    some reference mass and the outer bins run to -inf and +inf. A constant feature has no
+    edge and one bin. ``proportions`` are the shares of all present reference values in each
+    bin; ``sample`` is a sorted uniform subsample of them. ``mean`` and ``std`` (ddof=1) are
+    None where undefined (no present value; fewer than two).
+    """
+
+    count: int
+    missing: int
+    mean: float | None
+    std: float | None
+    sample: FloatArray
+    edges: FloatArray
+    proportions: FloatArray
+
+    @property
+    def present(self) -> int:
+        return self.count - self.missing
+
+    @property
+    def bins(self) -> int:
+        return int(self.proportions.size)
+
+    def bin_counts(self, values: FloatArray) -> npt.NDArray[np.int64]:
+        """How many of ``values`` (no NaN) fall in each reference bin."""
+        if self.bins == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.bincount(_assign_bins(self.edges, values), minlength=self.bins)
+
+    @classmethod
+    def from_values(
+        cls, values: FloatArray, bins: int = 10, sample_size: int = 5000, seed: int = 0
+    ) -> NumericReference:
+        """Profile ``values`` (NaN = missing); the subsample is the same for the same seed."""
+        if bins < 1 or sample_size < 1:
+            raise ValueError(f"bins and sample_size must be >= 1, got {bins} and {sample_size}")
+        values = np.asarray(values, dtype=np.float64).ravel()
+        present = values[~np.isnan(values)]
+        count, n = int(values.size), int(present.size)
+        if n == 0:
+            empty = _frozen([])
+            return cls(count, count, None, None, empty, empty, empty)
+        if n > sample_size:
+            rng = np.random.default_rng(seed)
+            sample = np.sort(present[rng.choice(n, size=sample_size, replace=False)])
+        else:
+            sample = np.sort(present)
+        probs = np.arange(1, bins) / bins
+        edges = np.unique(np.quantile(present, probs, method="inverted_cdf"))
+        edges = edges[edges < present.max()]
+        proportions = np.bincount(_assign_bins(edges, present), minlength=edges.size + 1) / n
+        std = float(present.std(ddof=1)) if n > 1 else None
+        return cls(
+            count=count,
+            missing=count - n,
+            mean=float(present.mean()),
+            std=std,
+            sample=_frozen(sample),
+            edges=_frozen(edges),
+            proportions=_frozen(proportions),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "numeric",
+            "count": self.count,
+            "missing": self.missing,
+            "mean": self.mean,
+            "std": self.std,
+            "sample": self.sample.tolist(),
+            "edges": self.edges.tolist(),
+            "proportions": self.proportions.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NumericReference:
+        if data.get("kind") != "numeric":
+            raise ValueError(f"not a numeric reference: kind={data.get('kind')!r}")
+        edges, proportions = _frozen(data["edges"]), _frozen(data["proportions"])
+        if proportions.size not in (0, edges.size + 1):
+            raise ValueError(
+                f"a numeric reference with {edges.size} edges needs {edges.size + 1} "
+                f"proportions, got {proportions.size}"
+            )
+        mean, std = data["mean"], data["std"]
+        return cls(
+            count=int(data["count"]),
+            missing=int(data["missing"]),
+            mean=None if mean is None else float(mean),
+            std=None if std is None else float(std),
+            sample=_frozen(data["sample"]),
+            edges=edges,
+            proportions=proportions,
+        )
+
+
+@dataclass(frozen=True)
+class CategoricalReference:
+    """A categorical feature in the training data: each category's count, sorted by name."""
+
+    count: int  # rows, missing included
+    missing: int
+    categories: tuple[str, ...]
+    counts: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.categories) != len(self.counts):
+            raise ValueError("categories and counts must have the same length")
+        if any(n <= 0 for n in self.counts) or self.missing < 0:
+            raise ValueError("category counts must be positive and missing non-negative")
+        if self.count != self.missing + sum(self.counts):
+            raise ValueError("count must equal missing plus the category counts")
+
+    @property
+    def present(self) -> int:
+        return self.count - self.missing
+
+    @property
+    def proportions(self) -> FloatArray:
+        counts = np.array(self.counts, dtype=np.float64)
+        return counts / counts.sum() if counts.size else counts
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], missing: int = 0) -> CategoricalReference:
+        kept = sorted((c, int(n)) for c, n in counts.items() if n)
+        categories = tuple(c for c, _ in kept)
+        values = tuple(n for _, n in kept)
+        return cls(missing + sum(values), missing, categories, values)
+
+    @classmethod
+    def from_values(cls, values: Iterable[str | None]) -> CategoricalReference:
+        tally: Counter[str | None] = Counter(values)
+        missing = tally.pop(None, 0)
+        return cls.from_counts({str(c): n for c, n in tally.items()}, missing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "categorical",
+            "count": self.count,
+            "missing": self.missing,
+            "counts": dict(zip(self.categories, self.counts, strict=True)),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CategoricalReference:
+        if data.get("kind") != "categorical":
+            raise ValueError(f"not a categorical reference: kind={data.get('kind')!r}")
+        reference = cls.from_counts(data["counts"], int(data["missing"]))
+        if reference.count != int(data["count"]):
+            raise ValueError("count must equal missing plus the category counts")
+        return reference
