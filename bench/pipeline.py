@@ -192,8 +192,8 @@ def worker_main(bootstrap: str, expected_events: int, data_dir: str, store_url: 
     def on_ready(worker: Any) -> None:
         state["worker"] = worker
 
-        def count(window: Any) -> None:
-            stored["events"] += window.profile.count
+        def count(result: Any) -> None:
+            stored["events"] += result.window.profile.count
             if stored["events"] >= expected_events and not stored["done_at"]:
                 stored["done_at"] = time.time()
                 os.kill(os.getpid(), signal.SIGTERM)

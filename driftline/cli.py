@@ -51,7 +51,8 @@ def _settings_for_stack(args: argparse.Namespace, demo: bool) -> Settings:
     return get_settings().model_copy(update=updates)
 
 
-def _print_window(window: Any) -> None:
+def _print_window(result: Any) -> None:
+    window = result.window
     profile = window.profile
     start = datetime.fromtimestamp(profile.start, UTC).strftime("%H:%M:%S")
     now = datetime.now(UTC).strftime("%H:%M:%S")

@@ -82,6 +82,25 @@ def window_points(window: ClosedWindow) -> list[MetricPoint]:
     ]
 
 
+STORE_GROUP_WINDOWS = 64
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """A stored window and every metric point written for it."""
+
+    window: ClosedWindow
+    points: list[MetricPoint]
+
+    @property
+    def model(self) -> str:
+        return self.window.model
+
+    @property
+    def window_start(self) -> int:
+        return self.window.profile.start
+
+
 @dataclass
 class WorkerStats:
     messages: int = 0
@@ -111,8 +130,9 @@ class PredictionWorker:
         self._store_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="driftline-store")
         self.stats = WorkerStats()
-        # called after each window is stored (the CLI prints them; alarms hook in here)
-        self.on_stored: list[Callable[[ClosedWindow], None]] = []
+        # called on the event loop after each window is stored (the CLI prints them; alarm
+        # evaluation hooks in here): keep hooks quick and hand slow work to a queue
+        self.on_stored: list[Callable[[WindowResult], None]] = []
 
     async def _in_store_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -151,35 +171,44 @@ class PredictionWorker:
             await commit(offsets)
 
     async def store_closed(self) -> None:
-        """Store every closed window in one write; on failure keep them (and offsets) held."""
+        """Store closed windows oldest first, in groups (bounded memory when many close at once).
+
+        Each group is one write: its metrics, then its offset marks. On failure the group and
+        every later window stay held (offsets uncommitted) and are retried on the next tick.
+        """
         async with self._store_lock:
             windows = self.manager.unstored
-            if not windows:
-                return
-            points = (p for window in windows for p in window_points(window))
-            marks = [
-                OffsetMark(window.model, self.log_ids[t], p, offset, window.profile.start)
-                for window in windows
-                for (t, p), offset in window.marks.items()
-                if t in self.log_ids
-            ]
-            try:
-                await self._in_store_thread(self.store.write_window, points, marks)
-            except Exception:
-                self.stats.store_errors += 1
-                log.exception(
-                    "could not store %d closed windows; will retry, offsets stay uncommitted",
-                    len(windows),
-                )
-                return
-            self.manager.mark_stored(windows)
-            self.stats.windows_stored += len(windows)
-            for window in windows:
-                for hook in self.on_stored:
-                    try:
-                        hook(window)
-                    except Exception:
-                        log.exception("window hook failed")
+            for first in range(0, len(windows), STORE_GROUP_WINDOWS):
+                group = windows[first : first + STORE_GROUP_WINDOWS]
+                results = [self.analyze(window) for window in group]
+                points = [p for result in results for p in result.points]
+                marks = [
+                    OffsetMark(window.model, self.log_ids[t], p, offset, window.profile.start)
+                    for window in group
+                    for (t, p), offset in window.marks.items()
+                    if t in self.log_ids
+                ]
+                try:
+                    await self._in_store_thread(self.store.write_window, points, marks)
+                except Exception:
+                    self.stats.store_errors += 1
+                    log.exception(
+                        "could not store %d closed windows; will retry, offsets stay uncommitted",
+                        len(windows) - first,
+                    )
+                    return
+                self.manager.mark_stored(group)
+                self.stats.windows_stored += len(group)
+                for result in results:
+                    for hook in self.on_stored:
+                        try:
+                            hook(result)
+                        except Exception:
+                            log.exception("window hook failed")
+
+    def analyze(self, window: ClosedWindow) -> WindowResult:
+        """Everything stored for a closed window: its profile's metrics."""
+        return WindowResult(window, window_points(window))
 
     async def restore(self, assigned: Iterable[TP]) -> None:
         """Load stored offset marks (and what models have shown) for newly owned partitions."""
