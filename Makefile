@@ -19,6 +19,10 @@ system-deps:
 	@command -v clickhouse-server >/dev/null 2>&1 || { \
 	  echo "installing clickhouse-server (Debian package) for the store tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server >/dev/null; }
+	@# headless Chromium for the dashboard's browser tests (Playwright drives this one)
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  echo "installing chromium + chromium-driver (Debian packages) for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 demo: install
 	$(BIN)/driftline demo $(ARGS)
@@ -34,6 +38,9 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.pipeline $(ARGS)
+
+bench-detection: install
+	$(BIN)/python -m bench.detection $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache driftline-data

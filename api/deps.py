@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from driftline.ingest import Ingest
 from driftline.settings import Settings
 from driftline.store import Store
+from driftline.store.alarms import AlarmStore
 
 
 def get_store(request: Request) -> Store:
@@ -48,3 +49,15 @@ def require_api_key(request: Request, settings: SettingsDep) -> None:
 
 
 ApiKeyDep = Depends(require_api_key)
+
+
+def get_alarm_store(request: Request) -> AlarmStore:
+    """One AlarmStore per app, over the app's store backend."""
+    state = request.app.state
+    alarm_store: AlarmStore | None = getattr(state, "alarm_store", None)
+    if alarm_store is None:
+        alarm_store = state.alarm_store = AlarmStore(state.store.backend)
+    return alarm_store
+
+
+AlarmStoreDep = Annotated[AlarmStore, Depends(get_alarm_store)]

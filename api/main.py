@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api.routes import events, health, models
+from api.routes import (
+    alerts,
+    dashboard,
+    drift,
+    events,
+    health,
+    models,
+    rules,
+    silences,
+    subscriptions,
+)
 from driftline.events import EventLimits
 from driftline.ingest import Ingest
 from driftline.settings import Settings
@@ -25,5 +35,11 @@ def create_app(settings: Settings, store: Store, ingest: Ingest | None = None) -
     )
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(drift.router)
     app.include_router(events.router)
+    app.include_router(rules.router)
+    app.include_router(alerts.router)
+    app.include_router(subscriptions.router)
+    app.include_router(silences.router)
+    app.include_router(dashboard.router)
     return app

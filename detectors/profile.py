@@ -100,20 +100,24 @@ class CategoricalSummary:
 
 @dataclass
 class ProbabilitySummary:
-    """Class-probability vectors: the mean probability of each class and argmax counts."""
+    """Class-probability vectors: per class the mean probability and a bounded sample of the
+    probabilities (for drift tests of each class's distribution), and argmax counts."""
 
     width: int
+    sample_size: int = 2048
     count: int = 0
     missing: int = 0
     mismatched: int = 0
     prob_sum: FloatArray = field(init=False)
     argmax_counts: np.ndarray = field(init=False)
+    samples: list[BottomKSample] = field(init=False)
 
     def __post_init__(self) -> None:
         self.prob_sum = np.zeros(self.width)
         self.argmax_counts = np.zeros(self.width, dtype=np.int64)
+        self.samples = [BottomKSample(self.sample_size) for _ in range(self.width)]
 
-    def update(self, rows: FloatArray, mismatched: int) -> None:
+    def update(self, rows: FloatArray, mismatched: int, rng: np.random.Generator) -> None:
         present = rows[~np.isnan(rows).any(axis=1)]
         self.count += int(rows.shape[0])
         self.missing += int(rows.shape[0] - present.shape[0])
@@ -121,6 +125,8 @@ class ProbabilitySummary:
         if present.shape[0]:
             self.prob_sum += present.sum(axis=0)
             self.argmax_counts += np.bincount(present.argmax(axis=1), minlength=self.width)
+            for c, sample in enumerate(self.samples):
+                sample.add(np.ascontiguousarray(present[:, c]), rng)
 
 
 ColumnSummary = NumericSummary | CategoricalSummary | ProbabilitySummary
@@ -137,7 +143,7 @@ def new_summary(column: Column, config: ProfileConfig) -> ColumnSummary:
         return NumericSummary(config.sample_size)
     if column.kind is Kind.CATEGORICAL:
         return CategoricalSummary(config.max_categories)
-    return ProbabilitySummary(column.values.shape[1])
+    return ProbabilitySummary(column.values.shape[1], config.sample_size)
 
 
 def update_summary(summary: ColumnSummary, column: Column, rng: np.random.Generator) -> None:
@@ -147,7 +153,7 @@ def update_summary(summary: ColumnSummary, column: Column, rng: np.random.Genera
     elif isinstance(summary, CategoricalSummary):
         summary.update(column.values)
     else:
-        summary.update(column.values, mismatched)
+        summary.update(column.values, mismatched, rng)
 
 
 @dataclass
@@ -165,6 +171,8 @@ class WindowProfile:
     features: dict[str, ColumnSummary] = field(default_factory=dict)
     output: ColumnSummary | None = None
     output_rows: int = 0
+    # streaming detectors (river) that fired in this window, per (feature, detector)
+    change_points: Counter[tuple[str, str]] = field(default_factory=Counter)
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -212,6 +220,8 @@ class WindowProfile:
         for name, summary in sorted(self.features.items()):
             rows.extend(_input_metrics(name, summary, known_categories.get(name)))
         rows.extend(_output_metrics(self.output, self.output_rows))
+        for (feature, detector), fired in sorted(self.change_points.items()):
+            rows.append(MetricRow(f"drift.stream.{detector}", feature, "", float(fired)))
         return rows
 
 

@@ -17,10 +17,11 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
+
+from driftline.processes import ManagedProcess
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(ManagedProcess):
     """A Tansu broker on a loopback port; use as a context manager or call start/stop.
 
     Storage is in memory: a restarted broker starts empty, with new topic ids, so offsets a
@@ -72,7 +73,6 @@ class EmbeddedBroker:
     def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port or free_port()
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -103,28 +103,6 @@ class EmbeddedBroker:
             self.stop()
             raise
         return self
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def ensure_topics(bootstrap: str, partitions: dict[str, int]) -> None:

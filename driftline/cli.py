@@ -56,11 +56,31 @@ def _print_window(result: Any) -> None:
     profile = window.profile
     start = datetime.fromtimestamp(profile.start, UTC).strftime("%H:%M:%S")
     now = datetime.now(UTC).strftime("%H:%M:%S")
-    print(
+    line = (
         f"[{now}] stored window {start}Z +{profile.seconds}s of {window.model!r}: "
-        f"{profile.count:,} events, {profile.invalid} invalid, {profile.late} late",
-        flush=True,
+        f"{profile.count:,} events, {profile.invalid} invalid, {profile.late} late"
     )
+    report = result.drift
+    if report is not None and report.drifted_features:
+        line += (
+            f" | DRIFT in {', '.join(report.drifted_features)} "
+            f"({report.share_drifted:.0%} of features, vs {report.reference})"
+        )
+    elif report is None:
+        line += " | no drift reference yet (learning from the first windows)"
+    print(line, flush=True)
+
+
+def _print_alerts() -> None:
+    """Alerts as they fire and resolve (streams/alarms.py announces them), on stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    formatter = logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S")
+    formatter.converter = time.gmtime  # UTC, like the window lines
+    handler.setFormatter(formatter)
+    announcer = logging.getLogger("driftline.alerts")
+    announcer.addHandler(handler)
+    announcer.setLevel(logging.INFO)
+    announcer.propagate = False
 
 
 def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
@@ -95,9 +115,11 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
                 settings.kafka_bootstrap,
                 rate=args.rate,
                 drift_after_s=None if args.no_drift else args.drift_after,
+                drift_duration_s=args.drift_duration or None,
                 drift=Drift(),
             )
             producer.start()
+        _print_alerts()
         run_worker(
             settings,
             store,
@@ -126,6 +148,7 @@ def _banner(settings: Settings, demo: bool, embedded_kafka: bool) -> None:
     store_kind = "embedded chDB" if settings.store == "embedded" else "ClickHouse server"
     lines = [
         f"Driftline {what}: Kafka ({kafka_kind}) + ClickHouse ({store_kind}) + worker + API",
+        f"  Dashboard  {api}/   (open it in a browser: drift heat map, alerts, charts)",
         f"  API        {api}   (OpenAPI docs: {api}/docs)",
         f"  Kafka      bootstrap {kafka}   (any Kafka client can send events)",
         f"  Store      {settings.data_dir.resolve() if settings.store == 'embedded' else 'server'}",
@@ -137,10 +160,11 @@ def _banner(settings: Settings, demo: bool, embedded_kafka: bool) -> None:
         f'  echo \'{{"model":"mine","features":{{"x":1.5}},"prediction":0.7}}\' | '
         f"kcat -P -b {kafka} -t driftline.predictions -k mine",
         f"  kcat -C -b {kafka} -t driftline.deadletter -e    (rejected events, with reasons)",
+        f"  curl -s '{api}/v1/alerts?state=firing'    (webhooks: POST /v1/subscriptions)",
         "Stop with Ctrl-C.",
     ]
     if not demo:
-        lines[6] = f"  curl -s '{api}/v1/models/<model>/metrics?name=traffic.count'"
+        lines[8] = f"  curl -s '{api}/v1/models/<model>/metrics?name=traffic.count'"
     print("\n".join(lines), flush=True)
 
 
@@ -214,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=200.0, help="events per second")
     demo.add_argument("--drift-after", type=float, default=90.0, help="seconds before drift")
     demo.add_argument("--no-drift", action="store_true", help="a stationary stream")
+    demo.add_argument(
+        "--drift-duration",
+        type=float,
+        default=120.0,
+        help="seconds the drift lasts before the stream returns to normal (0: forever)",
+    )
     demo.set_defaults(func=lambda a: cmd_stack(a, demo=True))
 
     up = sub.add_parser("up", help="the whole stack on one machine, no synthetic traffic")

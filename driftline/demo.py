@@ -78,6 +78,7 @@ class DemoProducer:
         *,
         rate: float = 200.0,
         drift_after_s: float | None = 90.0,
+        drift_duration_s: float | None = None,  # None: the drift never ends
         drift: Drift | None = None,
         say: Callable[[str], None] = print,
         seed: int = 7,
@@ -85,6 +86,7 @@ class DemoProducer:
         self.bootstrap = bootstrap
         self.rate = rate
         self.drift_after_s = drift_after_s
+        self.drift_duration_s = drift_duration_s
         self.drift = drift or Drift()
         self.say = say
         self.rng = np.random.default_rng(seed)
@@ -104,12 +106,22 @@ class DemoProducer:
         raw = KafkaProducer(bootstrap_servers=self.bootstrap.split(","), client_id="driftline-demo")
         started = time.monotonic()
         drifted = False
+        drift_over = False
         next_invalid = started + 5
         try:
             while not self._stop.is_set():
                 tick = time.monotonic()
                 if (
+                    drifted
+                    and self.drift_after_s is not None
+                    and self.drift_duration_s is not None
+                    and tick - started >= self.drift_after_s + self.drift_duration_s
+                ):
+                    drifted, drift_over = False, True
+                    self.say("demo: drift ends now — the stream is back to normal")
+                if (
                     not drifted
+                    and not drift_over
                     and self.drift_after_s is not None
                     and tick - started >= self.drift_after_s
                 ):

@@ -49,11 +49,41 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(20_000, ge=1, description="events decoded at once")
     batch_within_s: float = Field(0.05, gt=0)
 
+    # Drift: window tests against a reference (detectors/drift)
+    drift_enabled: bool = True
+    # Without an uploaded reference, a model version is compared with its first windows
+    # ("warmup", learned once and stored) or with its previous non-drifted windows ("rolling").
+    reference_mode: Literal["warmup", "rolling"] = "warmup"
+    reference_windows: int = Field(5, ge=1)
+    reference_min_events: int = Field(1000, ge=1)
+    drift_alpha: float = Field(0.05, gt=0, lt=1)
+    drift_correction: Literal["bh", "bonferroni"] = "bh"
+    drift_numeric_tests: tuple[str, ...] = ("ks", "wasserstein", "psi", "jensen_shannon")
+    drift_categorical_tests: tuple[str, ...] = (
+        "chi_square",
+        "psi",
+        "jensen_shannon",
+        "total_variation",
+    )
+    # river detectors per model, e.g. {"fraud": ["adwin"], "*": ["page_hinkley"]} (JSON in env)
+    streaming_detectors: dict[str, list[str]] = Field(default_factory=dict)
+
+    # Alarms (alarms/, streams/alarms.py, driftline/notify.py)
+    default_rules: bool = True  # ship and evaluate alarms.rules.DEFAULT_RULES for every model
+    alarm_refresh_s: float = Field(5.0, gt=0, description="reload rules, subscriptions, silences")
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    webhook_max_attempts: int = Field(10, ge=1)
+    webhook_backoff_s: float = Field(1.0, gt=0, description="first retry delay, then doubled")
+    webhook_backoff_max_s: float = Field(300.0, gt=0)
+    repeat_interval_s: float = Field(4 * 3600.0, gt=0, description="re-notify a firing alert")
+    max_config_request_bytes: int = Field(65_536, ge=1024, description="rules, subscriptions…")
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_key: SecretStr | None = None
     max_request_bytes: int = Field(5 * 1_048_576, ge=1024)
+    max_reference_bytes: int = Field(200 * 1_048_576, ge=1024)
 
 
 @lru_cache

@@ -11,16 +11,34 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from detectors.drift.window import DriftConfig
 from detectors.profile import ProfileConfig
+from detectors.streaming import StreamingSpec
 from driftline import topics
 from driftline.events import EventLimits
 from driftline.settings import Settings
 from driftline.store import Store
+from streams.alarms import attach_alarms
+from streams.drift import DriftAnalyzer
+from streams.references import ReferenceBook, ReferencePolicy
 from streams.transport import consumer_of
 from streams.windowing import WindowConfig, WindowManager
 from streams.worker import PredictionWorker
 
 TICK_SECONDS = 1.0
+
+
+def is_current(message: Any, app: faust.App) -> bool:
+    """Whether a message was fetched in the consumer's current generation.
+
+    On a rebalance Faust clears the agents' queues, but events already taken into a
+    ``take_events`` batch are still yielded afterwards. The worker has forgotten the revoked
+    partitions' windows by then, and Faust seeks them back to the committed offset, so such an
+    event would be counted twice (or fold into a partial copy of a stored window). It is
+    dropped instead: the replay after the seek delivers it again.
+    """
+    generation = message.generation_id
+    return generation is None or generation == app.consumer_generation_id
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -67,31 +85,46 @@ def create_app(
             allowed_lateness_s=settings.allowed_lateness_s,
             idle_close_s=settings.idle_close_s,
             profile=ProfileConfig(settings.sample_size, settings.max_categories),
+            streaming={
+                model: tuple(StreamingSpec.of(name) for name in names)
+                for model, names in settings.streaming_detectors.items()
+            },
         )
     )
+    drift = None
+    if settings.drift_enabled:
+        drift = DriftAnalyzer(
+            ReferenceBook(
+                ReferencePolicy(
+                    settings.reference_mode,
+                    settings.reference_windows,
+                    settings.reference_min_events,
+                )
+            ),
+            DriftConfig(
+                alpha=settings.drift_alpha,
+                correction=settings.drift_correction,
+                numeric_tests=settings.drift_numeric_tests,
+                categorical_tests=settings.drift_categorical_tests,
+            ),
+        )
     limits = EventLimits(
         settings.max_message_bytes, settings.max_features, settings.max_string_length
     )
     worker = PredictionWorker(
-        store, manager, limits, log_ids, send_deadletter, settings.batch_max_events
+        store, manager, limits, log_ids, send_deadletter, settings.batch_max_events, drift
     )
+    # alarm rules evaluated as each window is stored; open alerts loaded from the store now
+    attach_alarms(app, worker, settings, store)
 
     @app.agent(predictions, name="profile_predictions", concurrency=1)
     async def profile_predictions(stream: Any) -> None:
         async for events in stream.take_events(
             settings.batch_max_messages, within=settings.batch_within_s
         ):
-            await worker.process(
-                [
-                    (
-                        (e.message.topic, e.message.partition),
-                        e.message.offset,
-                        e.message.timestamp,
-                        e.message.value,
-                    )
-                    for e in events
-                ]
-            )
+            current = [e.message for e in events if is_current(e.message, app)]
+            worker.stats.stale_dropped += len(events) - len(current)
+            await worker.process([(m.tp, m.offset, m.timestamp, m.value) for m in current])
 
     async def commit(offsets: dict[tuple[str, int], int]) -> None:
         await app.producer.flush()  # dead letters of these messages are on the broker first

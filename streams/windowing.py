@@ -16,6 +16,7 @@ Pure bookkeeping (no Faust, no I/O), driven by the agent:
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,10 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from detectors.columns import ModelSchema, build_batch
+from detectors.columns import EventBatch, Kind, ModelSchema, build_batch
+from detectors.drift.window import PREDICTION
 from detectors.profile import CategoricalSummary, ProfileConfig, WindowProfile
+from detectors.streaming import StreamingDetector, StreamingSpec
 
 TP = tuple[str, int]  # (topic, partition)
+
+log = logging.getLogger(__name__)
 
 MAX_KNOWN_CATEGORIES = 10_000  # per feature, for input.new_category_rate
 
@@ -37,6 +42,12 @@ class WindowConfig:
     allowed_lateness_s: float = 10.0
     idle_close_s: float = 30.0
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    # river detectors run per event on numeric features and a numeric output, per model
+    # ("*": every model); their change points are counted in the window they fall in
+    streaming: Mapping[str, tuple[StreamingSpec, ...]] = field(default_factory=dict)
+
+    def streaming_for(self, model: str) -> tuple[StreamingSpec, ...]:
+        return self.streaming.get(model, self.streaming.get("*", ()))
 
 
 @dataclass
@@ -48,6 +59,17 @@ class Message:
     broker_ts: float
     events: list[dict[str, Any]]
     invalid: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An event the worker could not process: dead-lettered with the reason."""
+
+    model: str
+    tp: TP
+    offset: int
+    event: dict[str, Any]
+    reason: str
 
 
 @dataclass
@@ -80,6 +102,7 @@ class ModelState:
     skip_below: dict[TP, int] = field(default_factory=dict)
     max_offset: dict[TP, int] = field(default_factory=dict)
     known: dict[str, set[str]] = field(default_factory=dict)
+    detectors: dict[tuple[str, str], StreamingDetector] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,7 +146,9 @@ class WindowManager:
         self._unstored = [w for w in self._unstored if not gone & w.holds.keys()]
 
     # -- add ------------------------------------------------------------------------------
-    def add(self, messages: Iterable[Message], now: float) -> None:
+    def add(self, messages: Iterable[Message], now: float) -> list[Failed]:
+        """Fold messages into windows. Returns the events of any model whose batch could not be
+        processed (an unexpected error): the caller dead-letters them, the worker goes on."""
         pending: dict[str, _Pending] = {}
         invalid: list[tuple[str, TP, int, int]] = []
         for msg in messages:
@@ -144,11 +169,22 @@ class WindowManager:
                     by_model.setdefault(event["model"], []).append(event)
                 for model, model_events in by_model.items():
                     self._pend(pending, model, msg, model_events)
+        failed: list[Failed] = []
         for model, group in pending.items():
-            self._add_model(model, group, now)
+            try:
+                self._add_model(model, group, now)
+            except Exception as exc:  # a bug must cost these events a dead letter, not the worker
+                log.exception("could not process %d events of model %r", len(group.events), model)
+                failed.extend(
+                    Failed(model, tp, offset, event, f"internal error: {exc!r}")
+                    for event, offset, tp in zip(
+                        group.events, group.offsets, _tps_of(group), strict=True
+                    )
+                )
         # after the valid events, so that they land in the window those events opened
         for model, tp, offset, n in invalid:
             self._count_aside(model, tp, offset, now, invalid=n)
+        return failed
 
     def _pend(
         self,
@@ -184,6 +220,7 @@ class WindowManager:
         if state.closed_through is not None:
             late |= starts <= state.closed_through
         on_time = np.flatnonzero(~late)
+        specs = self.config.streaming_for(model)
         if on_time.size:
             events = group.events if on_time.size == ts.size else [group.events[i] for i in on_time]
             batch = build_batch(events, ts[on_time], state.schema)
@@ -192,12 +229,15 @@ class WindowManager:
             for start in windows:
                 window = self._window(state, int(start))
                 if windows.size == 1:  # the usual case: the whole batch is in one window
-                    window.profile.add(batch)
+                    part = batch
                     held = on_time
                 else:
                     rows = np.flatnonzero(window_of == start)
-                    window.profile.add(batch.take(rows))
+                    part = batch.take(rows)
                     held = on_time[rows]
+                window.profile.add(part)
+                if specs:
+                    _run_streaming(state, specs, part, window.profile)
                 for code, tp in enumerate(tps):
                     mine = offsets[held] if len(tps) == 1 else offsets[held][codes[held] == code]
                     if mine.size:
@@ -304,6 +344,33 @@ class WindowManager:
                 if offset < low.get(tp, offset + 1):
                     low[tp] = offset
         return {tp: low.get(tp, newest + 1) for tp, newest in self._processed.items()}
+
+
+def _tps_of(group: _Pending) -> list[TP]:
+    tps = list(group.tps)
+    return [tps[code] for code in group.tp_codes]
+
+
+def _run_streaming(
+    state: ModelState,
+    specs: tuple[StreamingSpec, ...],
+    batch: EventBatch,
+    profile: WindowProfile,
+) -> None:
+    """Feed each numeric column (and a numeric output) through the model's river detectors,
+    in event order, counting change points in the window."""
+    columns = {n: c for n, c in batch.features.items() if c.kind is Kind.NUMERIC}
+    if batch.prediction is not None and batch.prediction.kind is Kind.NUMERIC:
+        columns[PREDICTION] = batch.prediction
+    order = np.argsort(batch.ts, kind="stable")
+    for name, column in columns.items():
+        values = column.values[order]
+        for spec in specs:
+            key = (name, spec.detector)
+            detector = state.detectors.get(key)
+            if detector is None:
+                detector = state.detectors[key] = StreamingDetector(spec)
+            profile.change_points[key] += detector.update_many(values)
 
 
 def _learn_categories(known: dict[str, set[str]], profile: WindowProfile) -> None:

@@ -13,11 +13,15 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from detectors.drift.window import DriftReport
 from driftline.events import EventLimits, Rejected, deadletter_record, decode_message
-from driftline.store import MetricPoint, OffsetMark, Store
+from driftline.store import DriftRow, MetricPoint, OffsetMark, Store, StoredReference
+from streams.drift import DriftAnalyzer
 from streams.windowing import TP, ClosedWindow, Message, WindowManager
 
 log = logging.getLogger(__name__)
@@ -83,14 +87,18 @@ def window_points(window: ClosedWindow) -> list[MetricPoint]:
 
 
 STORE_GROUP_WINDOWS = 64
+REFERENCE_POLL_S = 5.0
 
 
 @dataclass(frozen=True)
 class WindowResult:
-    """A stored window and every metric point written for it."""
+    """A stored window and everything written for it."""
 
     window: ClosedWindow
     points: list[MetricPoint]
+    drift: DriftReport | None = None  # None: no reference yet (or drift analysis off)
+    drift_rows: list[DriftRow] = field(default_factory=list)
+    learned_references: list[StoredReference] = field(default_factory=list)
 
     @property
     def model(self) -> str:
@@ -108,6 +116,7 @@ class WorkerStats:
     dead_letters: int = 0
     windows_stored: int = 0
     store_errors: int = 0
+    stale_dropped: int = 0  # fetched before a rebalance; replayed from the committed offset
     first_message_at: float | None = None  # wall clock, for throughput figures
 
 
@@ -120,6 +129,7 @@ class PredictionWorker:
         log_ids: dict[str, str],
         send_deadletter: SendDeadLetter,
         max_events: int = 20_000,
+        drift: DriftAnalyzer | None = None,
     ) -> None:
         self.store = store
         self.manager = manager
@@ -127,6 +137,9 @@ class PredictionWorker:
         self.log_ids = log_ids  # topic name -> log identity (topic id)
         self._send_deadletter = send_deadletter
         self.max_events = max_events
+        self.drift = drift
+        self._references_stamp = -1
+        self._last_reference_poll = 0.0
         self._store_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="driftline-store")
         self.stats = WorkerStats()
@@ -151,9 +164,16 @@ class PredictionWorker:
             messages, dead, start = decode_batch(raw, self.limits, start, self.max_events)
             stats.messages += len(messages)
             stats.events += sum(len(m.events) for m in messages)
-            stats.dead_letters += len(dead)
-            self.manager.add(messages, time.time())
+            for failed in self.manager.add(messages, time.time()):
+                dead.append(
+                    DeadLetter(
+                        Rejected(failed.reason, orjson.dumps(failed.event), None, failed.model),
+                        failed.tp,
+                        failed.offset,
+                    )
+                )
             del messages
+            stats.dead_letters += len(dead)
             for letter in dead:
                 await self._send_deadletter(
                     letter.rejected.model.encode() if letter.rejected.model else None,
@@ -164,6 +184,12 @@ class PredictionWorker:
 
     async def tick(self, commit: Callable[[dict[TP, int]], Awaitable[Any]]) -> None:
         """Close idle windows, retry unstored ones, commit what is stored."""
+        if time.monotonic() - self._last_reference_poll >= REFERENCE_POLL_S:
+            self._last_reference_poll = time.monotonic()
+            try:
+                await self.reload_references()
+            except Exception:
+                log.exception("could not reload references; keeping the ones loaded")
         self.manager.close_due(time.time())
         await self.store_closed()
         offsets = self.manager.committable()
@@ -182,6 +208,8 @@ class PredictionWorker:
                 group = windows[first : first + STORE_GROUP_WINDOWS]
                 results = [self.analyze(window) for window in group]
                 points = [p for result in results for p in result.points]
+                drift = [row for result in results for row in result.drift_rows]
+                learned = [ref for result in results for ref in result.learned_references]
                 marks = [
                     OffsetMark(window.model, self.log_ids[t], p, offset, window.profile.start)
                     for window in group
@@ -189,7 +217,9 @@ class PredictionWorker:
                     if t in self.log_ids
                 ]
                 try:
-                    await self._in_store_thread(self.store.write_window, points, marks)
+                    await self._in_store_thread(
+                        self.store.write_window, points, marks, drift, learned
+                    )
                 except Exception:
                     self.stats.store_errors += 1
                     log.exception(
@@ -207,11 +237,40 @@ class PredictionWorker:
                             log.exception("window hook failed")
 
     def analyze(self, window: ClosedWindow) -> WindowResult:
-        """Everything stored for a closed window: its profile's metrics."""
-        return WindowResult(window, window_points(window))
+        """Everything stored for a closed window: its profile's metrics and its drift."""
+        points = window_points(window)
+        if self.drift is None:
+            return WindowResult(window, points)
+        outcome = self.drift.analyze(window)
+        if outcome.report is not None:
+            version = points[0].version if points else ""
+            points.extend(
+                MetricPoint(
+                    window.model,
+                    window.profile.start,
+                    window.profile.seconds,
+                    metric,
+                    value,
+                    feature=feature,
+                    version=version,
+                )
+                for metric, feature, value in outcome.report.metrics
+            )
+        return WindowResult(window, points, outcome.report, outcome.rows, outcome.learned)
+
+    async def reload_references(self) -> None:
+        """Pick up references uploaded through the API (possibly by another process)."""
+        if self.drift is None:
+            return
+        stamp = await self._in_store_thread(self.store.references_stamp)
+        if stamp != self._references_stamp:
+            self._references_stamp = stamp
+            self.drift.load(await self._in_store_thread(self.store.references))
 
     async def restore(self, assigned: Iterable[TP]) -> None:
-        """Load stored offset marks (and what models have shown) for newly owned partitions."""
+        """Load stored offset marks (and what models have shown) for newly owned partitions,
+        and the references, before any of their events are processed."""
+        await self.reload_references()
         owned = set(assigned)
         topic_of = {log_id: topic for topic, log_id in self.log_ids.items()}
         marks: list[OffsetMark] = await self._in_store_thread(

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 from driftline.settings import Settings
 from driftline.store import schema
 
@@ -54,6 +56,39 @@ class OffsetMark:
     window_start: int
 
 
+@dataclass(frozen=True)
+class DriftRow:
+    """One drift test of one feature in one window (``drift_results``)."""
+
+    model: str
+    window_start: int
+    window_seconds: int
+    feature: str
+    test: str
+    statistic: float
+    p_value: float | None
+    adjusted_p_value: float | None
+    effect_size: float
+    min_effect: float
+    drifted: bool
+    in_decision: bool
+    drift_when: str
+    n_reference: int
+    n_current: int
+    reference: str
+    segment: str = ""
+    stage: str = ""
+
+
+@dataclass(frozen=True)
+class StoredReference:
+    model: str
+    version: str
+    source: str
+    profile: dict[str, Any]  # detectors.drift.window.ModelReference.to_dict()
+    created_at: int
+
+
 class Store:
     """Reads and writes Driftline's tables through one backend."""
 
@@ -68,13 +103,20 @@ class Store:
         self.backend.close()
 
     # -- writes ---------------------------------------------------------------------------
-    def write_window(self, points: Iterable[MetricPoint], marks: Sequence[OffsetMark]) -> None:
-        """Store closed windows' metrics, then the offsets they cover.
+    def write_window(
+        self,
+        points: Iterable[MetricPoint],
+        marks: Sequence[OffsetMark],
+        drift_rows: Sequence[DriftRow] = (),
+        references: Sequence[StoredReference] = (),
+    ) -> None:
+        """Store closed windows' metrics, drift results and learned references, then the
+        offsets they cover.
 
-        The metrics go first, in blocks of ``INSERT_BLOCK_ROWS`` (memory stays flat when many
-        windows close at once): a crash before the offsets are written replays the windows,
-        which rewrites the same rows (idempotent). Values that are not finite carry no
-        information and are not stored.
+        The offsets go last, and metrics in blocks of ``INSERT_BLOCK_ROWS`` (memory stays flat
+        when many windows close at once): a crash before the offsets are written replays the
+        windows, which rewrites the same rows (idempotent). Values that are not finite carry
+        no information and are not stored.
         """
         written_at = time.time_ns()
         rows = (
@@ -96,6 +138,38 @@ class Store:
         )
         while block := list(itertools.islice(rows, INSERT_BLOCK_ROWS)):
             self.backend.insert("metrics", schema.METRIC_COLUMNS, block)
+        if drift_rows:
+            self.backend.insert(
+                "drift_results",
+                schema.DRIFT_COLUMNS,
+                [
+                    (
+                        r.model,
+                        r.stage,
+                        r.segment,
+                        r.window_start,
+                        r.window_seconds,
+                        r.feature,
+                        r.test,
+                        r.statistic,
+                        r.p_value,
+                        r.adjusted_p_value,
+                        r.effect_size,
+                        r.min_effect,
+                        int(r.drifted),
+                        int(r.in_decision),
+                        r.drift_when,
+                        r.n_reference,
+                        r.n_current,
+                        r.reference,
+                        written_at,
+                    )
+                    for r in drift_rows
+                    if math.isfinite(r.statistic) and math.isfinite(r.effect_size)
+                ],
+            )
+        for reference in references:
+            self.save_reference(reference, written_at)
         if marks:
             self.backend.insert(
                 "worker_offsets",
@@ -106,7 +180,76 @@ class Store:
                 ],
             )
 
+    def save_reference(self, reference: StoredReference, written_at: int | None = None) -> None:
+        self.backend.insert(
+            "model_references",
+            schema.REFERENCE_COLUMNS,
+            [
+                (
+                    reference.model,
+                    reference.version,
+                    reference.source,
+                    orjson.dumps(reference.profile).decode(),
+                    reference.created_at,
+                    written_at or time.time_ns(),
+                )
+            ],
+        )
+
     # -- reads ----------------------------------------------------------------------------
+    def references(self, model: str | None = None) -> list[StoredReference]:
+        where, params = ("WHERE model = %(model)s", {"model": model}) if model else ("", None)
+        rows = self.backend.execute(
+            "SELECT model, version, source, profile, toUInt32(created_at) "
+            f"FROM model_references FINAL {where} ORDER BY model, version, source",
+            params,
+        )
+        return [
+            StoredReference(str(r[0]), str(r[1]), str(r[2]), orjson.loads(r[3]), int(r[4]))
+            for r in rows
+        ]
+
+    def references_stamp(self) -> int:
+        """Changes whenever a reference is written (the worker polls it)."""
+        rows = self.backend.execute("SELECT max(written_at), count() FROM model_references")
+        return int(rows[0][0] or 0) + int(rows[0][1] or 0) if rows else 0
+
+    def drift_results(
+        self, model: str, *, start: int | None = None, end: int | None = None, limit: int = 50_000
+    ) -> list[DriftRow]:
+        where = ["model = %(model)s", "segment = ''", "stage = ''"]
+        params: dict[str, Any] = {"model": model, "limit": int(limit)}
+        _window_range(where, params, start, end)
+        rows = self.backend.execute(
+            "SELECT toUInt32(window_start), window_seconds, feature, test, statistic, p_value, "
+            "adjusted_p_value, effect_size, min_effect, drifted, in_decision, drift_when, "
+            "n_reference, n_current, reference FROM drift_results FINAL WHERE "
+            + " AND ".join(where)
+            + " ORDER BY window_start, feature, test LIMIT %(limit)s",
+            params,
+        )
+        return [
+            DriftRow(
+                model=model,
+                window_start=int(r[0]),
+                window_seconds=int(r[1]),
+                feature=str(r[2]),
+                test=str(r[3]),
+                statistic=float(r[4]),
+                p_value=None if r[5] is None else float(r[5]),
+                adjusted_p_value=None if r[6] is None else float(r[6]),
+                effect_size=float(r[7]),
+                min_effect=float(r[8]),
+                drifted=bool(int(r[9])),
+                in_decision=bool(int(r[10])),
+                drift_when=str(r[11]),
+                n_reference=int(r[12]),
+                n_current=int(r[13]),
+                reference=str(r[14]),
+            )
+            for r in rows
+        ]
+
     def offset_marks(self, log_ids: Sequence[str]) -> list[OffsetMark]:
         if not log_ids:
             return []
@@ -193,12 +336,7 @@ class Store:
         if feature is not None:
             where.append("feature = %(feature)s")
             params["feature"] = feature
-        if start is not None:
-            where.append("window_start >= toDateTime(%(start)s)")
-            params["start"] = int(start)
-        if end is not None:
-            where.append("window_start < toDateTime(%(end)s)")
-            params["end"] = int(end)
+        _window_range(where, params, start, end)
         params["limit"] = int(limit)
         rows = self.backend.execute(
             "SELECT toUInt32(window_start), window_seconds, metric, feature, category, value, "
@@ -222,6 +360,18 @@ class Store:
             )
             for r in rows
         ]
+
+
+def _window_range(
+    where: list[str], params: dict[str, Any], start: int | None, end: int | None
+) -> None:
+    """Filter on window start: from ``start`` (inclusive) to ``end`` (exclusive)."""
+    if start is not None:
+        where.append("window_start >= toDateTime(%(start)s)")
+        params["start"] = int(start)
+    if end is not None:
+        where.append("window_start < toDateTime(%(end)s)")
+        params["end"] = int(end)
 
 
 def _float(value: Any) -> float:

@@ -10,19 +10,18 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 from driftline.broker import free_port, wait_for_port
+from driftline.processes import ManagedProcess
 
 DEFAULT_CONFIG = Path("/etc/clickhouse-server/config.xml")
 
 
-class LocalClickHouseServer:
+class LocalClickHouseServer(ManagedProcess):
     def __init__(self, root: Path, config: Path = DEFAULT_CONFIG) -> None:
         self.root = root
         self.config = config
         self.port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
@@ -74,20 +73,3 @@ class LocalClickHouseServer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=10)
-
-    def __enter__(self) -> LocalClickHouseServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -38,7 +38,159 @@ CREATE TABLE IF NOT EXISTS worker_offsets (
 ORDER BY (model, log_id, partition)
 """
 
-TABLES = (METRICS, WORKER_OFFSETS)
+# One row per reference (model, version, source): the profile JSON of every feature.
+REFERENCES = """
+CREATE TABLE IF NOT EXISTS model_references (
+    model String,
+    version String,
+    source String,
+    profile String,
+    created_at DateTime,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY (model, version, source)
+"""
+
+# Every drift test of every window: (model, slice, window, feature, test).
+DRIFT_RESULTS = """
+CREATE TABLE IF NOT EXISTS drift_results (
+    model String,
+    stage String,
+    segment String,
+    window_start DateTime,
+    window_seconds UInt32,
+    feature String,
+    test String,
+    statistic Float64,
+    p_value Nullable(Float64),
+    adjusted_p_value Nullable(Float64),
+    effect_size Float64,
+    min_effect Float64,
+    drifted UInt8,
+    in_decision UInt8,
+    drift_when String,
+    n_reference UInt64,
+    n_current UInt64,
+    reference String,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (model, segment, stage, window_start, feature, test)
+"""
+
+# Alarms (driftline/store/alarms.py). Configuration tables are soft-deleted (deleted = 1):
+# no mutations. Wall-clock times are epoch seconds (Float64); window starts are UInt32.
+ALARM_RULES = """
+CREATE TABLE IF NOT EXISTS alarm_rules (
+    id String,
+    name String,
+    metric String,
+    model String,
+    feature String,
+    segment String,
+    category String,
+    comparison String,
+    threshold Float64,
+    for_windows UInt32,
+    keep_firing_for UInt32,
+    severity String,
+    labels String,
+    actions Array(String),
+    description String,
+    enabled UInt8,
+    origin String,
+    created_at Float64,
+    updated_at Float64,
+    deleted UInt8,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY id
+"""
+
+ALARM_ALERTS = """
+CREATE TABLE IF NOT EXISTS alarm_alerts (
+    id String,
+    rule_id String,
+    rule_name String,
+    model String,
+    feature String,
+    segment String,
+    metric String,
+    comparison String,
+    threshold Float64,
+    severity String,
+    state String,
+    value Nullable(Float64),
+    active_since UInt32,
+    last_window UInt32,
+    breaches UInt32,
+    clears UInt32,
+    labels String,
+    actions Array(String),
+    description String,
+    fired_at Nullable(Float64),
+    resolved_at Nullable(Float64),
+    notified_at Nullable(Float64),
+    updated_at Float64,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY id
+"""
+
+ALARM_SUBSCRIPTIONS = """
+CREATE TABLE IF NOT EXISTS alarm_subscriptions (
+    id String,
+    url String,
+    secret String,
+    model String,
+    severities Array(String),
+    labels String,
+    description String,
+    created_at Float64,
+    deleted UInt8,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY id
+"""
+
+ALARM_SILENCES = """
+CREATE TABLE IF NOT EXISTS alarm_silences (
+    id String,
+    matchers String,
+    starts_at Float64,
+    ends_at Float64,
+    comment String,
+    created_by String,
+    created_at Float64,
+    deleted UInt8,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY id
+"""
+
+# The delivery log: one row per (subscription, notification), replaced as attempts go on.
+ALARM_DELIVERIES = """
+CREATE TABLE IF NOT EXISTS alarm_deliveries (
+    id String,
+    subscription_id String,
+    alert_id String,
+    event String,
+    status String,
+    attempts UInt32,
+    response_code UInt32,
+    error String,
+    payload String,
+    created_at Float64,
+    next_attempt_at Nullable(Float64),
+    finished_at Nullable(Float64),
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY (subscription_id, id)
+"""
+
+ALARM_TABLES = (ALARM_RULES, ALARM_ALERTS, ALARM_SUBSCRIPTIONS, ALARM_SILENCES, ALARM_DELIVERIES)
+
+TABLES = (METRICS, WORKER_OFFSETS, REFERENCES, DRIFT_RESULTS, *ALARM_TABLES)
 
 METRIC_COLUMNS = (
     "model",
@@ -54,3 +206,25 @@ METRIC_COLUMNS = (
     "written_at",
 )
 OFFSET_COLUMNS = ("model", "log_id", "partition", "next_offset", "window_start", "written_at")
+REFERENCE_COLUMNS = ("model", "version", "source", "profile", "created_at", "written_at")
+DRIFT_COLUMNS = (
+    "model",
+    "stage",
+    "segment",
+    "window_start",
+    "window_seconds",
+    "feature",
+    "test",
+    "statistic",
+    "p_value",
+    "adjusted_p_value",
+    "effect_size",
+    "min_effect",
+    "drifted",
+    "in_decision",
+    "drift_when",
+    "n_reference",
+    "n_current",
+    "reference",
+    "written_at",
+)

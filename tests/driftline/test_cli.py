@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import confluent_kafka
 import orjson
 import pytest
 from conftest import wait_until
@@ -46,9 +47,9 @@ def test_demo_shows_window_metrics_through_the_api(tmp_path: Path) -> None:
     demo = start(
         [
             "demo",
-            "--duration", "30",
+            "--duration", "45",
             "--window-seconds", "3",
-            "--drift-after", "12",
+            "--drift-after", "24",
             "--api-port", str(api_port),
             "--kafka-port", str(kafka_port),
             "--data-dir", str(tmp_path / "data"),
@@ -63,6 +64,21 @@ def test_demo_shows_window_metrics_through_the_api(tmp_path: Path) -> None:
         model = get(f"{api}/v1/models/fraud")
         assert {f["name"] for f in model["features"]} >= {"amount", "age", "country"}
         assert "input.missing_rate" in model["metrics"]
+
+        def drifted_windows() -> list[list[str]]:
+            body = get(f"{api}/v1/models/fraud/drift")
+            return [w["drifted_features"] for w in body["windows"]] if body else []
+
+        def two_drifted() -> bool:
+            return sum(1 for names in drifted_windows() if names) >= 2
+
+        # the warm-up reference is learned from the first windows, before the drift starts
+        wait_until(two_drifted, timeout=60, what="drift in the API")
+        windows = drifted_windows()
+        first = next(i for i, names in enumerate(windows) if names)
+        assert first >= 2 and not any(windows[:first])  # quiet before the injected drift
+        assert {"amount", "age", "country"} <= set(windows[first + 1])
+        assert not {"channel", "items", "account_days"} & set(windows[first + 1])
         assert demo.wait(timeout=60) == 0
     finally:
         if demo.poll() is None:
@@ -70,7 +86,7 @@ def test_demo_shows_window_metrics_through_the_api(tmp_path: Path) -> None:
     out = log.read_text()
     assert f"API        http://127.0.0.1:{api_port}" in out
     assert f"bootstrap 127.0.0.1:{kafka_port}" in out
-    assert "stored window" in out and "injecting drift" in out
+    assert "stored window" in out and "injecting drift" in out and "DRIFT in" in out
     assert "driftline: stopped" in out
 
 
@@ -92,6 +108,12 @@ def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -
             raw.send(topics.PREDICTIONS, key=b"plain", value=orjson.dumps(event))
         raw.flush()
         raw.close()
+        # librdkafka (the C client under kcat and confluent-kafka) as well
+        rdkafka = confluent_kafka.Producer({"bootstrap.servers": bootstrap})
+        for i in range(7):
+            event = {"model": "rdkafka", "features": {"x": i}, "prediction": 1, "ts": now}
+            rdkafka.produce(topics.PREDICTIONS, key=b"rdkafka", value=orjson.dumps(event))
+        assert rdkafka.flush(30) == 0
 
         csv = tmp_path / "scored.csv"
         csv.write_text("amount,country,prediction\n" + "".join(
@@ -113,7 +135,8 @@ def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -
             found = series(api, model, "traffic.count")
             return sum(p["value"] for s in found for p in s["points"]) if found else 0
 
-        wait_until(lambda: total("plain") == 20 and total("replayed") == 60, timeout=60,
+        wait_until(lambda: total("plain") == 20 and total("replayed") == 60
+                   and total("rdkafka") == 7, timeout=60,
                    what="events from a Kafka client and from replay in the API")  # fmt: skip
         freq = get(f"{api}/v1/models/replayed/metrics?name=input.category_freq")
         assert {s["category"] for s in freq["series"]} == {"FR", "DE"}

@@ -53,3 +53,55 @@ def test_offset_marks_replace_per_model_and_log(store: Store) -> None:
 
 def test_unknown_model_has_no_points(store: Store) -> None:
     assert store.metrics("nobody") == []
+
+
+def test_references_and_drift_results_round_trip(store: Store) -> None:
+    from driftline.store import DriftRow, StoredReference
+
+    profile = {"version": "1", "source": "uploaded", "profiles": {"x": {"kind": "numeric"}}}
+    stamp = store.references_stamp()
+    store.save_reference(StoredReference("fraud", "1", "uploaded", profile, W))
+    assert store.references_stamp() != stamp
+    store.save_reference(StoredReference("fraud", "1", "uploaded", {**profile, "v": 2}, W))
+    [saved] = store.references("fraud")
+    assert saved.profile["v"] == 2 and saved.created_at == W
+    row = DriftRow(
+        "fraud",
+        W,
+        60,
+        "x",
+        "ks",
+        0.3,
+        1e-9,
+        1e-8,
+        0.3,
+        0.1,
+        True,
+        True,
+        "p_value_below_alpha_and_effect_at_least_min",
+        5000,
+        2048,
+        "uploaded:1",
+    )
+    no_p = DriftRow(
+        "fraud",
+        W,
+        60,
+        "x",
+        "psi",
+        0.2,
+        None,
+        None,
+        0.2,
+        0.1,
+        True,
+        False,
+        "effect_at_least_min",
+        5000,
+        2048,
+        "uploaded:1",
+    )
+    store.write_window([], [], [row, no_p])
+    store.write_window([], [], [row])  # the window again: replaced, not duplicated
+    got = store.drift_results("fraud", start=W, end=W + 60)
+    assert got == [row, no_p]

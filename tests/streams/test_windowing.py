@@ -95,3 +95,35 @@ def test_forget_drops_state_of_revoked_partitions() -> None:
     m.add([msg(0, ev("a", BASE + 1))], now=0)
     m.forget([TP0])
     assert m.models == {} and m.committable() == {}
+
+
+def test_streaming_detectors_count_change_points_in_their_window() -> None:
+    from detectors.streaming import StreamingSpec
+
+    m = manager(streaming={"a": (StreamingSpec.of("adwin"),)})
+    before = [ev("a", BASE + 1 + i / 1000, x=0.0) for i in range(1000)]
+    after = [ev("a", BASE + 2 + i / 1000, x=5.0) for i in range(1000)]
+    m.add([msg(0, *before), msg(1, *after)], now=0)
+    profile = m.models["a"].windows[BASE].profile
+    assert profile.change_points[("x", "adwin")] >= 1
+    m.add([msg(2, ev("b", BASE + 1))], now=0)
+    assert m.models["b"].windows[BASE].profile.change_points == {}  # not selected for "b"
+
+
+def test_an_unexpected_error_costs_one_models_events_a_dead_letter_not_the_worker(
+    monkeypatch: Any,
+) -> None:
+    import streams.windowing as windowing
+    from detectors.columns import build_batch as real
+
+    def build_batch(events: Any, ts: Any, schema: Any) -> Any:
+        if events[0]["model"] == "bad":
+            raise ZeroDivisionError("a bug")
+        return real(events, ts, schema)
+
+    monkeypatch.setattr(windowing, "build_batch", build_batch)
+    m = manager()
+    failed = m.add([msg(0, ev("bad", BASE + 1)), msg(1, ev("good", BASE + 1))], now=0)
+    assert [(f.model, f.offset, f.tp) for f in failed] == [("bad", 0, TP0)]
+    assert "ZeroDivisionError" in failed[0].reason
+    assert count(m.models["good"].windows[BASE]) == 1

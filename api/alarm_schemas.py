@@ -1,0 +1,181 @@
+"""Request and response bodies of the alarm resources, named by role (``RuleCreate``...)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from alarms.rules import Comparison
+
+Severity = Literal["info", "warning", "critical"]
+Action = Literal["notify", "retrain"]
+LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
+Pattern = Annotated[str, Field(max_length=200, description="exact name, or a glob (* ? [..])")]
+Labels = Annotated[dict[LabelName, Annotated[str, Field(max_length=500)]], Field(max_length=50)]
+
+
+def _notify_only() -> list[Action]:
+    return ["notify"]
+
+
+class RuleCreate(BaseModel):
+    """A threshold alarm on one metric; selectors are exact names or globs (``*`` = any)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, examples=["AgeMissing"])
+    metric: str = Field(
+        pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$",
+        max_length=200,
+        description="a metric the worker writes, e.g. input.missing_rate, drift.share_drifted",
+    )
+    model: Pattern = "*"
+    feature: Pattern = Field("*", description="'' = model-level metrics only")
+    segment: Pattern = Field("*", description="'' = the whole stream, not a slice")
+    category: Pattern = "*"
+    comparison: Comparison
+    threshold: float = Field(allow_inf_nan=False)
+    for_windows: int = Field(
+        1, alias="for", ge=1, le=10_000, description="consecutive breaching windows to fire"
+    )
+    keep_firing_for: int = Field(
+        0, ge=0, le=10_000, description="clear windows a firing alert waits before resolving"
+    )
+    severity: Severity = "warning"
+    labels: Labels = Field(default_factory=dict)
+    actions: list[Action] = Field(default_factory=_notify_only, max_length=2)
+    description: str = Field("", max_length=2000)
+    enabled: bool = True
+
+
+class RulePublic(RuleCreate):
+    id: str
+    origin: str = Field(description="'default' for the rules Driftline ships, else 'user'")
+    created_at: str | None
+    updated_at: str | None
+
+
+class AlertPublic(BaseModel):
+    id: str
+    state: Literal["pending", "firing", "resolved", "inactive"]
+    rule_id: str
+    rule_name: str
+    model: str
+    feature: str
+    segment: str
+    metric: str
+    comparison: str
+    threshold: float
+    value: float | None = Field(description="latest value (worst over categories)")
+    severity: str
+    labels: dict[str, str]
+    actions: list[str]
+    description: str
+    active_since: str | None = Field(description="start of the first breaching window")
+    last_window: str | None = Field(description="start of the newest window evaluated")
+    fired_at: str | None
+    resolved_at: str | None
+    notified_at: str | None = Field(description="last notification sent (not silenced)")
+    updated_at: str | None
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+class SubscriptionCreate(BaseModel):
+    """A webhook receiver; the filters select which alerts it gets (empty: all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, examples=["https://hooks.example.com/driftline"])
+    secret: SecretStr | None = Field(
+        None, max_length=512, description="signs each body: X-Driftline-Signature (HMAC-SHA256)"
+    )
+    model: Pattern = "*"
+    severities: list[Severity] = Field(default_factory=list, max_length=3)
+    labels: Labels = Field(default_factory=dict, description="alert labels: exact or glob")
+    description: str = Field("", max_length=2000)
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        return _http_url(value)
+
+
+class SubscriptionPublic(BaseModel):
+    """A subscription as the API shows it: never its secret."""
+
+    id: str
+    url: str
+    has_secret: bool
+    model: str
+    severities: list[str]
+    labels: dict[str, str]
+    description: str
+    created_at: str | None
+
+
+class DeliveryPublic(BaseModel):
+    id: str
+    subscription_id: str
+    alert_id: str
+    event: str
+    status: Literal["pending", "retrying", "delivered", "failed", "silenced", "cancelled"]
+    attempts: int
+    response_code: int | None
+    error: str
+    created_at: str | None
+    next_attempt_at: str | None
+    finished_at: str | None
+    payload: dict[str, Any]
+
+
+class MatcherBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: LabelName
+    value: str = Field(max_length=1000)
+    op: Literal["=", "!=", "=~", "!~"] = "="
+
+    @model_validator(mode="after")
+    def _regex_compiles(self) -> MatcherBody:
+        if self.op in ("=~", "!~"):
+            try:
+                re.compile(self.value)
+            except re.error as exc:
+                raise ValueError(
+                    f"{self.value!r} is not a valid regular expression: {exc}"
+                ) from None
+        return self
+
+
+class SilenceCreate(BaseModel):
+    """Mutes notifications of the alerts every matcher selects, from ``starts_at`` (default
+    now) until ``ends_at`` (or for ``duration_s``). Times: epoch seconds or RFC 3339."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: list[MatcherBody] = Field(min_length=1, max_length=50)
+    starts_at: str | float | None = None
+    ends_at: str | float | None = None
+    duration_s: float | None = Field(None, gt=0, le=366 * 86400)
+    comment: str = Field("", max_length=2000)
+    created_by: str = Field("", max_length=200)
+
+
+class SilencePublic(BaseModel):
+    id: str
+    matchers: list[MatcherBody]
+    starts_at: str | None
+    ends_at: str | None
+    status: Literal["pending", "active", "expired"]
+    comment: str
+    created_by: str
+    created_at: str | None

@@ -1,0 +1,64 @@
+"""Alerts: the life cycle of broken rules (pending → firing → resolved)."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from alarms.payload import alert_document, rfc3339
+from alarms.state import Alert, AlertState
+from api.alarm_schemas import AlertPublic
+from api.deps import AlarmStoreDep
+
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+
+STATES = tuple(str(s) for s in AlertState)
+SHOWN_BY_DEFAULT = ("pending", "firing", "resolved")
+
+
+def _public(alert: Alert) -> AlertPublic:
+    return AlertPublic.model_validate(
+        {
+            **alert_document(alert),
+            "notified_at": rfc3339(alert.notified_at),
+            "updated_at": rfc3339(alert.updated_at),
+        }
+    )
+
+
+def _states(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return SHOWN_BY_DEFAULT
+    states = tuple(s for s in re.split(r"[,|\s]+", value) if s)
+    unknown = [s for s in states if s not in STATES]
+    if unknown:
+        raise HTTPException(
+            422, f"unknown state {unknown[0]!r}: use one or more of {', '.join(STATES)}"
+        )
+    return states
+
+
+@router.get("")
+def read_alerts(
+    store: AlarmStoreDep,
+    state: str | None = Query(
+        None,
+        description="firing, pending, resolved or inactive; several with , or | "
+        "(default: pending, firing and resolved)",
+    ),
+    model: str | None = Query(None),
+    rule_id: str | None = Query(None),
+    limit: int = Query(1000, ge=1, le=100_000),
+) -> list[AlertPublic]:
+    """Alerts, most recently updated first, with their values and timestamps."""
+    found = store.alerts(states=_states(state), model=model, rule_id=rule_id, limit=limit)
+    return [_public(a) for a in found]
+
+
+@router.get("/{alert_id}")
+def read_alert(alert_id: str, store: AlarmStoreDep) -> AlertPublic:
+    alert = store.alert(alert_id)
+    if alert is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r}")
+    return _public(alert)

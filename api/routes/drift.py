@@ -1,0 +1,190 @@
+"""References (PUT/GET) and drift results of a model."""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections import defaultdict
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+
+from api.deps import ApiKeyDep, SettingsDep, StoreDep
+from api.timeparse import iso, parse_time
+from detectors.drift.window import PREDICTION, ModelReference
+from detectors.reference import NumericReference
+from driftline.store import DriftRow, StoredReference
+
+router = APIRouter(prefix="/v1/models", tags=["drift"])
+
+
+class ProfilePublic(BaseModel):
+    name: str
+    kind: str
+    count: int
+    missing: int
+
+
+class ReferencePublic(BaseModel):
+    model: str
+    version: str
+    source: str
+    created_at: str
+    features: list[ProfilePublic]
+    prediction: ProfilePublic | None
+
+
+class DriftTestPublic(BaseModel):
+    feature: str
+    test: str
+    statistic: float
+    p_value: float | None
+    adjusted_p_value: float | None
+    effect_size: float
+    min_effect: float
+    drifted: bool
+    in_decision: bool
+    drift_when: str
+
+
+class DriftWindowPublic(BaseModel):
+    window_start: str
+    window_seconds: int
+    reference: str
+    share_drifted: float
+    max_effect: float
+    drifted_features: list[str]
+    prediction_drifted: bool | None
+    results: list[DriftTestPublic]
+
+
+class DriftPublic(BaseModel):
+    model: str
+    windows: list[DriftWindowPublic]
+
+
+def _public(stored: StoredReference) -> ReferencePublic:
+    reference = ModelReference.from_dict(stored.profile)
+
+    def profile(name: str, ref: Any) -> ProfilePublic:
+        kind = "numeric" if isinstance(ref, NumericReference) else "categorical"
+        return ProfilePublic(name=name, kind=kind, count=ref.count, missing=ref.missing)
+
+    return ReferencePublic(
+        model=stored.model,
+        version=stored.version,
+        source=stored.source,
+        created_at=iso(stored.created_at),
+        features=[profile(n, r) for n, r in sorted(reference.features.items())],
+        prediction=None if reference.output is None else profile(PREDICTION, reference.output),
+    )
+
+
+def _rows(body: bytes, content_type: str) -> list[dict[str, Any]]:
+    if "csv" in content_type:
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(io.BytesIO(body))
+        except Exception as exc:
+            raise ValueError(f"not a readable CSV: {exc}") from None
+        return [
+            {
+                str(k): (None if isinstance(v, float) and math.isnan(v) else v)
+                for k, v in row.items()
+            }
+            for row in frame.to_dict(orient="records")
+        ]
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(payload, list) or not all(isinstance(r, dict) for r in payload):
+        raise ValueError("the body must be a JSON array of row objects (or text/csv)")
+    return payload
+
+
+@router.put("/{model}/reference", dependencies=[ApiKeyDep], status_code=201)
+async def update_reference(
+    model: str,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    version: str = Query("*", description="model version it applies to ('*': any version)"),
+) -> ReferencePublic:
+    """Upload a training sample as the model's reference; its profile is computed once.
+
+    Body: a JSON array of rows (``{"features": {...}, "prediction": ...}`` or flat
+    ``{"amount": 1.5, ..., "prediction": 0.2}``), or CSV with ``Content-Type: text/csv``.
+    The worker picks it up within seconds; it replaces warm-up and rolling references.
+    """
+    body = await request.body()
+    if len(body) > settings.max_reference_bytes:
+        raise HTTPException(
+            413, f"reference is {len(body)} bytes; the limit is {settings.max_reference_bytes}"
+        )
+    try:
+        rows = _rows(body, request.headers.get("content-type", ""))
+        reference = await run_in_threadpool(ModelReference.from_rows, rows, version)
+    except ValueError as exc:
+        raise HTTPException(422, f"cannot build a reference: {exc}") from None
+    stored = StoredReference(model, version, "uploaded", reference.to_dict(), int(time.time()))
+    await run_in_threadpool(store.save_reference, stored)
+    return _public(stored)
+
+
+@router.get("/{model}/reference")
+def read_references(model: str, store: StoreDep) -> list[ReferencePublic]:
+    """The model's references: uploaded, and learned by the worker (warm-up)."""
+    return [_public(r) for r in store.references(model)]
+
+
+@router.get("/{model}/drift")
+def read_drift(
+    model: str,
+    store: StoreDep,
+    start: str | None = Query(None, description="from this window start (epoch s or RFC 3339)"),
+    end: str | None = Query(None, description="before this window start"),
+) -> DriftPublic:
+    """Per window: which features drifted, the share, and every test with its decision."""
+    rows = store.drift_results(model, start=parse_time(start, "start"), end=parse_time(end, "end"))
+    by_window: dict[int, list[DriftRow]] = defaultdict(list)
+    for row in rows:
+        by_window[row.window_start].append(row)
+    windows = []
+    for start_s, window_rows in sorted(by_window.items()):
+        decided = [r for r in window_rows if r.in_decision and not r.feature.startswith(PREDICTION)]
+        features = {r.feature for r in decided}
+        drifted = sorted({r.feature for r in decided if r.drifted})
+        output = [r for r in window_rows if r.in_decision and r.feature.startswith(PREDICTION)]
+        windows.append(
+            DriftWindowPublic(
+                window_start=iso(start_s),
+                window_seconds=window_rows[0].window_seconds,
+                reference=window_rows[0].reference,
+                share_drifted=len(drifted) / len(features) if features else 0.0,
+                max_effect=max((r.effect_size for r in decided), default=0.0),
+                drifted_features=drifted,
+                prediction_drifted=any(r.drifted for r in output) if output else None,
+                results=[
+                    DriftTestPublic(
+                        feature=r.feature,
+                        test=r.test,
+                        statistic=r.statistic,
+                        p_value=r.p_value,
+                        adjusted_p_value=r.adjusted_p_value,
+                        effect_size=r.effect_size,
+                        min_effect=r.min_effect,
+                        drifted=r.drifted,
+                        in_decision=r.in_decision,
+                        drift_when=r.drift_when,
+                    )
+                    for r in window_rows
+                ],
+            )
+        )
+    return DriftPublic(model=model, windows=windows)

@@ -1,0 +1,121 @@
+"""Webhook subscriptions to alerts, and their delivery log."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from alarms.payload import rfc3339
+from alarms.routing import Subscription
+from api.alarm_schemas import DeliveryPublic, SubscriptionCreate, SubscriptionPublic
+from api.deps import AlarmStoreDep, ApiKeyDep
+from api.limits import ConfigBodyRoute
+from driftline.store.alarms import Delivery
+
+router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"], route_class=ConfigBodyRoute)
+
+DELIVERY_STATUSES = ("pending", "retrying", "delivered", "failed", "silenced", "cancelled")
+
+
+def _shown_url(url: str) -> str:
+    """The URL without credentials in it (user:password@ is a secret too)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _public(s: Subscription) -> SubscriptionPublic:
+    return SubscriptionPublic(
+        id=s.id,
+        url=_shown_url(s.url),
+        has_secret=bool(s.secret),
+        model=s.model,
+        severities=list(s.severities),
+        labels=dict(s.labels),
+        description=s.description,
+        created_at=rfc3339(s.created_at),
+    )
+
+
+def _delivery(d: Delivery) -> DeliveryPublic:
+    return DeliveryPublic(
+        id=d.id,
+        subscription_id=d.subscription_id,
+        alert_id=d.alert_id,
+        event=d.event,
+        status=d.status,
+        attempts=d.attempts,
+        response_code=d.response_code or None,
+        error=d.error,
+        created_at=rfc3339(d.created_at),
+        next_attempt_at=rfc3339(d.next_attempt_at),
+        finished_at=rfc3339(d.finished_at),
+        payload=orjson.loads(d.payload),
+    )
+
+
+@router.get("")
+def read_subscriptions(store: AlarmStoreDep) -> list[SubscriptionPublic]:
+    return [_public(s) for s in store.subscriptions()]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[ApiKeyDep])
+def create_subscription(body: SubscriptionCreate, store: AlarmStoreDep) -> SubscriptionPublic:
+    """Webhook ``url`` gets a signed JSON POST when a selected alert fires or resolves."""
+    subscription = Subscription(
+        id=uuid.uuid4().hex[:16],
+        url=body.url,
+        secret=body.secret.get_secret_value() if body.secret else "",
+        model=body.model,
+        severities=tuple(dict.fromkeys(body.severities)),
+        labels=dict(body.labels),
+        description=body.description,
+        created_at=time.time(),
+    )
+    store.put_subscription(subscription)
+    return _public(subscription)
+
+
+@router.get("/{subscription_id}")
+def read_subscription(subscription_id: str, store: AlarmStoreDep) -> SubscriptionPublic:
+    found = store.subscription(subscription_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {subscription_id!r}")
+    return _public(found)
+
+
+@router.delete(
+    "/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[ApiKeyDep]
+)
+def delete_subscription(subscription_id: str, store: AlarmStoreDep) -> Response:
+    """Unsubscribe; deliveries still queued for it are cancelled. Its log stays readable."""
+    if not store.delete_subscription(subscription_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {subscription_id!r}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{subscription_id}/deliveries")
+def read_deliveries(
+    subscription_id: str,
+    store: AlarmStoreDep,
+    status_: str | None = Query(None, alias="status", description=", ".join(DELIVERY_STATUSES)),
+    limit: int = Query(100, ge=1, le=10_000),
+) -> list[DeliveryPublic]:
+    """The delivery log, newest first: each notification, its attempts and outcome."""
+    statuses = tuple(s for s in (status_ or "").split(",") if s)
+    unknown = [s for s in statuses if s not in DELIVERY_STATUSES]
+    if unknown:
+        raise HTTPException(
+            422, f"unknown status {unknown[0]!r}: use {', '.join(DELIVERY_STATUSES)}"
+        )
+    found = store.deliveries(subscription_id, statuses=statuses, limit=limit)
+    if not found and store.subscription(subscription_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {subscription_id!r}")
+    return [_delivery(d) for d in found]

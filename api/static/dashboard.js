@@ -1,0 +1,630 @@
+// The Driftline dashboard: a model list and a page per model, drawn from the JSON API.
+//
+// Routing lives in the URL hash (#/ and #/models/<name>?range=1h&refresh=10), so a view can
+// be bookmarked and shared. Endpoints that a server may not have yet (drift, alerts,
+// retraining) are looked up in its OpenAPI document first, and a panel without data says so
+// instead of failing.
+
+import {
+  PALETTE, el, fmtAgo, fmtClock, fmtDateTime, fmtMs, fmtNumber, fmtP, fmtPercent,
+  heatMap, hideTooltip, sparkline, timeChart,
+} from "./charts.js";
+
+const RANGES = { "5m": 300, "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800,
+  all: null };
+const DEFAULT_RANGE = "1h";
+const DEFAULT_REFRESH = 10;
+
+const state = { path: "/", range: DEFAULT_RANGE, from: null, to: null,
+  refresh: DEFAULT_REFRESH, feature: null };
+
+// -- URL state ----------------------------------------------------------------------------
+function readHash() {
+  const [path, search] = (location.hash.slice(1) || "/").split("?");
+  const q = new URLSearchParams(search ?? "");
+  state.path = path || "/";
+  const range = q.get("range");
+  state.range = range in RANGES || range === "custom" ? range : DEFAULT_RANGE;
+  state.from = Number(q.get("from")) || null;
+  state.to = Number(q.get("to")) || null;
+  if (state.range === "custom" && !(state.from && state.to)) state.range = DEFAULT_RANGE;
+  state.refresh = q.has("refresh") ? Number(q.get("refresh")) || 0 : DEFAULT_REFRESH;
+  state.feature = q.get("feature");
+}
+
+function hrefFor(path, extra = {}) {
+  const q = new URLSearchParams({ range: state.range });
+  if (state.range === "custom") {
+    q.set("from", String(state.from));
+    q.set("to", String(state.to));
+  }
+  q.set("refresh", String(state.refresh));
+  for (const [k, v] of Object.entries(extra)) if (v) q.set(k, v);
+  return `#${path}?${q}`;
+}
+
+function writeHash() {
+  history.replaceState(null, "", hrefFor(state.path, { feature: state.feature }));
+}
+
+function timeWindow() {
+  if (state.range === "custom") return { start: state.from, end: state.to };
+  const seconds = RANGES[state.range];
+  return { start: seconds ? Math.floor(Date.now() / 1000 - seconds) : null, end: null };
+}
+
+// -- API ----------------------------------------------------------------------------------
+let endpoints = null;
+
+async function getJSON(path, params = {}) {
+  const url = new URL(path, document.baseURI);
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== null && v !== undefined && v !== "") url.searchParams.set(k, v);
+  }
+  const reply = await fetch(url, { headers: { Accept: "application/json" } });
+  if (reply.status === 404) return null;
+  if (!reply.ok) throw new Error(`${url.pathname} answered HTTP ${reply.status}`);
+  return reply.json();
+}
+
+/** Which optional endpoints this server has, from its OpenAPI document. */
+async function discover() {
+  if (endpoints === null) {
+    const spec = await getJSON("openapi.json");
+    endpoints = new Set(Object.keys(spec?.paths ?? {}));
+  }
+  return endpoints;
+}
+
+const has = (path) => endpoints.has(path);
+const enc = encodeURIComponent;
+const epoch = (iso) => (iso ? Date.parse(iso) / 1000 : null);
+const asList = (body) => (Array.isArray(body) ? body : body?.items ?? body?.alerts ?? body?.jobs ?? body?.versions ?? []);
+const first = (obj, ...names) => names.map((n) => obj?.[n]).find((v) => v !== undefined && v !== null);
+
+async function metric(model, name, extra = {}) {
+  const { start, end } = timeWindow();
+  const body = await getJSON(`v1/models/${enc(model)}/metrics`,
+    { name, start, end, limit: 100000, ...extra });
+  return (body?.series ?? []).map((s) => ({
+    metric: s.metric, feature: s.feature, category: s.category, step: s.window_seconds,
+    points: s.points.map((p) => ({ t: epoch(p.window_start), v: p.value, version: p.version })),
+  }));
+}
+
+/** An optional panel's data: a failure there leaves the rest of the page working. */
+async function soft(promise, fallback) {
+  try {
+    return await promise;
+  } catch (err) {
+    problems.push(err.message);
+    return fallback;
+  }
+}
+let problems = [];
+
+async function alerts(alertState, model = null) {
+  if (!has("/v1/alerts")) return [];
+  return soft(getJSON("v1/alerts", { state: alertState, model, limit: 200 }).then(asList), []);
+}
+
+// -- shared pieces ------------------------------------------------------------------------
+const latest = (series) => {
+  const points = series?.points ?? [];
+  for (let i = points.length - 1; i >= 0; i--) if (points[i].v !== null) return points[i];
+  return null;
+};
+const one = (list, feature = "", category = "") =>
+  list.find((s) => s.feature === feature && s.category === category) ?? null;
+const pts = (series) => series?.points ?? [];
+
+function health({ firing, share, lastWindow, step }) {
+  const now = Date.now() / 1000;
+  if (firing > 0) return { level: "firing", text: `${firing} alert${firing > 1 ? "s" : ""} firing` };
+  if (share && share.v > 0) return { level: "drifting", text: `Drifting · ${fmtPercent(share.v)} of features` };
+  if (lastWindow !== null && now - lastWindow > Math.max(300, 10 * (step || 60))) {
+    return { level: "quiet", text: `Quiet · last window ${fmtAgo(lastWindow)}` };
+  }
+  return { level: "healthy", text: "Healthy" };
+}
+
+const pill = (h) => el("span", { class: `pill ${h.level}`, "data-health": h.level }, h.text);
+
+function panel(title, body, { id, wide = false, note = null, tools = null } = {}) {
+  return el("section", { class: wide ? "panel wide" : "panel", id },
+    el("header", {}, el("h2", {}, title), note ? el("span", { class: "note" }, note) : null,
+      tools),
+    body);
+}
+
+function alertTime(a) {
+  return epoch(first(a, "fired_at", "started_at", "active_since", "created_at"));
+}
+
+/** Where an alert goes on a time axis: the start of its first breaching window. */
+function alertWindow(a) {
+  return epoch(first(a, "active_since", "fired_at", "started_at"));
+}
+
+function alertLabel(a) {
+  const what = [first(a, "metric"), first(a, "feature")].filter(Boolean).join(" · ");
+  return `${first(a, "severity") ?? "alert"}: ${first(a, "rule_name", "rule", "rule_id") ?? ""}` +
+    (what ? ` (${what})` : "");
+}
+
+function fmtWhen(t) {
+  const sameDay = new Date(t * 1000).toDateString() === new Date().toDateString();
+  return sameDay ? fmtClock(t) : fmtDateTime(t);
+}
+
+function alertsTable(list, emptyText, { showModel = true } = {}) {
+  if (!list.length) return el("div", { class: "empty" }, emptyText);
+  const where = (a) => [showModel ? first(a, "model") : null, first(a, "feature"), first(a, "segment")]
+    .filter(Boolean).join(" · ") || (showModel ? "–" : "model");
+  return el("table", { class: "table alerts" },
+    el("thead", {}, el("tr", {}, ["State", "Severity", "Rule", showModel ? "Model · feature" : "Feature",
+      "Value", "Threshold", "Fired"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, list.map((a) => {
+      const st = first(a, "state", "status") ?? "";
+      const since = alertTime(a);
+      const resolved = epoch(first(a, "resolved_at"));
+      return el("tr", { class: `alert-row ${st}`, "data-alert-state": st },
+        el("td", {}, el("span", { class: `pill ${st === "firing" ? "firing" : "resolved"}` }, st || "?")),
+        el("td", {}, first(a, "severity") ?? "–"),
+        el("td", {}, String(first(a, "rule_name", "rule", "rule_id", "id") ?? "–")),
+        el("td", {}, where(a)),
+        el("td", { class: "num" }, fmtNumber(first(a, "value"))),
+        el("td", { class: "num" }, `${first(a, "comparison", "op") ?? ""} ${fmtNumber(first(a, "threshold"))}`),
+        el("td", { class: "when" }, since ? `${fmtWhen(since)}${resolved ? ` → ${fmtWhen(resolved)}` : ""}` : "–"));
+    })));
+}
+
+// -- overview -----------------------------------------------------------------------------
+async function overview() {
+  const [models, firing] = await Promise.all([getJSON("v1/models"), alerts("firing")]);
+  const rows = await Promise.all((models ?? []).map(async (m) => {
+    const [traffic, share] = await Promise.all([
+      metric(m.model, "traffic.count"), metric(m.model, "drift.share_drifted"),
+    ]);
+    return { ...m, traffic: one(traffic), share: one(share),
+      firing: firing.filter((a) => a.model === m.model) };
+  }));
+  return () => {
+    setCrumbs([]);
+    const view = document.getElementById("view");
+    if (!rows.length) {
+      view.replaceChildren(el("section", { class: "panel wide onboarding" },
+        el("h1", {}, "No models yet"),
+        el("p", {}, "Send prediction events to Kafka (topic driftline.predictions, key = model id) " +
+          "or POST them to /v1/events. A model appears here once its first window closes."),
+        el("p", { class: "muted" }, "Tip: `driftline demo` starts a synthetic model that drifts.")));
+      return;
+    }
+    const cards = rows.map((m) => {
+      const last = latest(m.traffic);
+      const step = m.traffic?.step ?? 60;
+      const h = health({ firing: m.firing.length, share: latest(m.share),
+        lastWindow: epoch(m.last_window), step });
+      const spark = el("div", { class: "spark-box" });
+      const card = el("a", { class: `card ${h.level}`, href: hrefFor(`/models/${enc(m.model)}`),
+        "data-model": m.model },
+        el("div", { class: "card-head" }, el("h3", {}, m.model), pill(h)),
+        el("dl", { class: "stats" },
+          stat("Traffic", last ? `${fmtNumber(last.v / step)}/s` : "–", "latest window"),
+          stat("Drift share", latest(m.share) ? fmtPercent(latest(m.share).v) : "–", "of features"),
+          stat("Firing alerts", String(m.firing.length), has("/v1/alerts") ? "now" : "alarms not enabled"),
+          stat("Last window", fmtAgo(epoch(m.last_window)), `${fmtNumber(m.events)} events in ${fmtNumber(m.windows)} windows`)),
+        spark);
+      return { card, spark, points: pts(m.traffic) };
+    });
+    const firingPanel = firing.length
+      ? panel("Firing alerts", alertsTable(firing, ""), { wide: true })
+      : null;
+    view.replaceChildren(...[
+      el("div", { class: "page-head" }, el("h1", {}, "Models"),
+        el("span", { class: "muted" }, `${rows.length} model${rows.length > 1 ? "s" : ""} with stored windows`)),
+      firingPanel,
+      el("div", { class: "cards" }, cards.map((c) => c.card)),
+    ].filter(Boolean));
+    for (const c of cards) sparkline(c.spark, c.points, { label: "traffic.count" });
+  };
+}
+
+function stat(label, value, sub) {
+  return el("div", { class: "stat" }, el("dt", {}, label), el("dd", {}, value),
+    sub ? el("small", {}, sub) : null);
+}
+
+// -- model page ---------------------------------------------------------------------------
+const QUALITY_PREFIXES = ["quality.", "labels."];
+const PREDICTION = "__prediction__"; // the output's name among drift results
+
+async function modelView(model) {
+  const detail = await getJSON(`v1/models/${enc(model)}`);
+  if (!detail) {
+    return () => {
+      setCrumbs([model]);
+      document.getElementById("view").replaceChildren(el("section", { class: "panel wide" },
+        el("h1", {}, model), el("div", { class: "empty" },
+          "No data yet: this model has no stored windows. Send events for it, then wait for " +
+          "its first window to close.")));
+    };
+  }
+  const names = new Set(detail.metrics);
+  const want = (name, extra) => (names.has(name) ? metric(model, name, extra) : Promise.resolve([]));
+  const qualityNames = detail.metrics.filter((n) => QUALITY_PREFIXES.some((p) => n.startsWith(p)));
+  const [traffic, invalid, late, p50, p95, p99, missing, outMean, outP05, outP50, outP95,
+    outNull, classes, share, maxEffect, quality, drift, firing, resolved, jobs, versions] =
+    await Promise.all([
+      want("traffic.count"), want("traffic.invalid"), want("traffic.late"),
+      want("latency.p50"), want("latency.p95"), want("latency.p99"), want("input.missing_rate"),
+      want("output.mean"), want("output.p05"), want("output.p50"), want("output.p95"),
+      want("output.null_rate"), want("output.class_freq"),
+      want("drift.share_drifted"), want("drift.max_effect"),
+      Promise.all(qualityNames.map((n) => metric(model, n))).then((l) => l.flat()),
+      soft(driftCells(model, names), { rows: [], cells: new Map(), step: null, source: "none" }),
+      alerts("firing", model), alerts("resolved", model),
+      has("/v1/retrain-jobs") ? soft(getJSON("v1/retrain-jobs", { model }).then(asList), []) : [],
+      has("/v1/models/{model}/versions")
+        ? soft(getJSON(`v1/models/${enc(model)}/versions`).then(asList), []) : [],
+    ]);
+  const featureNames = detail.features.map((f) => f.name);
+  const feature = featureNames.includes(state.feature) ? state.feature
+    : drift.rows.find((r) => featureNames.includes(r)) ?? featureNames[0] ?? null;
+  const kind = detail.features.find((f) => f.name === feature)?.kind;
+  const explorer = feature === null ? [] : await Promise.all(
+    (kind === "categorical"
+      ? ["input.category_freq", "input.new_category_rate", "input.missing_rate"]
+      : ["input.mean", "input.p05", "input.p50", "input.p95", "input.missing_rate"]
+    ).map((n) => want(n, { feature })),
+  ).then((l) => l.flat());
+
+  const count = one(traffic);
+  const step = count?.step ?? drift.step ?? 60;
+  const domain = fitDomain(pts(count), step);
+  const mine = (list) => list.filter((a) => a.model === model);
+  const firingHere = mine(firing);
+  const recent = mine(resolved).sort((a, b) => (epoch(b.resolved_at) ?? 0) - (epoch(a.resolved_at) ?? 0)).slice(0, 10);
+  const markers = [...firingHere, ...recent].map((a) => ({ t: alertWindow(a), label: alertLabel(a),
+    kind: first(a, "state") === "firing" ? "alert" : "resolved" }))
+    .filter((m) => m.t !== null).slice(0, 30);
+  const zoom = (t0, t1) => {
+    state.range = "custom";
+    state.from = Math.floor(t0);
+    state.to = Math.ceil(t1);
+    syncControls();
+    writeHash();
+    render();
+  };
+  const common = { domain, step, markers, onZoom: zoom };
+
+  return () => {
+    setCrumbs([model]);
+    const h = health({ firing: firingHere.length, share: latest(one(share)),
+      lastWindow: epoch(detail.last_window), step });
+    const slot = (id) => el("div", { class: "chart", id });
+    const featureSelect = el("select", { id: "feature", "aria-label": "Feature",
+      onchange: (e) => { state.feature = e.target.value; writeHash(); render(); } },
+    detail.features.map((f) => el("option", { value: f.name, selected: f.name === feature },
+      `${f.name} (${f.kind})`)));
+    const lastCount = latest(count);
+    const coverage = quality.find((s) => s.metric === "labels.coverage");
+    const view = document.getElementById("view");
+    view.replaceChildren(...[
+      el("div", { class: "page-head" }, el("h1", {}, model), pill(h),
+        el("span", { class: "muted" },
+          `versions ${detail.versions.join(", ") || "–"} · ${detail.features.length} features · ` +
+          `${step} s windows · last window ${fmtAgo(epoch(detail.last_window))}`)),
+      el("div", { class: "tiles" },
+        tile("Traffic", lastCount ? `${fmtNumber(lastCount.v / step)}/s` : "–",
+          `${fmtNumber(pts(count).reduce((a, p) => a + (p.v ?? 0), 0))} events in range`),
+        tile("Latency p95", fmtMs(latest(one(p95))?.v), "latest window"),
+        tile("Features drifted", latest(one(share)) ? fmtPercent(latest(one(share)).v) : "–",
+          latest(one(maxEffect)) ? `max effect ${fmtNumber(latest(one(maxEffect)).v)}` : "latest window",
+          latest(one(share))?.v > 0 ? "warn" : ""),
+        tile("Alerts firing", has("/v1/alerts") ? String(firingHere.length) : "–",
+          has("/v1/alerts") ? `${recent.length} resolved recently` : "alarms not enabled",
+          firingHere.length ? "bad" : ""),
+        tile("Label coverage", latest(coverage) ? fmtPercent(latest(coverage).v) : "–",
+          latest(coverage) ? "latest window" : "no labels yet")),
+      firingHere.length
+        ? el("div", { class: "banner firing", id: "firing-banner" },
+          el("strong", {}, `${firingHere.length} alert${firingHere.length > 1 ? "s" : ""} firing: `),
+          firingHere.map(alertLabel).join(" · "))
+        : null,
+      el("div", { class: "grid" },
+        panel("Drift by feature and window", slot("chart-drift"), { wide: true,
+          note: drift.source === "metrics" ? "from stored drift.drifted metrics" : "two-sample tests vs reference" }),
+        panel("Share of features drifted", slot("chart-share")),
+        panel("Alerts", el("div", {}, alertsTable([...firingHere, ...recent],
+          has("/v1/alerts") ? "No firing or recent alerts" : "No data yet: alarms are not enabled on this server",
+          { showModel: false })),
+        { id: "alerts" }),
+        panel("Traffic", slot("chart-traffic"), { note: "events per window" }),
+        panel("Latency", slot("chart-latency"), { note: "milliseconds" }),
+        panel("Missing values", slot("chart-missing"), { note: "share of events, per feature" }),
+        panel("Output distribution", slot("chart-output"),
+          { note: classes.length ? "class shares" : "prediction p05–p95, median, mean" }),
+        panel("Quality and label coverage", slot("chart-quality")),
+        panel("Feature", slot("chart-feature"), { tools: featureSelect, note: kind ?? "" }),
+        panel("Retraining", retrainingBody(jobs, versions, detail.versions),
+          { id: "retraining", wide: true })),
+    ].filter(Boolean));
+
+    heatMap(document.getElementById("chart-drift"), { ...common, rows: drift.rows,
+      cells: drift.cells, empty: "No drift results yet: drift is tested once a reference exists for the model" });
+    timeChart(document.getElementById("chart-share"), { ...common, id: "share", format: fmtPercent,
+      yMin: 0, yMax: 1, series: [
+        { label: "features drifted", color: PALETTE[3], points: pts(one(share)), kind: "bar" },
+      ] });
+    timeChart(document.getElementById("chart-traffic"), { ...common, id: "traffic", series: [
+      { label: "traffic.count", color: PALETTE[0], points: pts(count), kind: "bar" },
+      { label: "traffic.invalid", color: PALETTE[3], points: pts(one(invalid)) },
+      { label: "traffic.late", color: PALETTE[2], points: pts(one(late)), dash: "4 3" },
+    ] });
+    timeChart(document.getElementById("chart-latency"), { ...common, id: "latency", format: fmtMs,
+      series: [
+        { label: "latency.p50", color: PALETTE[1], points: pts(one(p50)) },
+        { label: "latency.p95", color: PALETTE[2], points: pts(one(p95)) },
+        { label: "latency.p99", color: PALETTE[3], points: pts(one(p99)) },
+      ] });
+    timeChart(document.getElementById("chart-missing"), { ...common, id: "missing", format: fmtPercent,
+      yMin: 0, series: missing.map((s, i) => ({ label: s.feature, color: PALETTE[i % PALETTE.length],
+        points: s.points })) });
+    const nullRate = one(outNull);
+    const showNull = pts(nullRate).some((p) => p.v > 0);
+    timeChart(document.getElementById("chart-output"), classes.length
+      ? { ...common, id: "output", format: fmtPercent, yMin: 0,
+        stack: classes.map((s, i) => ({ label: s.category, color: PALETTE[i % PALETTE.length], points: s.points })) }
+      : { ...common, id: "output",
+        bands: [{ label: "p05–p95", color: PALETTE[4], lo: pts(one(outP05)), hi: pts(one(outP95)) }],
+        series: [
+          { label: "output.p50", color: PALETTE[4], points: pts(one(outP50)) },
+          { label: "output.mean", color: PALETTE[6], points: pts(one(outMean)), dash: "4 3" },
+          ...(showNull ? [{ label: "output.null_rate", color: PALETTE[9], points: pts(nullRate), dash: "2 2" }] : []),
+        ] });
+    timeChart(document.getElementById("chart-quality"), { ...common, id: "quality", yMin: 0,
+      empty: "No labels yet: send label events (topic driftline.labels, with the prediction id) to see accuracy and label coverage",
+      series: quality.map((s, i) => ({ label: s.metric, color: PALETTE[(i + 1) % PALETTE.length],
+        points: s.points, dash: s.metric.startsWith("labels.") ? "4 3" : null })) });
+    drawFeature(document.getElementById("chart-feature"), common, kind, explorer, feature);
+    hideTooltip();
+  };
+}
+
+function tile(label, value, sub, tone = "") {
+  return el("div", { class: `tile ${tone}` }, el("span", { class: "tile-label" }, label),
+    el("span", { class: "tile-value" }, value), el("small", {}, sub));
+}
+
+function drawFeature(container, common, kind, list, feature) {
+  if (feature === null) {
+    container.replaceChildren(el("div", { class: "empty" }, "No features yet"));
+    return;
+  }
+  const get = (name) => list.filter((s) => s.metric === name);
+  if (kind === "categorical") {
+    timeChart(container, { ...common, id: "feature", format: fmtPercent, yMin: 0,
+      stack: get("input.category_freq").map((s, i) => ({ label: s.category,
+        color: PALETTE[i % PALETTE.length], points: s.points })),
+      series: [{ label: "new categories", color: "#111827", points: pts(get("input.new_category_rate")[0]), dash: "4 3" }] });
+    return;
+  }
+  timeChart(container, { ...common, id: "feature",
+    bands: [{ label: "p05–p95", color: PALETTE[0], lo: pts(get("input.p05")[0]), hi: pts(get("input.p95")[0]) }],
+    series: [
+      { label: `${feature} p50`, color: PALETTE[0], points: pts(get("input.p50")[0]) },
+      { label: `${feature} mean`, color: PALETTE[6], points: pts(get("input.mean")[0]), dash: "4 3" },
+    ] });
+}
+
+function retrainingBody(jobs, versions, seen) {
+  const jobsPart = jobs.length
+    ? el("table", { class: "table" },
+      el("thead", {}, el("tr", {}, ["Job", "State", "Reason", "Created", "Version"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, jobs.slice(0, 10).map((j) => {
+        const created = epoch(first(j, "created_at", "requested_at"));
+        return el("tr", {},
+          el("td", {}, String(first(j, "id", "job_id") ?? "–")),
+          el("td", {}, String(first(j, "state", "status") ?? "–")),
+          el("td", {}, String(first(j, "reason", "trigger", "rule_id") ?? "–")),
+          el("td", {}, created ? fmtDateTime(created) : "–"),
+          el("td", {}, String(first(j, "version", "new_version") ?? "–")));
+      })))
+    : el("div", { class: "empty" }, "No retraining jobs yet");
+  const versionsPart = versions.length
+    ? el("table", { class: "table" },
+      el("thead", {}, el("tr", {}, ["Version", "Status", "Created", "Metrics"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, versions.map((v) => {
+        const created = epoch(first(v, "created_at"));
+        return el("tr", {},
+          el("td", {}, String(first(v, "version", "name") ?? "–")),
+          el("td", {}, String(first(v, "status", "stage", "state") ?? (v.champion ? "champion" : "–"))),
+          el("td", {}, created ? fmtDateTime(created) : "–"),
+          el("td", {}, Object.entries(v.metrics ?? {}).map(([k, x]) => `${k} ${fmtNumber(x)}`).join(" · ") || "–"));
+      })))
+    : el("div", { class: "empty" }, `No registered versions yet · seen in traffic: ${seen.join(", ") || "none"}`);
+  return el("div", { class: "columns" },
+    el("div", {}, el("h3", {}, "Jobs"), jobsPart),
+    el("div", {}, el("h3", {}, "Versions"), versionsPart));
+}
+
+/** The x range of every chart on a page: the range picked, fitted to the stored windows. */
+function fitDomain(points, step) {
+  const { start, end } = timeWindow();
+  const now = Date.now() / 1000;
+  if (state.range === "custom") return [start, end];
+  const times = points.map((p) => p.t);
+  if (!times.length) return [start ?? now - 3600, now];
+  const lo = Math.min(...times);
+  const hi = Math.max(...times) + step;
+  return [Math.max(start ?? lo, lo), Math.max(hi, lo + step * 3)];
+}
+
+/** Heat-map cells: from the drift endpoint, else from the stored drift.drifted metric. */
+async function driftCells(model, names) {
+  const { start, end } = timeWindow();
+  const cells = new Map();
+  const drifted = new Map();
+  let step = null;
+  let source = "drift";
+  const body = has("/v1/models/{model}/drift")
+    ? await getJSON(`v1/models/${enc(model)}/drift`, { start, end }) : null;
+  const windows = body?.windows ?? [];
+  for (const w of windows) {
+    const t = epoch(w.window_start);
+    step = w.window_seconds ?? step;
+    const byFeature = new Map();
+    for (const r of w.results ?? []) {
+      if (!byFeature.has(r.feature)) byFeature.set(r.feature, []);
+      byFeature.get(r.feature).push(r);
+    }
+    for (const [name, results] of byFeature) {
+      // streaming change-point detectors are shown, but only the window tests decide
+      const deciding = results.filter((r) => r.in_decision !== false);
+      const ratio = Math.max(0, ...deciding.map((r) => (r.min_effect > 0
+        ? r.effect_size / r.min_effect : r.effect_size > 0 ? 1 : 0)));
+      const isDrift = deciding.some((r) => r.drifted);
+      const feature = name === PREDICTION ? "prediction" : name;
+      cells.set(`${feature}|${t}`, { ratio, drifted: isDrift, tip: resultRows(results) });
+      drifted.set(feature, (drifted.get(feature) ?? 0) + (isDrift ? 1 : 0));
+    }
+  }
+  if (!cells.size && names.has("drift.drifted")) {
+    source = "metrics";
+    for (const s of await metric(model, "drift.drifted")) {
+      step = s.step ?? step;
+      for (const p of s.points) {
+        if (p.v === null) continue;
+        const isDrift = p.v >= 0.5;
+        cells.set(`${s.feature}|${p.t}`, { ratio: isDrift ? 1 : 0, drifted: isDrift,
+          tip: [el("div", {}, isDrift ? "drifted" : "no drift")] });
+        drifted.set(s.feature, (drifted.get(s.feature) ?? 0) + (isDrift ? 1 : 0));
+      }
+    }
+  }
+  // most drifted features first, so the eye lands on them
+  const rows = [...drifted.keys()].sort((a, b) => drifted.get(b) - drifted.get(a) || a.localeCompare(b));
+  return { rows, cells, step, source };
+}
+
+function resultRows(results) {
+  return [el("table", { class: "tip-table" },
+    el("thead", {}, el("tr", {}, ["test", "statistic", "p (adjusted)", "effect / min", ""].map((h) => el("th", {}, h)))),
+    el("tbody", {}, results.map((r) => el("tr", { class: r.drifted ? "drift" : "" },
+      el("td", {}, r.in_decision === false ? `${r.test} (streaming)` : r.test),
+      el("td", {}, fmtNumber(r.statistic)),
+      el("td", {}, r.p_value === null || r.p_value === undefined ? "–"
+        : `${fmtP(r.p_value)}${r.adjusted_p_value != null ? ` (${fmtP(r.adjusted_p_value)})` : ""}`),
+      el("td", {}, `${fmtNumber(r.effect_size)} / ${fmtNumber(r.min_effect)}`),
+      el("td", {}, r.drifted ? "drift" : "ok")))))];
+}
+
+// -- chrome: breadcrumbs, controls, refresh -----------------------------------------------
+function setCrumbs(parts) {
+  const nav = document.getElementById("crumbs");
+  nav.replaceChildren(el("a", { href: hrefFor("/") }, "Models"),
+    ...parts.map((p) => [el("span", { class: "sep" }, "/"), el("span", { class: "here" }, p)]).flat());
+}
+
+function toLocalInput(t) {
+  const d = new Date(t * 1000 - new Date(t * 1000).getTimezoneOffset() * 60000);
+  return d.toISOString().slice(0, 19);
+}
+
+function syncControls() {
+  document.getElementById("range").value = state.range;
+  const refresh = document.getElementById("refresh");
+  if (![...refresh.options].some((o) => o.value === String(state.refresh))) {
+    refresh.append(el("option", { value: String(state.refresh) }, `${state.refresh} s`));
+  }
+  refresh.value = String(state.refresh);
+  document.getElementById("custom-range").hidden = state.range !== "custom";
+  if (state.range === "custom") {
+    document.getElementById("from").value = toLocalInput(state.from);
+    document.getElementById("to").value = toLocalInput(state.to);
+  }
+}
+
+let timer = null;
+function schedule() {
+  clearInterval(timer);
+  timer = state.refresh > 0
+    ? setInterval(() => { if (!document.hidden) render(); }, state.refresh * 1000) : null;
+}
+
+let renderSeq = 0;
+let lastDraw = null;
+async function render() {
+  const seq = ++renderSeq;
+  problems = [];
+  try {
+    await discover();
+    const draw = state.path.startsWith("/models/")
+      ? await modelView(decodeURIComponent(state.path.slice("/models/".length)))
+      : await overview();
+    if (seq !== renderSeq) return; // a newer render started meanwhile
+    draw();
+    lastDraw = draw;
+    const problem = document.getElementById("problem");
+    problem.textContent = problems.length ? `Some panels could not load: ${problems.join("; ")}` : "";
+    problem.hidden = !problems.length;
+    document.getElementById("updated").textContent = `Updated ${fmtClock(Date.now() / 1000)}`;
+    document.body.dataset.rendered = String(seq);
+  } catch (err) {
+    if (seq !== renderSeq) return;
+    const problem = document.getElementById("problem");
+    problem.textContent = `Could not load data from the Driftline API: ${err.message}. ` +
+      (state.refresh ? "Retrying…" : "Reload to try again.");
+    problem.hidden = false;
+  }
+}
+
+function start() {
+  readHash();
+  syncControls();
+  const now = () => Math.floor(Date.now() / 1000);
+  document.getElementById("range").addEventListener("change", (e) => {
+    if (e.target.value === "custom") {
+      const { start: s } = timeWindow();
+      state.from = s ?? now() - 3600;
+      state.to = now();
+    }
+    state.range = e.target.value;
+    syncControls();
+    writeHash();
+    render();
+  });
+  document.getElementById("refresh").addEventListener("change", (e) => {
+    state.refresh = Number(e.target.value);
+    writeHash();
+    schedule();
+  });
+  document.getElementById("controls").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const from = Date.parse(document.getElementById("from").value) / 1000;
+    const to = Date.parse(document.getElementById("to").value) / 1000;
+    if (!(from < to)) return;
+    state.range = "custom";
+    state.from = Math.floor(from);
+    state.to = Math.ceil(to);
+    writeHash();
+    render();
+  });
+  window.addEventListener("hashchange", () => {
+    readHash();
+    syncControls();
+    schedule();
+    window.scrollTo(0, 0);
+    render();
+  });
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => lastDraw?.(), 150);
+  });
+  schedule();
+  render();
+}
+
+start();

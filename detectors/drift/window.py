@@ -1,0 +1,401 @@
+"""Drift of one window against a model's reference: every test, then one decision.
+
+A ``ModelReference`` holds a profile per feature and one for the output, computed once (from an
+uploaded training sample, or from window profiles for warm-up and rolling references).
+``compare_window`` runs the configured tests on each feature the window and the reference share,
+and decides with multiple-testing control over *decision hypotheses*: per feature, the primary
+test of its kind (KS for numeric, chi-square for categorical) and the missing-rate test. A
+feature drifted when one of its hypotheses is significant after correction and its effect is
+at least the test's minimum. The other tests are reported beside it, uncorrected.
+
+>>> import numpy as np
+>>> from detectors.columns import ModelSchema, build_batch
+>>> from detectors.profile import ProfileConfig, WindowProfile
+>>> rng = np.random.default_rng(0)
+>>> def window(shift: float) -> WindowProfile:
+...     events = [{"model": "m", "features": {"x": float(v), "c": "a" if v < 1 else "b"},
+...                "prediction": 0.5} for v in rng.normal(shift, 1, 2000)]
+...     profile = WindowProfile(0, 60, ProfileConfig())
+...     profile.add(build_batch(events, np.zeros(len(events)), ModelSchema(features={})))
+...     return profile
+>>> reference = ModelReference.from_profiles([window(0.0), window(0.0)], version="1")
+>>> compare_window(reference, window(0.0)).drifted_features
+()
+>>> compare_window(reference, window(0.6)).drifted_features
+('c', 'x')
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from detectors.columns import Kind, ModelSchema, build_batch
+from detectors.drift import CATEGORICAL_TESTS, NUMERIC_TESTS, DriftTestResult, decide
+from detectors.drift.missing_rate import missing_rate_test
+from detectors.profile import (
+    OTHER,
+    CategoricalSummary,
+    ColumnSummary,
+    NumericSummary,
+    ProbabilitySummary,
+    ProfileConfig,
+    WindowProfile,
+)
+from detectors.reference import CategoricalReference, NumericReference
+
+FeatureReference = NumericReference | CategoricalReference
+PREDICTION = "__prediction__"  # the output's name among a reference's profiles
+
+
+@dataclass(frozen=True)
+class ClassProbabilities:
+    """The reference of a class-probability output: one numeric profile per class."""
+
+    classes: tuple[NumericReference, ...]
+    count: int
+    missing: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "probabilities",
+            "count": self.count,
+            "missing": self.missing,
+            "classes": [c.to_dict() for c in self.classes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClassProbabilities:
+        classes = tuple(NumericReference.from_dict(c) for c in data["classes"])
+        return cls(classes, int(data["count"]), int(data["missing"]))
+
+
+OutputReference = FeatureReference | ClassProbabilities
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    alpha: float = 0.05
+    correction: Literal["bh", "bonferroni"] = "bh"
+    numeric_tests: tuple[str, ...] = ("ks", "wasserstein", "psi", "jensen_shannon")
+    categorical_tests: tuple[str, ...] = ("chi_square", "psi", "jensen_shannon", "total_variation")
+    numeric_decision: str = "ks"
+    categorical_decision: str = "chi_square"
+
+    def __post_init__(self) -> None:
+        for name in (*self.numeric_tests, self.numeric_decision):
+            if name not in NUMERIC_TESTS:
+                raise ValueError(f"unknown numeric test {name!r}; known: {sorted(NUMERIC_TESTS)}")
+        for name in (*self.categorical_tests, self.categorical_decision):
+            if name not in CATEGORICAL_TESTS:
+                known = sorted(CATEGORICAL_TESTS)
+                raise ValueError(f"unknown categorical test {name!r}; known: {known}")
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """The reference one model version's windows are compared with."""
+
+    version: str
+    source: str  # "uploaded", "warmup" or "rolling"
+    features: Mapping[str, FeatureReference]
+    output: OutputReference | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        profiles = {name: ref.to_dict() for name, ref in self.features.items()}
+        if self.output is not None:
+            profiles[PREDICTION] = self.output.to_dict()
+        return {"version": self.version, "source": self.source, "profiles": profiles}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelReference:
+        profiles = dict(data["profiles"])
+        raw_output = profiles.pop(PREDICTION, None)
+        output: OutputReference | None = None
+        if raw_output is not None:
+            output = (
+                ClassProbabilities.from_dict(raw_output)
+                if raw_output.get("kind") == "probabilities"
+                else _reference_from_dict(raw_output)
+            )
+        features = {name: _reference_from_dict(p) for name, p in profiles.items()}
+        return cls(str(data["version"]), str(data["source"]), features, output)
+
+    @classmethod
+    def from_profiles(
+        cls, profiles: Sequence[WindowProfile], version: str, source: str = "warmup"
+    ) -> ModelReference:
+        """Merge window profiles: their uniform samples and their category counts."""
+        names = sorted({name for p in profiles for name in p.features})
+        features: dict[str, FeatureReference] = {}
+        for name in names:
+            merged = _merge([p.features[name] for p in profiles if name in p.features])
+            if merged is not None:
+                features[name] = merged
+        outputs = [p.output for p in profiles if p.output is not None]
+        if outputs and all(isinstance(o, ProbabilitySummary) for o in outputs):
+            return cls(version, source, features, _merge_probabilities(outputs))
+        return cls(version, source, features, _merge(outputs))
+
+    @classmethod
+    def from_rows(
+        cls, rows: Iterable[Mapping[str, Any]], version: str, source: str = "uploaded"
+    ) -> ModelReference:
+        """A training sample: rows of ``{"features": {...}, "prediction": ...}`` or flat rows
+        whose ``prediction`` key, if any, is the output and every other key a feature."""
+        events = []
+        for row in rows:
+            if "features" in row:
+                events.append({"features": row["features"], "prediction": row.get("prediction")})
+            else:
+                features = {k: v for k, v in row.items() if k != "prediction"}
+                events.append({"features": features, "prediction": row.get("prediction")})
+        if not events:
+            raise ValueError("the reference sample has no rows")
+        # every value of the sample goes in: a window-sized sample cap would waste the upload
+        config = ProfileConfig(sample_size=max(len(events), 16), max_categories=10_000)
+        profile = WindowProfile(0, 1, config)
+        profile.add(build_batch(events, np.zeros(len(events)), ModelSchema(features={})))
+        return cls.from_profiles([profile], version, source)
+
+
+def _reference_from_dict(data: Mapping[str, Any]) -> FeatureReference:
+    if data.get("kind") == "numeric":
+        return NumericReference.from_dict(data)
+    return CategoricalReference.from_dict(data)
+
+
+def _merge_probabilities(summaries: Sequence[ColumnSummary]) -> ClassProbabilities | None:
+    probs = [s for s in summaries if isinstance(s, ProbabilitySummary)]
+    widths = {s.width for s in probs}
+    if len(widths) != 1:
+        return None  # the number of classes changed: no sound reference
+    classes = tuple(
+        NumericReference.from_values(np.concatenate([s.samples[c].values for s in probs]))
+        for c in range(widths.pop())
+    )
+    return ClassProbabilities(classes, sum(s.count for s in probs), sum(s.missing for s in probs))
+
+
+def _merge(summaries: Sequence[ColumnSummary]) -> FeatureReference | None:
+    if not summaries:
+        return None
+    count = sum(s.count for s in summaries)
+    missing = sum(s.missing for s in summaries)
+    if all(isinstance(s, NumericSummary) for s in summaries):
+        values = np.concatenate(
+            [s.sample.values for s in summaries if isinstance(s, NumericSummary)]
+        )
+        ref = NumericReference.from_values(values)
+        return replace(ref, count=count, missing=missing)
+    counts: Counter[str] = Counter()
+    for s in summaries:
+        if isinstance(s, CategoricalSummary):
+            counts.update(s.counts)
+        elif isinstance(s, ProbabilitySummary):  # class probabilities: the argmax classes
+            counts.update({str(i): int(n) for i, n in enumerate(s.argmax_counts)})
+        else:
+            return None  # the kind changed between windows: no sound reference
+    counts.pop(OTHER, None)
+    return CategoricalReference.from_counts(counts, missing)
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One test of one feature in one window, with the decision it contributed to."""
+
+    feature: str
+    result: DriftTestResult
+    adjusted_p_value: float | None  # None for tests outside the decision or without p-value
+    drifted: bool
+    in_decision: bool
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    reference: str  # e.g. "uploaded:3" or "warmup:1"
+    rows: tuple[ResultRow, ...]
+    drifted_features: tuple[str, ...]
+    features_tested: int
+    share_drifted: float
+    max_effect: float
+    prediction_drifted: bool | None  # None: the output was not tested
+    metrics: tuple[tuple[str, str, float], ...] = field(default=())  # (metric, feature, value)
+
+
+def _current(summary: ColumnSummary) -> tuple[str, Any] | None:
+    """(kind, data) of a window column as the tests take it."""
+    if isinstance(summary, NumericSummary):
+        return "numeric", summary.sample.values
+    if isinstance(summary, CategoricalSummary):
+        return "categorical", dict(summary.counts)
+    counts = {str(i): int(n) for i, n in enumerate(summary.argmax_counts)}
+    return "categorical", counts
+
+
+def _tests_for(
+    reference: FeatureReference, summary: ColumnSummary, config: DriftConfig
+) -> tuple[dict[str, DriftTestResult], str] | None:
+    current = _current(summary)
+    if current is None:
+        return None
+    kind, data = current
+    if kind == "numeric" and isinstance(reference, NumericReference):
+        numeric = {name: NUMERIC_TESTS[name](reference, data) for name in config.numeric_tests}
+        numeric.setdefault(
+            config.numeric_decision, NUMERIC_TESTS[config.numeric_decision](reference, data)
+        )
+        return numeric, config.numeric_decision
+    if kind == "categorical" and isinstance(reference, CategoricalReference):
+        categorical = {
+            name: CATEGORICAL_TESTS[name](reference, data) for name in config.categorical_tests
+        }
+        categorical.setdefault(
+            config.categorical_decision,
+            CATEGORICAL_TESTS[config.categorical_decision](reference, data),
+        )
+        return categorical, config.categorical_decision
+    return None  # the feature changed kind: not comparable
+
+
+def compare_window(
+    reference: ModelReference,
+    window: WindowProfile,
+    config: DriftConfig | None = None,
+    tag: str = "",
+) -> DriftReport:
+    """Every configured test per shared feature, one corrected decision, and the output."""
+    config = config or DriftConfig()
+    by_feature: dict[str, dict[str, DriftTestResult]] = {}
+    hypotheses: dict[str, DriftTestResult] = {}
+    for name, summary in sorted(window.features.items()):
+        ref = reference.features.get(name)
+        if ref is None:
+            continue
+        tested = _tests_for(ref, summary, config)
+        if tested is None:
+            continue
+        results, primary = tested
+        results["missing_rate"] = missing_rate_test(ref, summary)
+        by_feature[name] = results
+        hypotheses[f"{name}\t{primary}"] = results[primary]
+        hypotheses[f"{name}\tmissing_rate"] = results["missing_rate"]
+    decision = decide(hypotheses, config.alpha, config.correction)
+    verdict = {f.feature: f for f in decision.features}
+    rows: list[ResultRow] = []
+    drifted: set[str] = set()
+    for name, results in by_feature.items():
+        for test, result in results.items():
+            decided = verdict.get(f"{name}\t{test}")
+            if decided is not None:
+                rows.append(
+                    ResultRow(name, result, decided.adjusted_p_value, decided.drifted, True)
+                )
+                if decided.drifted:
+                    drifted.add(name)
+            else:
+                rows.append(ResultRow(name, result, None, result.is_drift(config.alpha), False))
+    prediction_drifted = _test_output(reference.output, window.output, config, rows)
+    n = len(by_feature)
+    share = len(drifted) / n if n else 0.0
+    decided_effects = [
+        r.result.effect_size for r in rows if r.in_decision and r.feature != PREDICTION
+    ]
+    report = DriftReport(
+        reference=tag or f"{reference.source}:{reference.version}",
+        rows=tuple(rows),
+        drifted_features=tuple(sorted(drifted)),
+        features_tested=n,
+        share_drifted=share,
+        max_effect=max(decided_effects, default=0.0),
+        prediction_drifted=prediction_drifted,
+    )
+    return replace(report, metrics=tuple(_metrics(report)))
+
+
+def _test_output(
+    reference: OutputReference | None,
+    output: ColumnSummary | None,
+    config: DriftConfig,
+    rows: list[ResultRow],
+) -> bool | None:
+    """Prediction drift: the same tests on the output. Class-probability outputs are tested
+    class by class (the distribution of each class's probability), corrected across classes."""
+    if reference is None or output is None:
+        return None
+    if isinstance(reference, ClassProbabilities):
+        if not isinstance(output, ProbabilitySummary) or output.width != len(reference.classes):
+            return None
+        per_class: dict[str, dict[str, DriftTestResult]] = {}
+        for c, class_ref in enumerate(reference.classes):
+            current = output.samples[c].values
+            tests = {name: NUMERIC_TESTS[name](class_ref, current) for name in config.numeric_tests}
+            tests.setdefault(
+                config.numeric_decision, NUMERIC_TESTS[config.numeric_decision](class_ref, current)
+            )
+            per_class[f"{PREDICTION}[{c}]"] = tests
+        decision = decide(
+            {name: tests[config.numeric_decision] for name, tests in per_class.items()},
+            config.alpha,
+            config.correction,
+        )
+        verdict = {f.feature: f for f in decision.features}
+        for name, tests in per_class.items():
+            for test, result in tests.items():
+                if test == config.numeric_decision:
+                    decided = verdict[name]
+                    rows.append(
+                        ResultRow(name, result, decided.adjusted_p_value, decided.drifted, True)
+                    )
+                else:
+                    rows.append(ResultRow(name, result, None, result.is_drift(config.alpha), False))
+        return bool(decision.drifted)
+    tested = _tests_for(reference, output, config)
+    if tested is None:
+        return None
+    results, primary = tested
+    for test, result in results.items():
+        rows.append(
+            ResultRow(PREDICTION, result, None, result.is_drift(config.alpha), test == primary)
+        )
+    return results[primary].is_drift(config.alpha)
+
+
+def _metrics(report: DriftReport) -> Iterable[tuple[str, str, float]]:
+    """The report as dotted metrics (DESIGN.md), so rules and charts can use them."""
+    yield "drift.share_drifted", "", report.share_drifted
+    yield "drift.features_drifted", "", float(len(report.drifted_features))
+    yield "drift.max_effect", "", report.max_effect
+    if report.prediction_drifted is not None:
+        yield "drift.prediction_drifted", "", float(report.prediction_drifted)
+    flagged = set(report.drifted_features)
+    seen: set[str] = set()
+    for row in report.rows:
+        output = row.feature.startswith(PREDICTION)
+        # the output's rows: feature "" (or "class:<i>" for a class-probability output)
+        feature = row.feature if not output else _class_label(row.feature)
+        prefix = "drift.prediction." if output else "drift."
+        test = row.result.test
+        yield f"{prefix}{test}.statistic", feature, row.result.statistic
+        yield f"{prefix}{test}.effect", feature, row.result.effect_size
+        if row.result.p_value is not None:
+            yield f"{prefix}{test}.p_value", feature, row.result.p_value
+        if not output and row.feature not in seen:
+            seen.add(row.feature)
+            yield "drift.drifted", row.feature, float(row.feature in flagged)
+
+
+def _class_label(name: str) -> str:
+    return f"class:{name[len(PREDICTION) + 1 : -1]}" if name.endswith("]") else ""
+
+
+def kinds_of(reference: ModelReference) -> dict[str, Kind]:
+    """The feature kinds a reference implies (for a model the worker has not seen yet)."""
+    return {
+        name: Kind.NUMERIC if isinstance(ref, NumericReference) else Kind.CATEGORICAL
+        for name, ref in reference.features.items()
+    }

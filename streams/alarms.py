@@ -1,0 +1,390 @@
+"""Alarms in the worker: evaluate each stored window, then store, publish and notify.
+
+Evaluation (pure, ``alarms/``) runs in the ``on_stored`` hook, on the event loop, and takes
+microseconds per window. Everything slow happens on one background thread: writing alert
+state, making the deliveries (``driftline/notify.py`` sends them on per-subscription
+threads), reloading rules, subscriptions and silences, and repeat notifications. Alert state
+changes also go to the ``driftline.alerts`` topic, and a firing rule with the ``retrain``
+action puts a request on ``driftline.retrain-jobs``.
+
+Open alerts are loaded from the store at start (and again after a rebalance), so a restarted
+worker neither fires an alert twice nor loses its resolve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import faust
+import orjson
+
+from alarms.payload import alert_event
+from alarms.routing import Silence, Subscription, active_silences, subscribers
+from alarms.rules import DEFAULT_RULES, RuleIndex
+from alarms.state import Alert, AlertBook, Change, due_notifications, evaluate
+from driftline import topics
+from driftline.notify import RetryPolicy, WebhookDispatcher
+from driftline.settings import Settings
+from driftline.store import Store
+from driftline.store.alarms import AlarmStore, Delivery
+from streams.worker import PredictionWorker, WindowResult
+
+log = logging.getLogger(__name__)
+# Alert announcements, one line per firing or resolved alert: `driftline demo` prints these.
+announce = logging.getLogger("driftline.alerts")
+
+Publish = Callable[[str, bytes, bytes], None]  # (topic, key, value), called on the event loop
+STORE_ATTEMPTS = 3
+CLOSED_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one evaluation leaves for the background thread: alerts to store, notices."""
+
+    alerts: list[Alert]
+    notices: list[Notice]
+
+
+Job = Outcome | Callable[[], None] | None  # None: stop
+MAX_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notification to make: the alert, who gets it, and the silences that mute it."""
+
+    alert: Alert
+    event: str  # firing | resolved
+    repeat: bool
+    targets: tuple[Subscription, ...]
+    silenced_by: tuple[Silence, ...]
+
+
+class AlarmService:
+    """The worker's alarms: rules and open alerts in memory, I/O on a background thread."""
+
+    def __init__(
+        self,
+        store: AlarmStore,
+        settings: Settings,
+        *,
+        publish: Publish | None = None,
+        dispatcher: WebhookDispatcher | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.publish = publish
+        self.dispatcher = dispatcher or WebhookDispatcher(
+            store,
+            RetryPolicy(
+                settings.webhook_timeout_s,
+                settings.webhook_max_attempts,
+                settings.webhook_backoff_s,
+                settings.webhook_backoff_max_s,
+            ),
+        )
+        self._clock = clock
+        self._lock = threading.Lock()  # the book, the index, subscriptions and silences
+        self._index = RuleIndex()
+        self._book = AlertBook()
+        self._closed: deque[str] = deque(maxlen=CLOSED_REMEMBERED)
+        self._subscriptions: dict[str, Subscription] = {}
+        self._silences: list[Silence] = []
+        self._jobs: queue.Queue[Job] = queue.Queue()
+        self._rules_stamp: tuple[int, int] | None = None
+        self._thread = threading.Thread(target=self._run, name="driftline-alarms", daemon=True)
+
+    # -- life cycle -----------------------------------------------------------------------
+    def start(self) -> AlarmService:
+        """Load rules, routes and open alerts (blocking), resume deliveries, start working."""
+        if self.settings.default_rules:
+            self.store.seed_rules(DEFAULT_RULES)
+        self.refresh()
+        with self._lock:
+            self._book = AlertBook(self.store.open_alerts())
+            subscriptions = dict(self._subscriptions)
+        resumed = self.dispatcher.resume(subscriptions, self.store.unfinished_deliveries())
+        if resumed:
+            log.info("resuming %d unfinished webhook deliveries", resumed)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Store what is queued, then stop; unfinished deliveries resume on the next start."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join(timeout_s)
+        self.dispatcher.stop(timeout_s=min(timeout_s, 5.0))
+
+    def reload(self) -> None:
+        """Merge the stored open alerts in (after a rebalance: alerts of models now ours)."""
+        self._jobs.put(self._reload)
+
+    def open_alerts(self) -> list[Alert]:
+        with self._lock:
+            return self._book.open_alerts()
+
+    def flush(self, timeout_s: float = 10.0) -> None:
+        """Wait until the jobs queued so far are done (for tests and benchmarks)."""
+        done = threading.Event()
+        self._jobs.put(done.set)
+        if not done.wait(timeout_s):
+            raise TimeoutError("the alarm thread did not catch up in time")
+
+    # -- the hook -------------------------------------------------------------------------
+    def on_window(self, result: WindowResult) -> None:
+        """Evaluate a stored window (on the event loop): quick; I/O is queued."""
+        self.evaluate_window(result.model, result.window_start, result.points)
+
+    def evaluate_window(self, model: str, window_start: int, points: Sequence[Any]) -> None:
+        now = self._clock()
+        with self._lock:
+            changes = evaluate(
+                self._index, self._book.of_model(model), model, window_start, points, now
+            )
+            if not changes:
+                return
+            decided: list[Change] = []
+            notices: list[Notice] = []
+            for change in changes:
+                notice = self._notice(change, now)
+                if notice is not None:
+                    notices.append(notice)
+                    change = Change(notice.alert, change.previous)
+                decided.append(change)
+            self._book.apply(decided)
+            self._closed.extend(c.alert.id for c in decided if not c.alert.state.is_open)
+        for change in decided:
+            if change.event is not None:
+                self._announce(change)
+                self._publish_change(change, now)
+        self._jobs.put(Outcome([c.alert for c in decided], notices))
+
+    def _notice(self, change: Change, now: float) -> Notice | None:
+        """Who to notify of a change, and the alert as notified (caller holds the lock)."""
+        alert, event = change.alert, change.event
+        if event is None or "notify" not in alert.actions:
+            return None
+        if event == "resolved" and alert.notified_at is None:
+            return None  # its firing was never sent (silenced): nothing to resolve
+        silenced_by = tuple(active_silences(self._silences, alert.labels, now))
+        targets = tuple(subscribers(self._subscriptions.values(), alert.labels))
+        if event == "firing" and not silenced_by:
+            alert = replace(alert, notified_at=now)
+        return Notice(alert, event, False, targets, silenced_by)
+
+    def _announce(self, change: Change) -> None:
+        if not announce.isEnabledFor(logging.INFO):
+            return
+        a = change.alert
+        where = f"{a.model!r}" + (f" feature={a.feature!r}" if a.feature else "")
+        where += f" segment={a.segment!r}" if a.segment else ""
+        window = datetime.fromtimestamp(a.last_window, UTC).strftime("%H:%M:%SZ")
+        announce.info(
+            "ALERT %-8s %s (%s) %s: %s = %.4g %s %g (window %s)",
+            change.event,
+            a.rule_name,
+            a.severity,
+            where,
+            a.metric,
+            a.value,
+            a.comparison if change.event == "firing" else "vs",
+            a.threshold,
+            window,
+        )
+
+    def _publish_change(self, change: Change, now: float) -> None:
+        if self.publish is None or change.event is None:
+            return
+        alert = change.alert
+        key = alert.model.encode()
+        try:
+            self.publish(topics.ALERTS, key, orjson.dumps(alert_event(alert, change.event, now)))
+            if change.event == "firing" and "retrain" in alert.actions:
+                job = {
+                    "model": alert.model,
+                    "reason": "alert",
+                    "alert_id": alert.id,
+                    "rule_id": alert.rule_id,
+                    "requested_at": now,
+                }
+                self.publish(topics.RETRAIN_JOBS, key, orjson.dumps(job))
+        except Exception:
+            log.exception("could not publish alert %s", alert.id)
+
+    # -- the background thread ------------------------------------------------------------
+    def _run(self) -> None:
+        """Jobs in order; consecutive outcomes are stored together (one insert per table)."""
+        next_tick = time.monotonic() + self.settings.alarm_refresh_s
+        while True:
+            outcomes: list[Outcome] = []
+            for job in self._take(timeout=max(0.0, next_tick - time.monotonic())):
+                if isinstance(job, Outcome):
+                    outcomes.append(job)
+                    continue
+                self._safely(partial(self._store_and_notify, outcomes))
+                outcomes = []
+                if job is None:
+                    return
+                self._safely(job)
+            self._safely(partial(self._store_and_notify, outcomes))
+            if time.monotonic() >= next_tick:
+                self._safely(self._tick)
+                next_tick = time.monotonic() + self.settings.alarm_refresh_s
+
+    def _take(self, timeout: float) -> list[Job]:
+        """The next job (waiting up to ``timeout``) and every one queued behind it."""
+        batch: list[Job] = []
+        try:
+            batch.append(self._jobs.get(timeout=timeout))
+            while len(batch) < MAX_BATCH:
+                batch.append(self._jobs.get_nowait())
+        except queue.Empty:
+            pass
+        return batch
+
+    @staticmethod
+    def _safely(job: Callable[[], None]) -> None:
+        try:
+            job()
+        except Exception:
+            log.exception("alarm job failed")
+
+    def _tick(self) -> None:
+        self.refresh()
+        self._repeat()
+
+    def refresh(self) -> None:
+        """Reload rules, subscriptions and silences (they change through the API)."""
+        stamp = self.store.rules_stamp()
+        index = None
+        if stamp != self._rules_stamp:
+            index = RuleIndex(
+                r.rule
+                for r in self.store.rules()
+                if self.settings.default_rules or r.rule.origin != "default"
+            )
+            self._rules_stamp = stamp
+        subscriptions = {s.id: s for s in self.store.subscriptions()}
+        silences = self.store.silences(expired=False)
+        with self._lock:
+            if index is not None:
+                self._index = index
+            self._subscriptions = subscriptions
+            self._silences = silences
+        self.dispatcher.retire(self.dispatcher.subscription_ids() - subscriptions.keys())
+
+    def _reload(self) -> None:
+        stored = self.store.open_alerts()
+        with self._lock:
+            closed = set(self._closed)
+            self._book.merge(a for a in stored if a.id not in closed)
+
+    def _repeat(self) -> None:
+        """Firing alerts due a notification: repeats, and firings whose silence ended."""
+        now = self._clock()
+        notices = []
+        with self._lock:
+            for alert in due_notifications(
+                self._book.open_alerts(), now, self.settings.repeat_interval_s
+            ):
+                if active_silences(self._silences, alert.labels, now):
+                    continue
+                repeat = alert.notified_at is not None
+                notified = replace(alert, notified_at=now)
+                self._book.put(notified)
+                targets = tuple(subscribers(self._subscriptions.values(), alert.labels))
+                notices.append(Notice(notified, "firing", repeat, targets, ()))
+        self._store_and_notify([Outcome([n.alert for n in notices], notices)] if notices else [])
+
+    def _store_and_notify(self, outcomes: Sequence[Outcome]) -> None:
+        """Store the alerts (the latest state of each), then make the deliveries."""
+        if not outcomes:
+            return
+        latest = {a.id: a for outcome in outcomes for a in outcome.alerts}
+        for attempt in range(1, STORE_ATTEMPTS + 1):
+            try:
+                self.store.write_alerts(latest.values())
+                break
+            except Exception:
+                log.exception("could not store %d alerts (attempt %d)", len(latest), attempt)
+                time.sleep(0.5 * attempt)
+        now = self._clock()
+        silenced: list[Delivery] = []
+        sends: list[tuple[Subscription, Delivery]] = []
+        for notice in (n for outcome in outcomes for n in outcome.notices):
+            for subscription in notice.targets:
+                delivery_id = uuid.uuid4().hex
+                body = orjson.dumps(
+                    alert_event(
+                        notice.alert,
+                        notice.event,
+                        now,
+                        repeat=notice.repeat,
+                        delivery_id=delivery_id,
+                        subscription_id=subscription.id,
+                    )
+                )
+                delivery = Delivery(
+                    delivery_id, subscription.id, notice.alert.id, notice.event, body, now
+                )
+                if notice.silenced_by:
+                    ids = ", ".join(s.id for s in notice.silenced_by)
+                    error = f"silenced by {ids}"
+                    silenced.append(
+                        replace(delivery, status="silenced", error=error, finished_at=now)
+                    )
+                else:
+                    sends.append((subscription, delivery))
+        if silenced:
+            self.dispatcher.record(*silenced)
+        self.dispatcher.submit(sends)
+
+
+def attach_alarms(
+    app: faust.App, worker: PredictionWorker, settings: Settings, store: Store
+) -> AlarmService:
+    """Wire alarms into a worker's Faust app: hook, topics, rebalance reload, shutdown."""
+    alerts_topic = app.topic(topics.ALERTS, key_serializer="raw", value_serializer="raw")
+    retrain_topic = app.topic(topics.RETRAIN_JOBS, key_serializer="raw", value_serializer="raw")
+    sending: set[asyncio.Task[Any]] = set()
+
+    def sent(task: asyncio.Task[Any]) -> None:
+        sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not publish an alert to Kafka: %s", task.exception())
+
+    def publish(topic: str, key: bytes, value: bytes) -> None:
+        target = alerts_topic if topic == topics.ALERTS else retrain_topic
+        task = asyncio.get_running_loop().create_task(target.send(key=key, value=value))
+        sending.add(task)
+        task.add_done_callback(sent)
+
+    service = AlarmService(AlarmStore(store.backend), settings, publish=publish).start()
+    worker.on_stored.append(service.on_window)
+
+    # the same signal-handler shape as streams/app.py (see the note there on the ignores)
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def reload_alerts(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        service.reload()
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_alarms(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.get_running_loop().run_in_executor(None, service.stop)
+
+    return service

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import pytest
+
+from alarms.rules import DEFAULT_RULES, Comparison, Rule, RuleIndex, Selector
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("*", "", True),
+        ("*", "fraud", True),
+        ("fraud", "fraud", True),
+        ("fraud", "fraud-2", False),
+        ("", "", True),
+        ("", "age", False),
+        ("fraud-*", "fraud-eu", True),
+        ("fraud-*", "churn", False),
+        ("a?e", "age", True),
+        ("[ab]*", "beta", True),
+        ("[ab]*", "gamma", False),
+    ],
+)
+def test_selector_is_exact_or_glob(pattern: str, value: str, expected: bool) -> None:
+    assert Selector(pattern).matches(value) is expected
+
+
+@pytest.mark.parametrize(
+    ("comparison", "value", "breached"),
+    [
+        (Comparison.GT, 0.5, False),
+        (Comparison.GT, 0.51, True),
+        (Comparison.GE, 0.5, True),
+        (Comparison.LT, 0.5, False),
+        (Comparison.LT, 0.49, True),
+        (Comparison.LE, 0.5, True),
+    ],
+)
+def test_comparison_direction_is_explicit(
+    comparison: Comparison, value: float, breached: bool
+) -> None:
+    assert comparison.breached(value, 0.5) is breached
+
+
+def test_worse_value_is_further_past_the_threshold() -> None:
+    assert Comparison.GT.worse(0.6, 0.9) == 0.9
+    assert Comparison.LE.worse(0.6, 0.1) == 0.1
+
+
+def rule(rule_id: str, metric: str = "latency.p99", **kw: object) -> Rule:
+    return Rule(rule_id, rule_id, metric, Comparison.GT, 1.0, **kw)  # type: ignore[arg-type]
+
+
+def test_index_finds_rules_by_metric_model_and_feature() -> None:
+    index = RuleIndex(
+        [
+            rule("exact", model="fraud"),
+            rule("glob", model="fr*"),
+            rule("any"),
+            rule("other-metric", metric="output.null_rate"),
+            rule("other-model", model="churn"),
+            rule("off", enabled=False),
+            rule("age-only", metric="input.mean", feature="age"),
+        ]
+    )
+    assert [r.id for r in index.candidates("latency.p99", "fraud")] == ["exact", "glob", "any"]
+    assert [r.id for r in index.candidates("latency.p99", "churn")] == ["other-model", "any"]
+    assert index.candidates("drift.psi", "fraud") == ()
+    assert [r.id for r in index.candidates("input.mean", "fraud", "age")] == ["age-only"]
+    assert index.candidates("input.mean", "fraud", "amount") == ()
+    assert "off" not in index.rules and len(index) == 6
+
+
+def test_rule_selects_feature_segment_and_category() -> None:
+    r = rule("r", feature="age", segment="", category="*")
+    assert r.selects("fraud", "age", "", "")
+    assert not r.selects("fraud", "amount", "", "")
+    assert not r.selects("fraud", "age", "channel=web", "")
+    index = RuleIndex([r, rule("any-slice", feature="age")])
+    assert [x.id for x in index.candidates("latency.p99", "fraud", "age", "", "FR")] == [
+        "r",
+        "any-slice",
+    ]
+    assert [x.id for x in index.candidates("latency.p99", "fraud", "age", "s=1", "")] == [
+        "any-slice"
+    ]
+
+
+def test_default_rules_cover_drift_missing_nulls_and_latency() -> None:
+    metrics = {r.metric for r in DEFAULT_RULES}
+    assert metrics == {
+        "drift.share_drifted",
+        "input.missing_rate",
+        "output.null_rate",
+        "latency.p99",
+    }
+    assert all(r.origin == "default" and r.model == "*" for r in DEFAULT_RULES)
+    assert len({r.id for r in DEFAULT_RULES}) == len(DEFAULT_RULES)

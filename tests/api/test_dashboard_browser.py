@@ -1,0 +1,434 @@
+"""The dashboard in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+The API serves windows written through the real Store API into the embedded ClickHouse
+engine; a second test opens the dashboard of a real ``driftline demo`` process. Screenshots
+go to test-artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import wait_until
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
+
+from alarms.rules import Comparison
+from alarms.state import Alert, AlertState
+from api.main import create_app
+from driftline.broker import free_port
+from driftline.services import ApiThread
+from driftline.settings import Settings
+from driftline.store import DriftRow, MetricPoint, Store
+from driftline.store.alarms import AlarmStore
+from driftline.store.embedded import EmbeddedBackend
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+STEP = 60
+WINDOWS = 40
+DRIFT_FROM = 30  # windows from this index on have drifted 'amount' and 'age'
+
+
+@dataclass
+class Browser:
+    context: BrowserContext
+    errors: list[str]
+
+    def page(self) -> Page:
+        page = self.context.new_page()
+        page.on("console", lambda m: self._console(m))
+        page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
+        return page
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.errors.append(f"console {message.type}: {message.text}")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),  # a fresh --user-data-dir
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1440, "height": 900},
+            timezone_id="UTC",
+            locale="en-GB",
+        )
+        try:
+            yield Browser(context, [])
+        finally:
+            context.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def drawn(page: Page, chart: str, series: str) -> list[float]:
+    """The values a chart drew for one series (its data-values attribute)."""
+    raw = page.get_attribute(f'[data-chart="{chart}"] [data-series="{series}"]', "data-values")
+    assert raw is not None, f"chart {chart!r} drew no series {series!r}"
+    return [float(v) for v in raw.split(",") if v]
+
+
+def iso(t: int) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+# -- a store with known windows ------------------------------------------------------------
+def traffic(i: int) -> float:
+    return 1000.0 + 10 * i
+
+
+def p95(i: int) -> float:
+    return 20.0 + i / 2
+
+
+def drift_row(
+    model: str, t: int, feature: str, test: str, drifted: bool, effect: float
+) -> DriftRow:
+    return DriftRow(
+        model=model,
+        window_start=t,
+        window_seconds=STEP,
+        feature=feature,
+        test=test,
+        statistic=effect,
+        p_value=1e-12 if drifted else 0.4,
+        adjusted_p_value=3e-12 if drifted else 0.9,
+        effect_size=effect,
+        min_effect=0.1,
+        drifted=drifted,
+        in_decision=True,
+        drift_when="p_value_below_alpha_and_effect_at_least_min",
+        n_reference=5000,
+        n_current=1000,
+        reference="warmup",
+    )
+
+
+def seed(store: Store, now: int) -> list[int]:
+    """40 one-minute windows of 'fraud' up to now (drift from window 30), 5 of 'churn'."""
+    last = now // STEP * STEP - STEP
+    starts = [last - STEP * (WINDOWS - 1 - i) for i in range(WINDOWS)]
+    for i, t in enumerate(starts):
+        drifted = i >= DRIFT_FROM
+
+        def point(
+            metric: str, value: float, feature: str = "", category: str = "", t: int = t
+        ) -> MetricPoint:
+            return MetricPoint("fraud", t, STEP, metric, value, feature, category, version="1")
+
+        points = [
+            point("traffic.count", traffic(i)),
+            point("traffic.invalid", float(i % 3)),
+            point("traffic.late", 0.0),
+            point("latency.p50", 10.0),
+            point("latency.p95", p95(i)),
+            point("latency.p99", 40.0),
+            point("input.missing_rate", 0.01, "amount"),
+            point("input.missing_rate", 0.2 if drifted else 0.02, "age"),
+            point("input.missing_rate", 0.0, "country"),
+            point("input.mean", 60.0 if drifted else 33.0, "amount"),
+            point("input.p05", 8.0, "amount"),
+            point("input.p50", 45.0 if drifted else 25.0, "amount"),
+            point("input.p95", 190.0 if drifted else 110.0, "amount"),
+            point("input.mean", 40.0, "age"),
+            point("input.category_freq", 0.6, "country", "FR"),
+            point("input.category_freq", 0.2 if drifted else 0.4, "country", "DE"),
+            point("output.mean", 0.3, ""),
+            point("output.p05", 0.05),
+            point("output.p50", 0.25),
+            point("output.p95", 0.8),
+            point("output.null_rate", 0.0),
+            point("drift.share_drifted", 2 / 3 if drifted else 0.0),
+            point("drift.max_effect", 0.45 if drifted else 0.05),
+            point("drift.drifted", float(drifted), "amount"),
+            point("drift.drifted", float(drifted), "age"),
+            point("drift.drifted", 0.0, "country"),
+        ]
+        rows = [
+            drift_row("fraud", t, "amount", "ks", drifted, 0.45 if drifted else 0.05),
+            drift_row("fraud", t, "age", "missing_rate", drifted, 0.18 if drifted else 0.01),
+            drift_row("fraud", t, "country", "chi_square", False, 0.04),
+        ]
+        store.write_window(points, [], drift_rows=rows)
+    for i in range(5):
+        t = last - STEP * (4 - i)
+        store.write_window([MetricPoint("churn", t, STEP, "traffic.count", 50.0, version="7")], [])
+    alert = Alert(
+        id="a-drift", rule_id="drift-share", rule_name="features drifting", model="fraud",
+        feature="", segment="", metric="drift.share_drifted", comparison=Comparison.GT,
+        threshold=0.3, severity="critical", state=AlertState.FIRING, value=2 / 3,
+        active_since=starts[DRIFT_FROM], last_window=starts[-1], fired_at=now - 300,
+        updated_at=now,
+    )  # fmt: skip
+    resolved = Alert(
+        id="a-latency", rule_id="slow", rule_name="slow predictions", model="fraud",
+        feature="", segment="", metric="latency.p95", comparison=Comparison.GT, threshold=21.0,
+        severity="warning", state=AlertState.RESOLVED, value=20.5, active_since=starts[1],
+        last_window=starts[4], fired_at=starts[3] + 70, resolved_at=starts[4] + 70,
+        updated_at=starts[4] + 70,
+    )  # fmt: skip
+    AlarmStore(store.backend).write_alerts([alert, resolved])
+    return starts
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Store, list[int]]]:
+    store = Store(EmbeddedBackend(tmp_path_factory.mktemp("dashboard") / "chdb"))
+    store.init_schema()
+    starts = seed(store, int(time.time()))
+    port = free_port()
+    api = ApiThread(create_app(Settings(kafka_bootstrap="127.0.0.1:9"), store), "127.0.0.1", port)
+    api.start()
+    try:
+        yield f"http://127.0.0.1:{port}", store, starts
+    finally:
+        api.stop()
+        store.close()
+
+
+def test_overview_shows_models_with_health_and_opens_a_model(
+    browser: Browser, dashboard: tuple[str, Store, list[int]]
+) -> None:
+    url, _, _ = dashboard
+    page = browser.page()
+    page.goto(f"{url}/")
+    page.wait_for_selector('[data-model="fraud"] svg.spark')
+    assert page.locator("[data-model]").count() == 2
+    assert page.get_attribute('[data-model="fraud"] [data-health]', "data-health") == "firing"
+    assert page.get_attribute('[data-model="churn"] [data-health]', "data-health") == "healthy"
+    spark = page.get_attribute('[data-model="fraud"] svg.spark', "data-values")
+    assert spark is not None
+    assert [float(v) for v in spark.split(",")] == [traffic(i) for i in range(WINDOWS)]
+    assert "67%" in page.inner_text('[data-model="fraud"]')  # the drift share, at a glance
+    assert "features drifting" in page.inner_text("main")  # the firing alerts, above the cards
+    screenshot(page, "dashboard-overview.png")
+
+    page.click('[data-model="fraud"]')
+    page.wait_for_selector('[data-chart="traffic"]')
+    assert page.evaluate("location.hash").startswith("#/models/fraud?")
+    assert page.inner_text("main h1") == "fraud"
+    page.click("#crumbs a")  # back to the list
+    page.wait_for_selector('[data-model="churn"]')
+    assert browser.errors == []
+    page.close()
+
+
+def test_model_page_charts_show_the_stored_values(
+    browser: Browser, dashboard: tuple[str, Store, list[int]]
+) -> None:
+    url, _, starts = dashboard
+    page = browser.page()
+    page.goto(f"{url}/#/models/fraud?range=1h&refresh=0")
+    page.wait_for_selector('[data-chart="drift-heatmap"] .cell')
+
+    assert drawn(page, "traffic", "traffic.count") == [traffic(i) for i in range(WINDOWS)]
+    assert drawn(page, "latency", "latency.p95") == [p95(i) for i in range(WINDOWS)]
+    missing_age = drawn(page, "missing", "age")
+    assert missing_age == [0.2 if i >= DRIFT_FROM else 0.02 for i in range(WINDOWS)]
+    share = drawn(page, "share", "features drifted")
+    assert [round(v, 3) for v in share] == [
+        0.667 if i >= DRIFT_FROM else 0.0 for i in range(WINDOWS)
+    ]
+
+    # the heat map: one cell per feature and window, drifted exactly where the store says
+    cells = page.eval_on_selector_all(
+        '[data-chart="drift-heatmap"] .cell',
+        "cells => cells.map(c => [c.dataset.feature, c.dataset.window, c.dataset.drifted])",
+    )
+    assert len(cells) == 3 * WINDOWS
+    expected = {
+        (feature, iso(t), "1" if i >= DRIFT_FROM and feature != "country" else "0")
+        for i, t in enumerate(starts)
+        for feature in ("amount", "age", "country")
+    }
+    assert {tuple(c) for c in cells} == expected
+    rows = page.eval_on_selector_all(
+        '[data-chart="drift-heatmap"] .row-label', "rows => rows.map(r => r.textContent)"
+    )
+    assert rows[:2] == ["age", "amount"] and rows[2] == "country"  # drifted features first
+
+    # the firing alert: a banner, the alerts table, a marker where its breach began
+    assert "features drifting" in page.inner_text("#firing-banner")
+    states = page.eval_on_selector_all(
+        "#alerts [data-alert-state]", "r => r.map(x => x.dataset.alertState)"
+    )
+    assert states == ["firing", "resolved"]
+    assert "slow predictions" in page.inner_text("#alerts")
+    marker = page.locator(
+        '[data-chart="drift-heatmap"] [data-marker^="critical: features drifting"]'
+    )
+    assert marker.count() == 1
+    heat_box = page.locator('[data-chart="drift-heatmap"] .cell[data-feature="age"]').nth(
+        DRIFT_FROM
+    )
+    marker_box, cell_box = marker.bounding_box(), heat_box.bounding_box()
+    assert marker_box is not None and cell_box is not None
+    assert abs(marker_box["x"] + marker_box["width"] / 2 - cell_box["x"]) < 3  # at drift onset
+
+    # hovering a drifted cell names the test and its effect size
+    page.hover(f'.cell[data-feature="amount"][data-window="{iso(starts[-1])}"]')
+    tip = page.inner_text("#tooltip")
+    assert "amount" in tip and "ks" in tip and "0.45 / 0.1" in tip and "drift" in tip
+
+    # hovering the traffic chart shows the value of the window under the pointer
+    box = page.locator('[data-chart="traffic"] .overlay').bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] / 2)
+    assert f"{traffic(WINDOWS - 1):.0f}" in page.inner_text("#tooltip")
+
+    # the feature panel follows the most drifted feature, and the picker switches it
+    assert page.input_value("#feature") == "age"
+    page.select_option("#feature", "amount")
+    page.wait_for_function("location.hash.includes('feature=amount')")
+    page.wait_for_selector('[data-chart="feature"] [data-series="amount p50"]')
+    assert drawn(page, "feature", "amount p50")[-1] == 45.0
+    assert "No retraining jobs yet" in page.inner_text("#retraining")
+    screenshot(page, "dashboard-model.png")
+    assert browser.errors == []
+    page.close()
+
+
+def test_time_range_picker_and_auto_refresh(
+    browser: Browser, dashboard: tuple[str, Store, list[int]]
+) -> None:
+    url, store, starts = dashboard
+    page = browser.page()
+    page.goto(f"{url}/#/models/fraud?range=1h&refresh=0")
+    page.wait_for_selector('[data-chart="traffic"]')
+    everything = [traffic(i) for i in range(WINDOWS)]
+
+    page.select_option("#range", "15m")
+    page.wait_for_function("location.hash.includes('range=15m')")
+    wait_until(lambda: len(drawn(page, "traffic", "traffic.count")) < WINDOWS, timeout=10,
+               what="the 15-minute range to be drawn")  # fmt: skip
+    last15 = drawn(page, "traffic", "traffic.count")
+    # the page drew the windows that start within 15 minutes of when it asked: count them now,
+    # give or take the one that may have aged out meanwhile (a loaded machine is slow)
+    in_range = sum(1 for t in starts if t >= time.time() - 900)
+    assert in_range <= len(last15) <= in_range + 1
+    assert last15 == everything[-len(last15) :]
+
+    # dragging across a chart zooms every chart to that stretch
+    page.select_option("#range", "1h")
+    wait_until(lambda: len(drawn(page, "traffic", "traffic.count")) == WINDOWS, timeout=10,
+               what="the hour to be drawn again")  # fmt: skip
+    box = page.locator('[data-chart="traffic"] .overlay').bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + 20, steps=5)
+    page.mouse.up()
+    page.wait_for_function("location.hash.includes('range=custom')")
+    wait_until(lambda: 8 <= len(drawn(page, "traffic", "traffic.count")) <= 12, timeout=10,
+               what="the dragged stretch to be drawn")  # fmt: skip
+    zoomed = drawn(page, "traffic", "traffic.count")
+    assert zoomed == everything[everything.index(zoomed[0]) :][: len(zoomed)]
+    assert drawn(page, "latency", "latency.p95")[0] == p95(everything.index(zoomed[0]))
+
+    # a custom range: windows 10 to 19 exactly
+    page.select_option("#range", "custom")
+    page.fill("#from", datetime.fromtimestamp(starts[10], UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    page.fill("#to", datetime.fromtimestamp(starts[20], UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    page.click("#apply")
+    wait_until(lambda: drawn(page, "traffic", "traffic.count") == everything[10:20], timeout=10,
+               what="the custom range to be drawn")  # fmt: skip
+    assert f"from={starts[10]}" in page.evaluate("location.hash")
+
+    # auto-refresh: a window stored now appears without reloading the page
+    page.select_option("#range", "1h")
+    page.select_option("#refresh", "5")
+    new_start = starts[-1] + STEP
+    store.write_window([MetricPoint("fraud", new_start, STEP, "traffic.count", 4242.0)], [])
+    wait_until(lambda: drawn(page, "traffic", "traffic.count")[-1] == 4242.0, timeout=15,
+               what="auto-refresh to draw the new window")  # fmt: skip
+    assert browser.errors == []
+    page.close()
+
+
+def test_assets_come_from_the_package() -> None:
+    from api.routes.dashboard import STATIC
+
+    html = (STATIC / "index.html").read_text()
+    assert "http://" not in html and "https://" not in html  # nothing from a CDN
+    for asset in ("dashboard.js", "charts.js", "dashboard.css", "favicon.svg"):
+        assert (STATIC / asset).is_file()
+        assert "//cdn" not in (STATIC / asset).read_text()
+
+
+# -- a real `driftline demo` ---------------------------------------------------------------
+def get(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return json.loads(reply.read())
+    except OSError:
+        return None
+
+
+def test_dashboard_of_a_running_demo(browser: Browser, tmp_path: Path) -> None:
+    api_port, kafka_port = free_port(), free_port()
+    log = tmp_path / "demo.log"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "driftline.cli", "demo", "--duration", "90",
+         "--window-seconds", "3", "--drift-after", "12", "--api-port", str(api_port),
+         "--kafka-port", str(kafka_port), "--data-dir", str(tmp_path / "data")],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+
+        def stored_counts() -> list[float]:
+            body = get(f"{api}/v1/models/fraud/metrics?name=traffic.count")
+            series = body["series"] if body else []
+            return [p["value"] for p in series[0]["points"]] if series else []
+
+        wait_until(lambda: len(stored_counts()) >= 3, timeout=60, what="three demo windows")
+        page = browser.page()
+        page.goto(f"{api}/#/models/fraud?range=15m&refresh=3")
+        page.wait_for_selector('[data-chart="traffic"] [data-series="traffic.count"]')
+        drawn_counts = drawn(page, "traffic", "traffic.count")
+        assert drawn_counts == stored_counts()[: len(drawn_counts)]
+        assert all(math.isfinite(v) and v > 0 for v in drawn_counts)
+        assert page.locator('[data-chart="latency"] [data-series="latency.p95"]').count() == 1
+
+        if "drift.share_drifted" in get(f"{api}/v1/models/fraud")["metrics"] or get(
+            f"{api}/openapi.json"
+        )["paths"].get("/v1/models/{model}/drift"):
+            # drift is tested: the injected drift shows up on the heat map by itself
+            page.wait_for_selector('.cell[data-drifted="1"]', timeout=60_000)
+        screenshot(page, "dashboard-demo.png")
+        assert f"Dashboard  {api}/" in log.read_text()  # the banner points people at it
+        assert browser.errors == []
+        page.close()
+    finally:
+        demo.terminate()
+        demo.wait(timeout=60)

@@ -1,0 +1,95 @@
+"""References and drift results through the API, over both store backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from driftline.settings import Settings
+from driftline.store import DriftRow, Store
+
+W = 1_700_000_000
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(), store)) as c:
+        yield c
+
+
+def test_upload_reference_as_json_rows_or_csv(client: TestClient) -> None:
+    rows = [
+        {"features": {"amount": float(i), "country": "FR" if i % 3 else "DE"}, "prediction": i % 2}
+        for i in range(300)
+    ]
+    reply = client.put("/v1/models/fraud/reference?version=3", content=orjson.dumps(rows))
+    assert reply.status_code == 201, reply.text
+    body = reply.json()
+    assert body["source"] == "uploaded" and body["version"] == "3"
+    assert body["features"] == [
+        {"name": "amount", "kind": "numeric", "count": 300, "missing": 0},
+        {"name": "country", "kind": "categorical", "count": 300, "missing": 0},
+    ]
+    csv = "amount,country,prediction\n1.5,FR,0.2\n,DE,0.9\n3.0,FR,0.4\n"
+    reply = client.put(
+        "/v1/models/fraud/reference", content=csv, headers={"Content-Type": "text/csv"}
+    )
+    assert reply.status_code == 201
+    assert reply.json()["features"][0] == {
+        "name": "amount",
+        "kind": "numeric",
+        "count": 3,
+        "missing": 1,
+    }
+    listed = client.get("/v1/models/fraud/reference").json()
+    assert [(r["version"], r["source"]) for r in listed] == [("*", "uploaded"), ("3", "uploaded")]
+
+
+def test_bad_reference_uploads_say_why(client: TestClient) -> None:
+    assert "not valid JSON" in client.put("/v1/models/m/reference", content=b"{").json()["detail"]
+    assert "JSON array" in client.put("/v1/models/m/reference", json={"a": 1}).json()["detail"]
+    assert "no rows" in client.put("/v1/models/m/reference", json=[]).json()["detail"]
+
+
+def test_drift_results_grouped_per_window(client: TestClient, store: Store) -> None:
+    def row(feature: str, test: str, drifted: bool, decision: bool = True) -> DriftRow:
+        return DriftRow(
+            "fraud",
+            W,
+            60,
+            feature,
+            test,
+            0.4 if drifted else 0.01,
+            1e-6,
+            1e-5,
+            0.4 if drifted else 0.01,
+            0.1,
+            drifted,
+            decision,
+            "p_value_below_alpha_and_effect_at_least_min",
+            5000,
+            2000,
+            "warmup:1",
+        )
+
+    store.write_window(
+        [],
+        [],
+        [
+            row("amount", "ks", True),
+            row("amount", "psi", True, False),
+            row("age", "ks", False),
+            row("__prediction__", "ks", True),
+        ],
+    )
+    body = client.get("/v1/models/fraud/drift", params={"start": W, "end": W + 60}).json()
+    [window] = body["windows"]
+    assert window["drifted_features"] == ["amount"]
+    assert window["share_drifted"] == 0.5 and window["max_effect"] == 0.4
+    assert window["prediction_drifted"] is True and window["reference"] == "warmup:1"
+    assert len(window["results"]) == 4
+    assert client.get("/v1/models/nobody/drift").json() == {"model": "nobody", "windows": []}

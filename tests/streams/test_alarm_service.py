@@ -1,0 +1,204 @@
+"""The worker's alarm service: store → evaluate → notify, with a real store and receiver.
+
+Windows are fed straight to the service here; tests/streams/test_alarm_worker.py runs the
+same path inside `driftline worker` on a real broker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from conftest import wait_until
+from webhook_receiver import WebhookReceiver
+
+from alarms.routing import Matcher, Silence, Subscription
+from alarms.rules import DEFAULT_RULES, Comparison, Rule
+from driftline import topics
+from driftline.settings import Settings
+from driftline.store import MetricPoint, Store
+from driftline.store.alarms import AlarmStore
+from driftline.store.embedded import EmbeddedBackend
+from streams.alarms import AlarmService
+
+W = 1_700_000_000
+SETTINGS = Settings(
+    default_rules=False,
+    alarm_refresh_s=0.1,
+    webhook_backoff_s=0.05,
+    webhook_backoff_max_s=0.2,
+    repeat_interval_s=3600,
+)
+AGE_RULE = Rule(
+    "age", "AgeMissing", "input.missing_rate", Comparison.GT, 0.1, feature="age",
+    actions=("notify", "retrain"),
+)  # fmt: skip
+
+
+@pytest.fixture
+def alarm_store(tmp_path: Path) -> Iterator[AlarmStore]:
+    store = Store(EmbeddedBackend(tmp_path / "chdb"))
+    store.init_schema()
+    yield AlarmStore(store.backend)
+    store.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as r:
+        yield r
+
+
+Published = list[tuple[str, bytes, Any]]
+
+
+@pytest.fixture
+def services(alarm_store: AlarmStore) -> Iterator[Callable[..., tuple[AlarmService, Published]]]:
+    started: list[AlarmService] = []
+
+    def start(**settings: Any) -> tuple[AlarmService, Published]:
+        published: Published = []
+        service = AlarmService(
+            alarm_store,
+            SETTINGS.model_copy(update=settings),
+            publish=lambda t, k, v: published.append((t, k, orjson.loads(v))),
+        ).start()
+        started.append(service)
+        return service, published
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def window(service: AlarmService, i: int, age_missing: float) -> None:
+    points = [
+        MetricPoint("fraud", W + 10 * i, 10, "traffic.count", 100.0),
+        MetricPoint("fraud", W + 10 * i, 10, "input.missing_rate", age_missing, feature="age"),
+    ]
+    service.evaluate_window("fraud", W + 10 * i, points)
+
+
+def test_firing_and_resolved_are_delivered_signed_published_and_logged(
+    alarm_store: AlarmStore, receiver: WebhookReceiver, services: Callable[..., Any]
+) -> None:
+    alarm_store.put_rule(AGE_RULE)
+    alarm_store.put_subscription(Subscription("hook", receiver.url, secret="k"))
+    service, published = services()
+    window(service, 0, 0.5)
+    wait_until(lambda: receiver.received, timeout=5, what="the firing notification")
+    window(service, 1, 0.0)
+    wait_until(lambda: len(receiver.received) == 2, timeout=5, what="the resolved one")
+
+    firing, resolved = (r.json for r in receiver.received)
+    assert (firing["event"], resolved["event"]) == ("firing", "resolved")
+    assert firing["alert"]["id"] == resolved["alert"]["id"]
+    assert firing["alert"]["value"] == 0.5 and resolved["alert"]["state"] == "resolved"
+    assert firing["subscription_id"] == "hook" and firing["repeat"] is False
+    assert all(r.signed_by("k") for r in receiver.received)
+    assert [(t, e.get("event")) for t, _, e in published] == [
+        (topics.ALERTS, "firing"),
+        (topics.RETRAIN_JOBS, None),
+        (topics.ALERTS, "resolved"),
+    ]
+    assert published[1][2]["model"] == "fraud" and published[1][1] == b"fraud"
+    service.flush()
+    wait_until(lambda: {d.status for d in alarm_store.deliveries("hook")} == {"delivered"},
+               timeout=5, what="the delivery log")  # fmt: skip
+    [alert] = alarm_store.alerts()
+    assert alert.state == "resolved" and alert.notified_at is not None
+
+
+def test_silenced_alerts_are_recorded_not_sent_then_sent_when_the_silence_ends(
+    alarm_store: AlarmStore, receiver: WebhookReceiver, services: Callable[..., Any]
+) -> None:
+    alarm_store.put_rule(AGE_RULE)
+    alarm_store.put_subscription(Subscription("hook", receiver.url))
+    silence = Silence("quiet", (Matcher("feature", "age"),), 0.0, time.time() + 3600)
+    alarm_store.put_silence(silence)
+    service, published = services()
+    window(service, 0, 0.5)
+    service.flush()
+    [logged] = alarm_store.deliveries("hook")
+    assert logged.status == "silenced" and "quiet" in logged.error
+    assert [e["event"] for t, _, e in published if t == topics.ALERTS] == ["firing"]
+    time.sleep(0.3)
+    assert receiver.received == []
+    alarm_store.delete_silence("quiet")  # the service reloads silences every 0.1 s
+    wait_until(lambda: receiver.received, timeout=5, what="the firing once unsilenced")
+    assert receiver.received[0].json["repeat"] is False
+
+
+def test_a_hanging_receiver_does_not_hold_up_evaluation_or_storage(
+    alarm_store: AlarmStore, receiver: WebhookReceiver, services: Callable[..., Any]
+) -> None:
+    alarm_store.put_rule(AGE_RULE)
+    alarm_store.put_subscription(Subscription("hook", receiver.url))
+    receiver.hold.clear()
+    service, _ = services()
+    for i in range(6):  # fire, resolve, fire, ...: every window has a notification
+        window(service, i, 0.5 if i % 2 == 0 else 0.0)
+    service.flush()
+    assert len(alarm_store.alerts(states=("resolved",))) == 3  # all stored meanwhile
+    wait_until(lambda: receiver.attempts == 1, timeout=5, what="the first request, hanging")
+    assert receiver.received == []
+    receiver.hold.set()
+    wait_until(lambda: len(receiver.received) == 6, timeout=10, what="all six, once released")
+    events = [e for e, _ in receiver.events()]
+    assert events == ["firing", "resolved"] * 3  # in order
+
+
+def test_long_firing_alerts_are_notified_again(
+    alarm_store: AlarmStore, receiver: WebhookReceiver, services: Callable[..., Any]
+) -> None:
+    alarm_store.put_rule(AGE_RULE)
+    alarm_store.put_subscription(Subscription("hook", receiver.url))
+    service, _ = services(repeat_interval_s=0.5)
+    window(service, 0, 0.5)
+    wait_until(lambda: len(receiver.received) >= 3, timeout=10, what="two repeats")
+    assert [r.json["repeat"] for r in receiver.received[:3]] == [False, True, True]
+    assert len({r.json["alert"]["id"] for r in receiver.received}) == 1
+
+
+def test_restart_while_firing_neither_fires_again_nor_loses_the_resolve(
+    alarm_store: AlarmStore, receiver: WebhookReceiver, services: Callable[..., Any]
+) -> None:
+    alarm_store.put_rule(AGE_RULE)
+    alarm_store.put_subscription(Subscription("hook", receiver.url))
+    first, _ = services()
+    window(first, 0, 0.5)
+    wait_until(lambda: receiver.received, timeout=5, what="the firing notification")
+    first.stop()
+
+    second, published = services()
+    assert [a.state for a in second.open_alerts()] == ["firing"]
+    window(second, 0, 0.5)  # the same window replayed: nothing happens
+    window(second, 1, 0.7)  # still firing: no new alert, no notification
+    window(second, 2, 0.0)
+    wait_until(lambda: len(receiver.received) == 2, timeout=5, what="the resolved one")
+    time.sleep(0.2)
+    alert_id = receiver.events()[0][1]
+    assert receiver.events() == [("firing", alert_id), ("resolved", alert_id)]
+    assert [e["event"] for t, _, e in published if t == topics.ALERTS] == ["resolved"]
+
+
+def test_default_rules_are_seeded_and_can_be_turned_off(
+    alarm_store: AlarmStore, services: Callable[..., Any]
+) -> None:
+    off, _ = services(default_rules=False)
+    assert alarm_store.rules() == []
+    window(off, 0, 0.5)
+    off.flush()
+    assert alarm_store.alerts() == []
+
+    on, _ = services(default_rules=True)
+    assert {r.rule.id for r in alarm_store.rules()} == {r.id for r in DEFAULT_RULES}
+    for i in range(2):  # the default missing-rate rule fires after 2 windows over 10 %
+        window(on, i, 0.5)
+    on.flush()
+    [alert] = alarm_store.alerts()
+    assert (alert.rule_id, alert.state, alert.feature) == ("default-missing-rate", "firing", "age")
