@@ -140,8 +140,15 @@ async def baseline(bootstrap: str, expected_messages: int) -> tuple[float, int]:
     return events / (time.perf_counter() - started), events
 
 
+METRICS_ONLY = {"DRIFTLINE_DRIFT_ENABLED": "false", "DRIFTLINE_DEFAULT_RULES": "false"}
+
+
 def run_worker_process(
-    bootstrap: str, expected_events: int, data_dir: str, store: str
+    bootstrap: str,
+    expected_events: int,
+    data_dir: str,
+    store: str,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The pipeline in its own process (so its RSS is its own); returns its figures.
 
@@ -150,6 +157,7 @@ def run_worker_process(
     args = ["--worker", bootstrap, str(expected_events), data_dir, store]
     result = subprocess.run(
         [sys.executable, "-m", "bench.pipeline", *args],
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=900,
@@ -217,7 +225,9 @@ def worker_main(bootstrap: str, expected_events: int, data_dir: str, store_url: 
     )
 
 
-def run_case(case: Case, store: str = "embedded") -> dict[str, Any]:
+def run_case(case: Case, store: str = "embedded", full: bool = False) -> dict[str, Any]:
+    """One case; ``full``: drift tests and the default alarm rules on (the product's
+    defaults), else window metrics only (the foundation's pipeline)."""
     events = make_events(case)
     msgs = messages(case, events)
     closers = case.models
@@ -226,10 +236,12 @@ def run_case(case: Case, store: str = "embedded") -> dict[str, Any]:
         ensure_topics(broker.bootstrap, topics.topic_partitions(8, 8))
         asyncio.run(produce(broker.bootstrap, msgs))
         base_rate, _ = asyncio.run(baseline(broker.bootstrap, len(msgs)))
-        figures = run_worker_process(broker.bootstrap, expected_events, tmp, store)
+        env = None if full else METRICS_ONLY
+        figures = run_worker_process(broker.bootstrap, expected_events, tmp, store, env)
     return {
         "case": case.name,
         "store": "chDB in-process" if store == "embedded" else "ClickHouse server",
+        "work": "metrics+drift+alarms" if full else "metrics",
         "messages": len(msgs),
         "events": figures["events"],
         "baseline_events_per_s": base_rate,
@@ -250,32 +262,42 @@ def main() -> None:
         return
     s = args.scale
     wide = Case("arrays of 500, 100 models x 50 features", int(400_000 * s), 500, 100, 50)
+    arrays = Case("arrays of 500, 10 models x 20 features", int(1_000_000 * s), 500, 10, 20)
     runs = [
-        (Case("arrays of 500, 10 models x 20 features", int(1_000_000 * s), 500, 10, 20), ""),
-        (Case("one event per message, 10 x 20", int(150_000 * s), 1, 10, 20), ""),
-        (wide, ""),
-        (wide, "server"),
+        (arrays, "", False),
+        (Case("one event per message, 10 x 20", int(150_000 * s), 1, 10, 20), "", False),
+        (wide, "server", False),
+        (arrays, "", True),
+        (wide, "server", True),
     ]
     results = []
     print(
-        f"{'case':42} {'store':18} {'baseline ev/s':>14} {'pipeline ev/s':>14} {'ratio':>6} "
+        f"{'case':42} {'store':18} {'work':20} {'baseline ev/s':>14} {'pipeline ev/s':>14} "
+        f"{'ratio':>6} "
         f"{'peak RSS':>9}"
     )
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        for case, store in runs:
+        server_url: str | None = None
+        for case, store, full in runs:
             url = "embedded"
             if store == "server":
-                try:
-                    server = LocalClickHouseServer(Path(tmp) / "clickhouse").start()
-                except FileNotFoundError as exc:
-                    print(f"(skipping the ClickHouse-server run: {exc})")
+                if server_url is None:  # one server for every run that needs one
+                    try:
+                        server = LocalClickHouseServer(Path(tmp) / "clickhouse").start()
+                    except FileNotFoundError as exc:
+                        print(f"(skipping the ClickHouse-server runs: {exc})")
+                        server_url = ""
+                    else:
+                        stack.callback(server.stop)
+                        server_url = server.url()
+                if not server_url:
                     continue
-                stack.callback(server.stop)
-                url = server.url()
-            r = run_case(case, url)
+                url = server_url
+            r = run_case(case, url, full)
             results.append(r)
             print(
-                f"{r['case']:42} {r['store']:18} {r['baseline_events_per_s']:14,.0f} "
+                f"{r['case']:42} {r['store']:18} {r['work']:20} "
+                f"{r['baseline_events_per_s']:14,.0f} "
                 f"{r['pipeline_events_per_s']:14,.0f} {r['ratio']:6.2f} "
                 f"{r['peak_rss_mb']:7.0f}MB",
                 flush=True,

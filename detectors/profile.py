@@ -132,6 +132,44 @@ class ProbabilitySummary:
 ColumnSummary = NumericSummary | CategoricalSummary | ProbabilitySummary
 
 
+def merge_summaries(a: ColumnSummary, b: ColumnSummary) -> ColumnSummary | None:
+    """One summary of two windows (or partitions) of the same column; None when their kinds
+    differ. Samples stay bounded by the smaller sample size, so a merged summary costs what
+    one window's does, however many windows it covers."""
+    if isinstance(a, NumericSummary) and isinstance(b, NumericSummary):
+        merged = NumericSummary(min(a.sample_size, b.sample_size))
+        merged.count, merged.missing = a.count + b.count, a.missing + b.missing
+        merged.mismatched = a.mismatched + b.mismatched
+        merged.valid = a.valid + b.valid
+        if merged.valid:
+            delta = b.mean - a.mean
+            merged.mean = a.mean + delta * b.valid / merged.valid
+            merged.m2 = a.m2 + b.m2 + delta * delta * a.valid * b.valid / merged.valid
+        merged.minimum, merged.maximum = min(a.minimum, b.minimum), max(a.maximum, b.maximum)
+        merged.sample = a.sample.merge(b.sample)
+        return merged
+    if isinstance(a, CategoricalSummary) and isinstance(b, CategoricalSummary):
+        categorical = CategoricalSummary(max(a.max_categories, b.max_categories))
+        categorical.count, categorical.missing = a.count + b.count, a.missing + b.missing
+        for value, n in (a.counts + b.counts).items():
+            if value == OTHER or len(categorical.counts) >= categorical.max_categories:
+                categorical.counts[OTHER] += n
+            else:
+                categorical.counts[value] += n
+        return categorical
+    if isinstance(a, ProbabilitySummary) and isinstance(b, ProbabilitySummary):
+        if a.width != b.width:
+            return None
+        probs = ProbabilitySummary(a.width, min(a.sample_size, b.sample_size))
+        probs.count, probs.missing = a.count + b.count, a.missing + b.missing
+        probs.mismatched = a.mismatched + b.mismatched
+        probs.prob_sum = a.prob_sum + b.prob_sum
+        probs.argmax_counts = a.argmax_counts + b.argmax_counts
+        probs.samples = [x.merge(y) for x, y in zip(a.samples, b.samples, strict=True)]
+        return probs
+    return None
+
+
 @dataclass
 class ProfileConfig:
     sample_size: int = 2048

@@ -44,9 +44,9 @@ class Settings(BaseSettings):
     max_string_length: int = Field(1024, ge=1)
     # Memory is bounded by messages buffered in Faust and by events decoded at once: a 500-event
     # array of 50 features is ~600 KB of JSON and several MB as Python objects.
-    stream_buffer_messages: int = Field(256, ge=1, description="Faust's per-stream buffer")
+    stream_buffer_messages: int = Field(128, ge=1, description="Faust's per-stream buffer")
     batch_max_messages: int = Field(256, ge=1, description="messages taken per micro-batch")
-    batch_max_events: int = Field(20_000, ge=1, description="events decoded at once")
+    batch_max_events: int = Field(10_000, ge=1, description="events decoded at once")
     batch_within_s: float = Field(0.05, gt=0)
 
     # Drift: window tests against a reference (detectors/drift)

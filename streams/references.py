@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from detectors.drift.window import ModelReference
+from detectors.drift.window import ModelReference, ProfileAccumulator
 from detectors.profile import WindowProfile
 
 ANY_VERSION = "*"
@@ -31,7 +31,7 @@ class ReferenceBook:
         self.policy = policy
         self._uploaded: dict[tuple[str, str], ModelReference] = {}
         self._learned: dict[tuple[str, str], ModelReference] = {}
-        self._warming: dict[tuple[str, str], list[WindowProfile]] = {}
+        self._warming: dict[tuple[str, str], ProfileAccumulator] = {}
         self._rolling: dict[str, deque[WindowProfile]] = {}
         self._rolling_ref: dict[str, tuple[int, ModelReference]] = {}
 
@@ -76,12 +76,11 @@ class ReferenceBook:
         key = (model, version)
         if key in self._learned or key in self._uploaded or (model, ANY_VERSION) in self._uploaded:
             return None
-        warming = self._warming.setdefault(key, [])
-        warming.append(profile)
-        events = sum(p.count for p in warming)
-        if len(warming) < self.policy.windows or events < self.policy.min_events:
+        warming = self._warming.setdefault(key, ProfileAccumulator())
+        warming.add(profile)  # merged as it comes: memory of one window, not of all of them
+        if warming.windows < self.policy.windows or warming.events < self.policy.min_events:
             return None
-        reference = ModelReference.from_profiles(warming, version, "warmup")
+        reference = warming.reference(version, "warmup")
         self._learned[key] = reference
         del self._warming[key]
         return reference

@@ -8,6 +8,7 @@ run on one worker thread, in window order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
@@ -128,7 +129,7 @@ class PredictionWorker:
         limits: EventLimits,
         log_ids: dict[str, str],
         send_deadletter: SendDeadLetter,
-        max_events: int = 20_000,
+        max_events: int = 10_000,
         drift: DriftAnalyzer | None = None,
     ) -> None:
         self.store = store
@@ -138,7 +139,13 @@ class PredictionWorker:
         self._send_deadletter = send_deadletter
         self.max_events = max_events
         self.drift = drift
-        self._references_stamp = -1
+        self._references_stamp = 0
+        # Set once the owned partitions' offset marks and the references are loaded. Faust can
+        # resume its streams while the partitions-assigned handler is still awaiting the store,
+        # so processing waits for it: otherwise replayed events of stored windows slip through
+        # and the first windows are tested without their reference.
+        self._restored = asyncio.Event()
+        self._retry: asyncio.Future[None] | None = None
         self._last_reference_poll = 0.0
         self._store_lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="driftline-store")
@@ -156,6 +163,7 @@ class PredictionWorker:
         Decoded in chunks of about ``max_events`` events, each folded into the windows before
         the next is decoded, so memory stays bounded whatever the size of the messages.
         """
+        await self._restored.wait()
         stats = self.stats
         if stats.first_message_at is None:
             stats.first_message_at = time.time()
@@ -258,20 +266,32 @@ class PredictionWorker:
             )
         return WindowResult(window, points, outcome.report, outcome.rows, outcome.learned)
 
-    async def reload_references(self) -> None:
-        """Pick up references uploaded through the API (possibly by another process)."""
+    async def reload_references(self, everything: bool = False) -> None:
+        """Pick up references uploaded through the API (possibly by another process).
+
+        ``everything`` (at start and after a rebalance): every stored reference, learned ones
+        included. Otherwise only uploads newer than the last load: the worker's own learned
+        references are already in memory, and re-reading them all every few seconds would
+        cost as much memory as they take (a sample per feature per model version).
+        """
         if self.drift is None:
             return
         stamp = await self._in_store_thread(self.store.references_stamp)
-        if stamp != self._references_stamp:
-            self._references_stamp = stamp
+        if everything:
             self.drift.load(await self._in_store_thread(self.store.references))
+        elif stamp > self._references_stamp:
+            since = self._references_stamp
+            self.drift.load(
+                await self._in_store_thread(
+                    functools.partial(self.store.references, uploaded_since=since)
+                )
+            )
+        self._references_stamp = max(stamp, self._references_stamp)
 
-    async def restore(self, assigned: Iterable[TP]) -> None:
+    async def _restore(self, owned: set[TP]) -> None:
         """Load stored offset marks (and what models have shown) for newly owned partitions,
         and the references, before any of their events are processed."""
-        await self.reload_references()
-        owned = set(assigned)
+        await self.reload_references(everything=True)
         topic_of = {log_id: topic for topic, log_id in self.log_ids.items()}
         marks: list[OffsetMark] = await self._in_store_thread(
             self.store.offset_marks, list(self.log_ids.values())
@@ -286,7 +306,33 @@ class PredictionWorker:
             known = await self._in_store_thread(self.store.known_categories, model)
             self.manager.restore_categories(model, known)
 
+    async def restore(self, assigned: Iterable[TP]) -> None:
+        """Restore newly owned partitions; processing resumes once this has succeeded. If the
+        store is unreachable, retry in the background: events wait, uncommitted, meanwhile."""
+        owned = set(assigned)
+        try:
+            await self._restore(owned)
+        except Exception:
+            log.exception("could not restore offsets and references; retrying")
+            self._retry = asyncio.ensure_future(self._restore_until_done(owned))
+            return
+        self._restored.set()
+
+    async def _restore_until_done(self, owned: set[TP]) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._restore(owned)
+            except Exception:
+                log.exception("could not restore offsets and references; retrying")
+                delay = min(delay * 2, 30.0)
+                continue
+            self._restored.set()
+            return
+
     def forget(self, revoked: Iterable[TP]) -> None:
+        self._restored.clear()  # until the next assignment has been restored
         self.manager.forget(revoked)
 
     def close(self) -> None:

@@ -45,6 +45,7 @@ from detectors.profile import (
     ProbabilitySummary,
     ProfileConfig,
     WindowProfile,
+    merge_summaries,
 )
 from detectors.reference import CategoricalReference, NumericReference
 
@@ -130,16 +131,10 @@ class ModelReference:
         cls, profiles: Sequence[WindowProfile], version: str, source: str = "warmup"
     ) -> ModelReference:
         """Merge window profiles: their uniform samples and their category counts."""
-        names = sorted({name for p in profiles for name in p.features})
-        features: dict[str, FeatureReference] = {}
-        for name in names:
-            merged = _merge([p.features[name] for p in profiles if name in p.features])
-            if merged is not None:
-                features[name] = merged
-        outputs = [p.output for p in profiles if p.output is not None]
-        if outputs and all(isinstance(o, ProbabilitySummary) for o in outputs):
-            return cls(version, source, features, _merge_probabilities(outputs))
-        return cls(version, source, features, _merge(outputs))
+        accumulator = ProfileAccumulator()
+        for profile in profiles:
+            accumulator.add(profile)
+        return accumulator.reference(version, source)
 
     @classmethod
     def from_rows(
@@ -161,6 +156,62 @@ class ModelReference:
         profile = WindowProfile(0, 1, config)
         profile.add(build_batch(events, np.zeros(len(events)), ModelSchema(features={})))
         return cls.from_profiles([profile], version, source)
+
+
+@dataclass
+class ProfileAccumulator:
+    """Window profiles merged as they come (a warm-up reference in the making): bounded
+    samples and counts per column, never the windows themselves."""
+
+    windows: int = 0
+    events: int = 0
+    features: dict[str, ColumnSummary] = field(default_factory=dict)
+    output: ColumnSummary | None = None
+    _broken: set[str] = field(default_factory=set)  # columns whose kind changed
+
+    def add(self, profile: WindowProfile) -> None:
+        self.windows += 1
+        self.events += profile.count
+        for name, summary in profile.features.items():
+            self._fold(name, summary)
+        if profile.output is not None:
+            self._fold(PREDICTION, profile.output)
+
+    def _fold(self, name: str, summary: ColumnSummary) -> None:
+        if name in self._broken:
+            return
+        current = self.output if name == PREDICTION else self.features.get(name)
+        # merging into an empty summary copies: the window's profile is not ours to grow
+        merged = merge_summaries(current or _empty_like(summary), summary)
+        if merged is None:
+            self._broken.add(name)
+            self.features.pop(name, None)
+            return
+        if name == PREDICTION:
+            self.output = merged
+        else:
+            self.features[name] = merged
+
+    def reference(self, version: str, source: str) -> ModelReference:
+        features: dict[str, FeatureReference] = {}
+        for name, summary in sorted(self.features.items()):
+            merged = _merge([summary])
+            if merged is not None:
+                features[name] = merged
+        output: OutputReference | None = None
+        if isinstance(self.output, ProbabilitySummary):
+            output = _merge_probabilities([self.output])
+        elif self.output is not None:
+            output = _merge([self.output])
+        return ModelReference(version, source, features, output)
+
+
+def _empty_like(summary: ColumnSummary) -> ColumnSummary:
+    if isinstance(summary, NumericSummary):
+        return NumericSummary(summary.sample_size)
+    if isinstance(summary, CategoricalSummary):
+        return CategoricalSummary(summary.max_categories)
+    return ProbabilitySummary(summary.width, summary.sample_size)
 
 
 def _reference_from_dict(data: Mapping[str, Any]) -> FeatureReference:

@@ -197,12 +197,27 @@ class Store:
         )
 
     # -- reads ----------------------------------------------------------------------------
-    def references(self, model: str | None = None) -> list[StoredReference]:
-        where, params = ("WHERE model = %(model)s", {"model": model}) if model else ("", None)
+    def references(
+        self,
+        model: str | None = None,
+        *,
+        uploaded_since: int | None = None,
+    ) -> list[StoredReference]:
+        """Stored references; ``uploaded_since``: only uploaded ones written after that
+        ``references_stamp()`` (the worker's incremental reload)."""
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        if model:
+            where.append("model = %(model)s")
+            params["model"] = model
+        if uploaded_since is not None:
+            where.append("source = 'uploaded' AND written_at > %(since)s")
+            params["since"] = int(uploaded_since)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self.backend.execute(
             "SELECT model, version, source, profile, toUInt32(created_at) "
-            f"FROM model_references FINAL {where} ORDER BY model, version, source",
-            params,
+            f"FROM model_references FINAL {clause} ORDER BY model, version, source",
+            params or None,
         )
         return [
             StoredReference(str(r[0]), str(r[1]), str(r[2]), orjson.loads(r[3]), int(r[4]))
@@ -210,9 +225,12 @@ class Store:
         ]
 
     def references_stamp(self) -> int:
-        """Changes whenever a reference is written (the worker polls it)."""
-        rows = self.backend.execute("SELECT max(written_at), count() FROM model_references")
-        return int(rows[0][0] or 0) + int(rows[0][1] or 0) if rows else 0
+        """The newest upload (written_at, ns; 0 when none): the worker polls it. Learned
+        references are left out, so the worker's own writes never look like an upload."""
+        rows = self.backend.execute(
+            "SELECT max(written_at) FROM model_references WHERE source = 'uploaded'"
+        )
+        return int(rows[0][0] or 0) if rows else 0
 
     def drift_results(
         self, model: str, *, start: int | None = None, end: int | None = None, limit: int = 50_000

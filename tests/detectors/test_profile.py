@@ -139,3 +139,27 @@ def test_sample_stays_bounded_and_uniform() -> None:
     assert abs(float(np.mean(sample.values)) - 0.5) < 0.05
     merged = sample.merge(BottomKSample(k=500))
     assert len(merged.values) == 500 and merged.seen == 100_000
+
+
+def test_merged_summaries_equal_one_pass_and_stay_bounded() -> None:
+    from detectors.profile import CategoricalSummary, NumericSummary, merge_summaries
+
+    rng = np.random.default_rng(4)
+    events = make_events(3000, rng)
+    whole = profile_of(events, sample_size=500)
+    first, second = (
+        profile_of(events[:1000], sample_size=500),
+        profile_of(events[1000:], sample_size=500),
+    )
+    merged = merge_summaries(first.features["x"], second.features["x"])
+    assert isinstance(merged, NumericSummary)
+    one = whole.features["x"]
+    assert isinstance(one, NumericSummary)
+    assert merged.valid == one.valid
+    assert merged.mean == pytest.approx(one.mean) and merged.std == pytest.approx(one.std)
+    assert len(merged.sample.values) == 500 and merged.sample.seen == 3000
+    cats = merge_summaries(first.features["country"], second.features["country"])
+    whole_cats = whole.features["country"]
+    assert isinstance(cats, CategoricalSummary) and isinstance(whole_cats, CategoricalSummary)
+    assert cats.counts == whole_cats.counts
+    assert merge_summaries(first.features["x"], first.features["country"]) is None

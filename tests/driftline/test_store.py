@@ -65,6 +65,13 @@ def test_references_and_drift_results_round_trip(store: Store) -> None:
     store.save_reference(StoredReference("fraud", "1", "uploaded", {**profile, "v": 2}, W))
     [saved] = store.references("fraud")
     assert saved.profile["v"] == 2 and saved.created_at == W
+    seen = store.references_stamp()
+    store.save_reference(StoredReference("churn", "1", "warmup", profile, W))
+    assert store.references_stamp() == seen  # learned references are not uploads
+    assert store.references(uploaded_since=seen) == []
+    store.save_reference(StoredReference("churn", "2", "uploaded", profile, W))
+    assert [r.model for r in store.references(uploaded_since=seen)] == ["churn"]
+    assert len(store.references()) == 3
     row = DriftRow(
         "fraud",
         W,
