@@ -17,7 +17,6 @@ Pure bookkeeping (no Faust, no I/O), driven by the agent:
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -379,8 +378,3 @@ def _learn_categories(known: dict[str, set[str]], profile: WindowProfile) -> Non
             seen = known.setdefault(name, set())
             if len(seen) < MAX_KNOWN_CATEGORIES:
                 seen.update(summary.counts)
-
-
-def count_by_model(models: Iterable[str | None]) -> dict[str, int]:
-    """How many rejected events each model had (events with no model are not attributed)."""
-    return dict(Counter(m for m in models if m))

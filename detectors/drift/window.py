@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from detectors.columns import Kind, ModelSchema, build_batch
+from detectors.columns import ModelSchema, build_batch
 from detectors.drift import CATEGORICAL_TESTS, NUMERIC_TESTS, DriftTestResult, decide
 from detectors.drift.missing_rate import missing_rate_test
 from detectors.profile import (
@@ -442,11 +442,3 @@ def _metrics(report: DriftReport) -> Iterable[tuple[str, str, float]]:
 
 def _class_label(name: str) -> str:
     return f"class:{name[len(PREDICTION) + 1 : -1]}" if name.endswith("]") else ""
-
-
-def kinds_of(reference: ModelReference) -> dict[str, Kind]:
-    """The feature kinds a reference implies (for a model the worker has not seen yet)."""
-    return {
-        name: Kind.NUMERIC if isinstance(ref, NumericReference) else Kind.CATEGORICAL
-        for name, ref in reference.features.items()
-    }
