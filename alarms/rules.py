@@ -207,6 +207,14 @@ def _watch(rule: Rule) -> Watch:
     return (rule, _OPERATORS[rule.comparison], rule.threshold)
 
 
+LABEL_METRIC_PREFIXES = ("quality.", "labels.", "drift.concept", "drift.quality_drop")
+
+
+def is_label_metric(metric: str) -> bool:
+    """Metrics computed from joined labels, later than the window's own metrics."""
+    return metric.startswith(LABEL_METRIC_PREFIXES)
+
+
 # Shipped for every model (model "*") unless DRIFTLINE_DEFAULT_RULES=false; editable and
 # deletable through the API like any rule. Thresholds are absolute: tune them per model.
 DEFAULT_RULES = (
@@ -245,6 +253,19 @@ DEFAULT_RULES = (
         for_windows=2,
         keep_firing_for=1,
         description="more than 5 % of predictions are null",
+        origin="default",
+    ),
+    Rule(
+        "default-concept-drift",
+        "ConceptDrift",
+        "drift.concept",
+        Comparison.GE,
+        1.0,
+        segment="",
+        for_windows=1,
+        keep_firing_for=2,
+        severity="critical",
+        description="model quality on labelled events dropped below the reference's",
         origin="default",
     ),
     Rule(

@@ -4,7 +4,7 @@ One open alert per (rule, model, feature, segment). Each stored window of a mode
 model's alerts one step; :func:`evaluate` is pure and returns the changes, which the caller
 applies to its :class:`AlertBook` and stores.
 
->>> from alarms.rules import Comparison, Rule, RuleIndex
+>>> from alarms.rules import Comparison, Rule, RuleIndex, is_label_metric
 >>> from types import SimpleNamespace as P
 >>> rule = Rule("r", "Missing", "input.missing_rate", Comparison.GT, 0.1, for_windows=2)
 >>> index, book = RuleIndex([rule]), AlertBook()
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
-from alarms.rules import Comparison, Rule, RuleIndex
+from alarms.rules import Comparison, Rule, RuleIndex, is_label_metric
 
 AlertKey = tuple[str, str, str, str]  # (rule id, model, feature, segment)
 
@@ -142,8 +142,15 @@ def evaluate(
     window_start: int,
     points: Iterable[Point],
     now: float,
+    *,
+    from_labels: bool = False,
 ) -> list[Change]:
     """One stored window of ``model``: every alert it opens, moves or closes.
+
+    Window metrics and label-based metrics (:func:`alarms.rules.is_label_metric`: quality,
+    coverage, concept drift) are stored at different times, the latter again as labels land;
+    each evaluation only moves alerts of its own kind (``from_labels``), so a window's
+    metrics never clear a quality alert for lack of quality points, nor the reverse.
 
     ``open_alerts`` are the model's open alerts. A rule's metric that the window lacks counts
     as clear (as a vanished series does in Prometheus); an alert whose rule was deleted or
@@ -173,7 +180,7 @@ def evaluate(
 
     changes = []
     for key, alert in open_alerts.items():
-        if window_start <= alert.last_window:
+        if window_start <= alert.last_window or is_label_metric(alert.metric) != from_labels:
             continue
         current = index.rules.get(alert.rule_id)
         hit = breaching.pop(key, None)

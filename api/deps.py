@@ -11,6 +11,7 @@ from driftline.ingest import Ingest
 from driftline.settings import Settings
 from driftline.store import Store
 from driftline.store.alarms import AlarmStore
+from retrainer.registry import Registry
 
 
 def get_store(request: Request) -> Store:
@@ -61,3 +62,15 @@ def get_alarm_store(request: Request) -> AlarmStore:
 
 
 AlarmStoreDep = Annotated[AlarmStore, Depends(get_alarm_store)]
+
+
+def get_registry(request: Request) -> Registry:
+    """The model registry under the data directory (shared with the retrainer)."""
+    state = request.app.state
+    registry: Registry | None = getattr(state, "registry", None)
+    if registry is None:
+        registry = state.registry = Registry(state.settings.data_dir / "models")
+    return registry
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]

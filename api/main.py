@@ -11,6 +11,7 @@ from api.routes import (
     events,
     health,
     models,
+    retraining,
     rules,
     silences,
     subscriptions,
@@ -41,5 +42,6 @@ def create_app(settings: Settings, store: Store, ingest: Ingest | None = None) -
     app.include_router(alerts.router)
     app.include_router(subscriptions.router)
     app.include_router(silences.router)
+    app.include_router(retraining.router)
     app.include_router(dashboard.router)
     return app

@@ -17,6 +17,9 @@ class ModelSummaryPublic(BaseModel):
     last_window: str = Field(description="start of the newest stored window (RFC 3339)")
     events: int = Field(description="events counted in stored windows")
     windows: int
+    stages: list[str] = Field(
+        default_factory=list, description="pipeline stages monitored under this model"
+    )
 
 
 class FeaturePublic(BaseModel):
@@ -28,6 +31,7 @@ class ModelPublic(ModelSummaryPublic):
     versions: list[str]
     features: list[FeaturePublic]
     metrics: list[str]
+    segments: list[str] = Field(description="slices its metrics are broken down by")
 
 
 class PointPublic(BaseModel):

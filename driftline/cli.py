@@ -46,7 +46,13 @@ def _settings_for_stack(args: argparse.Namespace, demo: bool) -> Settings:
     elif demo:  # short windows so the demo shows something within a minute
         updates.update(window_seconds=10, allowed_lateness_s=2.0)
     if demo:
-        updates["idle_close_s"] = 10.0
+        window = updates.get("window_seconds", 10)
+        updates.update(
+            idle_close_s=10.0,
+            quality_interval_s=min(5.0, float(window)),
+            retrain_default_policy="auto",  # the demo closes the loop without a human
+            retrain_cooldown_s=120.0,
+        )
     updates["api_port"] = _pick_port(args.api_port, get_settings().api_port, "API")
     return get_settings().model_copy(update=updates)
 
@@ -87,8 +93,9 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     from api.main import create_app as create_api
     from driftline.broker import EmbeddedBroker
     from driftline.demo import DemoProducer, Drift
-    from driftline.services import ApiThread, prepare_topics, run_worker
+    from driftline.services import ApiThread, RetrainerThread, prepare_topics, run_worker
     from driftline.store import open_store
+    from retrainer.worker import registry_of
 
     settings = _settings_for_stack(args, demo)
     broker = None
@@ -104,19 +111,27 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     producer = None
     api = None
     store = None
+    retrainer = None
     try:
         store = open_store(settings)
         ids = prepare_topics(settings)
         api = ApiThread(create_api(settings, store), settings.api_host, settings.api_port)
         api.start()
+        retrainer = RetrainerThread(settings, store)
+        retrainer.start()
         _banner(settings, demo, embedded_kafka=broker is not None)
         if demo:
+            seed_demo_rules(store)
+            w = settings.window_seconds
             producer = DemoProducer(
                 settings.kafka_bootstrap,
+                registry_of(settings),
                 rate=args.rate,
                 drift_after_s=None if args.no_drift else args.drift_after,
                 drift_duration_s=args.drift_duration or None,
                 drift=Drift(),
+                concept_after_s=None if args.no_drift else args.concept_after,
+                label_delay_s=(1.0 * w, 3.0 * w),
             )
             producer.start()
         _print_alerts()
@@ -130,6 +145,8 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     finally:
         if producer is not None:
             producer.stop()
+        if retrainer is not None:
+            retrainer.stop()
         if api is not None:
             api.stop()
         if store is not None:
@@ -140,6 +157,32 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     return 0
 
 
+def seed_demo_rules(store: Any) -> None:
+    """The demo's closed loop: two windows of concept drift on the fraud model retrain it."""
+    from alarms.rules import Comparison, Rule
+    from driftline.store.alarms import AlarmStore
+
+    AlarmStore(store.backend).seed_rules(
+        [
+            Rule(
+                "demo-concept-retrain",
+                "ConceptDriftRetrain",
+                "drift.concept",
+                Comparison.GE,
+                1.0,
+                model="fraud",
+                segment="",
+                for_windows=2,
+                keep_firing_for=3,
+                severity="critical",
+                actions=("notify", "retrain"),
+                description="the fraud model's quality dropped: retrain it on recent labels",
+                origin="demo",
+            )
+        ]
+    )
+
+
 def _banner(settings: Settings, demo: bool, embedded_kafka: bool) -> None:
     api = f"http://{settings.api_host}:{settings.api_port}"
     kafka = settings.kafka_bootstrap
@@ -147,7 +190,8 @@ def _banner(settings: Settings, demo: bool, embedded_kafka: bool) -> None:
     kafka_kind = "embedded Tansu" if embedded_kafka else "external"
     store_kind = "embedded chDB" if settings.store == "embedded" else "ClickHouse server"
     lines = [
-        f"Driftline {what}: Kafka ({kafka_kind}) + ClickHouse ({store_kind}) + worker + API",
+        f"Driftline {what}: Kafka ({kafka_kind}) + ClickHouse ({store_kind}) + worker + API "
+        "+ retrainer",
         f"  Dashboard  {api}/   (open it in a browser: drift heat map, alerts, charts)",
         f"  API        {api}   (OpenAPI docs: {api}/docs)",
         f"  Kafka      bootstrap {kafka}   (any Kafka client can send events)",
@@ -161,10 +205,13 @@ def _banner(settings: Settings, demo: bool, embedded_kafka: bool) -> None:
         f"kcat -P -b {kafka} -t driftline.predictions -k mine",
         f"  kcat -C -b {kafka} -t driftline.deadletter -e    (rejected events, with reasons)",
         f"  curl -s '{api}/v1/alerts?state=firing'    (webhooks: POST /v1/subscriptions)",
+        f"  curl -s '{api}/v1/models/fraud/metrics?name=quality.accuracy&segment=channel=mobile'",
+        f"  curl -s {api}/v1/retrain-jobs ; curl -s {api}/v1/models/fraud/versions",
         "Stop with Ctrl-C.",
     ]
     if not demo:
         lines[8] = f"  curl -s '{api}/v1/models/<model>/metrics?name=traffic.count'"
+        del lines[12:14]
     print("\n".join(lines), flush=True)
 
 
@@ -176,6 +223,30 @@ def cmd_worker(args: argparse.Namespace) -> int:
     store = open_store(settings)
     try:
         run_worker(settings, store, prepare_topics(settings), duration_s=args.duration)
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_retrainer(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from driftline.services import prepare_topics
+    from driftline.store import open_store
+    from retrainer.worker import run_retrainer
+
+    settings = get_settings()
+    store = open_store(settings)
+    prepare_topics(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.duration:
+        threading.Timer(args.duration, stop.set).start()
+    try:
+        run_retrainer(settings, store, stop)
+    except KeyboardInterrupt:
+        pass
     finally:
         store.close()
     return 0
@@ -244,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=120.0,
         help="seconds the drift lasts before the stream returns to normal (0: forever)",
     )
+    demo.add_argument(
+        "--concept-after",
+        type=float,
+        default=240.0,
+        help="seconds before concept drift (mobile fraud moves to small amounts) starts",
+    )
     demo.set_defaults(func=lambda a: cmd_stack(a, demo=True))
 
     up = sub.add_parser("up", help="the whole stack on one machine, no synthetic traffic")
@@ -253,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="the stream worker alone (settings from env)")
     worker.add_argument("--duration", type=float, help="stop after this many seconds")
     worker.set_defaults(func=cmd_worker)
+
+    retrainer = sub.add_parser("retrainer", help="the retraining worker alone (settings from env)")
+    retrainer.add_argument("--duration", type=float, help="stop after this many seconds")
+    retrainer.set_defaults(func=cmd_retrainer)
 
     api = sub.add_parser("api", help="the HTTP API alone (settings from env)")
     api.add_argument("--host")

@@ -131,6 +131,8 @@ def check_prediction_event(event: Any, limits: EventLimits) -> str | None:
     model = event.get("model")
     if type(model) is not str or not model:
         return "'model' is required and must be a non-empty string"
+    if "::" in model:
+        return "'model' cannot contain '::' (reserved for pipeline stages: use 'stage')"
     if "features" not in event:
         return "'features' is required (an object; use {} when the model has no inputs)"
     reason = _check_features(event["features"], limits)
@@ -148,8 +150,13 @@ def check_label_event(event: Any, limits: EventLimits) -> str | None:
     model = event.get("model")
     if type(model) is not str or not model:
         return "'model' is required and must be a non-empty string"
+    if "::" in model:
+        return "'model' cannot contain '::' (reserved for pipeline stages: use 'stage')"
     if type(event.get("id")) is not str:
         return "'id' is required: the id of the prediction this label belongs to"
+    stage = event.get("stage")
+    if stage is not None and type(stage) is not str:
+        return "'stage' must be a string"
     label = event.get("label")
     if label is None or type(label) not in _SCALARS:
         return "'label' is required and must be a number, string or bool"

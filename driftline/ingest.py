@@ -10,7 +10,13 @@ from typing import Any
 from kafka import KafkaProducer
 
 from driftline import topics
-from driftline.events import EventLimits, Rejected, check_prediction_event, deadletter_record
+from driftline.events import (
+    EventLimits,
+    Rejected,
+    check_label_event,
+    check_prediction_event,
+    deadletter_record,
+)
 from driftline.sdk import encode_batches
 
 
@@ -44,16 +50,19 @@ class Ingest:
                 )
             return self._producer
 
-    def submit(self, payload: Any) -> IngestResult:
+    def submit(self, payload: Any, *, labels: bool = False) -> IngestResult:
         """Validate events (an object or a list), produce the valid ones, dead-letter the rest.
+        ``labels``: label events, to ``driftline.labels``.
 
         Returns once the broker has acknowledged every message; raises on delivery failure.
         """
         items: Sequence[Any] = payload if isinstance(payload, list) else [payload]
         result = IngestResult()
         valid = []
+        check = check_label_event if labels else check_prediction_event
+        topic = topics.LABELS if labels else topics.PREDICTIONS
         for index, event in enumerate(items):
-            reason = check_prediction_event(event, self.limits)
+            reason = check(event, self.limits)
             if reason is None:
                 valid.append(event)
             else:
@@ -65,8 +74,7 @@ class Ingest:
                 )
         producer = self._connected()
         futures = [
-            producer.send(topics.PREDICTIONS, key=key, value=value)
-            for key, value, _ in encode_batches(valid)
+            producer.send(topic, key=key, value=value) for key, value, _ in encode_batches(valid)
         ]
         futures += [
             producer.send(topics.DEADLETTER, value=deadletter_record(r, "http", 0, 0))
@@ -77,6 +85,10 @@ class Ingest:
             future.get(timeout=self.timeout_s)
         result.accepted = len(valid)
         return result
+
+    def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        """One message, acknowledged by the broker on return (retrain jobs, model updates)."""
+        self._connected().send(topic, key=key, value=value).get(timeout=self.timeout_s)
 
     def close(self) -> None:
         with self._lock:

@@ -130,9 +130,20 @@ class Monitor:
         self._append(topics.PREDICTIONS, event)
         return str(event["id"])
 
-    def log_label(self, model: str, id: str, label: Any, *, ts: float | str | None = None) -> None:
-        """Queue the true outcome of an earlier prediction (joined by ``model`` and ``id``)."""
+    def log_label(
+        self,
+        model: str,
+        id: str,
+        label: Any,
+        *,
+        ts: float | str | None = None,
+        stage: str | None = None,
+    ) -> None:
+        """Queue the true outcome of an earlier prediction (joined by ``model``, ``stage`` and
+        ``id``, whichever of the two arrives first)."""
         event = {"model": model, "id": id, "label": label, "ts": time.time() if ts is None else ts}
+        if stage:
+            event["stage"] = stage
         reason = check_label_event(dict(event), self._limits)
         if reason is not None:
             raise ValueError(f"invalid label event: {reason}")

@@ -120,3 +120,30 @@ class ApiThread:
         self.server.should_exit = True
         with contextlib.suppress(RuntimeError):
             self._thread.join(timeout=5)
+
+
+class RetrainerThread:
+    """The retraining worker (``retrainer/worker.py``) on a background thread."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(settings, store), name="driftline-retrainer", daemon=True
+        )
+
+    def _run(self, settings: Settings, store: Store) -> None:
+        from retrainer.worker import run_retrainer
+
+        while not self._stop.is_set():
+            try:
+                run_retrainer(settings, store, self._stop)
+            except Exception:  # e.g. Kafka unreachable at start: try again, never die
+                log.exception("the retrainer stopped; restarting in 5 s")
+                self._stop.wait(5.0)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)

@@ -68,6 +68,31 @@ class Settings(BaseSettings):
     # river detectors per model, e.g. {"fraud": ["adwin"], "*": ["page_hinkley"]} (JSON in env)
     streaming_detectors: dict[str, list[str]] = Field(default_factory=dict)
 
+    # Slices: each event's segment values get their own window profile and metrics
+    max_segment_values: int = Field(20, ge=1, description="per segment key and model")
+    segment_sample_size: int = Field(256, ge=16, description="values kept per slice feature")
+
+    # Labels (streams/labels.py, streams/quality.py): predictions with an `id` are kept in the
+    # store and joined with labels from driftline.labels by (model, stage, id)
+    keep_events: bool = True
+    label_horizon_s: float = Field(7 * 86400.0, gt=0, description="labels later than this count")
+    event_retention_days: int = Field(14, ge=1, description="raw predictions and labels kept")
+    quality_interval_s: float = Field(10.0, gt=0, description="how often quality is recomputed")
+    quality_reference_windows: int = Field(5, ge=1, description="first labelled windows")
+    quality_min_labels: int = Field(30, ge=1, description="labels a window needs to be tested")
+    concept_detectors: tuple[str, ...] = ("ddm", "eddm", "hddm_a", "hddm_w", "adwin")
+    # which of them raise drift.concept (with the quality-drop test): DDM and EDDM at river's
+    # defaults fire on most stationary streams, so they are stored but do not flag by default
+    concept_flag_detectors: tuple[str, ...] = ("hddm_a", "adwin")
+
+    # Retraining (retrainer/): jobs from alarms with the `retrain` action or the API
+    retrain_cooldown_s: float = Field(3600.0, ge=0, description="between two jobs of a model")
+    retrain_lookback_s: float = Field(6 * 3600.0, gt=0, description="labelled data trained on")
+    retrain_policy: dict[str, Literal["auto", "manual"]] = Field(default_factory=dict)
+    retrain_default_policy: Literal["auto", "manual"] = "manual"
+    retrain_seed: int = 0
+    retrain_epochs: int = Field(30, ge=1)
+
     # Alarms (alarms/, streams/alarms.py, driftline/notify.py)
     default_rules: bool = True  # ship and evaluate alarms.rules.DEFAULT_RULES for every model
     alarm_refresh_s: float = Field(5.0, gt=0, description="reload rules, subscriptions, silences")

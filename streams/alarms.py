@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -39,6 +40,9 @@ from driftline.notify import RetryPolicy, WebhookDispatcher
 from driftline.settings import Settings
 from driftline.store import Store
 from driftline.store.alarms import AlarmStore, Delivery
+from driftline.store.jobs import JobStore, RetrainJob
+from driftline.units import split_unit
+from streams.quality import ScoredWindow
 from streams.worker import PredictionWorker, WindowResult
 
 log = logging.getLogger(__name__)
@@ -150,11 +154,29 @@ class AlarmService:
         """Evaluate a stored window (on the event loop): quick; I/O is queued."""
         self.evaluate_window(result.model, result.window_start, result.points)
 
-    def evaluate_window(self, model: str, window_start: int, points: Sequence[Any]) -> None:
+    def evaluate_window(
+        self,
+        unit: str,
+        window_start: int,
+        points: Sequence[Any],
+        *,
+        from_labels: bool = False,
+    ) -> None:
+        """``unit``: a model, or ``model::stage`` (its alerts carry that name; the points'
+        own ``stage`` column is then ignored)."""
+        if split_unit(unit)[1]:
+            points = [replace(p, stage="") for p in points]
+        model = unit
         now = self._clock()
         with self._lock:
             changes = evaluate(
-                self._index, self._book.of_model(model), model, window_start, points, now
+                self._index,
+                self._book.of_model(model),
+                model,
+                window_start,
+                points,
+                now,
+                from_labels=from_labels,
             )
             if not changes:
                 return
@@ -214,17 +236,32 @@ class AlarmService:
         key = alert.model.encode()
         try:
             self.publish(topics.ALERTS, key, orjson.dumps(alert_event(alert, change.event, now)))
-            if change.event == "firing" and "retrain" in alert.actions:
-                job = {
-                    "model": alert.model,
-                    "reason": "alert",
-                    "alert_id": alert.id,
-                    "rule_id": alert.rule_id,
-                    "requested_at": now,
-                }
-                self.publish(topics.RETRAIN_JOBS, key, orjson.dumps(job))
         except Exception:
             log.exception("could not publish alert %s", alert.id)
+        if change.event == "firing" and "retrain" in alert.actions:
+            self._jobs.put(functools.partial(self._request_retrain, alert))
+
+    def _request_retrain(self, alert: Alert) -> None:
+        """On the alarm thread: record a queued job unless one is active for the model or it
+        is cooling down, then put it on ``driftline.retrain-jobs`` for the retrainer."""
+        job = RetrainJob.new(alert.model, "alert", alert_id=alert.id, rule_id=alert.rule_id)
+        admission = JobStore(self.store.backend).request(job, self.settings.retrain_cooldown_s)
+        if admission.job is None:
+            log.info(
+                "alert %s asks to retrain %s: not queued (%s)", alert.id, alert.model, admission.why
+            )
+            return
+        request = {
+            "job_id": admission.job.id,
+            "model": alert.model,
+            "reason": "alert",
+            "alert_id": alert.id,
+            "rule_id": alert.rule_id,
+            "requested_at": admission.job.requested_at,
+        }
+        log.info("alert %s queued retraining job %s for %s", alert.id, job.id, alert.model)
+        if self.publish is not None:
+            self.publish(topics.RETRAIN_JOBS, alert.model.encode(), orjson.dumps(request))
 
     # -- the background thread ------------------------------------------------------------
     def _run(self) -> None:
@@ -368,14 +405,36 @@ def attach_alarms(
         if not task.cancelled() and task.exception() is not None:
             log.error("could not publish an alert to Kafka: %s", task.exception())
 
-    def publish(topic: str, key: bytes, value: bytes) -> None:
+    def send(topic: str, key: bytes, value: bytes) -> None:
         target = alerts_topic if topic == topics.ALERTS else retrain_topic
         task = asyncio.get_running_loop().create_task(target.send(key=key, value=value))
         sending.add(task)
         task.add_done_callback(sent)
 
+    def publish(topic: str, key: bytes, value: bytes) -> None:
+        """From the event loop, or from the alarm thread (retraining requests)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            app.loop.call_soon_threadsafe(send, topic, key, value)
+        else:
+            send(topic, key, value)
+
     service = AlarmService(AlarmStore(store.backend), settings, publish=publish).start()
     worker.on_stored.append(service.on_window)
+
+    newest_tested: dict[str, int] = {}
+
+    def on_quality(scored: ScoredWindow) -> None:
+        """Label metrics go to the rules once a window has enough labels to be tested, newest
+        window first seen only: an older window re-scored as its late labels land is stored
+        but does not re-open an alert the newer windows have resolved."""
+        if not scored.tested or scored.window_start <= newest_tested.get(scored.unit, -1):
+            return
+        newest_tested[scored.unit] = scored.window_start
+        service.evaluate_window(scored.unit, scored.window_start, scored.points, from_labels=True)
+
+    worker.on_quality.append(on_quality)
 
     # the same signal-handler shape as streams/app.py (see the note there on the ignores)
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]

@@ -20,6 +20,8 @@ from driftline.settings import Settings
 from driftline.store import Store
 from streams.alarms import attach_alarms
 from streams.drift import DriftAnalyzer
+from streams.labels import LabelWorker
+from streams.quality import QualityConfig, QualityTracker
 from streams.references import ReferenceBook, ReferencePolicy
 from streams.transport import consumer_of
 from streams.windowing import WindowConfig, WindowManager
@@ -112,7 +114,33 @@ def create_app(
         settings.max_message_bytes, settings.max_features, settings.max_string_length
     )
     worker = PredictionWorker(
-        store, manager, limits, log_ids, send_deadletter, settings.batch_max_events, drift
+        store,
+        manager,
+        limits,
+        log_ids,
+        send_deadletter,
+        settings.batch_max_events,
+        drift,
+        keep_events=settings.keep_events,
+    )
+    labels_topic = app.topic(
+        topics.LABELS, key_serializer="raw", value_serializer="raw", acks=False
+    )
+    label_worker = LabelWorker(worker.labels, limits, send_deadletter, worker.run_blocking)
+    worker.label_stats = label_worker.stats
+    quality = QualityTracker(
+        worker.labels,
+        store,
+        QualityConfig(
+            window_seconds=settings.window_seconds,
+            horizon_s=settings.label_horizon_s,
+            reference_windows=settings.quality_reference_windows,
+            min_labels=settings.quality_min_labels,
+            alpha=settings.drift_alpha,
+            detectors=settings.concept_detectors,
+            flag_detectors=settings.concept_flag_detectors,
+            max_segment_values=settings.max_segment_values,
+        ),
     )
     # alarm rules evaluated as each window is stored; open alerts loaded from the store now
     attach_alarms(app, worker, settings, store)
@@ -130,9 +158,27 @@ def create_app(
         await app.producer.flush()  # dead letters of these messages are on the broker first
         await consumer_of(app).commit_offsets({TP(t, p): o for (t, p), o in offsets.items()})
 
+    @app.agent(labels_topic, name="store_labels", concurrency=1)
+    async def store_labels(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.batch_max_messages, within=settings.batch_within_s
+        ):
+            current = [e.message for e in events if is_current(e.message, app)]
+            await label_worker.process(
+                [(m.tp, m.offset, m.timestamp, m.value) for m in current], commit
+            )
+
     @app.timer(TICK_SECONDS, name="close_windows_and_commit")  # type: ignore[untyped-decorator]
     async def close_windows_and_commit() -> None:
         await worker.tick(commit)
+
+    @app.timer(settings.quality_interval_s, name="score_labelled_windows")  # type: ignore[untyped-decorator]
+    async def score_labelled_windows() -> None:
+        await worker.score_quality(quality)
+
+    @app.timer(3600.0, name="drop_expired_events")  # type: ignore[untyped-decorator]
+    async def drop_expired_events() -> None:
+        await worker.drop_expired(settings.event_retention_days)
 
     # mode types the handler's `signal` keyword with an unresolvable forward reference, which
     # no handler can satisfy; the ignores are limited to that argument check.

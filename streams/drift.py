@@ -15,6 +15,7 @@ from detectors.drift.result import DriftWhen
 from detectors.drift.window import DriftConfig, DriftReport, ModelReference, compare_window
 from detectors.profile import WindowProfile
 from driftline.store import DriftRow, StoredReference
+from driftline.units import split_unit
 from streams.references import ReferenceBook
 from streams.windowing import ClosedWindow
 
@@ -74,9 +75,22 @@ class DriftAnalyzer:
             )
         return DriftOutcome(report, rows, stored)
 
+    def analyze_slice(
+        self, unit: str, version: str, segment: str, profile: WindowProfile
+    ) -> tuple[DriftReport | None, list[DriftRow]]:
+        """A slice's window against the whole model's reference (slices never learn one)."""
+        reference = self.book.reference_for(unit, version)
+        if reference is None or not profile.count:
+            return None, []
+        report = compare_window(reference, profile, self.config)
+        return report, drift_rows(unit, profile, report, segment)
 
-def drift_rows(model: str, profile: WindowProfile, report: DriftReport | None) -> list[DriftRow]:
+
+def drift_rows(
+    unit: str, profile: WindowProfile, report: DriftReport | None, segment: str = ""
+) -> list[DriftRow]:
     """Window tests (with their decision) and streaming change points as ``drift_results``."""
+    model, stage = split_unit(unit)
     rows = []
     if report is not None:
         for r in report.rows:
@@ -98,6 +112,8 @@ def drift_rows(model: str, profile: WindowProfile, report: DriftReport | None) -
                     n_reference=r.result.n_reference,
                     n_current=r.result.n_current,
                     reference=report.reference,
+                    segment=segment,
+                    stage=stage,
                 )
             )
     for (feature, detector), fired in sorted(profile.change_points.items()):
@@ -119,6 +135,8 @@ def drift_rows(model: str, profile: WindowProfile, report: DriftReport | None) -
                 n_reference=0,
                 n_current=profile.count,
                 reference="streaming",
+                segment=segment,
+                stage=stage,
             )
         )
     return rows

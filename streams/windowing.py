@@ -33,6 +33,7 @@ TP = tuple[str, int]  # (topic, partition)
 log = logging.getLogger(__name__)
 
 MAX_KNOWN_CATEGORIES = 10_000  # per feature, for input.new_category_rate
+OTHER_SEGMENT = "__other__"  # segment values beyond the per-key cap are counted as this
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class WindowConfig:
     # river detectors run per event on numeric features and a numeric output, per model
     # ("*": every model); their change points are counted in the window they fall in
     streaming: Mapping[str, tuple[StreamingSpec, ...]] = field(default_factory=dict)
+    # slices: each event's ``segment`` values ("channel=mobile") get a profile of their own
+    # per window, with a smaller sample; at most max_segment_values distinct values per key
+    # and model are tracked, later ones are counted as "key=__other__"
+    max_segment_values: int = 20
+    slice_profile: ProfileConfig = field(default_factory=lambda: ProfileConfig(256, 50))
 
     def streaming_for(self, model: str) -> tuple[StreamingSpec, ...]:
         return self.streaming.get(model, self.streaming.get("*", ()))
@@ -75,6 +81,7 @@ class Failed:
 class OpenWindow:
     profile: WindowProfile
     min_offsets: dict[TP, int] = field(default_factory=dict)
+    slices: dict[str, WindowProfile] = field(default_factory=dict)  # "key=value" -> profile
 
     def hold(self, tp: TP, offset: int) -> None:
         current = self.min_offsets.get(tp)
@@ -89,6 +96,7 @@ class ClosedWindow:
     known_categories: Mapping[str, set[str]]  # values seen before this window, per feature
     marks: Mapping[TP, int]  # offsets below which all of the model's events are now stored
     holds: Mapping[TP, int]  # the window's own lowest offsets, held until it is stored
+    slices: Mapping[str, WindowProfile] = field(default_factory=dict)  # "key=value" -> profile
 
 
 @dataclass
@@ -102,6 +110,7 @@ class ModelState:
     max_offset: dict[TP, int] = field(default_factory=dict)
     known: dict[str, set[str]] = field(default_factory=dict)
     detectors: dict[tuple[str, str], StreamingDetector] = field(default_factory=dict)
+    segment_values: dict[str, set[str]] = field(default_factory=dict)  # tracked, per key
 
 
 @dataclass
@@ -223,6 +232,7 @@ class WindowManager:
         if on_time.size:
             events = group.events if on_time.size == ts.size else [group.events[i] for i in on_time]
             batch = build_batch(events, ts[on_time], state.schema)
+            sliced = _segments_of(events)
             window_of = starts[on_time]
             windows = np.unique(window_of)
             for start in windows:
@@ -235,6 +245,9 @@ class WindowManager:
                     part = batch.take(rows)
                     held = on_time[rows]
                 window.profile.add(part)
+                if sliced:
+                    segments = sliced if windows.size == 1 else [sliced[i] for i in rows]
+                    self._add_slices(state, window, part, segments)
                 if specs:
                     _run_streaming(state, specs, part, window.profile)
                 for code, tp in enumerate(tps):
@@ -252,6 +265,35 @@ class WindowManager:
             if newest > state.max_offset.get(tp, -1):
                 state.max_offset[tp] = newest
         state.last_event_wall = now
+
+    def _add_slices(
+        self,
+        state: ModelState,
+        window: OpenWindow,
+        batch: EventBatch,
+        segments: list[dict[str, str] | None],
+    ) -> None:
+        """Profile the batch's rows once more per segment value they carry."""
+        rows_of: dict[str, list[int]] = {}
+        cap = self.config.max_segment_values
+        for row, segment in enumerate(segments):
+            if not segment:
+                continue
+            for key, value in segment.items():
+                tracked = state.segment_values.setdefault(key, set())
+                if value not in tracked:
+                    if len(tracked) >= cap:
+                        value = OTHER_SEGMENT
+                    else:
+                        tracked.add(value)
+                rows_of.setdefault(f"{key}={value}", []).append(row)
+        for label, rows in rows_of.items():
+            profile = window.slices.get(label)
+            if profile is None:
+                profile = window.slices[label] = WindowProfile(
+                    window.profile.start, window.profile.seconds, self.config.slice_profile
+                )
+            profile.add(batch.take(np.asarray(rows, dtype=np.int64)))
 
     def _count_aside(
         self, model: str, tp: TP, offset: int, now: float, *, late: int = 0, invalid: int = 0
@@ -307,7 +349,11 @@ class WindowManager:
                 # Only the newest closed window carries the marks: they claim every older
                 # window is stored too, which holds once the windows are stored in order.
                 marks = self._marks(state) if i == len(due) - 1 else {}
-                closed.append(ClosedWindow(model, window.profile, known, marks, window.min_offsets))
+                closed.append(
+                    ClosedWindow(
+                        model, window.profile, known, marks, window.min_offsets, window.slices
+                    )
+                )
         self._unstored.extend(closed)
         return closed
 
@@ -343,6 +389,12 @@ class WindowManager:
                 if offset < low.get(tp, offset + 1):
                     low[tp] = offset
         return {tp: low.get(tp, newest + 1) for tp, newest in self._processed.items()}
+
+
+def _segments_of(events: list[dict[str, Any]]) -> list[dict[str, str] | None] | None:
+    """Each event's segment mapping, or None when no event in the batch has one."""
+    segments = [e.get("segment") for e in events]
+    return segments if any(segments) else None
 
 
 def _tps_of(group: _Pending) -> list[TP]:

@@ -15,14 +15,20 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from detectors.drift.window import DriftReport
 from driftline.events import EventLimits, Rejected, deadletter_record, decode_message
 from driftline.store import DriftRow, MetricPoint, OffsetMark, Store, StoredReference
-from streams.drift import DriftAnalyzer
+from driftline.store.labels import LabelStore, PredictionRow
+from driftline.units import split_unit, unit_of
+from streams.drift import DriftAnalyzer, dominant_version
+
+if TYPE_CHECKING:
+    from streams.labels import LabelStats
+    from streams.quality import QualityTracker, ScoredWindow
 from streams.windowing import TP, ClosedWindow, Message, WindowManager
 
 log = logging.getLogger(__name__)
@@ -64,30 +70,69 @@ def decode_batch(
         if decoded.rejected:
             dead.extend(DeadLetter(r, tp, offset) for r in decoded.rejected)
             invalid = dict(Counter(r.model for r in decoded.rejected if r.model))
+        for event in decoded.events:  # a pipeline stage is monitored as a unit of its own
+            if event.get("stage"):
+                event["model"] = unit_of(event["model"], event["stage"])
         messages.append(Message(tp, offset, broker_ts, decoded.events, invalid))
         events += len(decoded.events)
     return messages, dead, index
 
 
+def prediction_rows(messages: Iterable[Message], window_seconds: int) -> list[PredictionRow]:
+    """The events that carry an ``id``, as rows of the ``predictions`` table (label join)."""
+    rows = []
+    dumps = orjson.dumps
+    for message in messages:
+        broker_ts = message.broker_ts
+        for event in message.events:
+            event_id = event.get("id")
+            if event_id is None:
+                continue
+            ts = event.get("ts")
+            if ts is None:
+                ts = broker_ts
+            model, stage = split_unit(event["model"])
+            rows.append(
+                PredictionRow(
+                    model,
+                    stage,
+                    event_id,
+                    ts,
+                    int(ts // window_seconds) * window_seconds,
+                    str(event.get("version") or "unknown"),
+                    dumps(event),
+                )
+            )
+    return rows
+
+
 def window_points(window: ClosedWindow) -> list[MetricPoint]:
+    """The window's metrics, and each slice's with its ``segment`` ("channel=mobile")."""
     profile = window.profile
     version = profile.versions.most_common(1)[0][0] if profile.versions else ""
-    return [
-        MetricPoint(
-            model=window.model,
-            window_start=profile.start,
-            window_seconds=profile.seconds,
-            metric=row.metric,
-            value=row.value,
-            feature=row.feature,
-            category=row.category,
-            version=version,
+    model, stage = split_unit(window.model)
+    points: list[MetricPoint] = []
+    for segment, part in (("", profile), *sorted(window.slices.items())):
+        points.extend(
+            MetricPoint(
+                model=model,
+                window_start=profile.start,
+                window_seconds=profile.seconds,
+                metric=row.metric,
+                value=row.value,
+                feature=row.feature,
+                category=row.category,
+                segment=segment,
+                stage=stage,
+                version=version,
+            )
+            for row in part.metrics(window.known_categories)
         )
-        for row in profile.metrics(window.known_categories)
-    ]
+    return points
 
 
 STORE_GROUP_WINDOWS = 64
+EVENT_FLUSH_ROWS = 20_000  # raw predictions buffered before a write (also flushed every tick)
 REFERENCE_POLL_S = 5.0
 
 
@@ -131,8 +176,12 @@ class PredictionWorker:
         send_deadletter: SendDeadLetter,
         max_events: int = 10_000,
         drift: DriftAnalyzer | None = None,
+        keep_events: bool = False,
     ) -> None:
         self.store = store
+        self.labels = LabelStore(store.backend)
+        self.keep_events = keep_events
+        self._events: list[PredictionRow] = []  # raw predictions not yet written
         self.manager = manager
         self.limits = limits
         self.log_ids = log_ids  # topic name -> log identity (topic id)
@@ -153,9 +202,37 @@ class PredictionWorker:
         # called on the event loop after each window is stored (the CLI prints them; alarm
         # evaluation hooks in here): keep hooks quick and hand slow work to a queue
         self.on_stored: list[Callable[[WindowResult], None]] = []
+        self.on_quality: list[Callable[[ScoredWindow], None]] = []  # after each quality pass
+        self.label_stats: LabelStats | None = None
 
     async def _in_store_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    run_blocking = _in_store_thread  # for the label agent: the same single store thread
+
+    async def score_quality(self, tracker: QualityTracker) -> None:
+        """One quality pass (``streams/quality.py``); its windows go to ``on_quality`` hooks."""
+        try:
+            scored: list[ScoredWindow] = await self._in_store_thread(tracker.run)
+        except Exception:
+            self.stats.store_errors += 1
+            log.exception("quality pass failed; the next one covers its windows too")
+            return
+        for window in scored:
+            for hook in self.on_quality:
+                try:
+                    hook(window)
+                except Exception:
+                    log.exception("quality hook failed")
+
+    async def drop_expired(self, keep_days: int) -> None:
+        try:
+            dropped = await self._in_store_thread(self.labels.drop_expired, keep_days)
+        except Exception:
+            log.exception("could not drop expired raw predictions and labels")
+            return
+        if dropped:
+            log.info("dropped expired partitions: %s", ", ".join(dropped))
 
     async def process(self, raw: Sequence[tuple[TP, int, float, bytes | None]]) -> None:
         """One micro-batch of messages, in partition order.
@@ -172,6 +249,8 @@ class PredictionWorker:
             messages, dead, start = decode_batch(raw, self.limits, start, self.max_events)
             stats.messages += len(messages)
             stats.events += sum(len(m.events) for m in messages)
+            if self.keep_events:
+                self._events.extend(prediction_rows(messages, self.manager.config.window_seconds))
             for failed in self.manager.add(messages, time.time()):
                 dead.append(
                     DeadLetter(
@@ -187,8 +266,28 @@ class PredictionWorker:
                     letter.rejected.model.encode() if letter.rejected.model else None,
                     letter.record(),
                 )
+        if len(self._events) >= EVENT_FLUSH_ROWS:
+            # back-pressure: while the store is down, stop taking events (they wait in Kafka)
+            delay = 0.5
+            while not await self.flush_events():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         if self.manager.close_due(time.time()):
             await self.store_closed()
+
+    async def flush_events(self) -> bool:
+        """Write the buffered raw predictions; False (and kept) when the store failed."""
+        if not self._events:
+            return True
+        rows, self._events = self._events, []
+        try:
+            await self._in_store_thread(self.labels.write_predictions, rows)
+        except Exception:
+            self.stats.store_errors += 1
+            log.exception("could not store %d raw predictions; will retry", len(rows))
+            self._events = rows + self._events
+            return False
+        return True
 
     async def tick(self, commit: Callable[[dict[TP, int]], Awaitable[Any]]) -> None:
         """Close idle windows, retry unstored ones, commit what is stored."""
@@ -200,6 +299,8 @@ class PredictionWorker:
                 log.exception("could not reload references; keeping the ones loaded")
         self.manager.close_due(time.time())
         await self.store_closed()
+        if not await self.flush_events():
+            return  # the offsets of unwritten raw predictions must not be committed
         offsets = self.manager.committable()
         if offsets:
             await commit(offsets)
@@ -250,21 +351,33 @@ class PredictionWorker:
         if self.drift is None:
             return WindowResult(window, points)
         outcome = self.drift.analyze(window)
-        if outcome.report is not None:
-            version = points[0].version if points else ""
-            points.extend(
-                MetricPoint(
-                    window.model,
-                    window.profile.start,
-                    window.profile.seconds,
-                    metric,
-                    value,
-                    feature=feature,
-                    version=version,
-                )
-                for metric, feature, value in outcome.report.metrics
+        model, stage = split_unit(window.model)
+        version = points[0].version if points else ""
+        rows = list(outcome.rows)
+        reports = [("", outcome.report)]
+        for segment, profile in sorted(window.slices.items()):
+            report, slice_rows = self.drift.analyze_slice(
+                window.model, dominant_version(window.profile), segment, profile
             )
-        return WindowResult(window, points, outcome.report, outcome.rows, outcome.learned)
+            reports.append((segment, report))
+            rows.extend(slice_rows)
+        for segment, report in reports:
+            if report is not None:
+                points.extend(
+                    MetricPoint(
+                        model,
+                        window.profile.start,
+                        window.profile.seconds,
+                        metric,
+                        value,
+                        feature=feature,
+                        segment=segment,
+                        stage=stage,
+                        version=version,
+                    )
+                    for metric, feature, value in report.metrics
+                )
+        return WindowResult(window, points, outcome.report, rows, outcome.learned)
 
     async def reload_references(self, everything: bool = False) -> None:
         """Pick up references uploaded through the API (possibly by another process).
@@ -303,7 +416,7 @@ class PredictionWorker:
                 self.manager.restore(mark.model, tp, mark.next_offset, mark.window_start)
                 models.add(mark.model)
         for model in models:
-            known = await self._in_store_thread(self.store.known_categories, model)
+            known = await self._in_store_thread(self.store.known_categories, *split_unit(model))
             self.manager.restore_categories(model, known)
 
     async def restore(self, assigned: Iterable[TP]) -> None:

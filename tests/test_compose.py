@@ -26,7 +26,7 @@ def subcommands() -> set[str]:
 
 def test_production_services_are_present() -> None:
     services = compose()["services"]
-    assert {"kafka", "clickhouse", "worker", "api"} <= set(services)
+    assert {"kafka", "clickhouse", "worker", "api", "retrainer"} <= set(services)
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
     assert services["clickhouse"]["image"].startswith("clickhouse/clickhouse-server:")
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import ApiKeyDep, SettingsDep, StoreDep
 from api.timeparse import iso, parse_time
@@ -59,6 +59,9 @@ class DriftWindowPublic(BaseModel):
     max_effect: float
     drifted_features: list[str]
     prediction_drifted: bool | None
+    concept_drifted: bool | None = Field(
+        None, description="quality on labelled events dropped (None: not tested yet)"
+    )
     results: list[DriftTestPublic]
 
 
@@ -149,9 +152,18 @@ def read_drift(
     store: StoreDep,
     start: str | None = Query(None, description="from this window start (epoch s or RFC 3339)"),
     end: str | None = Query(None, description="before this window start"),
+    segment: str = Query("", description="slice, e.g. channel=mobile ('' = all events)"),
+    stage: str = Query("", description="pipeline stage ('' = the model itself)"),
 ) -> DriftPublic:
-    """Per window: which features drifted, the share, and every test with its decision."""
-    rows = store.drift_results(model, start=parse_time(start, "start"), end=parse_time(end, "end"))
+    """Per window: which features drifted, the share, every test with its decision, and the
+    quality-drop test on labelled events (concept drift) once labels have been joined."""
+    rows = store.drift_results(
+        model,
+        start=parse_time(start, "start"),
+        end=parse_time(end, "end"),
+        segment=segment,
+        stage=stage,
+    )
     by_window: dict[int, list[DriftRow]] = defaultdict(list)
     for row in rows:
         by_window[row.window_start].append(row)
@@ -161,11 +173,14 @@ def read_drift(
         features = {r.feature for r in decided}
         drifted = sorted({r.feature for r in decided if r.drifted})
         output = [r for r in window_rows if r.in_decision and r.feature.startswith(PREDICTION)]
+        quality = [r for r in window_rows if r.test == "quality_drop"]
+        tested = decided or output or window_rows
         windows.append(
             DriftWindowPublic(
                 window_start=iso(start_s),
                 window_seconds=window_rows[0].window_seconds,
-                reference=window_rows[0].reference,
+                reference=tested[0].reference,
+                concept_drifted=any(r.drifted for r in quality) if quality else None,
                 share_drifted=len(drifted) / len(features) if features else 0.0,
                 max_effect=max((r.effect_size for r in decided), default=0.0),
                 drifted_features=drifted,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -9,11 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import ApiKeyDep, IngestDep, SettingsDep
 from api.schemas import IngestPublic, RejectedPublic
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"])
 
 
 @router.post(
-    "",
+    "/events",
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[ApiKeyDep],
     responses={
@@ -27,6 +28,28 @@ async def create_events(request: Request, ingest: IngestDep, settings: SettingsD
     Valid events are on the broker when this returns 202; invalid ones are listed with their
     reasons (and also sent to the dead-letter topic). When no event is valid: 422.
     """
+    return await _ingest(request, ingest, settings, labels=False)
+
+
+@router.post(
+    "/labels",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[ApiKeyDep],
+    responses={
+        413: {"description": "body over the size limit"},
+        422: {"description": "not JSON, or no valid label"},
+    },
+)
+async def create_labels(request: Request, ingest: IngestDep, settings: SettingsDep) -> Any:
+    """Ingest one label event (``{"model", "id", "label", "ts"?, "stage"?}``) or an array.
+
+    Labels are joined with their predictions by (model, stage, id), in whatever order the two
+    arrive; same answers as ``POST /v1/events``.
+    """
+    return await _ingest(request, ingest, settings, labels=True)
+
+
+async def _ingest(request: Request, ingest: Any, settings: Any, *, labels: bool) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > settings.max_request_bytes:
         raise HTTPException(
@@ -42,11 +65,9 @@ async def create_events(request: Request, ingest: IngestDep, settings: SettingsD
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise HTTPException(
-            422, f"body is not valid JSON: {exc}"
-        ) from None
+        raise HTTPException(422, f"body is not valid JSON: {exc}") from None
     try:
-        result = await run_in_threadpool(ingest.submit, payload)
+        result = await run_in_threadpool(functools.partial(ingest.submit, payload, labels=labels))
     except Exception as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -27,6 +27,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
         "last_window": iso(row["last_window"]),
         "events": row["events"],
         "windows": row["windows"],
+        "stages": row.get("stages", []),
     }
 
 
@@ -50,6 +51,7 @@ def read_model(model: str, store: StoreDep) -> ModelPublic:
         versions=store.model_versions(model),
         features=[FeaturePublic(name=n, kind=k) for n, k in store.model_features(model)],
         metrics=store.metric_names(model),
+        segments=store.segments(model),
     )
 
 

@@ -418,6 +418,13 @@ function drawFeature(container, common, kind, list, feature) {
     ] });
 }
 
+// A version's headline numbers: its holdout scores when it was evaluated, else training's.
+function versionMetrics(v) {
+  const m = v.metrics ?? {};
+  const scores = m.evaluation?.challenger ?? m.training ?? m;
+  return Object.entries(scores).filter(([, x]) => typeof x === "number").slice(0, 4);
+}
+
 function retrainingBody(jobs, versions, seen) {
   const jobsPart = jobs.length
     ? el("table", { class: "table" },
@@ -441,7 +448,7 @@ function retrainingBody(jobs, versions, seen) {
           el("td", {}, String(first(v, "version", "name") ?? "–")),
           el("td", {}, String(first(v, "status", "stage", "state") ?? (v.champion ? "champion" : "–"))),
           el("td", {}, created ? fmtDateTime(created) : "–"),
-          el("td", {}, Object.entries(v.metrics ?? {}).map(([k, x]) => `${k} ${fmtNumber(x)}`).join(" · ") || "–"));
+          el("td", {}, versionMetrics(v).map(([k, x]) => `${k} ${fmtNumber(x)}`).join(" · ") || "–"));
       })))
     : el("div", { class: "empty" }, `No registered versions yet · seen in traffic: ${seen.join(", ") || "none"}`);
   return el("div", { class: "columns" },

@@ -233,10 +233,22 @@ class Store:
         return int(rows[0][0] or 0) if rows else 0
 
     def drift_results(
-        self, model: str, *, start: int | None = None, end: int | None = None, limit: int = 50_000
+        self,
+        model: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        segment: str = "",
+        stage: str = "",
+        limit: int = 50_000,
     ) -> list[DriftRow]:
-        where = ["model = %(model)s", "segment = ''", "stage = ''"]
-        params: dict[str, Any] = {"model": model, "limit": int(limit)}
+        where = ["model = %(model)s", "segment = %(segment)s", "stage = %(stage)s"]
+        params: dict[str, Any] = {
+            "model": model,
+            "segment": segment,
+            "stage": stage,
+            "limit": int(limit),
+        }
         _window_range(where, params, start, end)
         rows = self.backend.execute(
             "SELECT toUInt32(window_start), window_seconds, feature, test, statistic, p_value, "
@@ -264,6 +276,8 @@ class Store:
                 n_reference=int(r[12]),
                 n_current=int(r[13]),
                 reference=str(r[14]),
+                segment=segment,
+                stage=stage,
             )
             for r in rows
         ]
@@ -279,10 +293,13 @@ class Store:
         return [OffsetMark(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
     def models(self) -> list[dict[str, Any]]:
+        """Every model with a stored window, its own or one of its pipeline stages'.
+        ``events``: the model's own events, or (a pipeline without them) its stages' total."""
         rows = self.backend.execute(
             "SELECT model, toUInt32(min(window_start)), toUInt32(max(window_start)), "
-            "sum(value), count() "
-            "FROM metrics FINAL WHERE metric = 'traffic.count' AND segment = '' AND stage = '' "
+            "sumIf(value, stage = ''), sum(value), uniqExact(window_start), "
+            "groupUniqArray(stage) "
+            "FROM metrics FINAL WHERE metric = 'traffic.count' AND segment = '' "
             "GROUP BY model ORDER BY model"
         )
         return [
@@ -290,28 +307,29 @@ class Store:
                 "model": str(r[0]),
                 "first_window": int(r[1]),
                 "last_window": int(r[2]),
-                "events": int(float(r[3])),
-                "windows": int(r[4]),
+                "events": int(float(r[3]) or float(r[4])),
+                "windows": int(r[5]),
+                "stages": sorted(str(s) for s in r[6] if s),
             }
             for r in rows
         ]
 
-    def model_features(self, model: str) -> list[tuple[str, str]]:
+    def model_features(self, model: str, stage: str = "") -> list[tuple[str, str]]:
         """(feature, kind) pairs; the kind is read off which metrics the feature has."""
         rows = self.backend.execute(
             "SELECT feature, max(metric = 'input.category_freq') FROM metrics FINAL "
-            "WHERE model = %(model)s AND feature != '' AND metric LIKE 'input.%%' "
-            "GROUP BY feature ORDER BY feature",
-            {"model": model},
+            "WHERE model = %(model)s AND stage = %(stage)s AND feature != '' "
+            "AND metric LIKE 'input.%%' GROUP BY feature ORDER BY feature",
+            {"model": model, "stage": stage},
         )
         return [(str(r[0]), "categorical" if int(r[1]) else "numeric") for r in rows]
 
-    def known_categories(self, model: str) -> dict[str, set[str]]:
+    def known_categories(self, model: str, stage: str = "") -> dict[str, set[str]]:
         """Per categorical feature, every value a stored window has counted."""
         rows = self.backend.execute(
             "SELECT DISTINCT feature, category FROM metrics FINAL "
-            "WHERE model = %(model)s AND metric = 'input.category_freq'",
-            {"model": model},
+            "WHERE model = %(model)s AND stage = %(stage)s AND metric = 'input.category_freq'",
+            {"model": model, "stage": stage},
         )
         known: dict[str, set[str]] = {}
         for feature, category in rows:
@@ -332,6 +350,34 @@ class Store:
             {"model": model},
         )
         return [str(r[0]) for r in rows]
+
+    def segments(self, model: str, stage: str = "") -> list[str]:
+        """The slices ("key=value") the model's metrics are broken down by."""
+        rows = self.backend.execute(
+            "SELECT DISTINCT segment FROM metrics FINAL WHERE model = %(model)s "
+            "AND stage = %(stage)s AND segment != '' AND metric = 'traffic.count' "
+            "ORDER BY segment",
+            {"model": model, "stage": stage},
+        )
+        return [str(r[0]) for r in rows]
+
+    def quality_history(
+        self, model: str, stage: str = ""
+    ) -> dict[tuple[str, str], dict[int, dict[str, float]]]:
+        """Per (segment, model version) and window: the stored label count and error figures
+        (the quality pass pools a version's first windows into its reference quality)."""
+        rows = self.backend.execute(
+            "SELECT segment, version, toUInt32(window_start), metric, value FROM metrics FINAL "
+            "WHERE model = %(model)s AND stage = %(stage)s AND metric IN "
+            "('labels.count', 'quality.error_rate', 'quality.mae', 'quality.rmse') "
+            "AND category = ''",
+            {"model": model, "stage": stage},
+        )
+        out: dict[tuple[str, str], dict[int, dict[str, float]]] = {}
+        for segment, version, start, metric, value in rows:
+            key = (str(segment), str(version))
+            out.setdefault(key, {}).setdefault(int(start), {})[str(metric)] = float(value)
+        return out
 
     def metrics(
         self,

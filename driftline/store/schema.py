@@ -188,9 +188,75 @@ CREATE TABLE IF NOT EXISTS alarm_deliveries (
 ORDER BY (subscription_id, id)
 """
 
+# Raw prediction events that carry an ``id``: the prediction side of the label join and the
+# retrainer's training data. One partition per day, so retention drops whole days cheaply
+# (``ALTER TABLE … DROP PARTITION``; ClickHouse 18.16 has no TTL). A replayed event has the same
+# key and window, so it lands in the same partition and replaces its first copy.
+PREDICTIONS = """
+CREATE TABLE IF NOT EXISTS predictions (
+    model String,
+    stage String,
+    id String,
+    ts Float64,
+    window_start DateTime,
+    version String,
+    event String,
+    stored_ms UInt64
+) ENGINE = ReplacingMergeTree(stored_ms)
+PARTITION BY toYYYYMMDD(window_start)
+ORDER BY (model, stage, window_start, id)
+"""
+
+# Labels as they arrive (``label_ms``: the label's ts, else its broker time). A duplicate label
+# for the same id is kept; reads take the latest (argMax by label_ms). Partitioned by month of
+# arrival for retention.
+LABELS = """
+CREATE TABLE IF NOT EXISTS labels (
+    model String,
+    stage String,
+    id String,
+    label String,
+    label_ms UInt64,
+    stored_ms UInt64
+) ENGINE = ReplacingMergeTree(stored_ms)
+PARTITION BY toYYYYMM(toDateTime(intDiv(label_ms, 1000)))
+ORDER BY (model, stage, id, label_ms)
+"""
+
+# Retraining jobs (driftline/store/jobs.py): one row per state change, latest wins.
+RETRAIN_JOBS = """
+CREATE TABLE IF NOT EXISTS retrain_jobs (
+    id String,
+    model String,
+    state String,
+    reason String,
+    alert_id String,
+    rule_id String,
+    requested_at Float64,
+    started_at Nullable(Float64),
+    finished_at Nullable(Float64),
+    data_start Nullable(Float64),
+    data_end Nullable(Float64),
+    version String,
+    metrics String,
+    log String,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY id
+"""
+
 ALARM_TABLES = (ALARM_RULES, ALARM_ALERTS, ALARM_SUBSCRIPTIONS, ALARM_SILENCES, ALARM_DELIVERIES)
 
-TABLES = (METRICS, WORKER_OFFSETS, REFERENCES, DRIFT_RESULTS, *ALARM_TABLES)
+TABLES = (
+    METRICS,
+    WORKER_OFFSETS,
+    REFERENCES,
+    DRIFT_RESULTS,
+    PREDICTIONS,
+    LABELS,
+    RETRAIN_JOBS,
+    *ALARM_TABLES,
+)
 
 METRIC_COLUMNS = (
     "model",
@@ -228,3 +294,5 @@ DRIFT_COLUMNS = (
     "reference",
     "written_at",
 )
+PREDICTION_COLUMNS = ("model", "stage", "id", "ts", "window_start", "version", "event", "stored_ms")
+LABEL_COLUMNS = ("model", "stage", "id", "label", "label_ms", "stored_ms")

@@ -86,10 +86,11 @@ def test_rule_selects_feature_segment_and_category() -> None:
     ]
 
 
-def test_default_rules_cover_drift_missing_nulls_and_latency() -> None:
+def test_default_rules_cover_drift_missing_nulls_latency_and_concept_drift() -> None:
     metrics = {r.metric for r in DEFAULT_RULES}
     assert metrics == {
         "drift.share_drifted",
+        "drift.concept",
         "input.missing_rate",
         "output.null_rate",
         "latency.p99",

@@ -207,3 +207,24 @@ def test_due_notifications_repeat_after_the_interval() -> None:
     sent = [replace(a, notified_at=100) for a in alerts]
     assert due_notifications(sent, now=159, repeat_interval_s=60) == []
     assert len(due_notifications(sent, now=160, repeat_interval_s=60)) == 1
+
+
+def test_label_metrics_and_window_metrics_do_not_clear_each_other() -> None:
+    concept = rule(id="c", metric="drift.concept", comparison=Comparison.GE, threshold=1.0)
+    index, book = RuleIndex([rule(for_windows=2), concept]), AlertBook()
+
+    def step(start: int, points: list[P], from_labels: bool) -> list[str]:
+        changes = evaluate(
+            index, book.of_model("m"), "m", start, points, now=start, from_labels=from_labels
+        )
+        book.apply(changes)
+        return sorted(f"{c.alert.rule_id}:{c.alert.state}" for c in changes)
+
+    assert step(0, [missing(0.5)], False) == ["r:pending"]
+    assert step(0, [P("drift.concept", 1.0)], True) == ["c:firing"]
+    # the next window's own metrics carry no quality: the concept alert stays as it is
+    assert step(W, [missing(0.5)], False) == ["r:firing"]
+    # quality computed later for that window: no missing-rate point, the other alert stays
+    assert step(W, [P("drift.concept", 0.0)], True) == ["c:resolved"]
+    open_states = {a.rule_id: a.state for a in book.of_model("m").values()}
+    assert open_states["r"] is AlertState.FIRING

@@ -57,6 +57,7 @@ def test_health_and_models(client: TestClient) -> None:
             "last_window": "2023-11-14T22:15:20Z",
             "events": 303,
             "windows": 3,
+            "stages": [],
         }
     ]
     model = client.get("/v1/models/fraud").json()

@@ -1,0 +1,169 @@
+"""Retraining jobs and model versions (``retrainer/``): queue, list, promote, roll back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from api.deps import ApiKeyDep, IngestDep, RegistryDep, SettingsDep, StoreDep
+from driftline import topics
+from driftline.store.jobs import JobStore, RetrainJob
+from driftline.store.labels import LabelStore
+from retrainer.registry import VersionNotFound
+from retrainer.worker import promote_version
+
+router = APIRouter(prefix="/v1", tags=["retraining"])
+
+
+class RetrainJobPublic(BaseModel):
+    id: str
+    model: str
+    state: str = Field(description="queued, running, succeeded, failed or rejected")
+    reason: str = Field(description="alert or manual")
+    alert_id: str | None
+    rule_id: str | None
+    requested_at: float
+    started_at: float | None
+    finished_at: float | None
+    data_start: float | None = Field(description="labelled events trained on: from (epoch s)")
+    data_end: float | None
+    version: str | None = Field(description="the version it trained")
+    metrics: dict[str, Any]
+    log: list[str]
+
+
+class VersionPublic(BaseModel):
+    model: str
+    version: str
+    status: str = Field(description="candidate, champion, retired or rejected")
+    created_at: float
+    parent_version: str | None
+    data_start: float
+    data_end: float
+    n_examples: int
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    code_version: str | None
+    warm_started: bool
+    warm_start_skipped: str | None
+    trigger: dict[str, Any] | None
+    history: list[dict[str, Any]]
+
+
+class VersionsPublic(BaseModel):
+    model: str
+    champion: str | None
+    versions: list[VersionPublic]
+
+
+class PromoteRequest(BaseModel):
+    reason: str = ""
+
+
+@router.get("/retrain-jobs")
+def read_retrain_jobs(
+    store: StoreDep,
+    model: str | None = Query(None),
+    state: str | None = Query(None, description="queued, running, succeeded, failed, rejected"),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[RetrainJobPublic]:
+    """Newest first, each with its reason (the alert), data range, metrics and log."""
+    jobs = JobStore(store.backend).jobs(model, state, limit)
+    return [RetrainJobPublic(**job.to_dict()) for job in jobs]
+
+
+@router.get("/retrain-jobs/{job_id}")
+def read_retrain_job(job_id: str, store: StoreDep) -> RetrainJobPublic:
+    job = JobStore(store.backend).job(job_id)
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no retraining job {job_id!r}")
+    return RetrainJobPublic(**job.to_dict())
+
+
+@router.post(
+    "/models/{model}/retrain",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[ApiKeyDep],
+    responses={409: {"description": "a job is active for the model, or it is cooling down"}},
+)
+async def create_retrain_job(
+    model: str, store: StoreDep, settings: SettingsDep, ingest: IngestDep
+) -> RetrainJobPublic:
+    """Queue a retraining job by hand (the same rules as alarms: one active job per model,
+    and the cooldown after the last one)."""
+    jobs = JobStore(store.backend)
+    admission = await run_in_threadpool(
+        jobs.request, RetrainJob.new(model, "manual"), settings.retrain_cooldown_s
+    )
+    if admission.job is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"not queued: {admission.why}")
+    job = admission.job
+    request = {
+        "job_id": job.id,
+        "model": model,
+        "reason": "manual",
+        "requested_at": job.requested_at,
+    }
+    try:
+        await run_in_threadpool(
+            ingest.publish, topics.RETRAIN_JOBS, model.encode(), orjson.dumps(request)
+        )
+    except Exception as exc:
+        failed = replace(job.with_log(f"could not reach Kafka: {exc}"), state="failed")
+        await run_in_threadpool(jobs.write, failed)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"could not queue the job on Kafka at {ingest.bootstrap}: {exc}",
+        ) from exc
+    return RetrainJobPublic(**job.to_dict())
+
+
+@router.get("/models/{model}/versions")
+def read_versions(model: str, registry: RegistryDep) -> VersionsPublic:
+    """Every registered version, oldest first, with its data range, parameters, metrics and
+    code version; ``champion`` is the one serving."""
+    try:
+        versions = registry.versions(model)
+        champion = registry.champion(model)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+    return VersionsPublic(
+        model=model,
+        champion=champion.version if champion else None,
+        versions=[VersionPublic(**v.to_dict()) for v in versions],
+    )
+
+
+@router.post("/models/{model}/versions/{version}/promote", dependencies=[ApiKeyDep])
+async def promote_model_version(
+    model: str,
+    version: str,
+    store: StoreDep,
+    registry: RegistryDep,
+    ingest: IngestDep,
+    body: PromoteRequest | None = None,
+) -> VersionPublic:
+    """Serve ``version``: a candidate after review, or an earlier version (a rollback).
+    Publishes ``driftline.model-updates`` and refreshes the version's reference profile."""
+    reason = (body.reason if body else "") or "promoted through the API"
+    try:
+        info = await run_in_threadpool(
+            promote_version,
+            registry,
+            store,
+            LabelStore(store.backend),
+            ingest.publish,
+            model,
+            version,
+            reason,
+        )
+    except VersionNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return VersionPublic(**info.to_dict())

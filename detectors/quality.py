@@ -1,0 +1,569 @@
+"""Model quality from (prediction, label) pairs, and a one-sided test for a quality drop.
+
+Inputs are decoded JSON values. A prediction is a number, a string, a bool, a list of class
+probabilities, or None (not scorable); a label is a number, a string or a bool. The task is
+inferred unless given (``infer_task``): lists, strings and bools are classification; numbers
+all in [0, 1] against labels all 0/1 are the positive-class scores of a binary classifier
+(positive class "1", predicted when the score is at least ``threshold``); other numbers are
+regression. A classification given explicitly with other numbers treats them as class labels.
+
+Classification reports accuracy, error rate, per-class precision / recall / F1 / support and
+their macro averages (the honest headline when classes are skewed: a class that is never
+predicted scores 0, never NaN), plus log loss and expected calibration error where the model
+gives probabilities, and the predicted and actual positive rates for binary models.
+Regression reports MAE, RMSE and bias (mean of prediction - label). Pairs that cannot be
+scored (no prediction, a label of the wrong kind) are counted in ``unscorable``, not dropped
+silently.
+
+``QualityStats`` keeps the sufficient statistics of the per-pair errors (0/1 misclassified,
+or absolute error); it merges across windows and round-trips through JSON, and
+``quality_drop_test`` compares two of them: drift only when the current window is *worse*.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> labels = rng.integers(0, 2, 2_000)
+>>> good = np.clip(labels + rng.normal(0.0, 0.35, 2_000), 0.0, 1.0)
+>>> worse = np.clip(labels + rng.normal(0.0, 0.6, 2_000), 0.0, 1.0)
+>>> before = score_quality(good.tolist(), labels.tolist())
+>>> before.task, before.count, round(before.metric_value("quality.error_rate"), 2)
+('classification', 2000, 0.07)
+>>> after = score_quality([*worse.tolist(), None], [*labels.tolist(), 1])
+>>> after.count, after.unscorable, round(after.metric_value("quality.error_rate"), 2)
+(2000, 1, 0.2)
+>>> quality_drop_test(before.stats, after.stats).is_drift()
+True
+>>> quality_drop_test(after.stats, before.stats).is_drift()  # an improvement is not drift
+False
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, TypeGuard, get_args
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats as scipy_stats
+
+from detectors.drift.result import DriftTestResult, DriftWhen, FloatArray, no_evidence
+
+Task = Literal["classification", "regression"]
+TASKS: tuple[Task, ...] = get_args(Task)
+Prediction = float | int | str | bool | list[float] | None
+Label = float | int | str | bool
+IntArray = npt.NDArray[np.int64]
+
+OTHER_CLASS = "__other__"  # the per-class row of every class beyond ``max_classes``
+LOG_LOSS_EPS = 1e-15
+CALIBRATION_BINS = 10
+# Defaults of ``quality_drop_test``: 5 points more misclassified; 10% larger MAE.
+QUALITY_DROP_MIN_EFFECT: Mapping[Task, float] = {"classification": 0.05, "regression": 0.1}
+# A perfect reference (MAE 0) makes any error an unbounded relative increase; it is reported
+# as this finite value, because stores and JSON drop infinities.
+MAX_RELATIVE_EFFECT = 1e6
+
+
+class QualityMetric(NamedTuple):
+    """One metric value; ``category`` is the class for per-class metrics, else ""."""
+
+    metric: str
+    category: str
+    value: float
+
+
+@dataclass(frozen=True)
+class QualityStats:
+    """Sufficient statistics of the per-pair errors of one window, mergeable.
+
+    ``error_sum`` is the misclassified count (classification) or the sum of absolute errors
+    (regression); ``error_sq_sum`` the sum of their squares. ``task`` is None only when
+    nothing was scored.
+    """
+
+    task: Task | None
+    n: int = 0
+    error_sum: float = 0.0
+    error_sq_sum: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.task is not None and self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; use one of {', '.join(TASKS)}")
+        if self.n < 0 or (self.task is None and self.n > 0):
+            raise ValueError(f"stats of {self.n} scored pairs need a task and n >= 0")
+
+    @classmethod
+    def from_errors(cls, task: Task | None, errors: FloatArray) -> QualityStats:
+        values = np.asarray(errors, dtype=np.float64)
+        return cls(task, int(values.size), float(values.sum()), float(np.square(values).sum()))
+
+    @property
+    def mean_error(self) -> float | None:
+        """Error rate (classification) or MAE (regression); None when empty."""
+        return self.error_sum / self.n if self.n else None
+
+    def merge(self, other: QualityStats) -> QualityStats:
+        if self.task is not None and other.task is not None and self.task != other.task:
+            raise ValueError(f"cannot merge {self.task} quality with {other.task} quality")
+        return QualityStats(
+            self.task or other.task,
+            self.n + other.n,
+            self.error_sum + other.error_sum,
+            self.error_sq_sum + other.error_sq_sum,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "n": self.n,
+            "error_sum": self.error_sum,
+            "error_sq_sum": self.error_sq_sum,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QualityStats:
+        task = data.get("task")
+        if task is not None and task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+        return cls(task, int(data["n"]), float(data["error_sum"]), float(data["error_sq_sum"]))
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
+class QualityResult:
+    """The quality of one batch of pairs; ``errors`` has one value per scored pair, in order."""
+
+    task: Task | None
+    count: int
+    unscorable: int
+    metrics: tuple[QualityMetric, ...]
+    errors: FloatArray
+    stats: QualityStats
+
+    def metric_value(self, metric: str, category: str = "") -> float | None:
+        """The value of one metric (None when it was not computed)."""
+        for row in self.metrics:
+            if row.metric == metric and row.category == category:
+                return row.value
+        return None
+
+
+# ---- reading decoded JSON values -------------------------------------------------------
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    # bool is an int subclass, but a JSON true is not the number 1 here
+    if isinstance(value, float):
+        return math.isfinite(value)
+    # compared, not converted: a huge JSON integer must not overflow float()
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1e308
+
+
+def _types(values: Sequence[object]) -> set[type]:
+    return {type(v) for v in values} - {type(None)}
+
+
+def _as_numbers(values: Sequence[object]) -> FloatArray:
+    """Each value as a float; NaN for anything that is not a finite number (bools included)."""
+    numbers: FloatArray | None = None
+    if _types(values) <= {int, float}:
+        # the fast path for plain numeric columns (None becomes NaN); a huge int overflows
+        with contextlib.suppress(OverflowError):
+            numbers = np.asarray(values, dtype=np.float64)
+    if numbers is None:
+        numbers = np.array([float(v) if _is_number(v) else np.nan for v in values])
+    return np.where(np.isfinite(numbers), numbers, np.nan)
+
+
+def _binary_label(label: object) -> bool | None:
+    """True / False for a 0/1-like label (bool, 0 or 1, "0"/"1"/"true"/"false"), else None."""
+    if isinstance(label, bool):
+        return label
+    if _is_number(label):
+        return True if label == 1 else False if label == 0 else None
+    if isinstance(label, str):
+        return {"1": True, "true": True, "0": False, "false": False}.get(label.strip().lower())
+    return None
+
+
+def _binary_labels(labels: Sequence[Label]) -> FloatArray:
+    """1.0 / 0.0 for each 0/1-like label, NaN for any other."""
+    if _types(labels) <= {int, float}:
+        numbers = _as_numbers(labels)
+        return np.where((numbers == 0) | (numbers == 1), numbers, np.nan)
+    bits = (_binary_label(y) for y in labels)
+    return np.array([np.nan if b is None else float(b) for b in bits], dtype=np.float64)
+
+
+def _class_name(value: object) -> str | None:
+    """A class label as text: 1 and 1.0 are the same class "1"; bools are "true"/"false"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if _is_number(value):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return None
+
+
+def _class_index(label: object) -> int | None:
+    """A label naming a column of a probability list: 2, 2.0 or "2"."""
+    if isinstance(label, str) and label.strip().isdecimal():
+        return int(label)
+    if _is_number(label) and label >= 0 and float(label).is_integer():
+        return int(label)
+    return None
+
+
+def _check_pairs(predictions: Sequence[Prediction], labels: Sequence[Label]) -> None:
+    if len(predictions) != len(labels):
+        raise ValueError(
+            f"{len(predictions)} predictions but {len(labels)} labels: pass them in pairs"
+        )
+
+
+def _all_scores(predictions: Sequence[Prediction]) -> bool:
+    """Whether every prediction present is a number in [0, 1] (and there is one)."""
+    types = _types(predictions)
+    if not types or not types <= {int, float}:
+        return False
+    numbers = _as_numbers(predictions)
+    present = numbers[~np.isnan(numbers)]
+    return bool(present.size) and bool(((present >= 0.0) & (present <= 1.0)).all())
+
+
+def infer_task(predictions: Sequence[Prediction], labels: Sequence[Label]) -> Task | None:
+    """The task the pairs describe, or None when there is nothing to score.
+
+    Scores in [0, 1] are a binary classifier's when every numeric or bool label beside them
+    is 0/1 (and there is one); labels of neither kind are unscorable either way, so they do
+    not decide. A numeric label other than 0/1 makes the pairs a regression.
+    """
+    _check_pairs(predictions, labels)
+    if any(issubclass(t, list | tuple | str | bool) for t in _types(predictions)):
+        return "classification"
+    present = ~np.isnan(_as_numbers(predictions))
+    numbers = _as_numbers(labels)[present]
+    if _all_scores(predictions):
+        bits = _binary_labels(labels)[present]
+        # labels of no usable kind are unscorable either way; any other number is a target
+        if (~np.isnan(bits)).any() and not (np.isnan(bits) & ~np.isnan(numbers)).any():
+            return "classification"
+    return "regression" if (~np.isnan(numbers)).any() else None
+
+
+# ---- classification --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """Scored classification pairs as class codes, with probabilities where there are some."""
+
+    classes: tuple[str, ...]
+    y_true: IntArray
+    y_pred: IntArray
+    prob_true: FloatArray | None = None  # the model's probability of the true class
+    confidence: FloatArray | None = None  # its probability of the class it predicted
+    positive: int | None = None  # the positive class's code, for a binary model
+
+
+def _encode_scores(
+    predictions: Sequence[Prediction], labels: Sequence[Label], threshold: float
+) -> _Encoded:
+    score, truth = _as_numbers(predictions), _binary_labels(labels)
+    scored = (score >= 0.0) & (score <= 1.0) & ~np.isnan(truth)  # NaN compares False
+    score, y_true = score[scored], truth[scored].astype(np.int64)
+    y_pred = (score >= threshold).astype(np.int64)
+    return _Encoded(
+        classes=("0", "1"),
+        y_true=y_true,
+        y_pred=y_pred,
+        prob_true=np.where(y_true == 1, score, 1.0 - score),
+        confidence=np.where(y_pred == 1, score, 1.0 - score),
+        positive=1,
+    )
+
+
+def _encode_booleans(predictions: Sequence[Prediction], labels: Sequence[Label]) -> _Encoded:
+    predicted = np.array([float(p) if isinstance(p, bool) else np.nan for p in predictions])
+    truth = _binary_labels(labels)
+    scored = ~np.isnan(predicted) & ~np.isnan(truth)
+    y_true, y_pred = truth[scored].astype(np.int64), predicted[scored].astype(np.int64)
+    return _Encoded(("false", "true"), y_true, y_pred, positive=1)
+
+
+def _encode_names(predictions: Sequence[Prediction], labels: Sequence[Label]) -> _Encoded:
+    truth, predicted = [], []
+    for p, y in zip(predictions, labels, strict=True):
+        name, label = _class_name(p), _class_name(y)
+        if name is not None and label is not None:
+            truth.append(label)
+            predicted.append(name)
+    classes, codes = np.unique(np.array(truth + predicted, dtype=object), return_inverse=True)
+    codes = codes.astype(np.int64)
+    return _Encoded(tuple(str(c) for c in classes), codes[: len(truth)], codes[len(truth) :])
+
+
+def _probability_rows(rows: Sequence[Prediction], width: int) -> FloatArray:
+    """Rows as an array; a row that is not numeric becomes NaN (and is then unscorable)."""
+    try:
+        return np.array(rows, dtype=np.float64).reshape(len(rows), width)
+    except (TypeError, ValueError):
+        matrix = np.full((len(rows), width), np.nan)
+        for i, row in enumerate(rows):
+            try:
+                matrix[i] = np.asarray(row, dtype=np.float64)
+            except (TypeError, ValueError):  # a row with a non-numeric entry
+                continue
+        return matrix
+
+
+def _class_indices(labels: Sequence[Label]) -> FloatArray:
+    """Each label as a column index of a probability list (2, 2.0 or "2"); NaN if it is none."""
+    if _types(labels) <= {int, float}:
+        numbers = _as_numbers(labels)
+        return np.where((numbers >= 0) & (numbers == np.floor(numbers)), numbers, np.nan)
+    indices = (_class_index(y) for y in labels)
+    return np.array([np.nan if i is None else float(i) for i in indices], dtype=np.float64)
+
+
+def _encode_probabilities(predictions: Sequence[Prediction], labels: Sequence[Label]) -> _Encoded:
+    lengths = [len(p) if isinstance(p, list | tuple) else -1 for p in predictions]
+    # Rows of the most common width are scored; others cannot be lined up with them.
+    width = Counter(n for n in lengths if n >= 0).most_common(1)[0][0]
+    index = _class_indices(labels)
+    scored = np.flatnonzero((np.asarray(lengths) == width) & (index < width))  # NaN: False
+    every = scored.size == len(predictions)
+    rows = list(predictions) if every else [predictions[i] for i in scored.tolist()]
+    matrix, y_true = _probability_rows(rows, width), index[scored].astype(np.int64)
+    totals = matrix.sum(axis=1)
+    valid = np.isfinite(matrix).all(axis=1) & (matrix >= 0).all(axis=1) & (totals > 0)
+    # rows are divided by their sum so that log loss is defined for slightly unnormalised ones
+    matrix, y_true = matrix[valid] / totals[valid, None], y_true[valid]
+    y_pred = np.argmax(matrix, axis=1).astype(np.int64) if width else y_true
+    return _Encoded(
+        classes=tuple(str(k) for k in range(width)),
+        y_true=y_true,
+        y_pred=y_pred,
+        prob_true=matrix[np.arange(y_true.size), y_true],
+        confidence=matrix[np.arange(y_true.size), y_pred],
+    )
+
+
+def _encode(
+    predictions: Sequence[Prediction], labels: Sequence[Label], threshold: float
+) -> _Encoded:
+    types = _types(predictions)
+    if any(issubclass(t, list | tuple) for t in types):
+        return _encode_probabilities(predictions, labels)
+    if types and all(issubclass(t, bool) for t in types):
+        return _encode_booleans(predictions, labels)
+    if _all_scores(predictions):
+        return _encode_scores(predictions, labels, threshold)
+    return _encode_names(predictions, labels)
+
+
+def _divide(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
+    """numerator / denominator, 0 where the denominator is 0 (an undefined rate scores 0)."""
+    out = np.zeros(np.shape(numerator), dtype=np.float64)
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
+
+
+def _per_class(
+    y_true: IntArray, y_pred: IntArray, k: int
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Precision, recall, F1 and support of each of ``k`` class codes."""
+    hits = y_true[y_true == y_pred]
+    tp = np.bincount(hits, minlength=k).astype(np.float64)
+    support = np.bincount(y_true, minlength=k).astype(np.float64)
+    predicted = np.bincount(y_pred, minlength=k).astype(np.float64)
+    precision, recall = _divide(tp, predicted), _divide(tp, support)
+    return precision, recall, _divide(2 * precision * recall, precision + recall), support
+
+
+def _natural(name: str) -> tuple[int, int, str]:
+    return (0, int(name), "") if name.isdecimal() else (1, 0, name)
+
+
+def _class_rows(encoded: _Encoded, present: IntArray, max_classes: int) -> list[QualityMetric]:
+    """Per-class metrics; the classes beyond ``max_classes`` by support fold into one."""
+    k = len(encoded.classes)
+    support = np.bincount(encoded.y_true, minlength=k)
+    predicted = np.bincount(encoded.y_pred, minlength=k)
+    ranked = sorted(
+        present.tolist(),
+        key=lambda c: (-support[c], -predicted[c], _natural(encoded.classes[c])),
+    )
+    kept = sorted(ranked[:max_classes], key=lambda c: _natural(encoded.classes[c]))
+    names = [encoded.classes[c] for c in kept]
+    fold = np.full(k, len(kept), dtype=np.int64)
+    fold[kept] = np.arange(len(kept))
+    if len(ranked) > max_classes:
+        names.append(OTHER_CLASS)
+    columns = _per_class(fold[encoded.y_true], fold[encoded.y_pred], len(kept) + 1)
+    rows = []
+    for i, name in enumerate(names):
+        for metric, values in zip(("precision", "recall", "f1", "support"), columns, strict=True):
+            rows.append(QualityMetric(f"quality.{metric}", name, float(values[i])))
+    return rows
+
+
+def _calibration_error(confidence: FloatArray, correct: FloatArray) -> float:
+    """Expected calibration error over equal-width bins of the predicted class's probability."""
+    bins = np.minimum((confidence * CALIBRATION_BINS).astype(np.int64), CALIBRATION_BINS - 1)
+    gap = np.bincount(bins, weights=correct, minlength=CALIBRATION_BINS) - np.bincount(
+        bins, weights=confidence, minlength=CALIBRATION_BINS
+    )
+    # sum over bins of (n_b / n) |accuracy_b - confidence_b| = sum |hits_b - conf_sum_b| / n
+    return float(np.abs(gap).sum() / confidence.size)
+
+
+def _classification(encoded: _Encoded, max_classes: int) -> tuple[list[QualityMetric], FloatArray]:
+    correct = (encoded.y_true == encoded.y_pred).astype(np.float64)
+    if correct.size == 0:
+        return [], correct
+    k = len(encoded.classes)
+    precision, recall, f1, support = _per_class(encoded.y_true, encoded.y_pred, k)
+    # macro averages run over the classes seen in labels or predictions, not folded ones
+    present = np.flatnonzero(support + np.bincount(encoded.y_pred, minlength=k) > 0)
+    accuracy = float(correct.mean())
+    metrics = [
+        QualityMetric("quality.accuracy", "", accuracy),
+        QualityMetric("quality.error_rate", "", 1.0 - accuracy),
+        QualityMetric("quality.precision_macro", "", float(precision[present].mean())),
+        QualityMetric("quality.recall_macro", "", float(recall[present].mean())),
+        QualityMetric("quality.f1_macro", "", float(f1[present].mean())),
+    ]
+    if encoded.prob_true is not None and encoded.confidence is not None:
+        clipped = np.clip(encoded.prob_true, LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS)
+        metrics.append(QualityMetric("quality.log_loss", "", float(-np.log(clipped).mean())))
+        ece = _calibration_error(encoded.confidence, correct)
+        metrics.append(QualityMetric("quality.calibration_error", "", ece))
+    if encoded.positive is not None:
+        rate = float((encoded.y_pred == encoded.positive).mean())
+        label_rate = float((encoded.y_true == encoded.positive).mean())
+        metrics.append(QualityMetric("quality.positive_rate", "", rate))
+        metrics.append(QualityMetric("quality.label_positive_rate", "", label_rate))
+    metrics.extend(_class_rows(encoded, present, max_classes))
+    return metrics, 1.0 - correct
+
+
+# ---- regression ------------------------------------------------------------------------
+
+
+def _regression(
+    predictions: Sequence[Prediction], labels: Sequence[Label]
+) -> tuple[list[QualityMetric], FloatArray]:
+    predicted, actual = _as_numbers(predictions), _as_numbers(labels)
+    scored = ~np.isnan(predicted) & ~np.isnan(actual)
+    if not scored.any():
+        return [], np.zeros(0)
+    residual = predicted[scored] - actual[scored]
+    errors = np.abs(residual)
+    metrics = [
+        QualityMetric("quality.mae", "", float(errors.mean())),
+        QualityMetric("quality.rmse", "", float(np.sqrt(np.square(residual).mean()))),
+        QualityMetric("quality.bias", "", float(residual.mean())),
+    ]
+    return metrics, errors
+
+
+# ---- the two entry points --------------------------------------------------------------
+
+
+def score_quality(
+    predictions: Sequence[Prediction],
+    labels: Sequence[Label],
+    *,
+    task: Task | None = None,
+    threshold: float = 0.5,
+    max_classes: int = 50,
+) -> QualityResult:
+    """Quality metrics of the pairs (``predictions[i]``, ``labels[i]``)."""
+    _check_pairs(predictions, labels)
+    if task is not None and task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; use one of {', '.join(TASKS)} or None")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold {threshold} is a probability: use a value in [0, 1]")
+    if max_classes < 1:
+        raise ValueError(f"max_classes must be at least 1, got {max_classes}")
+    task = task or infer_task(predictions, labels)
+    metrics: list[QualityMetric] = []
+    errors: FloatArray = np.zeros(0)
+    if task == "classification":
+        metrics, errors = _classification(_encode(predictions, labels, threshold), max_classes)
+    elif task == "regression":
+        metrics, errors = _regression(predictions, labels)
+    errors.flags.writeable = False  # the result is frozen; so is the array it holds
+    return QualityResult(
+        task=task,
+        count=int(errors.size),
+        unscorable=len(predictions) - int(errors.size),
+        metrics=tuple(metrics),
+        errors=errors,
+        stats=QualityStats.from_errors(task, errors),
+    )
+
+
+def quality_drop_test(
+    reference: QualityStats, current: QualityStats, *, min_effect: float | None = None
+) -> DriftTestResult:
+    """One-sided test that ``current`` is worse than ``reference``; decide with ``is_drift``.
+
+    Classification: a pooled two-proportion z-test of the error rate; the effect is the rise
+    in error rate (default min 0.05). Regression: Welch's t-test of the mean absolute error
+    from the sufficient statistics; the effect is the relative rise in MAE (default min 0.1).
+    Statistics are positive when the current window is worse; effects of an improvement are 0.
+    """
+    if reference.task is not None and current.task is not None and reference.task != current.task:
+        raise ValueError(
+            f"cannot compare {current.task} quality with a {reference.task} reference: "
+            "score both windows with the same task"
+        )
+    task = reference.task or current.task
+    if min_effect is None:
+        min_effect = QUALITY_DROP_MIN_EFFECT[task] if task else 0.0
+    n0, n1 = reference.n, current.n
+    if task is None or n0 < 2 or n1 < 2:
+        return no_evidence("quality_drop", min_effect, n0, n1, has_p_value=True)
+    m0, m1 = reference.error_sum / n0, current.error_sum / n1
+    if task == "classification":
+        statistic, p_value = _two_proportion_z(m0, m1, n0, n1)
+        effect = max(0.0, m1 - m0)
+    else:
+        statistic, p_value = _welch_t(reference, current)
+        effect = max(0.0, (m1 - m0) / m0) if m0 > 0 else (MAX_RELATIVE_EFFECT if m1 > 0 else 0.0)
+    return DriftTestResult(
+        test="quality_drop",
+        statistic=statistic,
+        p_value=p_value,
+        effect_size=min(effect, MAX_RELATIVE_EFFECT),
+        min_effect=min_effect,
+        n_reference=n0,
+        n_current=n1,
+        drift_when=DriftWhen.P_VALUE_AND_EFFECT,
+    )
+
+
+def _two_proportion_z(p0: float, p1: float, n0: int, n1: int) -> tuple[float, float]:
+    pooled = (p0 * n0 + p1 * n1) / (n0 + n1)
+    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1))
+    z = (p1 - p0) / se if se > 0 else 0.0  # se = 0: both windows all right or all wrong
+    return z, float(scipy_stats.norm.sf(z))
+
+
+def _welch_t(reference: QualityStats, current: QualityStats) -> tuple[float, float]:
+    def moments(s: QualityStats) -> tuple[float, float]:
+        mean = s.error_sum / s.n
+        # clamped: rounding can push the difference of sums a hair below zero
+        return mean, max(0.0, (s.error_sq_sum - s.n * mean * mean) / (s.n - 1)) / s.n
+
+    (m0, v0), (m1, v1) = moments(reference), moments(current)
+    se2 = v0 + v1
+    if se2 <= 0:  # constant errors on both sides: the difference of means is exact
+        return 0.0, 0.0 if m1 > m0 else 1.0
+    t = (m1 - m0) / math.sqrt(se2)
+    df = se2**2 / (v0**2 / (reference.n - 1) + v1**2 / (current.n - 1))
+    return t, float(scipy_stats.t.sf(t, df))

@@ -1,0 +1,260 @@
+"""Raw prediction events and labels: the two sides of the label join, and training data.
+
+Both tables are written by the worker (``streams/worker.py`` buffers predictions with an
+``id``; ``streams/labels.py`` writes labels) and read by the quality pass
+(``streams/quality.py``) and the retrainer. The join itself is done here, per window, in
+Python over two keyed reads: it is the same on ClickHouse 18.16 and chDB and needs no JOIN
+dialect. Everything is keyed by (model, stage, id), so replays rewrite the same rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from driftline.store import schema
+from driftline.store.base import INSERT_BLOCK_ROWS, Backend
+
+
+class PredictionRow(NamedTuple):  # a tuple: one is made per event on the worker's hot path
+    model: str
+    stage: str
+    id: str
+    ts: float
+    window_start: int
+    version: str
+    event: bytes  # the validated event, JSON
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    model: str
+    stage: str
+    id: str
+    label: Any  # a JSON scalar
+    label_ms: int
+
+
+@dataclass(frozen=True)
+class Joined:
+    """One stored prediction of a window and its latest label (if any)."""
+
+    id: str
+    ts: float
+    version: str
+    event: dict[str, Any]
+    stored_ms: int
+    label: Any  # None: no label yet
+    label_ms: int  # 0 when unlabelled
+    label_stored_ms: int
+
+
+Unit = tuple[str, str]  # (model, stage)
+WindowKey = tuple[str, str, int]  # (model, stage, window start)
+
+
+class LabelStore:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    # -- writes ---------------------------------------------------------------------------
+    def write_predictions(self, rows: Iterable[PredictionRow]) -> None:
+        stored_ms = time.time_ns() // 1_000_000
+        it = (
+            (r.model, r.stage, r.id, r.ts, r.window_start, r.version, r.event.decode(), stored_ms)
+            for r in rows
+        )
+        while block := list(itertools.islice(it, INSERT_BLOCK_ROWS)):
+            self.backend.insert("predictions", schema.PREDICTION_COLUMNS, block)
+
+    def write_labels(self, rows: Sequence[LabelRow]) -> None:
+        stored_ms = time.time_ns() // 1_000_000
+        it = (
+            (r.model, r.stage, r.id, orjson.dumps(r.label).decode(), r.label_ms, stored_ms)
+            for r in rows
+        )
+        while block := list(itertools.islice(it, INSERT_BLOCK_ROWS)):
+            self.backend.insert("labels", schema.LABEL_COLUMNS, block)
+
+    # -- what changed ---------------------------------------------------------------------
+    def labelled_units(self) -> set[Unit]:
+        rows = self.backend.execute("SELECT DISTINCT model, stage FROM labels")
+        return {(str(r[0]), str(r[1])) for r in rows}
+
+    def windows_with_new_predictions(self, since_ms: int) -> set[WindowKey]:
+        """Windows of labelled units that got predictions stored after ``since_ms``."""
+        rows = self.backend.execute(
+            "SELECT DISTINCT model, stage, toUInt32(window_start) FROM predictions "
+            "WHERE stored_ms > %(since)s "
+            "AND (model, stage) IN (SELECT DISTINCT model, stage FROM labels)",
+            {"since": int(since_ms)},
+        )
+        return {(str(r[0]), str(r[1]), int(r[2])) for r in rows}
+
+    def windows_with_new_labels(self, since_ms: int) -> set[WindowKey]:
+        """Windows holding the predictions that labels stored after ``since_ms`` belong to."""
+        rows = self.backend.execute(
+            "SELECT DISTINCT model, stage, toUInt32(window_start) FROM predictions "
+            "WHERE (model, stage, id) IN "
+            "(SELECT model, stage, id FROM labels WHERE stored_ms > %(since)s)",
+            {"since": int(since_ms)},
+        )
+        return {(str(r[0]), str(r[1]), int(r[2])) for r in rows}
+
+    def labelled_windows_between(self, start: int, end: int) -> set[WindowKey]:
+        """Windows of labelled units starting in [start, end): those whose horizon just ended."""
+        rows = self.backend.execute(
+            "SELECT DISTINCT model, stage, toUInt32(window_start) FROM predictions "
+            "WHERE window_start >= toDateTime(%(start)s) AND window_start < toDateTime(%(end)s) "
+            "AND (model, stage) IN (SELECT DISTINCT model, stage FROM labels)",
+            {"start": int(start), "end": int(end)},
+        )
+        return {(str(r[0]), str(r[1]), int(r[2])) for r in rows}
+
+    def label_buckets_since(self, since_ms: int, seconds: int) -> set[WindowKey]:
+        """Arrival buckets (``seconds`` long) of labels stored after ``since_ms``."""
+        rows = self.backend.execute(
+            "SELECT DISTINCT model, stage, "
+            "toUInt32(intDiv(intDiv(label_ms, 1000), %(w)s) * %(w)s) "
+            "FROM labels WHERE stored_ms > %(since)s",
+            {"since": int(since_ms), "w": int(seconds)},
+        )
+        return {(str(r[0]), str(r[1]), int(r[2])) for r in rows}
+
+    # -- the join -------------------------------------------------------------------------
+    def window_joined(self, model: str, stage: str, window_start: int) -> list[Joined]:
+        """Every stored prediction of one window with its latest label."""
+        params = {"model": model, "stage": stage, "start": int(window_start)}
+        predictions = self.backend.execute(
+            "SELECT id, any(ts), any(version), any(event), max(stored_ms) FROM predictions "
+            "WHERE model = %(model)s AND stage = %(stage)s "
+            "AND window_start = toDateTime(%(start)s) GROUP BY id ORDER BY any(ts), id",
+            params,
+        )
+        labels = self.backend.execute(
+            "SELECT id, argMax(label, label_ms), max(label_ms), max(stored_ms) FROM labels "
+            "WHERE model = %(model)s AND stage = %(stage)s AND id IN "
+            "(SELECT id FROM predictions WHERE model = %(model)s AND stage = %(stage)s "
+            "AND window_start = toDateTime(%(start)s)) GROUP BY id",
+            params,
+        )
+        by_id = {str(r[0]): (orjson.loads(r[1]), int(r[2]), int(r[3])) for r in labels}
+        joined = []
+        for r in predictions:
+            label, label_ms, label_stored = by_id.get(str(r[0]), (None, 0, 0))
+            joined.append(
+                Joined(
+                    str(r[0]),
+                    float(r[1]),
+                    str(r[2]),
+                    orjson.loads(r[3]),
+                    int(r[4]),
+                    label,
+                    label_ms,
+                    label_stored,
+                )
+            )
+        return joined
+
+    def label_bucket_counts(
+        self, model: str, stage: str, start: int, seconds: int
+    ) -> tuple[int, int]:
+        """(labels received, of which no prediction is stored) in one arrival bucket."""
+        params = {
+            "model": model,
+            "stage": stage,
+            "lo": int(start) * 1000,
+            "hi": (int(start) + int(seconds)) * 1000,
+        }
+        rows = self.backend.execute(
+            "SELECT uniqExact(id), uniqExactIf(id, id NOT IN "
+            "(SELECT id FROM predictions WHERE model = %(model)s AND stage = %(stage)s "
+            "AND id IN (SELECT id FROM labels WHERE model = %(model)s AND stage = %(stage)s "
+            "AND label_ms >= %(lo)s AND label_ms < %(hi)s))) "
+            "FROM labels WHERE model = %(model)s AND stage = %(stage)s "
+            "AND label_ms >= %(lo)s AND label_ms < %(hi)s",
+            params,
+        )
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+
+    # -- training data --------------------------------------------------------------------
+    def labelled_events(
+        self,
+        model: str,
+        stage: str = "",
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        horizon_s: float | None = None,
+        limit: int = 200_000,
+    ) -> list[Joined]:
+        """Labelled predictions of a unit with event time in [start, end), oldest first."""
+        where = ["model = %(model)s", "stage = %(stage)s"]
+        params: dict[str, Any] = {"model": model, "stage": stage, "limit": int(limit)}
+        if start is not None:
+            where.append("ts >= %(start)s")
+            params["start"] = float(start)
+        if end is not None:
+            where.append("ts < %(end)s")
+            params["end"] = float(end)
+        cond = " AND ".join(where)
+        predictions = self.backend.execute(
+            f"SELECT id, any(ts), any(version), any(event), max(stored_ms) FROM predictions "
+            f"WHERE {cond} AND id IN (SELECT id FROM labels WHERE model = %(model)s "
+            f"AND stage = %(stage)s) GROUP BY id ORDER BY any(ts), id LIMIT %(limit)s",
+            params,
+        )
+        labels = self.backend.execute(
+            f"SELECT id, argMax(label, label_ms), max(label_ms), max(stored_ms) FROM labels "
+            f"WHERE model = %(model)s AND stage = %(stage)s AND id IN "
+            f"(SELECT id FROM predictions WHERE {cond}) GROUP BY id",
+            params,
+        )
+        by_id = {str(r[0]): (orjson.loads(r[1]), int(r[2]), int(r[3])) for r in labels}
+        out = []
+        for r in predictions:
+            found = by_id.get(str(r[0]))
+            if found is None:
+                continue
+            label, label_ms, label_stored = found
+            ts = float(r[1])
+            if horizon_s is not None and label_ms / 1000 - ts > horizon_s:
+                continue
+            out.append(
+                Joined(
+                    str(r[0]),
+                    ts,
+                    str(r[2]),
+                    orjson.loads(r[3]),
+                    int(r[4]),
+                    label,
+                    label_ms,
+                    label_stored,
+                )
+            )
+        return out
+
+    # -- retention ------------------------------------------------------------------------
+    def drop_expired(self, keep_days: int, now: float | None = None) -> list[str]:
+        """Drop whole partitions older than ``keep_days``; returns the partitions dropped."""
+        cutoff = time.gmtime((now or time.time()) - keep_days * 86400)
+        day = int(time.strftime("%Y%m%d", cutoff))
+        month = day // 100
+        dropped = []
+        for table, newest_gone in (("predictions", day), ("labels", month)):
+            rows = self.backend.execute(
+                "SELECT DISTINCT partition FROM system.parts "
+                "WHERE database = currentDatabase() AND table = %(table)s AND active",
+                {"table": table},
+            )
+            for (partition,) in rows:
+                text = str(partition).strip("'")
+                if text.isdigit() and int(text) < newest_gone:
+                    self.backend.execute(f"ALTER TABLE {table} DROP PARTITION {int(text)}")
+                    dropped.append(f"{table}:{text}")
+        return dropped

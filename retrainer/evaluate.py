@@ -1,0 +1,241 @@
+"""Champion / challenger: should a freshly trained model replace the one in production?
+
+Both models score the same holdout (labelled examples neither was trained on, normally the
+newest). The primary metric is **accuracy** for classification, with log loss breaking exact
+ties: accuracy is what the product sees, and a tolerance in accuracy points ("0.02 = two
+points") means the same thing on every segment, while log loss has no natural scale. For
+regression it is **MAE**, in label units.
+
+The challenger is promoted only if it is better overall *and* not materially worse on any
+tracked segment with at least ``min_segment_examples`` holdout examples (smaller segments are
+reported but too noisy to veto). "Materially worse" is beyond ``tolerance``: accuracy points
+for classification, a relative MAE increase for regression (0.02 = 2% higher MAE), because an
+absolute MAE tolerance would depend on the label's units.
+
+With no champion the challenger faces the best *constant* guess on the same holdout (the
+majority class with the class frequencies as probabilities, or the label median): a model
+that cannot beat a constant learned nothing useful, or its labels are broken, and should not
+be the first to serve.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from retrainer.data import Example, Task, label_key, label_number
+from retrainer.train import TrainedModel, predict_scores
+
+Pointwise = dict[str, npt.NDArray[np.float64]]  # metric name -> one value per example
+_EPS = 1e-15  # probability floor in log loss, so one confident mistake costs ~34.5, not inf
+
+
+@dataclass(frozen=True)
+class SegmentComparison:
+    """One ``key=value`` slice of the holdout. ``worse_by`` > 0: the challenger is worse by
+    that much (accuracy points, or relative MAE); ``decisive``: tracked and large enough to
+    veto a promotion."""
+
+    segment: str
+    n: int
+    champion: Mapping[str, float] | None
+    challenger: Mapping[str, float]
+    worse_by: float | None
+    decisive: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    task: Task
+    primary_metric: str
+    higher_is_better: bool
+    n_holdout: int
+    challenger: Mapping[str, float]
+    champion: Mapping[str, float] | None
+    baseline: Mapping[str, float] | None  # the constant guess, when there is no champion
+    segments: tuple[SegmentComparison, ...]
+    tolerance: float
+    min_segment_examples: int
+    promote: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare(
+    champion: TrainedModel | None,
+    challenger: TrainedModel,
+    holdout: Sequence[Example],
+    *,
+    tracked_segments: Collection[str] | None = None,
+    min_segment_examples: int = 30,
+    tolerance: float = 0.02,
+) -> Comparison:
+    """Score both models on ``holdout`` and decide. ``tracked_segments``: segment keys
+    (``"region"``: every value) or ``"key=value"`` strings; None tracks every key."""
+    task = challenger.spec.task
+    if champion is not None and champion.spec.task != task:
+        raise ValueError(
+            f"the champion does {champion.spec.task}, the challenger {task}: a change of task "
+            "cannot be compared on one metric; promote the challenger deliberately instead"
+        )
+    if isinstance(tracked_segments, str):  # one key, not its characters
+        tracked_segments = (tracked_segments,)
+    usable = [e for e in holdout if _target(task, e) is not None]
+    primary = "accuracy" if task == "classification" else "mae"
+    overall: dict[str, float] = {}
+    before = baseline = None
+    segments: tuple[SegmentComparison, ...] = ()
+    if not usable:
+        promote = False
+        reason = f"no labelled holdout examples (of {len(holdout)}): cannot judge the challenger"
+    else:
+        everything = np.arange(len(usable))
+        new = _pointwise(challenger, usable)
+        old = _pointwise(champion, usable) if champion else None
+        overall = _means(new, everything)
+        segments = tuple(
+            _segment(name, index, new, old, _tracked(name, tracked_segments), min_segment_examples)
+            for name, index in sorted(_segments(usable).items())
+        )
+        if old is None:
+            baseline = _means(_constant_guess(task, usable), everything)
+            promote, reason = _against_baseline(primary, overall, baseline, len(usable))
+        else:
+            before = _means(old, everything)
+            promote, reason = _against_champion(primary, overall, before, segments, tolerance)
+    return Comparison(
+        task=task,
+        primary_metric=primary,
+        higher_is_better=task == "classification",
+        n_holdout=len(usable),
+        challenger=overall,
+        champion=before,
+        baseline=baseline,
+        segments=segments,
+        tolerance=tolerance,
+        min_segment_examples=min_segment_examples,
+        promote=promote,
+        reason=reason,
+    )
+
+
+def _against_baseline(
+    primary: str, overall: Mapping[str, float], baseline: Mapping[str, float], n: int
+) -> tuple[bool, str]:
+    scores = (
+        f"challenger {primary} {_fmt(primary, overall)} vs constant guess {_fmt(primary, baseline)}"
+    )
+    if _better(overall, baseline):
+        return True, f"no champion; {scores} on {n} holdout examples"
+    return False, f"no champion, but {scores} on {n} holdout examples: the model learned nothing"
+
+
+def _against_champion(
+    primary: str,
+    overall: Mapping[str, float],
+    before: Mapping[str, float],
+    segments: Sequence[SegmentComparison],
+    tolerance: float,
+) -> tuple[bool, str]:
+    scores = f"challenger {primary} {_fmt(primary, overall)} vs champion {_fmt(primary, before)}"
+    if not _better(overall, before):
+        return False, f"{scores} overall: not better"
+    worse = [s for s in segments if s.decisive and (s.worse_by or 0.0) > tolerance]
+    if not worse:
+        return True, f"{scores} overall; no tracked segment worse by more than {tolerance:g}"
+    worse.sort(key=lambda s: -(s.worse_by or 0.0))
+    listed = ", ".join(
+        f"{s.segment} ({_fmt(primary, s.challenger)} vs {_fmt(primary, s.champion or {})}, n={s.n})"
+        for s in worse[:3]
+    )
+    more = f" and {len(worse) - 3} more" if len(worse) > 3 else ""
+    return False, f"{scores} overall, but worse by more than {tolerance:g} on {listed}{more}"
+
+
+def _better(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    if "mae" in a:
+        return a["mae"] < b["mae"]
+    if not math.isclose(a["accuracy"], b["accuracy"], abs_tol=1e-12):
+        return a["accuracy"] > b["accuracy"]
+    return a["log_loss"] < b["log_loss"]
+
+
+def _worse_by(champion: Mapping[str, float], challenger: Mapping[str, float]) -> float:
+    if "accuracy" in challenger:
+        return champion["accuracy"] - challenger["accuracy"]
+    # relative, so the tolerance does not depend on the label's units; the floor keeps a
+    # perfect champion from dividing by zero (and the result JSON-safe)
+    return (challenger["mae"] - champion["mae"]) / max(champion["mae"], 1e-12)
+
+
+def _segment(
+    name: str,
+    index: npt.NDArray[np.intp],
+    new: Pointwise,
+    old: Pointwise | None,
+    tracked: bool,
+    min_examples: int,
+) -> SegmentComparison:
+    challenger = _means(new, index)
+    champion = _means(old, index) if old is not None else None
+    worse_by = _worse_by(champion, challenger) if champion is not None else None
+    decisive = tracked and len(index) >= min_examples
+    return SegmentComparison(name, len(index), champion, challenger, worse_by, decisive)
+
+
+def _pointwise(model: TrainedModel, examples: Sequence[Example]) -> Pointwise:
+    scores = predict_scores(model, examples)
+    if model.spec.task == "regression":
+        y = np.array([_target("regression", e) for e in examples], dtype=np.float64)
+        return {"mae": np.abs(scores - y)}
+    positions = {c: i for i, c in enumerate(model.spec.classes)}
+    truth = np.array([positions.get(label_key(e.label) or "", -1) for e in examples])
+    # a label the model never saw as a class gets probability 0: wrong, maximal log loss
+    p_true = np.where(truth >= 0, scores[np.arange(len(truth)), np.maximum(truth, 0)], 0.0)
+    correct = (scores.argmax(axis=1) == truth).astype(np.float64)
+    return {"accuracy": correct, "log_loss": -np.log(np.clip(p_true, _EPS, 1.0))}
+
+
+def _constant_guess(task: Task, examples: Sequence[Example]) -> Pointwise:
+    if task == "regression":
+        y = np.array([_target(task, e) for e in examples], dtype=np.float64)
+        return {"mae": np.abs(y - np.median(y))}
+    labels = [label_key(e.label) for e in examples]
+    counts = Counter(labels)
+    majority = min(counts, key=lambda c: (-counts[c], c or ""))
+    share = np.array([counts[label] / len(labels) for label in labels])
+    correct = np.array([label == majority for label in labels], dtype=np.float64)
+    return {"accuracy": correct, "log_loss": -np.log(share)}
+
+
+def _segments(examples: Sequence[Example]) -> dict[str, npt.NDArray[np.intp]]:
+    members: dict[str, list[int]] = {}
+    for i, example in enumerate(examples):
+        for key, value in example.segment.items():
+            members.setdefault(f"{key}={value}", []).append(i)
+    return {name: np.array(index, dtype=np.intp) for name, index in members.items()}
+
+
+def _tracked(segment: str, tracked: Collection[str] | None) -> bool:
+    return tracked is None or segment in tracked or segment.split("=", 1)[0] in tracked
+
+
+def _means(pointwise: Pointwise, index: npt.NDArray[np.intp]) -> dict[str, float]:
+    return {name: float(values[index].mean()) for name, values in pointwise.items()}
+
+
+def _target(task: Task, example: Example) -> str | float | None:
+    return label_key(example.label) if task == "classification" else label_number(example.label)
+
+
+def _fmt(metric: str, scores: Mapping[str, float]) -> str:
+    value = scores.get(metric, math.nan)
+    return f"{value:.3f}" if metric == "accuracy" else f"{value:.4g}"

@@ -1,0 +1,376 @@
+"""The retrainer's I/O: take a job, read labelled events, train, compare, register, promote.
+
+The training and the comparison are pure (``retrainer/train.py``, ``retrainer/evaluate.py``);
+this module reads the store, writes the job's state changes (``driftline/store/jobs.py``), the
+registry and the model's new reference, and announces promotions on
+``driftline.model-updates``. :func:`run_retrainer` consumes ``driftline.retrain-jobs`` and
+commits each message only once its job has reached a final state.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detectors.drift.window import ModelReference
+from driftline import topics
+from driftline.settings import Settings
+from driftline.store import Store, StoredReference
+from driftline.store.alarms import AlarmStore
+from driftline.store.jobs import JobStore, RetrainJob
+from driftline.store.labels import Joined, LabelStore
+from driftline.units import split_unit
+from retrainer.data import Example, TrainingError
+from retrainer.evaluate import compare
+from retrainer.registry import Registry, VersionInfo
+from retrainer.train import TrainConfig, TrainedModel, predict, train
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes, bytes], None]  # topic, key, value
+HOLDOUT_FRACTION = 0.2  # the newest labelled events: challenger and champion are judged there
+MIN_EXAMPLES = 50
+REFERENCE_ROWS = 5_000  # newest training rows profiled as the promoted version's reference
+
+
+def code_version() -> str:
+    """The package version, and the git commit when running from a checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("driftline")
+    except PackageNotFoundError:
+        text = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{text}+{commit}" if commit else text
+
+
+def examples_of(rows: Sequence[Joined]) -> list[Example]:
+    return [
+        Example(
+            features=r.event.get("features") or {},
+            label=r.label,
+            segment=r.event.get("segment") or {},
+            ts=r.ts,
+        )
+        for r in rows
+    ]
+
+
+def registry_of(settings: Settings) -> Registry:
+    return Registry(settings.data_dir / "models")
+
+
+class Retrainer:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        registry: Registry,
+        publish: Publish | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.jobs = JobStore(store.backend)
+        self.labels = LabelStore(store.backend)
+        self.alarms = AlarmStore(store.backend)
+        self.registry = registry
+        self.publish = publish
+        self._clock = clock
+        self._code_version = code_version()
+
+    # -- taking jobs ----------------------------------------------------------------------
+    def handle(self, request: Mapping[str, Any]) -> RetrainJob | None:
+        """One message of ``driftline.retrain-jobs``; returns the job as it ended (None: a
+        message of a job already handled, or refused)."""
+        job_id = request.get("job_id")
+        if isinstance(job_id, str):
+            job = self.jobs.job(job_id)
+            if job is None:
+                log.warning("retrain message for unknown job %s: ignored", job_id)
+                return None
+        else:  # a request published by someone else: admit it like the API would
+            model = request.get("model")
+            if not isinstance(model, str) or not model:
+                log.warning("retrain message without a model: ignored (%r)", request)
+                return None
+            admission = self.jobs.request(
+                RetrainJob.new(
+                    model,
+                    str(request.get("reason") or "external"),
+                    alert_id=str(request.get("alert_id") or ""),
+                    rule_id=str(request.get("rule_id") or ""),
+                ),
+                self.settings.retrain_cooldown_s,
+            )
+            if admission.job is None:
+                log.info("retrain request for %s refused: %s", model, admission.why)
+                return None
+            job = admission.job
+        if job.state != "queued":
+            return None  # a replayed message: this job already ran
+        running = [
+            j
+            for j in self.jobs.jobs(job.model, state="running")
+            if j.id != job.id and self._clock() - (j.started_at or 0) < 6 * 3600
+        ]
+        if running:
+            return self.jobs.write(
+                replace(
+                    job.with_log(f"job {running[0].id} is already running for this model"),
+                    state="rejected",
+                    finished_at=self._clock(),
+                )
+            )
+        return self.run(job)
+
+    def recover(self) -> list[RetrainJob]:
+        """Jobs left running by a retrainer that died: failed, so the model can train again."""
+        failed = []
+        for job in self.jobs.jobs(state="running"):
+            failed.append(
+                self.jobs.write(
+                    replace(
+                        job.with_log("the retrainer stopped while this job ran; retry it"),
+                        state="failed",
+                        finished_at=self._clock(),
+                    )
+                )
+            )
+        return failed
+
+    # -- one job --------------------------------------------------------------------------
+    def run(self, job: RetrainJob) -> RetrainJob:
+        now = self._clock()
+        start, end = self.data_range(job, now)
+        job = self.jobs.write(
+            replace(
+                job.with_log(f"training on labelled events from {_iso(start)} to {_iso(end)}"),
+                state="running",
+                started_at=now,
+                data_start=start,
+                data_end=end,
+            )
+        )
+        try:
+            return self._train_and_decide(job, start, end)
+        except TrainingError as exc:
+            return self._finish(job, "failed", f"cannot train: {exc}")
+        except Exception as exc:
+            log.exception("retraining job %s failed", job.id)
+            return self._finish(job, "failed", f"internal error: {exc!r}")
+
+    def data_range(self, job: RetrainJob, now: float) -> tuple[float, float]:
+        """Labelled events since the alert's breach began (the world as it is now), at most
+        ``retrain_lookback_s`` back; for a manual job, the whole lookback."""
+        start = now - self.settings.retrain_lookback_s
+        if job.alert_id:
+            alert = self.alarms.alert(job.alert_id)
+            if alert is not None:
+                start = max(start, float(alert.active_since))
+        return start, now
+
+    def _train_and_decide(self, job: RetrainJob, start: float, end: float) -> RetrainJob:
+        model, stage = split_unit(job.model)
+        rows = self.labels.labelled_events(
+            model, stage, start=start, end=end, horizon_s=self.settings.label_horizon_s
+        )
+        examples = examples_of(rows)
+        if len(examples) < MIN_EXAMPLES:
+            raise TrainingError(
+                f"{len(examples)} labelled events between {_iso(start)} and {_iso(end)}; at "
+                f"least {MIN_EXAMPLES} are needed. Send labels to {topics.LABELS} (or POST "
+                "/v1/labels) for this model's predictions, then retry"
+            )
+        cut = int(len(examples) * (1 - HOLDOUT_FRACTION))
+        training, holdout = examples[:cut], examples[cut:]
+        champion_info = self.registry.champion(job.model)
+        champion = self.registry.load(job.model, champion_info.version) if champion_info else None
+        config = TrainConfig(seed=self.settings.retrain_seed, epochs=self.settings.retrain_epochs)
+        job = self.jobs.write(
+            job.with_log(
+                f"{len(training)} training and {len(holdout)} holdout events; "
+                + (
+                    f"warm start from version {champion_info.version}"
+                    if champion_info
+                    else "no champion: training from scratch"
+                )
+            )
+        )
+        challenger = train(training, config, warm_start=champion)
+        comparison = compare(champion, challenger, holdout)
+        info = self.registry.register(
+            job.model,
+            challenger,
+            {
+                "parent_version": champion_info.version if champion_info else None,
+                "code_version": self._code_version,
+                "evaluation": comparison.to_dict(),
+                "trigger": {"job_id": job.id, "reason": job.reason, "alert_id": job.alert_id},
+            },
+        )
+        metrics = {
+            "primary_metric": comparison.primary_metric,
+            "challenger": dict(comparison.challenger),
+            "champion": dict(comparison.champion) if comparison.champion else None,
+            "n_training": len(training),
+            "n_holdout": comparison.n_holdout,
+            "warm_started": challenger.warm_started,
+            "training": dict(challenger.metrics),
+        }
+        job = replace(job, version=info.version, metrics=metrics)
+        job = self.jobs.write(job.with_log(f"registered version {info.version}"))
+        if not comparison.promote:
+            self.registry.reject(job.model, info.version, comparison.reason)
+            return self._finish(job, "rejected", f"not promoted: {comparison.reason}")
+        policy = self.settings.retrain_policy.get(job.model, self.settings.retrain_default_policy)
+        if policy == "auto":
+            self.promote(job.model, info.version, f"job {job.id}: {comparison.reason}", challenger)
+            return self._finish(
+                job, "succeeded", f"promoted version {info.version}: {comparison.reason}"
+            )
+        return self._finish(
+            job,
+            "succeeded",
+            f"version {info.version} is better ({comparison.reason}); policy 'manual': promote "
+            f"it with POST /v1/models/{job.model}/versions/{info.version}/promote",
+        )
+
+    def _finish(self, job: RetrainJob, state: str, line: str) -> RetrainJob:
+        log.info("retraining job %s for %s: %s — %s", job.id, job.model, state, line)
+        return self.jobs.write(replace(job.with_log(line), state=state, finished_at=self._clock()))
+
+    # -- promotion ------------------------------------------------------------------------
+    def promote(
+        self, model: str, version: str, reason: str, trained: TrainedModel | None = None
+    ) -> VersionInfo:
+        """Serve ``version`` (forward or back), refresh its reference, tell serving code."""
+        return promote_version(
+            self.registry, self.store, self.labels, self.publish, model, version, reason, trained
+        )
+
+
+def promote_version(
+    registry: Registry,
+    store: Store,
+    labels: LabelStore,
+    publish: Publish | None,
+    model: str,
+    version: str,
+    reason: str,
+    trained: TrainedModel | None = None,
+) -> VersionInfo:
+    """Make ``version`` the champion (a rollback when it is older), store a reference profile
+    of its training data and predictions for that version, publish ``driftline.model-updates``."""
+    current = registry.champion(model)
+    if current is not None and int(version) < int(current.version):
+        info = registry.rollback(model, version, reason)
+    else:
+        info = registry.promote(model, version, reason)
+    trained = trained or registry.load(model, version)
+    unit_model, stage = split_unit(model)
+    rows = labels.labelled_events(unit_model, stage, start=info.data_start, end=info.data_end + 1)[
+        -REFERENCE_ROWS:
+    ]
+    if rows:
+        features = [r.event.get("features") or {} for r in rows]
+        predictions = predict(trained, features)
+        reference = ModelReference.from_rows(
+            [{"features": f, "prediction": p} for f, p in zip(features, predictions, strict=True)],
+            version,
+        )
+        store.save_reference(
+            StoredReference(model, version, "uploaded", reference.to_dict(), int(time.time()))
+        )
+    if publish is not None:
+        update = {
+            "model": model,
+            "version": version,
+            "previous_version": current.version if current else None,
+            "event": "rolled_back"
+            if info.history[-1].get("event") == "rolled_back"
+            else "promoted",
+            "reason": reason,
+            "at": time.time(),
+        }
+        publish(topics.MODEL_UPDATES, model.encode(), orjson.dumps(update))
+    return info
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+# -- the process ------------------------------------------------------------------------
+def kafka_publisher(bootstrap: str) -> tuple[Publish, Callable[[], None]]:
+    """A synchronous publish (waits for the broker) and its close."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks=1, linger_ms=5)
+
+    def publish(topic: str, key: bytes, value: bytes) -> None:
+        producer.send(topic, key=key, value=value).get(timeout=30)
+
+    return publish, lambda: producer.close(timeout=5)
+
+
+def run_retrainer(
+    settings: Settings, store: Store, stop: threading.Event, poll_s: float = 1.0
+) -> None:
+    """Consume ``driftline.retrain-jobs`` until ``stop`` is set; one job at a time."""
+    from kafka import KafkaConsumer
+
+    publish, close_producer = kafka_publisher(settings.kafka_bootstrap)
+    retrainer = Retrainer(settings, store, registry_of(settings), publish)
+    for job in retrainer.recover():
+        log.warning("job %s for %s was left running; marked failed", job.id, job.model)
+    consumer = KafkaConsumer(
+        topics.RETRAIN_JOBS,
+        bootstrap_servers=settings.kafka_bootstrap.split(","),
+        group_id="driftline-retrainer",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=int(settings.consumer_session_timeout_s * 1000),
+        max_poll_records=1,
+        max_poll_interval_ms=3_600_000,  # one job may train for a long time
+    )
+    try:
+        while not stop.is_set():
+            batches = consumer.poll(timeout_ms=int(poll_s * 1000))
+            for tp, records in batches.items():
+                for record in records:
+                    try:
+                        request = orjson.loads(record.value)
+                        if not isinstance(request, dict):
+                            raise ValueError("a retrain request must be a JSON object")
+                        retrainer.handle(request)
+                    except ValueError as exc:  # bad input: said, skipped, never retried
+                        log.warning("bad retrain request at offset %d: %s", record.offset, exc)
+                    except Exception:  # the store is down: read this request again later
+                        log.exception("could not handle a retrain request; retrying")
+                        consumer.seek(tp, record.offset)
+                        stop.wait(5 * poll_s)
+                        break
+                    consumer.commit()
+    finally:
+        consumer.close()
+        close_producer()

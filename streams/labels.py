@@ -1,0 +1,101 @@
+"""The label side of the join: decode label events, store them, commit.
+
+Labels are stored as they come (``labels`` table, keyed by model, stage and id) and joined with
+the stored predictions by the quality pass (``streams/quality.py``), so the order in which a
+prediction and its label arrive does not matter, a worker restart loses no pending join (both
+sides are in the store), and a label for an id nobody predicted is counted, not an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from driftline.events import EventLimits, decode_message
+from driftline.store.labels import LabelRow, LabelStore
+from streams.windowing import TP
+from streams.worker import DeadLetter, SendDeadLetter
+
+log = logging.getLogger(__name__)
+
+Commit = Callable[[dict[TP, int]], Awaitable[Any]]
+
+
+@dataclass
+class LabelStats:
+    messages: int = 0
+    labels: int = 0
+    dead_letters: int = 0
+    store_errors: int = 0
+
+
+def label_rows(events: Sequence[dict[str, Any]], broker_ts: float) -> list[LabelRow]:
+    """``label_ms``: the label's own ``ts`` when given, else when the broker got it."""
+    rows = []
+    for event in events:
+        ts = event.get("ts")
+        when = broker_ts if ts is None else ts
+        rows.append(
+            LabelRow(
+                event["model"],
+                event.get("stage") or "",
+                event["id"],
+                event["label"],
+                int(when * 1000),
+            )
+        )
+    return rows
+
+
+class LabelWorker:
+    def __init__(
+        self,
+        labels: LabelStore,
+        limits: EventLimits,
+        send_deadletter: SendDeadLetter,
+        run_blocking: Callable[..., Awaitable[Any]],
+    ) -> None:
+        self.labels = labels
+        self.limits = limits
+        self._send_deadletter = send_deadletter
+        self._run_blocking = run_blocking  # the worker's store thread
+        self.stats = LabelStats()
+
+    async def process(
+        self, raw: Sequence[tuple[TP, int, float, bytes | None]], commit: Commit
+    ) -> None:
+        """Store one micro-batch of label messages, then commit past them.
+
+        While the store is down this retries with back-off and takes nothing new: the labels
+        wait in Kafka, uncommitted.
+        """
+        if not raw:
+            return
+        rows: list[LabelRow] = []
+        dead: list[DeadLetter] = []
+        offsets: dict[TP, int] = {}
+        for tp, offset, broker_ts, value in raw:
+            decoded = decode_message(value, self.limits, labels=True)
+            rows.extend(label_rows(decoded.events, broker_ts))
+            dead.extend(DeadLetter(r, tp, offset) for r in decoded.rejected)
+            offsets[tp] = max(offset + 1, offsets.get(tp, 0))
+        self.stats.messages += len(raw)
+        self.stats.labels += len(rows)
+        delay = 0.5
+        while rows:
+            try:
+                await self._run_blocking(self.labels.write_labels, rows)
+                break
+            except Exception:
+                self.stats.store_errors += 1
+                log.exception("could not store %d labels; retrying in %.1f s", len(rows), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self.stats.dead_letters += len(dead)
+        for letter in dead:
+            model = letter.rejected.model
+            await self._send_deadletter(model.encode() if model else None, letter.record())
+        await commit(offsets)

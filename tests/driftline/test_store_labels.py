@@ -1,0 +1,74 @@
+"""The label join's SQL on both backends: chDB and a real ClickHouse 18.16 server."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from driftline.store import Store
+from driftline.store.labels import LabelRow, LabelStore, PredictionRow
+
+T0 = 1_790_000_040  # a window start (multiple of 60)
+
+
+def prediction(i: int, *, model: str = "m", stage: str = "", window: int = T0) -> PredictionRow:
+    event = {"model": model, "id": f"p{i}", "features": {"x": i}, "prediction": i % 2}
+    return PredictionRow(model, stage, f"p{i}", window + i % 60, window, "1", orjson.dumps(event))
+
+
+def test_join_takes_the_latest_label_and_reports_unlabelled(store: Store) -> None:
+    labels = LabelStore(store.backend)
+    labels.write_predictions([prediction(i) for i in range(4)])
+    labels.write_predictions([prediction(0)])  # a replay: same row again
+    ms = T0 * 1000
+    labels.write_labels(
+        [
+            LabelRow("m", "", "p0", 0, ms + 5_000),
+            LabelRow("m", "", "p0", 1, ms + 9_000),  # a correction: the later label wins
+            LabelRow("m", "", "p2", 1, ms + 7_000),
+            LabelRow("m", "", "ghost", 1, ms + 7_000),  # no such prediction
+        ]
+    )
+    joined = labels.window_joined("m", "", T0)
+    assert [(j.id, j.label) for j in joined] == [("p0", 1), ("p1", None), ("p2", 1), ("p3", None)]
+    assert joined[0].event["features"] == {"x": 0}
+    assert joined[0].label_ms == ms + 9_000
+    assert labels.labelled_units() == {("m", "")}
+    assert labels.label_bucket_counts("m", "", T0, 60) == (3, 1)  # p0, p2, ghost; ghost unmatched
+
+
+def test_what_changed_since_a_pass(store: Store) -> None:
+    labels = LabelStore(store.backend)
+    labels.write_predictions([prediction(i) for i in range(3)])
+    labels.write_predictions([prediction(9, stage="asr", window=T0 + 60)])
+    assert labels.windows_with_new_predictions(0) == set()  # no labels yet: nothing to score
+    before = time.time_ns() // 1_000_000 - 1
+    labels.write_labels([LabelRow("m", "", "p1", 1, T0 * 1000 + 1)])
+    assert labels.windows_with_new_labels(before) == {("m", "", T0)}
+    assert labels.windows_with_new_predictions(0) == {("m", "", T0)}
+    assert labels.windows_with_new_labels(time.time_ns() // 1_000_000 + 1000) == set()
+    assert labels.label_buckets_since(before, 60) == {("m", "", T0)}
+    assert labels.labelled_windows_between(T0, T0 + 60) == {("m", "", T0)}
+    assert labels.labelled_windows_between(T0 + 60, T0 + 120) == set()  # asr has no labels
+
+
+def test_labelled_events_for_training(store: Store) -> None:
+    labels = LabelStore(store.backend)
+    labels.write_predictions([prediction(i) for i in range(10)])
+    labels.write_labels([LabelRow("m", "", f"p{i}", i % 2, (T0 + 100) * 1000) for i in range(6)])
+    rows = labels.labelled_events("m", start=T0 + 2, end=T0 + 5)
+    assert [(r.id, r.label) for r in rows] == [("p2", 0), ("p3", 1), ("p4", 0)]
+    assert len(labels.labelled_events("m", horizon_s=96)) == 2  # p4, p5: label within 96 s
+
+
+def test_retention_drops_old_partitions(store: Store) -> None:
+    labels = LabelStore(store.backend)
+    old, recent = T0 - 40 * 86400, T0
+    labels.write_predictions([prediction(1, window=old), prediction(2, window=recent)])
+    labels.write_labels([LabelRow("m", "", "p1", 1, old * 1000)])
+    dropped = labels.drop_expired(keep_days=14, now=T0 + 60)
+    assert any(d.startswith("predictions:") for d in dropped)
+    assert any(d.startswith("labels:") for d in dropped)
+    assert [j.id for j in labels.window_joined("m", "", recent)] == ["p2"]
+    assert labels.window_joined("m", "", old) == []

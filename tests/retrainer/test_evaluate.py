@@ -1,0 +1,145 @@
+"""Champion / challenger decisions on real trained models and a labelled holdout.
+
+Labels follow ``x1 > 0`` in region "eu" and ``x2 > 0`` in region "us" (a fifth of the rows);
+models that learnt one rule or the other, or noise, make the better and worse challengers.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from retrainer_synthetic import Table, binary, examples, table
+
+from retrainer.data import Example, Label
+from retrainer.evaluate import compare
+from retrainer.train import TrainConfig, TrainedModel, train
+
+CONFIG = TrainConfig(epochs=15, batch_size=64, hidden=(32, 16))
+
+
+def both_rules(data: Table) -> list[Label]:
+    return binary(np.where(data.region == "eu", data.x1 > 0, data.x2 > 0))
+
+
+@pytest.fixture(scope="module")
+def holdout() -> list[Example]:
+    data = table(1000, seed=100)
+    return examples(data, both_rules(data), start=1e6)
+
+
+@pytest.fixture(scope="module")
+def regional() -> TrainedModel:
+    """Knows both rules: right almost everywhere."""
+    data = table(2000, seed=101)
+    return train(examples(data, both_rules(data)), CONFIG)
+
+
+@pytest.fixture(scope="module")
+def eu_only() -> TrainedModel:
+    """Learnt x1 > 0 everywhere: right in eu, a coin toss in us."""
+    data = table(1500, seed=102)
+    return train(examples(data, binary(data.x1 > 0)), CONFIG)
+
+
+@pytest.fixture(scope="module")
+def us_only() -> TrainedModel:
+    """Learnt x2 > 0 everywhere: right in us, a coin toss in eu."""
+    data = table(1500, seed=103)
+    return train(examples(data, binary(data.x2 > 0)), CONFIG)
+
+
+def test_a_better_challenger_is_promoted(
+    eu_only: TrainedModel, regional: TrainedModel, holdout: list[Example]
+) -> None:
+    result = compare(eu_only, regional, holdout, tracked_segments=["region"])
+    assert result.promote
+    assert result.primary_metric == "accuracy" and result.higher_is_better
+    assert result.champion is not None
+    assert result.challenger["accuracy"] > 0.9 > result.champion["accuracy"]
+    assert result.reason.startswith("challenger accuracy 0.9")
+    assert result.reason.endswith("no tracked segment worse by more than 0.02")
+    us = next(s for s in result.segments if s.segment == "region=us")
+    assert us.decisive and us.n > 150 and (us.worse_by or 0.0) < -0.3
+
+
+def test_a_worse_challenger_is_rejected(
+    eu_only: TrainedModel, regional: TrainedModel, holdout: list[Example]
+) -> None:
+    result = compare(regional, eu_only, holdout)
+    assert not result.promote
+    assert result.reason.endswith("overall: not better")
+
+
+def test_better_overall_but_much_worse_on_a_tracked_segment_is_rejected(
+    eu_only: TrainedModel, us_only: TrainedModel, holdout: list[Example]
+) -> None:
+    # eu is 80% of the holdout, so the eu model wins overall and loses region=us badly
+    result = compare(us_only, eu_only, holdout, tracked_segments=["region=us"])
+    assert result.champion is not None
+    assert result.challenger["accuracy"] > result.champion["accuracy"]
+    assert not result.promote
+    assert "but worse by more than 0.02 on region=us" in result.reason
+    # the same drop goes unnoticed when the segment is not tracked, or too small to judge
+    assert compare(us_only, eu_only, holdout, tracked_segments=["country"]).promote
+    assert compare(us_only, eu_only, holdout, min_segment_examples=10_000).promote
+
+
+def test_without_a_champion_the_challenger_must_beat_a_constant_guess(
+    regional: TrainedModel,
+) -> None:
+    data = table(1000, seed=104)
+    skewed = examples(data, binary(data.x1 > -0.5))  # 70% ones: the constant guess scores 0.7
+    noise = table(1500, seed=105)
+    guesser = train(examples(noise, binary(np.random.default_rng(0).random(1500) > 0.5)), CONFIG)
+    rejected = compare(None, guesser, skewed)
+    assert not rejected.promote
+    assert rejected.baseline is not None and rejected.baseline["accuracy"] == pytest.approx(
+        0.69, abs=0.03
+    )
+    assert "the model learned nothing" in rejected.reason
+    accepted = compare(None, regional, examples(data, both_rules(data)))
+    assert accepted.promote and accepted.reason.startswith("no champion; challenger accuracy")
+
+
+def test_regression_compares_mae_with_a_relative_segment_tolerance() -> None:
+    data = table(1500, seed=106)
+    holdout_table = table(600, seed=107)
+
+    def target(t: Table) -> list[Label]:
+        return [float(v) for v in 5 * t.x1 + 2 * (t.region == "us") + 100]
+
+    good = train(examples(data, target(data)), CONFIG)
+    blind = train(examples(data, target(data), drop=["x1"]), CONFIG)
+    holdout = examples(holdout_table, target(holdout_table))
+    result = compare(blind, good, holdout)
+    assert result.primary_metric == "mae" and not result.higher_is_better
+    assert result.promote
+    assert result.champion is not None
+    assert result.challenger["mae"] < 0.3 * result.champion["mae"]
+    assert not compare(good, blind, holdout).promote
+
+
+def test_comparison_is_json_and_handles_an_unlabelled_holdout(
+    eu_only: TrainedModel, regional: TrainedModel, holdout: list[Example]
+) -> None:
+    stored = json.loads(json.dumps(compare(eu_only, regional, holdout).to_dict()))
+    assert stored["promote"] is True
+    assert {s["segment"] for s in stored["segments"]} == {"region=eu", "region=us"}
+    unlabelled = [Example(e.features, None, e.segment, e.ts) for e in holdout]
+    empty = compare(eu_only, regional, unlabelled)
+    assert not empty.promote and empty.n_holdout == 0
+    assert empty.reason.startswith("no labelled holdout examples (of 1000)")
+
+
+def test_labels_the_model_never_saw_count_as_wrong(regional: TrainedModel) -> None:
+    rows = [Example({"x1": 1.0, "x2": 1.0}, "maybe"), Example({"x1": 1.0, "x2": 1.0}, 1)]
+    result = compare(None, regional, rows)
+    assert result.challenger["accuracy"] == 0.5
+    assert result.challenger["log_loss"] > 15  # -log(1e-15) / 2
+
+
+def test_a_change_of_task_cannot_be_compared(regional: TrainedModel) -> None:
+    data = table(100, seed=108)
+    regression = train(examples(data, [float(v) for v in data.x1]), TrainConfig(epochs=1))
+    with pytest.raises(ValueError, match="promote the challenger deliberately"):
+        compare(regional, regression, [])

@@ -1,0 +1,176 @@
+"""The retrainer's I/O on both store backends: job life cycle, cooldown, duplicates, failures,
+champion/challenger, promotion and rollback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from driftline import topics
+from driftline.settings import Settings
+from driftline.store import Store
+from driftline.store.jobs import JobStore, RetrainJob
+from driftline.store.labels import LabelRow, LabelStore, PredictionRow
+from retrainer.registry import Registry
+from retrainer.worker import Retrainer, promote_version
+
+Published = list[tuple[str, bytes, bytes]]
+
+
+def load_events(
+    store: Store,
+    n: int = 600,
+    *,
+    model: str = "m",
+    flip: bool = False,
+    single_class: bool = False,
+    noise: bool = False,
+    seed: int = 0,
+    span: tuple[float, float] = (600.0, 0.0),
+) -> None:
+    """Labelled predictions of ``model`` from ``span[0]`` to ``span[1]`` seconds ago: label =
+    x > 0 (or the reverse, or a coin flip), channel web/mobile."""
+    rng = np.random.default_rng(seed)
+    labels = LabelStore(store.backend)
+    now = time.time()
+    predictions, label_rows = [], []
+    for i in range(n):
+        x = float(rng.normal())
+        ts = now - span[0] + i * (span[0] - span[1]) / n
+        channel = "mobile" if i % 2 else "web"
+        event = {
+            "model": model,
+            "id": f"{model}{seed}-{i}",
+            "features": {"x": x, "channel": channel},
+            "prediction": 0.5,
+            "segment": {"channel": channel},
+        }
+        window = int(ts // 60) * 60
+        ident = f"{model}{seed}-{i}"
+        predictions.append(PredictionRow(model, "", ident, ts, window, "1", orjson.dumps(event)))
+        label = 1 if single_class else int((x > 0) != flip)
+        if noise:
+            label = int(rng.random() < 0.5)
+        label_rows.append(LabelRow(model, "", ident, label, int(ts * 1000) + 5000))
+    labels.write_predictions(predictions)
+    labels.write_labels(label_rows)
+
+
+@pytest.fixture
+def retrainer(store: Store, tmp_path: Path) -> Iterator[tuple[Retrainer, Published]]:
+    settings = Settings(
+        data_dir=tmp_path, retrain_default_policy="auto", retrain_cooldown_s=3600, retrain_epochs=15
+    )
+    published: Published = []
+    yield (
+        Retrainer(
+            settings,
+            store,
+            Registry(tmp_path / "models"),
+            lambda t, k, v: published.append((t, k, v)),
+        ),
+        published,
+    )
+
+
+def queue(r: Retrainer, model: str = "m") -> RetrainJob:
+    admission = r.jobs.request(RetrainJob.new(model, "manual"), r.settings.retrain_cooldown_s)
+    assert admission.job is not None, admission.why
+    return admission.job
+
+
+def test_a_job_trains_registers_and_promotes(
+    store: Store, retrainer: tuple[Retrainer, Published]
+) -> None:
+    r, published = retrainer
+    load_events(store)
+    job = queue(r)
+    done = r.handle({"job_id": job.id})
+    assert done is not None and done.state == "succeeded", done and done.log
+    assert done.version == "1" and done.data_start is not None
+    assert done.metrics["challenger"]["accuracy"] > 0.85
+    assert [j.state for j in JobStore(store.backend).jobs("m")] == ["succeeded"]
+    champion = r.registry.champion("m")
+    assert champion is not None and champion.version == "1"
+    assert champion.metrics["evaluation"]["promote"] is True
+    assert champion.code_version
+    [(topic, key, value)] = published
+    assert topic == topics.MODEL_UPDATES and key == b"m"
+    assert orjson.loads(value)["version"] == "1"
+    # the new version's reference profile, for drift tests of its events
+    assert [ref.source for ref in store.references("m") if ref.version == "1"] == ["uploaded"]
+    # the same message again (a replay after a crash) does not train twice
+    assert r.handle({"job_id": job.id}) is None
+
+
+def test_one_active_job_per_model_and_a_cooldown(
+    store: Store, retrainer: tuple[Retrainer, Published]
+) -> None:
+    r, _ = retrainer
+    load_events(store)
+    first = queue(r)
+    refused = r.jobs.request(RetrainJob.new("m", "alert"), 3600)
+    assert refused.job is None and "already queued" in refused.why
+    assert r.jobs.request(RetrainJob.new("other", "manual"), 3600).job is not None
+    r.handle({"job_id": first.id})
+    cooling = r.jobs.request(RetrainJob.new("m", "manual"), 3600)
+    assert cooling.job is None and cooling.why.startswith("cooldown")
+    assert r.jobs.request(RetrainJob.new("m", "manual"), 0).job is not None
+    # a request from outside (no job id) is admitted by the same rules: refused here
+    assert r.handle({"model": "m", "reason": "external"}) is None
+
+
+def test_failures_say_why(store: Store, retrainer: tuple[Retrainer, Published]) -> None:
+    r, _ = retrainer
+    no_labels = r.handle({"job_id": queue(r, "ghost").id})
+    assert no_labels is not None and no_labels.state == "failed"
+    assert "0 labelled events" in no_labels.log[-1]
+    load_events(store, single_class=True)
+    one_class = r.handle({"job_id": queue(r).id})
+    assert one_class is not None and one_class.state == "failed"
+    assert "class" in one_class.log[-1]
+    assert r.registry.champion("m") is None
+
+
+def test_a_worse_challenger_is_rejected_and_rollback_is_one_call(
+    store: Store, retrainer: tuple[Retrainer, Published]
+) -> None:
+    r, published = retrainer
+    load_events(store, n=600)
+    assert r.handle({"job_id": queue(r).id}).state == "succeeded"  # type: ignore[union-attr]
+    # the world flips (concept drift): a new job learns it and wins on recent data
+    load_events(store, n=600, flip=True, seed=1)
+    r.settings.retrain_cooldown_s = 0
+    second = r.handle({"job_id": queue(r).id})
+    assert second is not None and second.state == "succeeded", second and second.log
+    assert second.metrics["warm_started"] is True
+    assert r.registry.champion("m").version == "2"  # type: ignore[union-attr]
+    # rollback: one call, announced to serving code
+    info = promote_version(
+        r.registry, store, r.labels, r.publish, "m", "1", "v2 misbehaves in production"
+    )
+    assert info.status == "champion" and r.registry.champion("m").version == "1"  # type: ignore[union-attr]
+    assert orjson.loads(published[-1][2])["event"] == "rolled_back"
+
+
+def test_a_challenger_worse_than_the_champion_is_rejected(
+    store: Store, retrainer: tuple[Retrainer, Published]
+) -> None:
+    r, published = retrainer
+    r.settings.retrain_cooldown_s = 0
+    load_events(store, 600, model="n", span=(3000, 2400))
+    assert r.handle({"job_id": queue(r, "n").id}).state == "succeeded"  # type: ignore[union-attr]
+    # newer data: the training part has coin-flip labels, the newest (holdout) part the rule
+    load_events(store, 800, model="n", noise=True, seed=1, span=(2400, 300))
+    load_events(store, 200, model="n", seed=2, span=(300, 0))
+    job = r.handle({"job_id": queue(r, "n").id})
+    assert job is not None and job.state == "rejected", job and job.log
+    assert "not promoted" in job.log[-1]
+    assert r.registry.version("n", job.version).status == "rejected"
+    assert r.registry.champion("n").version == "1"  # type: ignore[union-attr]
+    assert len(published) == 1  # only the first promotion was announced
