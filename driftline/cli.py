@@ -52,6 +52,8 @@ def _settings_for_stack(args: argparse.Namespace, demo: bool) -> Settings:
             quality_interval_s=min(5.0, float(window)),
             retrain_default_policy="auto",  # the demo closes the loop without a human
             retrain_cooldown_s=120.0,
+            # enough recent labels that the holdout judges every channel fairly
+            retrain_min_examples=2000,
         )
     updates["api_port"] = _pick_port(args.api_port, get_settings().api_port, "API")
     return get_settings().model_copy(update=updates)

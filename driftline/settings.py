@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     retrain_lookback_s: float = Field(6 * 3600.0, gt=0, description="labelled data trained on")
     retrain_policy: dict[str, Literal["auto", "manual"]] = Field(default_factory=dict)
     retrain_default_policy: Literal["auto", "manual"] = "manual"
+    retrain_min_examples: int = Field(200, ge=20, description="labelled events to train on")
+    retrain_label_wait_s: float = Field(120.0, ge=0, description="wait this long for them")
     retrain_seed: int = 0
     retrain_epochs: int = Field(30, ge=1)
 

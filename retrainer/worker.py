@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, bytes], None]  # topic, key, value
 HOLDOUT_FRACTION = 0.2  # the newest labelled events: challenger and champion are judged there
-MIN_EXAMPLES = 50
+LABEL_POLL_S = 5.0
 REFERENCE_ROWS = 5_000  # newest training rows profiled as the promoted version's reference
 
 
@@ -191,14 +191,24 @@ class Retrainer:
 
     def _train_and_decide(self, job: RetrainJob, start: float, end: float) -> RetrainJob:
         model, stage = split_unit(job.model)
-        rows = self.labels.labelled_events(
-            model, stage, start=start, end=end, horizon_s=self.settings.label_horizon_s
-        )
+        needed = self.settings.retrain_min_examples
+        waited_until = self._clock() + self.settings.retrain_label_wait_s
+        while True:  # labels come late: an alert-triggered job may have to wait for them
+            end = max(end, self._clock())
+            rows = self.labels.labelled_events(
+                model, stage, start=start, end=end, horizon_s=self.settings.label_horizon_s
+            )
+            if len(rows) >= needed or self._clock() >= waited_until:
+                break
+            job = self.jobs.write(job.with_log(f"waiting for labels: {len(rows)} of {needed}"))
+            time.sleep(LABEL_POLL_S)
+        if end > (job.data_end or 0):
+            job = self.jobs.write(replace(job, data_end=end))
         examples = examples_of(rows)
-        if len(examples) < MIN_EXAMPLES:
+        if len(examples) < needed:
             raise TrainingError(
                 f"{len(examples)} labelled events between {_iso(start)} and {_iso(end)}; at "
-                f"least {MIN_EXAMPLES} are needed. Send labels to {topics.LABELS} (or POST "
+                f"least {needed} are needed. Send labels to {topics.LABELS} (or POST "
                 "/v1/labels) for this model's predictions, then retry"
             )
         cut = int(len(examples) * (1 - HOLDOUT_FRACTION))

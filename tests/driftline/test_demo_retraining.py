@@ -45,12 +45,12 @@ def test_demo_concept_drift_is_retrained_and_promoted(tmp_path: Path) -> None:
     )  # fmt: skip
     api = f"http://127.0.0.1:{api_port}"
     try:
-        jobs = wait_until(
+        jobs: Any = wait_until(
             lambda: [j for j in get(f"{api}/v1/retrain-jobs") or [] if j["state"] == "succeeded"],
             timeout=150,
             what="a succeeded retraining job",
         )
-        [job] = jobs  # type: ignore[misc]
+        job: dict[str, Any] = jobs[0]
         assert job["reason"] == "alert" and job["alert_id"] and job["version"] == "2"
         assert job["metrics"]["challenger"]["accuracy"] > job["metrics"]["champion"]["accuracy"]
         assert job["data_start"] < job["data_end"]

@@ -23,7 +23,14 @@ def test_writes_are_idempotent_per_window_metric_and_feature(store: Store) -> No
     series = store.metrics("fraud", name="traffic.count")
     assert [(p.window_start, p.value, p.version) for p in series] == [(W, 12.0, "3")]
     assert store.models() == [
-        {"model": "fraud", "first_window": W, "last_window": W, "events": 12, "windows": 1, "stages": []}
+        {
+            "model": "fraud",
+            "first_window": W,
+            "last_window": W,
+            "events": 12,
+            "windows": 1,
+            "stages": [],
+        }
     ]
 
 

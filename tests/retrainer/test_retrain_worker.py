@@ -64,7 +64,11 @@ def load_events(
 @pytest.fixture
 def retrainer(store: Store, tmp_path: Path) -> Iterator[tuple[Retrainer, Published]]:
     settings = Settings(
-        data_dir=tmp_path, retrain_default_policy="auto", retrain_cooldown_s=3600, retrain_epochs=15
+        data_dir=tmp_path,
+        retrain_default_policy="auto",
+        retrain_cooldown_s=3600,
+        retrain_epochs=15,
+        retrain_label_wait_s=0,
     )
     published: Published = []
     yield (
@@ -129,7 +133,7 @@ def test_failures_say_why(store: Store, retrainer: tuple[Retrainer, Published]) 
     r, _ = retrainer
     no_labels = r.handle({"job_id": queue(r, "ghost").id})
     assert no_labels is not None and no_labels.state == "failed"
-    assert "0 labelled events" in no_labels.log[-1]
+    assert "0 labelled events" in no_labels.log[-1] and "at least 200" in no_labels.log[-1]
     load_events(store, single_class=True)
     one_class = r.handle({"job_id": queue(r).id})
     assert one_class is not None and one_class.state == "failed"
