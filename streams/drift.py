@@ -118,25 +118,52 @@ def drift_rows(
             )
     for (feature, detector), fired in sorted(profile.change_points.items()):
         rows.append(
-            DriftRow(
-                model=model,
-                window_start=profile.start,
-                window_seconds=profile.seconds,
-                feature=feature,
-                test=detector,
-                statistic=float(fired),
-                p_value=None,
-                adjusted_p_value=None,
-                effect_size=float(fired),
-                min_effect=1.0,
-                drifted=fired > 0,
-                in_decision=False,
-                drift_when=str(DriftWhen.EFFECT_ONLY),
-                n_reference=0,
-                n_current=profile.count,
-                reference="streaming",
-                segment=segment,
-                stage=stage,
+            change_point_row(
+                model,
+                stage,
+                profile.start,
+                profile.seconds,
+                feature,
+                detector,
+                fired,
+                profile.count,
+                "streaming",
+                segment,
             )
         )
     return rows
+
+
+def change_point_row(
+    model: str,
+    stage: str,
+    start: int,
+    seconds: int,
+    feature: str,
+    detector: str,
+    fired: int,
+    n: int,
+    reference: str,
+    segment: str = "",
+) -> DriftRow:
+    """A streaming detector's change points in one window (no p-value: drift when it fired)."""
+    return DriftRow(
+        model=model,
+        window_start=start,
+        window_seconds=seconds,
+        feature=feature,
+        test=detector,
+        statistic=float(fired),
+        p_value=None,
+        adjusted_p_value=None,
+        effect_size=float(fired),
+        min_effect=1.0,
+        drifted=fired > 0,
+        in_decision=False,
+        drift_when=str(DriftWhen.EFFECT_ONLY),
+        n_reference=0,
+        n_current=n,
+        reference=reference,
+        segment=segment,
+        stage=stage,
+    )

@@ -29,6 +29,7 @@ from detectors.quality import QualityResult, QualityStats, quality_drop_test, sc
 from driftline.store import DriftRow, MetricPoint, Store
 from driftline.store.labels import Joined, LabelStore, WindowKey
 from driftline.units import unit_of
+from streams.drift import change_point_row
 from streams.windowing import OTHER_SEGMENT
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,17 @@ class QualityTracker:
             window.point(w, "drift.concept.detections", float(sum(detections.values())))
             for name, count in sorted(detections.items()):
                 window.drift_rows.append(
-                    _detector_row(model, stage, start, w, name, count, len(labelled))
+                    change_point_row(
+                        model,
+                        stage,
+                        start,
+                        w,
+                        "error",
+                        name,
+                        count,
+                        len(labelled),
+                        "streaming:error",
+                    )
                 )
         return window
 
@@ -399,29 +410,5 @@ def _drift_row(
         n_current=test.n_current,
         reference="labelled:first-windows",
         segment=segment,
-        stage=stage,
-    )
-
-
-def _detector_row(
-    model: str, stage: str, start: int, w: int, name: str, fired: int, n: int
-) -> DriftRow:
-    return DriftRow(
-        model=model,
-        window_start=start,
-        window_seconds=w,
-        feature="error",
-        test=name,
-        statistic=float(fired),
-        p_value=None,
-        adjusted_p_value=None,
-        effect_size=float(fired),
-        min_effect=1.0,
-        drifted=fired > 0,
-        in_decision=False,
-        drift_when="effect_at_least_min",
-        n_reference=0,
-        n_current=n,
-        reference="streaming:error",
         stage=stage,
     )
