@@ -214,7 +214,7 @@ class DemoProducer:
                 ):
                     drifted = True
                     self.say(
-                        "demo: injecting data drift now — 'items' x2, 'age' 20% missing, "
+                        "demo: injecting drift now — 'items' x2, 'age' 20% missing, "
                         "new 'country' value BR"
                     )
                 if (
