@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-detection clean system-deps
+.PHONY: install demo test lint bench bench-detection bench-promotion clean system-deps
 
 install: $(STAMP)
 
@@ -41,6 +41,9 @@ bench: install
 
 bench-detection: install
 	$(BIN)/python -m bench.detection $(ARGS)
+
+bench-promotion: install
+	$(BIN)/python -m bench.promotion $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache driftline-data

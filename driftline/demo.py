@@ -106,14 +106,14 @@ def fraud_events(
 def training_examples(rng: np.random.Generator, n: int) -> list[Example]:
     """Labelled events of the world before any change: version 1's training data."""
     events = fraud_events(rng, n, False, Drift())
-    labels = _draw_labels(rng, events, concept_drifted=False)
+    labels = draw_labels(rng, events, concept_drifted=False)
     return [
         Example(e["features"], int(y), e["segment"], time.time())
         for e, y in zip(events, labels, strict=True)
     ]
 
 
-def _draw_labels(
+def draw_labels(
     rng: np.random.Generator, events: list[dict[str, Any]], concept_drifted: bool
 ) -> npt.NDArray[np.bool_]:
     amount = np.array([e["features"]["amount"] for e in events], dtype=np.float64)
@@ -242,7 +242,7 @@ class DemoProducer:
     def _send_events(self, monitor: Monitor, drifted: bool, concept: bool, now: float) -> None:
         events = fraud_events(self.rng, max(1, int(self.rate / 10)), drifted, self.drift)
         scores = predict(self.model, [e["features"] for e in events])
-        labels = _draw_labels(self.rng, events, concept)
+        labels = draw_labels(self.rng, events, concept)
         low, high = self.label_delay_s
         for event, score, label in zip(events, scores, labels, strict=True):
             event["prediction"] = round(float(score), 4)  # type: ignore[arg-type]

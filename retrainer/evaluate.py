@@ -8,9 +8,19 @@ regression it is **MAE**, in label units.
 
 The challenger is promoted only if it is better overall *and* not materially worse on any
 tracked segment with at least ``min_segment_examples`` holdout examples (smaller segments are
-reported but too noisy to veto). "Materially worse" is beyond ``tolerance``: accuracy points
-for classification, a relative MAE increase for regression (0.02 = 2% higher MAE), because an
-absolute MAE tolerance would depend on the label's units.
+reported but too noisy to veto). "Materially worse" is two things at once:
+
+* worse by more than ``tolerance``: accuracy points for classification, a relative MAE
+  increase for regression (0.02 = 2% higher MAE), because an absolute MAE tolerance would
+  depend on the label's units; and
+* worse beyond chance: a one-sided paired test on the segment's examples (both models score
+  the same rows) gives a p-value below ``significance``. For accuracy that is McNemar's exact
+  test (of the rows exactly one model gets right, does the champion win more than a fair coin
+  would?); for MAE, the Wilcoxon signed-rank test on the per-row absolute errors.
+
+Without the test, a few hundred holdout rows are too few for a tolerance of two points: on
+170 rows one point is under two rows, and a challenger that serves a segment exactly as well
+as the champion is vetoed about a third of the time by sampling noise alone.
 
 With no champion the challenger faces the best *constant* guess on the same holdout (the
 majority class with the class frequencies as probabilities, or the label median): a model
@@ -28,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 
 from retrainer.data import Example, Task, label_key, label_number
 from retrainer.train import TrainedModel, predict_scores
@@ -39,8 +50,9 @@ _EPS = 1e-15  # probability floor in log loss, so one confident mistake costs ~3
 @dataclass(frozen=True)
 class SegmentComparison:
     """One ``key=value`` slice of the holdout. ``worse_by`` > 0: the challenger is worse by
-    that much (accuracy points, or relative MAE); ``decisive``: tracked and large enough to
-    veto a promotion."""
+    that much (accuracy points, or relative MAE); ``p_value``: the chance of a gap at least
+    that much in the champion's favour if both models were equally good there (one-sided,
+    paired); ``decisive``: tracked and large enough to veto a promotion."""
 
     segment: str
     n: int
@@ -48,6 +60,14 @@ class SegmentComparison:
     challenger: Mapping[str, float]
     worse_by: float | None
     decisive: bool
+    p_value: float | None = None
+
+    def vetoes(self, tolerance: float, significance: float) -> bool:
+        return (
+            self.decisive
+            and (self.worse_by or 0.0) > tolerance
+            and (self.p_value if self.p_value is not None else 1.0) < significance
+        )
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,7 @@ class Comparison:
     baseline: Mapping[str, float] | None  # the constant guess, when there is no champion
     segments: tuple[SegmentComparison, ...]
     tolerance: float
+    significance: float
     min_segment_examples: int
     promote: bool
     reason: str
@@ -77,6 +98,7 @@ def compare(
     tracked_segments: Collection[str] | None = None,
     min_segment_examples: int = 30,
     tolerance: float = 0.02,
+    significance: float = 0.05,
 ) -> Comparison:
     """Score both models on ``holdout`` and decide. ``tracked_segments``: segment keys
     (``"region"``: every value) or ``"key=value"`` strings; None tracks every key."""
@@ -110,7 +132,9 @@ def compare(
             promote, reason = _against_baseline(primary, overall, baseline, len(usable))
         else:
             before = _means(old, everything)
-            promote, reason = _against_champion(primary, overall, before, segments, tolerance)
+            promote, reason = _against_champion(
+                primary, overall, before, segments, tolerance, significance
+            )
     return Comparison(
         task=task,
         primary_metric=primary,
@@ -121,6 +145,7 @@ def compare(
         baseline=baseline,
         segments=segments,
         tolerance=tolerance,
+        significance=significance,
         min_segment_examples=min_segment_examples,
         promote=promote,
         reason=reason,
@@ -144,20 +169,23 @@ def _against_champion(
     before: Mapping[str, float],
     segments: Sequence[SegmentComparison],
     tolerance: float,
+    significance: float,
 ) -> tuple[bool, str]:
     scores = f"challenger {primary} {_fmt(primary, overall)} vs champion {_fmt(primary, before)}"
     if not _better(overall, before):
         return False, f"{scores} overall: not better"
-    worse = [s for s in segments if s.decisive and (s.worse_by or 0.0) > tolerance]
+    worse = [s for s in segments if s.vetoes(tolerance, significance)]
+    material = f"worse by more than {tolerance:g} (p < {significance:g})"
     if not worse:
-        return True, f"{scores} overall; no tracked segment worse by more than {tolerance:g}"
+        return True, f"{scores} overall; no tracked segment {material}"
     worse.sort(key=lambda s: -(s.worse_by or 0.0))
     listed = ", ".join(
-        f"{s.segment} ({_fmt(primary, s.challenger)} vs {_fmt(primary, s.champion or {})}, n={s.n})"
+        f"{s.segment} ({_fmt(primary, s.challenger)} vs {_fmt(primary, s.champion or {})}, "
+        f"n={s.n}, p={s.p_value:.2g})"
         for s in worse[:3]
     )
     more = f" and {len(worse) - 3} more" if len(worse) > 3 else ""
-    return False, f"{scores} overall, but worse by more than {tolerance:g} on {listed}{more}"
+    return False, f"{scores} overall, but {material} on {listed}{more}"
 
 
 def _better(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
@@ -187,8 +215,26 @@ def _segment(
     challenger = _means(new, index)
     champion = _means(old, index) if old is not None else None
     worse_by = _worse_by(champion, challenger) if champion is not None else None
+    p_value = p_worse(new, old, index) if old is not None else None
     decisive = tracked and len(index) >= min_examples
-    return SegmentComparison(name, len(index), champion, challenger, worse_by, decisive)
+    return SegmentComparison(name, len(index), champion, challenger, worse_by, decisive, p_value)
+
+
+def p_worse(new: Pointwise, old: Pointwise, index: npt.NDArray[np.intp]) -> float:
+    """One-sided paired p-value for "the challenger is worse on these rows"."""
+    if "accuracy" in new:  # McNemar's exact test on the rows where exactly one is right
+        champion_only = int(np.sum((old["accuracy"][index] == 1) & (new["accuracy"][index] == 0)))
+        challenger_only = int(np.sum((old["accuracy"][index] == 0) & (new["accuracy"][index] == 1)))
+        if champion_only + challenger_only == 0:
+            return 1.0
+        test = stats.binomtest(
+            champion_only, champion_only + challenger_only, alternative="greater"
+        )
+        return float(test.pvalue)
+    gaps = new["mae"][index] - old["mae"][index]  # > 0 where the challenger errs more
+    if not np.any(gaps):
+        return 1.0
+    return float(stats.wilcoxon(gaps, alternative="greater").pvalue)
 
 
 def _pointwise(model: TrainedModel, examples: Sequence[Example]) -> Pointwise:

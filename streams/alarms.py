@@ -34,13 +34,13 @@ import orjson
 from alarms.payload import alert_event
 from alarms.routing import Silence, Subscription, active_silences, subscribers
 from alarms.rules import DEFAULT_RULES, RuleIndex
-from alarms.state import Alert, AlertBook, Change, due_notifications, evaluate
+from alarms.state import Alert, AlertBook, AlertState, Change, due_notifications, evaluate
 from driftline import topics
 from driftline.notify import RetryPolicy, WebhookDispatcher
 from driftline.settings import Settings
 from driftline.store import Store
 from driftline.store.alarms import AlarmStore, Delivery
-from driftline.store.jobs import JobStore, RetrainJob
+from driftline.store.jobs import JobStore, RetrainJob, admit
 from driftline.units import split_unit
 from streams.quality import ScoredWindow
 from streams.worker import PredictionWorker, WindowResult
@@ -304,6 +304,36 @@ class AlarmService:
     def _tick(self) -> None:
         self.refresh()
         self._repeat()
+        self._retry_retraining()
+
+    def _retry_retraining(self) -> None:
+        """A firing alert with the ``retrain`` action whose last job failed, or trained a
+        challenger that was not promoted, asks again once the model's cooldown has passed:
+        by then there are more labelled events since the breach began. A succeeded job ends
+        the asking (its new version has to show in the metrics first)."""
+        with self._lock:
+            firing = [
+                a
+                for a in self._book.open_alerts()
+                if a.state is AlertState.FIRING and "retrain" in a.actions
+            ]
+        if not firing:
+            return
+        jobs = JobStore(self.store.backend)
+        now = self._clock()
+        for alert in firing:
+            previous = jobs.jobs(alert.model, limit=50)
+            mine = [j for j in previous if j.alert_id == alert.id]
+            if not mine or mine[0].state not in ("failed", "rejected"):
+                continue  # never asked (or refused), still running, or succeeded
+            if admit(previous, now, self.settings.retrain_cooldown_s) is None:
+                log.info(
+                    "alert %s still firing after job %s ended %s: retrying",
+                    alert.id,
+                    mine[0].id,
+                    mine[0].state,
+                )
+                self._request_retrain(alert)
 
     def refresh(self) -> None:
         """Reload rules, subscriptions and silences (they change through the API)."""

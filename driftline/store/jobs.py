@@ -93,11 +93,12 @@ class Admission:
 
 def admit(previous: Sequence[RetrainJob], now: float, cooldown_s: float) -> str | None:
     """Why a new job for this model must wait (None: it may be queued). ``previous``: the
-    model's jobs. Jobs refused as duplicates never start a cooldown."""
+    model's jobs. Every job that ran starts a cooldown, whatever its outcome; jobs refused as
+    duplicates (rejected without starting) do not."""
     for job in previous:
         if job.state in ACTIVE:
             return f"job {job.id} is already {job.state} for this model"
-    ran = [j.requested_at for j in previous if j.state in ("succeeded", "failed")]
+    ran = [j.requested_at for j in previous if j.state in ("succeeded", "failed") or j.started_at]
     if ran and now - max(ran) < cooldown_s:
         wait = cooldown_s - (now - max(ran))
         return f"cooldown: the previous job was {now - max(ran):.0f} s ago; retry in {wait:.0f} s"

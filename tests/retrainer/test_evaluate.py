@@ -11,7 +11,7 @@ import pytest
 from retrainer_synthetic import Table, binary, examples, table
 
 from retrainer.data import Example, Label
-from retrainer.evaluate import compare
+from retrainer.evaluate import SegmentComparison, compare, p_worse
 from retrainer.train import TrainConfig, TrainedModel, train
 
 CONFIG = TrainConfig(epochs=15, batch_size=64, hidden=(32, 16))
@@ -57,7 +57,7 @@ def test_a_better_challenger_is_promoted(
     assert result.champion is not None
     assert result.challenger["accuracy"] > 0.9 > result.champion["accuracy"]
     assert result.reason.startswith("challenger accuracy 0.9")
-    assert result.reason.endswith("no tracked segment worse by more than 0.02")
+    assert result.reason.endswith("no tracked segment worse by more than 0.02 (p < 0.05)")
     us = next(s for s in result.segments if s.segment == "region=us")
     assert us.decisive and us.n > 150 and (us.worse_by or 0.0) < -0.3
 
@@ -78,10 +78,40 @@ def test_better_overall_but_much_worse_on_a_tracked_segment_is_rejected(
     assert result.champion is not None
     assert result.challenger["accuracy"] > result.champion["accuracy"]
     assert not result.promote
-    assert "but worse by more than 0.02 on region=us" in result.reason
+    assert "but worse by more than 0.02 (p < 0.05) on region=us" in result.reason
+    us = next(s for s in result.segments if s.segment == "region=us")
+    assert us.p_value is not None and us.p_value < 1e-6
     # the same drop goes unnoticed when the segment is not tracked, or too small to judge
     assert compare(us_only, eu_only, holdout, tracked_segments=["country"]).promote
     assert compare(us_only, eu_only, holdout, min_segment_examples=10_000).promote
+
+
+def test_a_segment_vetoes_only_when_worse_beyond_chance() -> None:
+    """170 rows of a segment where both models are right on most: losing 8 rows and winning
+    3 is 2.9 points worse (over the tolerance) but a fair coin does as badly 11% of the time;
+    losing 20 and winning 2 is not chance."""
+
+    def segment(lost: int, won: int) -> SegmentComparison:
+        champion = np.ones(170)
+        challenger = np.ones(170)
+        challenger[:lost] = 0.0
+        champion[lost : lost + won] = 0.0
+        worse_by = float(champion.mean() - challenger.mean())
+        p = p_worse({"accuracy": challenger}, {"accuracy": champion}, np.arange(170))
+        return SegmentComparison("region=us", 170, {}, {}, worse_by, True, p)
+
+    noisy, real = segment(8, 3), segment(20, 2)
+    assert noisy.worse_by == pytest.approx(5 / 170)
+    assert noisy.p_value == pytest.approx(0.113, abs=0.001)
+    assert not noisy.vetoes(tolerance=0.02, significance=0.05)
+    assert real.p_value is not None and real.p_value < 1e-4
+    assert real.vetoes(tolerance=0.02, significance=0.05)
+    assert not real.vetoes(tolerance=0.2, significance=0.05)  # significant, not material
+    same = p_worse({"accuracy": np.ones(5)}, {"accuracy": np.ones(5)}, np.arange(5))
+    assert same == 1.0
+    errors = np.linspace(1, 2, 60)
+    assert p_worse({"mae": errors + 0.5}, {"mae": errors}, np.arange(60)) < 1e-6
+    assert p_worse({"mae": errors - 0.5}, {"mae": errors}, np.arange(60)) > 0.99
 
 
 def test_without_a_champion_the_challenger_must_beat_a_constant_guess(

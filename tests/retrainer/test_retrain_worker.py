@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,13 @@ def test_one_active_job_per_model_and_a_cooldown(
     cooling = r.jobs.request(RetrainJob.new("m", "manual"), 3600)
     assert cooling.job is None and cooling.why.startswith("cooldown")
     assert r.jobs.request(RetrainJob.new("m", "manual"), 0).job is not None
+    # a job that ran and whose challenger was rejected starts a cooldown too; one refused
+    # as a duplicate (rejected without starting) does not
+    ran = r.jobs.write(replace(RetrainJob.new("x", "alert"), state="rejected", started_at=1.0))
+    assert r.jobs.request(RetrainJob.new("x", "manual"), 3600).why.startswith("cooldown")
+    assert ran.started_at == 1.0
+    r.jobs.write(replace(RetrainJob.new("y", "alert"), state="rejected"))
+    assert r.jobs.request(RetrainJob.new("y", "manual"), 3600).job is not None
     # a request from outside (no job id) is admitted by the same rules: refused here
     assert r.handle({"model": "m", "reason": "external"}) is None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from driftline.settings import Settings
 from driftline.store import MetricPoint, Store
 from driftline.store.alarms import AlarmStore
 from driftline.store.embedded import EmbeddedBackend
+from driftline.store.jobs import JobStore
 from streams.alarms import AlarmService
 
 W = 1_700_000_000
@@ -162,6 +164,39 @@ def test_long_firing_alerts_are_notified_again(
     wait_until(lambda: len(receiver.received) >= 3, timeout=10, what="two repeats")
     assert [r.json["repeat"] for r in receiver.received[:3]] == [False, True, True]
     assert len({r.json["alert"]["id"] for r in receiver.received}) == 1
+
+
+def test_a_firing_alert_retries_retraining_after_a_rejected_job_until_one_succeeds(
+    alarm_store: AlarmStore, services: Callable[..., Any]
+) -> None:
+    alarm_store.put_rule(AGE_RULE)
+    jobs = JobStore(alarm_store.backend)
+    service, published = services(retrain_cooldown_s=0.5)
+
+    def requests() -> list[str]:
+        return [e["job_id"] for t, _, e in published if t == topics.RETRAIN_JOBS]
+
+    def ended(job_id: str, state: str) -> None:  # what the retrainer would write
+        job = jobs.job(job_id)
+        assert job is not None and job.state == "queued"
+        now = time.time()
+        jobs.write(replace(job, state=state, started_at=now, finished_at=now))
+
+    window(service, 0, 0.5)
+    wait_until(lambda: len(requests()) == 1, timeout=5, what="the first job")
+    time.sleep(1.0)
+    assert len(requests()) == 1  # queued, not yet ended: nothing more is asked
+    ended(requests()[0], "rejected")  # its challenger was not promoted
+    wait_until(lambda: len(requests()) == 2, timeout=5, what="a retry after the cooldown")
+    first, second = (jobs.job(i) for i in requests())
+    assert first is not None and second is not None
+    assert second.alert_id == first.alert_id and second.requested_at - first.requested_at >= 0.5
+    ended(requests()[1], "succeeded")
+    time.sleep(1.5)
+    assert len(requests()) == 2  # a promotion ends the asking, although the alert still fires
+    window(service, 1, 0.0)  # resolved: no retry either way
+    service.flush()
+    assert [j.state for j in jobs.jobs("fraud")] == ["succeeded", "rejected"]
 
 
 def test_restart_while_firing_neither_fires_again_nor_loses_the_resolve(
