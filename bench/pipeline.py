@@ -4,6 +4,8 @@ Cases, each on a fresh embedded broker (Tansu) with the embedded store (chDB):
   arrays  - Kafka messages are JSON arrays of 500 events (what the SDK sends)
   single  - one event per Kafka message (what an arbitrary Kafka client may send)
   wide    - arrays, 100 models x 50 features: peak worker memory
+Every event carries an ``id`` as the SDK's do; the last two runs also store every raw
+prediction for the label join (``DRIFTLINE_KEEP_EVENTS=all``, as for models that send labels).
 For each: baseline = raw aiokafka consume + orjson decode of the same messages; pipeline =
 `driftline worker` code path (Faust agent -> window profiles -> metrics stored in ClickHouse),
 timed from its first message to the last window stored, in a separate process whose peak RSS
@@ -70,6 +72,7 @@ def make_events(case: Case, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
             rows.append(
                 {
                     "model": model,
+                    "id": f"{m:03d}-{i:09d}",  # the SDK gives every prediction an id
                     "features": features,
                     "prediction": float(numeric[i, 0] > 0),
                     "latency_ms": 5.0,
@@ -225,9 +228,15 @@ def worker_main(bootstrap: str, expected_events: int, data_dir: str, store_url: 
     )
 
 
-def run_case(case: Case, store: str = "embedded", full: bool = False) -> dict[str, Any]:
+KEEP_ALL = {"DRIFTLINE_KEEP_EVENTS": "all"}
+
+
+def run_case(
+    case: Case, store: str = "embedded", full: bool = False, keep: bool = False
+) -> dict[str, Any]:
     """One case; ``full``: drift tests and the default alarm rules on (the product's
-    defaults), else window metrics only (the foundation's pipeline)."""
+    defaults), else window metrics only (the foundation's pipeline). ``keep``: every raw
+    prediction is also stored for the label join (as for a model that sends labels)."""
     events = make_events(case)
     msgs = messages(case, events)
     closers = case.models
@@ -236,12 +245,13 @@ def run_case(case: Case, store: str = "embedded", full: bool = False) -> dict[st
         ensure_topics(broker.bootstrap, topics.topic_partitions(8, 8))
         asyncio.run(produce(broker.bootstrap, msgs))
         base_rate, _ = asyncio.run(baseline(broker.bootstrap, len(msgs)))
-        env = None if full else METRICS_ONLY
+        env = {**({} if full else METRICS_ONLY), **(KEEP_ALL if keep else {})}
         figures = run_worker_process(broker.bootstrap, expected_events, tmp, store, env)
+    work = "metrics+drift+alarms" if full else "metrics"
     return {
         "case": case.name,
         "store": "chDB in-process" if store == "embedded" else "ClickHouse server",
-        "work": "metrics+drift+alarms" if full else "metrics",
+        "work": work + ("+raw events" if keep else ""),
         "messages": len(msgs),
         "events": figures["events"],
         "baseline_events_per_s": base_rate,
@@ -256,6 +266,9 @@ def main() -> None:
     parser.add_argument("--worker", nargs=4, metavar=("BOOTSTRAP", "EVENTS", "DATA_DIR", "STORE"))
     parser.add_argument("--scale", type=float, default=1.0, help="multiply event counts")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--only", type=int, nargs="+", metavar="N", help="run only these cases (1 = the first)"
+    )
     args = parser.parse_args()
     if args.worker:
         worker_main(args.worker[0], int(args.worker[1]), args.worker[2], args.worker[3])
@@ -264,12 +277,16 @@ def main() -> None:
     wide = Case("arrays of 500, 100 models x 50 features", int(400_000 * s), 500, 100, 50)
     arrays = Case("arrays of 500, 10 models x 20 features", int(1_000_000 * s), 500, 10, 20)
     runs = [
-        (arrays, "", False),
-        (Case("one event per message, 10 x 20", int(150_000 * s), 1, 10, 20), "", False),
-        (wide, "server", False),
-        (arrays, "", True),
-        (wide, "server", True),
+        (arrays, "", False, False),
+        (Case("one event per message, 10 x 20", int(150_000 * s), 1, 10, 20), "", False, False),
+        (wide, "server", False, False),
+        (arrays, "", True, False),
+        (wide, "server", True, False),
+        (arrays, "", False, True),
+        (arrays, "server", False, True),
     ]
+    if args.only:
+        runs = [run for i, run in enumerate(runs, 1) if i in args.only]
     results = []
     print(
         f"{'case':42} {'store':18} {'work':20} {'baseline ev/s':>14} {'pipeline ev/s':>14} "
@@ -278,7 +295,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         server_url: str | None = None
-        for case, store, full in runs:
+        for case, store, full, keep in runs:
             url = "embedded"
             if store == "server":
                 if server_url is None:  # one server for every run that needs one
@@ -293,7 +310,7 @@ def main() -> None:
                 if not server_url:
                     continue
                 url = server_url
-            r = run_case(case, url, full)
+            r = run_case(case, url, full, keep)
             results.append(r)
             print(
                 f"{r['case']:42} {r['store']:18} {r['work']:20} "

@@ -51,6 +51,7 @@ def _settings_for_stack(args: argparse.Namespace, demo: bool) -> Settings:
             idle_close_s=10.0,
             quality_interval_s=min(5.0, float(window)),
             retrain_default_policy="auto",  # the demo closes the loop without a human
+            keep_events="all",  # its labels follow from the start: join them from the start
             # a challenger that is not promoted is retried while the alert fires, a minute on
             retrain_cooldown_s=60.0,
             # enough recent labels that the holdout judges every channel fairly

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,8 +73,18 @@ class Settings(BaseSettings):
     segment_sample_size: int = Field(256, ge=16, description="values kept per slice feature")
 
     # Labels (streams/labels.py, streams/quality.py): predictions with an `id` are kept in the
-    # store and joined with labels from driftline.labels by (model, stage, id)
-    keep_events: bool = True
+    # store and joined with labels from driftline.labels by (model, stage, id). "labelled":
+    # only of models (and stages) that have sent labels, "all": every one, "none": no join.
+    keep_events: Literal["labelled", "all", "none"] = "labelled"
+
+    @field_validator("keep_events", mode="before")
+    @classmethod
+    def _keep_events_switch(cls, value: object) -> object:
+        """The former on/off switch: true keeps all, false none."""
+        if isinstance(value, bool) or str(value).lower() in ("true", "false", "1", "0"):
+            return "all" if str(value).lower() in ("true", "1") else "none"
+        return value
+
     label_horizon_s: float = Field(7 * 86400.0, gt=0, description="labels later than this count")
     event_retention_days: int = Field(14, ge=1, description="raw predictions and labels kept")
     quality_interval_s: float = Field(10.0, gt=0, description="how often quality is recomputed")

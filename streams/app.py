@@ -126,7 +126,9 @@ def create_app(
     labels_topic = app.topic(
         topics.LABELS, key_serializer="raw", value_serializer="raw", acks=False
     )
-    label_worker = LabelWorker(worker.labels, limits, send_deadletter, worker.run_blocking)
+    label_worker = LabelWorker(
+        worker.labels, limits, send_deadletter, worker.run_blocking, worker.note_labelled
+    )
     worker.label_stats = label_worker.stats
     quality = QualityTracker(
         worker.labels,

@@ -16,6 +16,7 @@ from typing import Any
 
 from driftline.events import EventLimits, decode_message
 from driftline.store.labels import LabelRow, LabelStore
+from driftline.units import unit_of
 from streams.windowing import TP
 from streams.worker import DeadLetter, SendDeadLetter
 
@@ -57,11 +58,13 @@ class LabelWorker:
         limits: EventLimits,
         send_deadletter: SendDeadLetter,
         run_blocking: Callable[..., Awaitable[Any]],
+        on_labelled: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.labels = labels
         self.limits = limits
         self._send_deadletter = send_deadletter
         self._run_blocking = run_blocking  # the worker's store thread
+        self._on_labelled = on_labelled  # the units of each stored batch (model or model::stage)
         self.stats = LabelStats()
 
     async def process(
@@ -88,6 +91,8 @@ class LabelWorker:
         while rows:
             try:
                 await self._run_blocking(self.labels.write_labels, rows)
+                if self._on_labelled is not None:
+                    self._on_labelled({unit_of(r.model, r.stage) for r in rows})
                 break
             except Exception:
                 self.stats.store_errors += 1

@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ import orjson
 from detectors.drift.window import DriftReport
 from driftline.events import EventLimits, Rejected, deadletter_record, decode_message
 from driftline.store import DriftRow, MetricPoint, OffsetMark, Store, StoredReference
-from driftline.store.labels import LabelStore, PredictionRow
+from driftline.store.labels import LabelStore, PredictionBatch
 from driftline.units import split_unit, unit_of
 from streams.drift import DriftAnalyzer, dominant_version
 
@@ -78,32 +78,38 @@ def decode_batch(
     return messages, dead, index
 
 
-def prediction_rows(messages: Iterable[Message], window_seconds: int) -> list[PredictionRow]:
-    """The events that carry an ``id``, as rows of the ``predictions`` table (label join)."""
-    rows = []
-    dumps = orjson.dumps
+def keep_predictions(
+    messages: Iterable[Message],
+    window_seconds: int,
+    into: PredictionBatch,
+    only: Container[str] | None = None,
+) -> None:
+    """Add the events that carry an ``id`` to ``into`` (rows of the ``predictions`` table, for
+    the label join): a few list appends per event and one JSON dump per call. ``only``: the
+    units (``model`` or ``model::stage``) to keep; None keeps every one."""
+    models, stages, ids = into.models, into.stages, into.ids
+    stamps, windows, versions = into.ts, into.window_starts, into.versions
+    kept = []
     for message in messages:
         broker_ts = message.broker_ts
         for event in message.events:
             event_id = event.get("id")
-            if event_id is None:
+            if event_id is None or (only is not None and event["model"] not in only):
                 continue
             ts = event.get("ts")
             if ts is None:
                 ts = broker_ts
             model, stage = split_unit(event["model"])
-            rows.append(
-                PredictionRow(
-                    model,
-                    stage,
-                    event_id,
-                    ts,
-                    int(ts // window_seconds) * window_seconds,
-                    str(event.get("version") or "unknown"),
-                    dumps(event),
-                )
-            )
-    return rows
+            models.append(model)
+            stages.append(stage)
+            ids.append(event_id)
+            stamps.append(ts)
+            windows.append(int(ts // window_seconds) * window_seconds)
+            version = event.get("version")
+            versions.append(version if type(version) is str else str(version or "unknown"))
+            kept.append(event)
+    if kept:
+        into.events.append(orjson.dumps(kept))
 
 
 def window_points(window: ClosedWindow) -> list[MetricPoint]:
@@ -134,6 +140,7 @@ def window_points(window: ClosedWindow) -> list[MetricPoint]:
 STORE_GROUP_WINDOWS = 64
 EVENT_FLUSH_ROWS = 20_000  # raw predictions buffered before a write (also flushed every tick)
 REFERENCE_POLL_S = 5.0
+LABELLED_POLL_S = 30.0  # how often the models that have labels are read from the store
 
 
 @dataclass(frozen=True)
@@ -176,12 +183,16 @@ class PredictionWorker:
         send_deadletter: SendDeadLetter,
         max_events: int = 10_000,
         drift: DriftAnalyzer | None = None,
-        keep_events: bool = False,
+        keep_events: str = "none",
     ) -> None:
         self.store = store
         self.labels = LabelStore(store.backend)
-        self.keep_events = keep_events
-        self._events: list[PredictionRow] = []  # raw predictions not yet written
+        self.keep_events = keep_events  # "labelled", "all" or "none"
+        # units that have sent labels: with "labelled", only their predictions are kept
+        self.labelled: set[str] = set()
+        self._last_labelled_poll = 0.0
+        self._events = PredictionBatch()  # raw predictions not yet written
+        self._writing: asyncio.Future[bool] | None = None  # a write of them in flight
         self.manager = manager
         self.limits = limits
         self.log_ids = log_ids  # topic name -> log identity (topic id)
@@ -249,8 +260,10 @@ class PredictionWorker:
             messages, dead, start = decode_batch(raw, self.limits, start, self.max_events)
             stats.messages += len(messages)
             stats.events += sum(len(m.events) for m in messages)
-            if self.keep_events:
-                self._events.extend(prediction_rows(messages, self.manager.config.window_seconds))
+            if self.keep_events != "none":
+                only = self.labelled if self.keep_events == "labelled" else None
+                keep_predictions(messages, self.manager.config.window_seconds, self._events, only)
+                await self._spill_events()
             for failed in self.manager.add(messages, time.time()):
                 dead.append(
                     DeadLetter(
@@ -266,31 +279,78 @@ class PredictionWorker:
                     letter.rejected.model.encode() if letter.rejected.model else None,
                     letter.record(),
                 )
-        if len(self._events) >= EVENT_FLUSH_ROWS:
-            # back-pressure: while the store is down, stop taking events (they wait in Kafka)
-            delay = 0.5
-            while not await self.flush_events():
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
         if self.manager.close_due(time.time()):
             await self.store_closed()
 
-    async def flush_events(self) -> bool:
-        """Write the buffered raw predictions; False (and kept) when the store failed."""
-        if not self._events:
+    async def _spill_events(self) -> None:
+        """Once ``EVENT_FLUSH_ROWS`` raw predictions are buffered, write them in the background
+        (the store thread; chDB and the driver release the GIL) while the next events are
+        decoded: at most one write in flight and one buffer filling, so memory stays bounded
+        however large the micro-batch. While the store fails, stop taking events until it
+        takes these (back-pressure: they wait in Kafka, uncommitted)."""
+        if len(self._events) < EVENT_FLUSH_ROWS:
+            return
+        if await self._settle():
+            rows, self._events = self._events, PredictionBatch()
+            self._writing = asyncio.ensure_future(self._write_events(rows))
+            return
+        delay = 0.5
+        while not await self.flush_events():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _settle(self) -> bool:
+        """Wait for the write in flight; False if it failed (its rows are buffered again)."""
+        writing = self._writing
+        if writing is None:
             return True
-        rows, self._events = self._events, []
+        written = await writing  # the tick and the agent may both wait for the same write
+        if self._writing is writing:
+            self._writing = None
+        return written
+
+    async def _write_events(self, rows: PredictionBatch) -> bool:
         try:
             await self._in_store_thread(self.labels.write_predictions, rows)
         except Exception:
             self.stats.store_errors += 1
             log.exception("could not store %d raw predictions; will retry", len(rows))
-            self._events = rows + self._events
+            rows.extend(self._events)  # before the ones buffered since, in order
+            self._events = rows
             return False
         return True
 
+    async def flush_events(self) -> bool:
+        """Write every buffered raw prediction, after the write in flight; False (and kept)
+        when the store failed."""
+        if not await self._settle():
+            return False
+        if not self._events:
+            return True
+        rows, self._events = self._events, PredictionBatch()
+        return await self._write_events(rows)
+
+    def note_labelled(self, units: Iterable[str]) -> None:
+        """Units whose labels were just stored (by this process's label agent)."""
+        self.labelled.update(units)
+
+    async def _poll_labelled(self) -> None:
+        """Units with labels in the store (sent through another worker, or before a restart)."""
+        if self.keep_events != "labelled":
+            return
+        if time.monotonic() - self._last_labelled_poll < LABELLED_POLL_S:
+            return
+        self._last_labelled_poll = time.monotonic()
+        try:
+            units = await self._in_store_thread(self.labels.labelled_units)
+        except Exception:
+            log.exception("could not read which models have labels; keeping the ones known")
+            return
+        self.labelled.update(unit_of(model, stage) for model, stage in units)
+
     async def tick(self, commit: Callable[[dict[TP, int]], Awaitable[Any]]) -> None:
         """Close idle windows, retry unstored ones, commit what is stored."""
+        await self._poll_labelled()
         if time.monotonic() - self._last_reference_poll >= REFERENCE_POLL_S:
             self._last_reference_poll = time.monotonic()
             try:
@@ -405,6 +465,8 @@ class PredictionWorker:
         """Load stored offset marks (and what models have shown) for newly owned partitions,
         and the references, before any of their events are processed."""
         await self.reload_references(everything=True)
+        self._last_labelled_poll = 0.0  # read the labelled models again before the next tick
+        await self._poll_labelled()
         topic_of = {log_id: topic for topic, log_id in self.log_ids.items()}
         marks: list[OffsetMark] = await self._in_store_thread(
             self.store.offset_marks, list(self.log_ids.values())

@@ -28,6 +28,14 @@ class Backend(Protocol):
         """Insert rows as one block (atomic per partition in ClickHouse)."""
         ...
 
+    def insert_json_columns(
+        self, table: str, columns: Sequence[str], arrays: Sequence[bytes]
+    ) -> None:
+        """Insert one block given column by column: ``arrays[i]`` is a JSON array holding
+        ``columns[i]``'s value for every row. A JSON object in a String column is stored as its
+        JSON text. (The worker's raw predictions: no Python object per value on the way.)"""
+        ...
+
     def close(self) -> None: ...
 
 

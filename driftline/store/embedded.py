@@ -52,6 +52,19 @@ class EmbeddedBackend:
                 f"INSERT INTO {table} ({', '.join(columns)}) FORMAT JSONCompactEachRow\n{body}"
             )
 
+    def insert_json_columns(
+        self, table: str, columns: Sequence[str], arrays: Sequence[bytes]
+    ) -> None:
+        # Parsed by ClickHouse as it is; objects are kept as their text (chDB releases the GIL
+        # while it parses, sorts and writes)
+        body = b"[" + b",".join(arrays) + b"]"
+        with self._lock:
+            self._session.query(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                "SETTINGS input_format_json_read_objects_as_strings = 1 "
+                f"FORMAT JSONCompactColumns {body.decode()}"
+            )
+
     def close(self) -> None:
         with self._lock:
             self._session.close()

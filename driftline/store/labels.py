@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
@@ -21,14 +21,65 @@ from driftline.store import schema
 from driftline.store.base import INSERT_BLOCK_ROWS, Backend
 
 
-class PredictionRow(NamedTuple):  # a tuple: one is made per event on the worker's hot path
+class PredictionRow(NamedTuple):
     model: str
     stage: str
     id: str
     ts: float
     window_start: int
     version: str
-    event: bytes  # the validated event, JSON
+    event: Mapping[str, Any]  # the validated event
+
+
+@dataclass
+class PredictionBatch:
+    """Raw predictions column by column, as the worker buffers them: a list per column, and
+    the events as JSON arrays (one per chunk added, in row order). Nothing per event but the
+    list entries is kept, and the write hands ClickHouse these arrays as they are."""
+
+    models: list[str] = field(default_factory=list)
+    stages: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    ts: list[float] = field(default_factory=list)
+    window_starts: list[int] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    events: list[bytes] = field(default_factory=list)  # JSON arrays of events
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def of(cls, rows: Iterable[PredictionRow]) -> PredictionBatch:
+        batch = cls()
+        kept = []
+        for row in rows:
+            batch.models.append(row.model)
+            batch.stages.append(row.stage)
+            batch.ids.append(row.id)
+            batch.ts.append(row.ts)
+            batch.window_starts.append(row.window_start)
+            batch.versions.append(row.version)
+            kept.append(row.event)
+        batch.events.append(orjson.dumps(kept))
+        return batch
+
+    def extend(self, other: PredictionBatch) -> None:
+        for mine, theirs in zip(self._columns(), other._columns(), strict=True):
+            mine.extend(theirs)
+        self.events.extend(other.events)
+
+    def json_columns(self, stored_ms: int) -> list[bytes]:
+        """The ``predictions`` columns (``schema.PREDICTION_COLUMNS`` order), JSON arrays."""
+        events = b"[" + b",".join(e[1:-1] for e in self.events if len(e) > 2) + b"]"
+        dumps = orjson.dumps
+        return [
+            *(dumps(column) for column in self._columns()),
+            events,
+            dumps([stored_ms] * len(self.ids)),
+        ]
+
+    def _columns(self) -> tuple[list[Any], ...]:
+        return (self.models, self.stages, self.ids, self.ts, self.window_starts, self.versions)
 
 
 @dataclass(frozen=True)
@@ -63,14 +114,16 @@ class LabelStore:
         self.backend = backend
 
     # -- writes ---------------------------------------------------------------------------
-    def write_predictions(self, rows: Iterable[PredictionRow]) -> None:
-        stored_ms = time.time_ns() // 1_000_000
-        it = (
-            (r.model, r.stage, r.id, r.ts, r.window_start, r.version, r.event.decode(), stored_ms)
-            for r in rows
+    def write_predictions(self, rows: PredictionBatch | Iterable[PredictionRow]) -> None:
+        """One block (the worker's batches are a few tens of thousands of rows)."""
+        batch = rows if isinstance(rows, PredictionBatch) else PredictionBatch.of(rows)
+        if not batch:
+            return
+        self.backend.insert_json_columns(
+            "predictions",
+            schema.PREDICTION_COLUMNS,
+            batch.json_columns(time.time_ns() // 1_000_000),
         )
-        while block := list(itertools.islice(it, INSERT_BLOCK_ROWS)):
-            self.backend.insert("predictions", schema.PREDICTION_COLUMNS, block)
 
     def write_labels(self, rows: Sequence[LabelRow]) -> None:
         stored_ms = time.time_ns() // 1_000_000

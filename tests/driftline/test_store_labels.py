@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import time
 
-import orjson
-
 from driftline.store import Store
-from driftline.store.labels import LabelRow, LabelStore, PredictionRow
+from driftline.store.labels import LabelRow, LabelStore, PredictionBatch, PredictionRow
 
 T0 = 1_790_000_040  # a window start (multiple of 60)
 
 
 def prediction(i: int, *, model: str = "m", stage: str = "", window: int = T0) -> PredictionRow:
     event = {"model": model, "id": f"p{i}", "features": {"x": i}, "prediction": i % 2}
-    return PredictionRow(model, stage, f"p{i}", window + i % 60, window, "1", orjson.dumps(event))
+    return PredictionRow(model, stage, f"p{i}", window + i % 60, window, "1", event)
 
 
 def test_join_takes_the_latest_label_and_reports_unlabelled(store: Store) -> None:
@@ -72,3 +70,33 @@ def test_retention_drops_old_partitions(store: Store) -> None:
     assert any(d.startswith("labels:") for d in dropped)
     assert [j.id for j in labels.window_joined("m", "", recent)] == ["p2"]
     assert labels.window_joined("m", "", old) == []
+
+
+def test_the_workers_column_wise_batches_keep_every_event_exactly(store: Store) -> None:
+    """What the worker buffers (``keep_predictions``): several chunks in one batch, events
+    with awkward text, one without an id (not kept), a stage, and a batch put back in front
+    of later ones after a failed write."""
+    from streams.windowing import Message
+    from streams.worker import keep_predictions
+
+    awkward = {"text": 'tab\there "quoted" back\\slash\nnewline é 🙂', "list": [1, None, "x"]}
+    events = [
+        {"model": "m", "id": f"q{i}", "ts": T0 + i, "features": {**awkward, "i": i},
+         "prediction": [0.25, 0.75], "version": 3}
+        for i in range(5)
+    ]  # fmt: skip
+    staged = {"model": "m::asr", "id": "s0", "ts": T0 + 1, "features": {}, "prediction": None}
+    unnamed = {"model": "m", "ts": T0 + 2, "features": {}, "prediction": 1}
+    first, later = PredictionBatch(), PredictionBatch()
+    keep_predictions([Message(("t", 0), 0, T0, events[:2], {})], 60, first)
+    keep_predictions([Message(("t", 0), 1, T0, [*events[2:], unnamed, staged], {})], 60, later)
+    keep_predictions([], 60, later)  # nothing to add
+    first.extend(later)  # as the worker does when a write failed
+    assert len(first) == 6 and len(first.events) == 2
+    LabelStore(store.backend).write_predictions(first)
+    labels = LabelStore(store.backend)
+    stored = {j.id: j for j in labels.window_joined("m", "", T0)}
+    assert sorted(stored) == [f"q{i}" for i in range(5)]
+    assert [stored[f"q{i}"].event for i in range(5)] == events
+    assert stored["q1"].version == "3" and stored["q1"].ts == T0 + 1
+    assert [j.id for j in labels.window_joined("m", "asr", T0)] == ["s0"]

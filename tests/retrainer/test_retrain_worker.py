@@ -53,7 +53,7 @@ def load_events(
         }
         window = int(ts // 60) * 60
         ident = f"{model}{seed}-{i}"
-        predictions.append(PredictionRow(model, "", ident, ts, window, "1", orjson.dumps(event)))
+        predictions.append(PredictionRow(model, "", ident, ts, window, "1", event))
         label = 1 if single_class else int((x > 0) != flip)
         if noise:
             label = int(rng.random() < 0.5)

@@ -40,6 +40,7 @@ def label_env(worker_env: dict[str, str]) -> dict[str, str]:
         "DRIFTLINE_QUALITY_REFERENCE_WINDOWS": "1",
         "DRIFTLINE_DEFAULT_RULES": "false",
         "DRIFTLINE_EVENT_RETENTION_DAYS": "36500",  # the test's windows are in 2023
+        "DRIFTLINE_KEEP_EVENTS": "all",  # labels may be read before or after their predictions
     }
 
 
@@ -166,3 +167,49 @@ def test_quality_drop_is_concept_drift_and_stages_are_monitored_like_models(
     assert row["stages"] == ["asr"]
     assert {f for f, _ in server_store.model_features("voice", "asr")} == {"words"}
     assert {f for f, _ in server_store.model_features("voice")} == {"snr"}
+
+
+def test_by_default_predictions_are_kept_once_their_model_has_labels(
+    broker: EmbeddedBroker,
+    label_env: dict[str, str],
+    start_worker: StartWorker,
+    server_store: Store,
+) -> None:
+    start_worker({**label_env, "DRIFTLINE_KEEP_EVENTS": "labelled"})
+
+    def kept(prefix: str) -> int:
+        rows = server_store.backend.execute(
+            f"SELECT count() FROM predictions WHERE model = 'fresh' AND id LIKE '{prefix}%'"
+        )
+        return int(rows[0][0])
+
+    with Monitor(broker.bootstrap) as monitor:  # a model that has never sent a label
+        for i in range(10):
+            monitor.log_prediction("fresh", {"x": 1.0}, prediction=1, id=f"before{i}", ts=BASE + 1)
+        monitor.log_prediction("fresh", {"x": 1.0}, prediction=1, ts=BASE + 25)
+    wait_until(
+        lambda: value(server_store, "traffic.count", BASE, model="fresh") == 10, what="a window"
+    )
+    with Monitor(broker.bootstrap) as monitor:
+        monitor.log_label("fresh", "before0", 1, ts=BASE + 30)
+    wait_until(
+        lambda: server_store.backend.execute("SELECT count() FROM labels WHERE model = 'fresh'"),
+        what="the model's first label stored",
+    )
+    with Monitor(broker.bootstrap) as monitor:
+        for i in range(10):
+            monitor.log_prediction("fresh", {"x": 1.0}, prediction=1, id=f"after{i}", ts=BASE + 31)
+        for i in range(10):
+            monitor.log_label("fresh", f"after{i}", 1, ts=BASE + 40)
+        monitor.log_prediction("fresh", {"x": 1.0}, prediction=1, ts=BASE + 55)
+    wait_until(
+        lambda: value(server_store, "labels.count", BASE + 30, model="fresh") == 10,
+        what="the predictions after the first label joined",
+    )
+    assert kept("before") == 0 and kept("after") == 10
+    assert value(server_store, "quality.accuracy", BASE + 30, model="fresh") == 1.0
+    # the first label's prediction came before the model was known to send labels
+    wait_until(
+        lambda: value(server_store, "labels.unmatched", BASE + 30, model="fresh") == 1.0,
+        what="the first label counted as unmatched",
+    )
