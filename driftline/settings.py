@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+KeepEvents = Literal["labelled", "all", "none"]  # which raw predictions the worker stores
+
 
 class Settings(BaseSettings):
     """Every knob of a Driftline process; the CLI flags of ``up``/``demo`` override these."""
@@ -75,7 +77,7 @@ class Settings(BaseSettings):
     # Labels (streams/labels.py, streams/quality.py): predictions with an `id` are kept in the
     # store and joined with labels from driftline.labels by (model, stage, id). "labelled":
     # only of models (and stages) that have sent labels, "all": every one, "none": no join.
-    keep_events: Literal["labelled", "all", "none"] = "labelled"
+    keep_events: KeepEvents = "labelled"
 
     @field_validator("keep_events", mode="before")
     @classmethod

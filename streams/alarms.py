@@ -109,6 +109,7 @@ class AlarmService:
         self._subscriptions: dict[str, Subscription] = {}
         self._silences: list[Silence] = []
         self._jobs: queue.Queue[Job] = queue.Queue()
+        self._retrain_jobs = JobStore(store.backend)  # one lock for check-and-queue
         self._rules_stamp: tuple[int, int] | None = None
         self._thread = threading.Thread(target=self._run, name="driftline-alarms", daemon=True)
 
@@ -245,7 +246,7 @@ class AlarmService:
         """On the alarm thread: record a queued job unless one is active for the model or it
         is cooling down, then put it on ``driftline.retrain-jobs`` for the retrainer."""
         job = RetrainJob.new(alert.model, "alert", alert_id=alert.id, rule_id=alert.rule_id)
-        admission = JobStore(self.store.backend).request(job, self.settings.retrain_cooldown_s)
+        admission = self._retrain_jobs.request(job, self.settings.retrain_cooldown_s)
         if admission.job is None:
             log.info(
                 "alert %s asks to retrain %s: not queued (%s)", alert.id, alert.model, admission.why
@@ -319,10 +320,9 @@ class AlarmService:
             ]
         if not firing:
             return
-        jobs = JobStore(self.store.backend)
         now = self._clock()
         for alert in firing:
-            previous = jobs.jobs(alert.model, limit=50)
+            previous = self._retrain_jobs.jobs(alert.model, limit=50)
             mine = [j for j in previous if j.alert_id == alert.id]
             if not mine or mine[0].state not in ("failed", "rejected"):
                 continue  # never asked (or refused), still running, or succeeded

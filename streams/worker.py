@@ -21,6 +21,7 @@ import orjson
 
 from detectors.drift.window import DriftReport
 from driftline.events import EventLimits, Rejected, deadletter_record, decode_message
+from driftline.settings import KeepEvents
 from driftline.store import DriftRow, MetricPoint, OffsetMark, Store, StoredReference
 from driftline.store.labels import LabelStore, PredictionBatch
 from driftline.units import split_unit, unit_of
@@ -183,11 +184,11 @@ class PredictionWorker:
         send_deadletter: SendDeadLetter,
         max_events: int = 10_000,
         drift: DriftAnalyzer | None = None,
-        keep_events: str = "none",
+        keep_events: KeepEvents = "none",
     ) -> None:
         self.store = store
         self.labels = LabelStore(store.backend)
-        self.keep_events = keep_events  # "labelled", "all" or "none"
+        self.keep_events = keep_events
         # units that have sent labels: with "labelled", only their predictions are kept
         self.labelled: set[str] = set()
         self._last_labelled_poll = 0.0
@@ -334,11 +335,12 @@ class PredictionWorker:
         """Units whose labels were just stored (by this process's label agent)."""
         self.labelled.update(units)
 
-    async def _poll_labelled(self) -> None:
-        """Units with labels in the store (sent through another worker, or before a restart)."""
+    async def _poll_labelled(self, now: bool = False) -> None:
+        """Units with labels in the store (sent through another worker, or before a restart),
+        every ``LABELLED_POLL_S``; ``now``: whenever it was last read."""
         if self.keep_events != "labelled":
             return
-        if time.monotonic() - self._last_labelled_poll < LABELLED_POLL_S:
+        if not now and time.monotonic() - self._last_labelled_poll < LABELLED_POLL_S:
             return
         self._last_labelled_poll = time.monotonic()
         try:
@@ -465,8 +467,7 @@ class PredictionWorker:
         """Load stored offset marks (and what models have shown) for newly owned partitions,
         and the references, before any of their events are processed."""
         await self.reload_references(everything=True)
-        self._last_labelled_poll = 0.0  # read the labelled models again before the next tick
-        await self._poll_labelled()
+        await self._poll_labelled(now=True)
         topic_of = {log_id: topic for topic, log_id in self.log_ids.items()}
         marks: list[OffsetMark] = await self._in_store_thread(
             self.store.offset_marks, list(self.log_ids.values())

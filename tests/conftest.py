@@ -5,13 +5,16 @@ Nothing here stands in for Kafka or ClickHouse: the code under test talks to the
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clickhouse_driver import Client
@@ -71,6 +74,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield s
     finally:
         s.close()
+
+
+def get_json(url: str) -> Any:
+    """GET ``url``'s JSON body; None while the server is not answering (or answers an error)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return json.loads(reply.read())
+    except OSError:
+        return None
 
 
 def wait_until(

@@ -50,18 +50,11 @@ class PredictionBatch:
 
     @classmethod
     def of(cls, rows: Iterable[PredictionRow]) -> PredictionBatch:
-        batch = cls()
-        kept = []
-        for row in rows:
-            batch.models.append(row.model)
-            batch.stages.append(row.stage)
-            batch.ids.append(row.id)
-            batch.ts.append(row.ts)
-            batch.window_starts.append(row.window_start)
-            batch.versions.append(row.version)
-            kept.append(row.event)
-        batch.events.append(orjson.dumps(kept))
-        return batch
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        if not columns:
+            return cls()
+        models, stages, ids, ts, window_starts, versions, events = columns
+        return cls(models, stages, ids, ts, window_starts, versions, [orjson.dumps(events)])
 
     def extend(self, other: PredictionBatch) -> None:
         for mine, theirs in zip(self._columns(), other._columns(), strict=True):

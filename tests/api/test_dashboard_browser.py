@@ -7,20 +7,17 @@ go to test-artifacts/ (gitignored).
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import wait_until
+from conftest import get_json, wait_until
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
 
 from alarms.rules import Comparison
@@ -386,12 +383,6 @@ def test_assets_come_from_the_package() -> None:
 
 
 # -- a real `driftline demo` ---------------------------------------------------------------
-def get(url: str) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return json.loads(reply.read())
-    except OSError:
-        return None
 
 
 def test_dashboard_of_a_running_demo(browser: Browser, tmp_path: Path) -> None:
@@ -407,7 +398,7 @@ def test_dashboard_of_a_running_demo(browser: Browser, tmp_path: Path) -> None:
     try:
 
         def stored_counts() -> list[float]:
-            body = get(f"{api}/v1/models/fraud/metrics?name=traffic.count")
+            body = get_json(f"{api}/v1/models/fraud/metrics?name=traffic.count")
             series = body["series"] if body else []
             return [p["value"] for p in series[0]["points"]] if series else []
 
@@ -420,7 +411,7 @@ def test_dashboard_of_a_running_demo(browser: Browser, tmp_path: Path) -> None:
         assert all(math.isfinite(v) and v > 0 for v in drawn_counts)
         assert page.locator('[data-chart="latency"] [data-series="latency.p95"]').count() == 1
 
-        if "drift.share_drifted" in get(f"{api}/v1/models/fraud")["metrics"] or get(
+        if "drift.share_drifted" in get_json(f"{api}/v1/models/fraud")["metrics"] or get_json(
             f"{api}/openapi.json"
         )["paths"].get("/v1/models/{model}/drift"):
             # drift is tested: the injected drift shows up on the heat map by itself

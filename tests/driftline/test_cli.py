@@ -6,30 +6,21 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import confluent_kafka
 import orjson
 import pytest
-from conftest import wait_until
+from conftest import get_json, wait_until
 from kafka import KafkaProducer
 
 from driftline import topics
 from driftline.broker import free_port
 
 
-def get(url: str) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return json.loads(reply.read())
-    except OSError:
-        return None
-
-
 def series(api: str, model: str, name: str) -> list[dict[str, Any]]:
-    body = get(f"{api}/v1/models/{model}/metrics?name={name}")
+    body = get_json(f"{api}/v1/models/{model}/metrics?name={name}")
     return body["series"] if body else []
 
 
@@ -61,12 +52,12 @@ def test_demo_shows_window_metrics_through_the_api(tmp_path: Path) -> None:
         wait_until(lambda: len(series(api, "fraud", "traffic.count")[0]["points"]) >= 2
                    if series(api, "fraud", "traffic.count") else False,
                    timeout=60, what="two demo windows in the API")  # fmt: skip
-        model = get(f"{api}/v1/models/fraud")
+        model = get_json(f"{api}/v1/models/fraud")
         assert {f["name"] for f in model["features"]} >= {"amount", "age", "country"}
         assert "input.missing_rate" in model["metrics"]
 
         def drifted_windows() -> list[list[str]]:
-            body = get(f"{api}/v1/models/fraud/drift")
+            body = get_json(f"{api}/v1/models/fraud/drift")
             return [w["drifted_features"] for w in body["windows"]] if body else []
 
         def two_drifted() -> bool:
@@ -100,7 +91,7 @@ def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -
     api = f"http://127.0.0.1:{api_port}"
     bootstrap = f"127.0.0.1:{kafka_port}"
     try:
-        wait_until(lambda: get(f"{api}/health"), timeout=60, what="the API")
+        wait_until(lambda: get_json(f"{api}/health"), timeout=60, what="the API")
         now = time.time()
         raw = KafkaProducer(bootstrap_servers=bootstrap)  # a plain Kafka client, like kcat
         for i in range(20):
@@ -138,7 +129,7 @@ def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -
         wait_until(lambda: total("plain") == 20 and total("replayed") == 60
                    and total("rdkafka") == 7, timeout=60,
                    what="events from a Kafka client and from replay in the API")  # fmt: skip
-        freq = get(f"{api}/v1/models/replayed/metrics?name=input.category_freq")
+        freq = get_json(f"{api}/v1/models/replayed/metrics?name=input.category_freq")
         assert {s["category"] for s in freq["series"]} == {"FR", "DE"}
     finally:
         up.terminate()  # SIGTERM: the same clean stop as Ctrl-C

@@ -7,28 +7,18 @@ so the test accepts version 2 or 3."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conftest import wait_until
+from conftest import get_json, wait_until
 
 from driftline.broker import free_port
 
 
-def get(url: str) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return json.loads(reply.read())
-    except OSError:
-        return None
-
-
 def series(api: str, name: str, segment: str = "") -> list[float]:
-    body = get(f"{api}/v1/models/fraud/metrics?name={name}&segment={segment}")
+    body = get_json(f"{api}/v1/models/fraud/metrics?name={name}&segment={segment}")
     if not body or not body["series"]:
         return []
     return [p["value"] for p in body["series"][0]["points"] if p["value"] is not None]
@@ -48,7 +38,9 @@ def test_demo_concept_drift_is_retrained_and_promoted(tmp_path: Path) -> None:
     api = f"http://127.0.0.1:{api_port}"
     try:
         jobs: Any = wait_until(
-            lambda: [j for j in get(f"{api}/v1/retrain-jobs") or [] if j["state"] == "succeeded"],
+            lambda: [
+                j for j in get_json(f"{api}/v1/retrain-jobs") or [] if j["state"] == "succeeded"
+            ],
             timeout=250,
             what="a succeeded retraining job",
         )
@@ -57,11 +49,11 @@ def test_demo_concept_drift_is_retrained_and_promoted(tmp_path: Path) -> None:
         assert job["reason"] == "alert" and job["alert_id"] and new in ("2", "3")
         assert job["metrics"]["challenger"]["accuracy"] > job["metrics"]["champion"]["accuracy"]
         assert job["data_start"] < job["data_end"]
-        every = get(f"{api}/v1/retrain-jobs")
+        every = get_json(f"{api}/v1/retrain-jobs")
         assert [j["state"] for j in every] == ["succeeded"] + ["rejected"] * (int(new) - 2)
         # retried until promoted: by the same alert, or by a new one if the first resolved
         assert all(j["reason"] == "alert" and j["alert_id"] for j in every)
-        versions = get(f"{api}/v1/models/fraud/versions")
+        versions = get_json(f"{api}/v1/models/fraud/versions")
         assert versions["champion"] == new
         statuses = [v["status"] for v in versions["versions"]]
         assert statuses == ["retired"] + ["rejected"] * (int(new) - 2) + ["champion"]
@@ -71,14 +63,14 @@ def test_demo_concept_drift_is_retrained_and_promoted(tmp_path: Path) -> None:
         mobile = series(api, "quality.accuracy", "channel%3Dmobile")
         assert max(mobile) > 0.75 and min(mobile) < 0.5
         assert 1.0 in series(api, "drift.concept")
-        drift = get(f"{api}/v1/models/fraud/drift")
+        drift = get_json(f"{api}/v1/models/fraud/drift")
         assert any(w["concept_drifted"] for w in drift["windows"])
-        alerts = get(f"{api}/v1/alerts") or []
+        alerts = get_json(f"{api}/v1/alerts") or []
         assert any(a["rule_id"] == "demo-concept-retrain" for a in alerts)
         # serving code loaded the new version, its events are monitored as such, quality
         # recovers
         wait_until(
-            lambda: new in (get(f"{api}/v1/models/fraud") or {}).get("versions", []),
+            lambda: new in (get_json(f"{api}/v1/models/fraud") or {}).get("versions", []),
             timeout=30,
             what=f"events of version {new}",
         )

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from driftline.events import EventLimits
+from driftline.settings import KeepEvents
 from driftline.store import Store
 from driftline.store.server import ServerBackend
 from streams.windowing import WindowConfig, WindowManager
@@ -77,7 +78,7 @@ def test_a_failing_store_holds_the_batch_back_and_loses_nothing(clickhouse_url: 
 
 
 @pytest.mark.parametrize("mode", ["none", "labelled"])
-def test_only_what_the_mode_asks_for_is_kept(clickhouse_url: str, mode: str) -> None:
+def test_only_what_the_mode_asks_for_is_kept(clickhouse_url: str, mode: KeepEvents) -> None:
     store = Store(ServerBackend(clickhouse_url))
     store.init_schema()
 
