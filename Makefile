@@ -19,6 +19,10 @@ system-deps:
 	@command -v clickhouse-server >/dev/null 2>&1 || { \
 	  echo "installing clickhouse-server (Debian package) for the store tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server >/dev/null; }
+	@# kcat, the Kafka command-line client the README uses (run as `driftline kcat`)
+	@command -v kcat >/dev/null 2>&1 || { \
+	  echo "installing kcat (Debian package) for the command-line client tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }
 	@# headless Chromium for the dashboard's browser tests (Playwright drives this one)
 	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
 	  echo "installing chromium + chromium-driver (Debian packages) for the browser tests"; \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import socket
 import sys
 import time
@@ -187,12 +188,23 @@ def seed_demo_rules(store: Any) -> None:
     )
 
 
+def _self_command() -> str:
+    """How the user can run this driftline again: the script as invoked, or plain driftline."""
+    script = sys.argv[0]
+    if Path(script).name != "driftline" or shutil.which("driftline") == script:
+        return "driftline"
+    return script
+
+
 def _banner(settings: Settings, demo: bool, embedded_kafka: bool) -> None:
     api = f"http://{settings.api_host}:{settings.api_port}"
     kafka = settings.kafka_bootstrap
     what = "demo" if demo else "up"
     kafka_kind = "embedded Tansu" if embedded_kafka else "external"
     store_kind = "embedded chDB" if settings.store == "embedded" else "ClickHouse server"
+    # Debian's kcat cannot talk to the embedded broker; `driftline kcat` runs it on a newer
+    # librdkafka (driftline/kcat.py)
+    kcat = f"{_self_command()} kcat" if embedded_kafka else "kcat"
     lines = [
         f"Driftline {what}: Kafka ({kafka_kind}) + ClickHouse ({store_kind}) + worker + API "
         "+ retrainer",
@@ -206,8 +218,8 @@ def _banner(settings: Settings, demo: bool, embedded_kafka: bool) -> None:
         f"  curl -s {api}/v1/models",
         f"  curl -s '{api}/v1/models/fraud/metrics?name=traffic.count'",
         f'  echo \'{{"model":"mine","features":{{"x":1.5}},"prediction":0.7}}\' | '
-        f"kcat -P -b {kafka} -t driftline.predictions -k mine",
-        f"  kcat -C -b {kafka} -t driftline.deadletter -e    (rejected events, with reasons)",
+        f"{kcat} -P -b {kafka} -t driftline.predictions -k mine",
+        f"  {kcat} -C -b {kafka} -t driftline.deadletter -e    (rejected events, with reasons)",
         f"  curl -s '{api}/v1/alerts?state=firing'    (webhooks: POST /v1/subscriptions)",
         f"  curl -s '{api}/v1/models/fraud/metrics?name=quality.accuracy&segment=channel=mobile'",
         f"  curl -s {api}/v1/retrain-jobs ; curl -s {api}/v1/models/fraud/versions",
@@ -353,13 +365,33 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--id-column", default="id")
     replay.add_argument("--version")
     replay.set_defaults(func=cmd_replay)
+
+    # main() hands every argument after "kcat" to kcat unparsed; this entry is for --help
+    sub.add_parser(
+        "kcat",
+        help="kcat on a current librdkafka (Debian's kcat cannot talk to the embedded broker)",
+        add_help=False,
+    )
     return parser
+
+
+def cmd_kcat(args: Sequence[str]) -> int:
+    from driftline.kcat import KcatError, exec_kcat
+
+    try:
+        exec_kcat(args)  # returns only on failure
+    except (KcatError, OSError) as exc:
+        print(f"driftline kcat: {exc}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["kcat"]:
+        return cmd_kcat(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)

@@ -88,6 +88,8 @@ def keep_predictions(
     """Add the events that carry an ``id`` to ``into`` (rows of the ``predictions`` table, for
     the label join): a few list appends per event and one JSON dump per call. ``only``: the
     units (``model`` or ``model::stage``) to keep; None keeps every one."""
+    if only is not None and not only:
+        return  # no unit has sent labels yet: nothing to look at
     models, stages, ids = into.models, into.stages, into.ids
     stamps, windows, versions = into.ts, into.window_starts, into.versions
     kept = []

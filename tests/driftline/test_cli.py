@@ -32,6 +32,15 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def kcat(bootstrap: str, args: list[str], stdin: bytes = b"") -> bytes:
+    done = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "kcat", "-b", bootstrap, *args],
+        input=stdin, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
 def test_demo_shows_window_metrics_through_the_api(tmp_path: Path) -> None:
     api_port, kafka_port = free_port(), free_port()
     log = tmp_path / "demo.log"
@@ -105,6 +114,11 @@ def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -
             event = {"model": "rdkafka", "features": {"x": i}, "prediction": 1, "ts": now}
             rdkafka.produce(topics.PREDICTIONS, key=b"rdkafka", value=orjson.dumps(event))
         assert rdkafka.flush(30) == 0
+        # and kcat itself, as the banner tells people to run it (Debian's kcat binary)
+        lines = [orjson.dumps({"model": "kcat", "features": {"x": i}, "prediction": 1, "ts": now})
+                 for i in range(5)]  # fmt: skip
+        kcat(bootstrap, ["-P", "-t", topics.PREDICTIONS, "-k", "kcat"],
+             stdin=b"\n".join([*lines, b"not json"]) + b"\n")  # fmt: skip
 
         csv = tmp_path / "scored.csv"
         csv.write_text("amount,country,prediction\n" + "".join(
@@ -127,8 +141,11 @@ def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -
             return sum(p["value"] for s in found for p in s["points"]) if found else 0
 
         wait_until(lambda: total("plain") == 20 and total("replayed") == 60
-                   and total("rdkafka") == 7, timeout=60,
+                   and total("rdkafka") == 7 and total("kcat") == 5, timeout=60,
                    what="events from a Kafka client and from replay in the API")  # fmt: skip
+        rejected = kcat(bootstrap, ["-C", "-t", topics.DEADLETTER, "-e"])
+        record = orjson.loads(rejected)
+        assert record["raw"] == "not json" and record["reason"].startswith("not valid JSON")
         freq = get_json(f"{api}/v1/models/replayed/metrics?name=input.category_freq")
         assert {s["category"] for s in freq["series"]} == {"FR", "DE"}
     finally:
