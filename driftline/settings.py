@@ -48,7 +48,10 @@ class Settings(BaseSettings):
     # array of 50 features is ~600 KB of JSON and several MB as Python objects.
     stream_buffer_messages: int = Field(128, ge=1, description="Faust's per-stream buffer")
     batch_max_messages: int = Field(256, ge=1, description="messages taken per micro-batch")
-    batch_max_events: int = Field(10_000, ge=1, description="events decoded at once")
+    # events decoded (and folded into windows) at once; the worker yields to the consumer between
+    # chunks, so smaller chunks overlap fetching with work: 5,000 measured faster than 10,000
+    # and 2,500, and lower in peak memory (make bench)
+    batch_max_events: int = Field(5_000, ge=1, description="events decoded at once")
     batch_within_s: float = Field(0.05, gt=0)
 
     # Drift: window tests against a reference (detectors/drift)

@@ -184,7 +184,7 @@ class PredictionWorker:
         limits: EventLimits,
         log_ids: dict[str, str],
         send_deadletter: SendDeadLetter,
-        max_events: int = 10_000,
+        max_events: int = 5_000,
         drift: DriftAnalyzer | None = None,
         keep_events: KeepEvents = "none",
     ) -> None:
@@ -208,6 +208,7 @@ class PredictionWorker:
         # so processing waits for it: otherwise replayed events of stored windows slip through
         # and the first windows are tested without their reference.
         self._restored = asyncio.Event()
+        self._generation = 0  # bumped on each revocation; a batch taken before it is stale
         self._retry: asyncio.Future[None] | None = None
         self._last_reference_poll = 0.0
         self._store_lock = asyncio.Lock()
@@ -255,6 +256,7 @@ class PredictionWorker:
         the next is decoded, so memory stays bounded whatever the size of the messages.
         """
         await self._restored.wait()
+        generation = self._generation
         stats = self.stats
         if stats.first_message_at is None:
             stats.first_message_at = time.time()
@@ -282,6 +284,14 @@ class PredictionWorker:
                     letter.rejected.model.encode() if letter.rejected.model else None,
                     letter.record(),
                 )
+            # Let the consumer move fetched messages into the stream buffer (and fetch more)
+            # between chunks: without it, fetching stops while a micro-batch is processed and
+            # the worker then idles for a round trip (about a fifth of the time, measured).
+            await asyncio.sleep(0)
+            if self._generation != generation:
+                # a rebalance came in meanwhile: the rest is replayed from the committed offset
+                self.stats.stale_dropped += len(raw) - start
+                return
         if self.manager.close_due(time.time()):
             await self.store_closed()
 
@@ -510,6 +520,7 @@ class PredictionWorker:
             return
 
     def forget(self, revoked: Iterable[TP]) -> None:
+        self._generation += 1
         self._restored.clear()  # until the next assignment has been restored
         self.manager.forget(revoked)
 

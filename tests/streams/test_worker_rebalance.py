@@ -3,6 +3,7 @@ double-counts nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Callable
@@ -13,9 +14,12 @@ from kafka import KafkaProducer
 
 from driftline import topics
 from driftline.broker import EmbeddedBroker, ensure_topics
+from driftline.events import EventLimits
 from driftline.store import Store
 from driftline.store.server import ServerBackend
 from driftline.topics import topic_partitions
+from streams.windowing import WindowConfig, WindowManager
+from streams.worker import PredictionWorker
 
 BASE = 1_700_000_000
 MODELS = [f"m{i}" for i in range(8)]
@@ -73,3 +77,36 @@ def test_events_fetched_before_a_rebalance_are_left_to_the_replay() -> None:
     assert is_current(SimpleNamespace(generation_id=7), app)  # type: ignore[arg-type]
     assert not is_current(SimpleNamespace(generation_id=6), app)  # type: ignore[arg-type]
     assert is_current(SimpleNamespace(generation_id=None), app)  # type: ignore[arg-type]
+
+
+def test_a_batch_taken_before_a_revocation_is_not_folded_in_after_it(clickhouse_url: str) -> None:
+    """The worker yields to the consumer between chunks of a batch; a revocation landing there
+    leaves the rest of the batch to the replay from the committed offset."""
+    store = Store(ServerBackend(clickhouse_url))
+    store.init_schema()
+
+    async def send(key: bytes | None, value: bytes) -> None:
+        raise AssertionError("nothing here is invalid")
+
+    worker = PredictionWorker(
+        store,
+        WindowManager(WindowConfig(window_seconds=10, idle_close_s=3600)),
+        EventLimits(),
+        {},
+        send,
+        max_events=100,
+    )
+    worker._restored.set()
+    tp = (topics.PREDICTIONS, 0)
+    events = [{"model": "m", "features": {"x": 1.0}, "prediction": 1.0, "ts": BASE}] * 100
+    batch = [(tp, offset, float(BASE), orjson.dumps(events)) for offset in range(5)]
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().call_soon(worker.forget, [tp])  # at the first yield
+        await worker.process(batch)
+
+    asyncio.run(scenario())
+    assert worker.stats.events == 100  # the first chunk, then the revocation
+    assert worker.stats.stale_dropped == 4
+    assert "m" not in worker.manager.models  # forgotten, and nothing folded in since
+    worker.close()
