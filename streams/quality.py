@@ -13,6 +13,11 @@ metrics of ``detectors/quality.py``. Concept drift: the window's quality against
 reference quality (the unit's first labelled windows) with a one-sided test, and river's
 error-stream detectors fed with each newly joined pair in event-time order. Labels are also
 counted per arrival window (``labels.received``, ``labels.unmatched``: no such prediction).
+
+With several workers, each scores only the units (model or ``model::stage``) whose predictions
+it consumes: the owner of the partitions their events are in. A worker that takes partitions
+over looks back ``RESCAN_S`` further once, for what changed while they moved. Label arrival
+counts are cheap and need no prediction: every worker writes them (the same rows).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from streams.windowing import OTHER_SEGMENT
 log = logging.getLogger(__name__)
 
 SAFETY_MS = 5_000  # a pass looks back this much further: inserts become visible late
+RESCAN_S = 120.0  # after a rebalance: covers the previous owner's last pass and the handover
 
 
 @dataclass(frozen=True)
@@ -138,9 +144,9 @@ class QualityTracker:
         self._detectors: dict[tuple[str, str], dict[str, ErrorStreamDetector]] = {}
         self._detections: dict[WindowKey, Counter[str]] = defaultdict(Counter)
 
-    def run(self) -> list[ScoredWindow]:
-        """One pass: score every changed window, store the results, return them (oldest
-        first) for alarm evaluation."""
+    def run(self, owned: Callable[[str], bool] | None = None) -> list[ScoredWindow]:
+        """One pass: score every changed window of the ``owned`` units (default: all), store
+        the results, return them (oldest first) for alarm evaluation."""
         now = self._clock()
         started_ms = int(now * 1000)
         since = self._since_ms - SAFETY_MS
@@ -152,6 +158,8 @@ class QualityTracker:
             dirty |= self.labels.labelled_windows_between(
                 int(self._expired_through), int(expired_edge) + 1
             )
+        if owned is not None:
+            dirty = {key for key in dirty if owned(unit_of(key[0], key[1]))}
         buckets = self.labels.label_buckets_since(since, w)
         # measure every window first, then test: a window scored in this pass may be one of
         # the first (reference) windows of a later one
@@ -354,6 +362,12 @@ class QualityTracker:
                 if stats is not None:
                     out[key] = (picked[-1][0], stats)
         return out
+
+    def rescan(self, seconds: float = RESCAN_S) -> None:
+        """Make the next pass look back ``seconds`` further (units this worker just took
+        over may have changed since their previous owner's last pass)."""
+        self._since_ms = min(self._since_ms, int((self._clock() - seconds) * 1000))
+        self._expired_through -= seconds
 
     def _forget_before(self, cutoff: float) -> None:
         for key in [k for k in self._detections if k[2] < cutoff]:

@@ -147,7 +147,9 @@ class WindowManager:
     def forget(self, tps: Iterable[TP]) -> None:
         """Drop state tied to partitions this worker no longer owns (their new owner replays)."""
         gone = set(tps)
-        for model in [m for m, s in self.models.items() if gone & s.max_offset.keys()]:
+        for model in [
+            m for m, s in self.models.items() if gone & (s.max_offset.keys() | s.skip_below.keys())
+        ]:
             del self.models[model]
         for tp in gone:
             self._processed.pop(tp, None)

@@ -209,6 +209,7 @@ class PredictionWorker:
         # and the first windows are tested without their reference.
         self._restored = asyncio.Event()
         self._generation = 0  # bumped on each revocation; a batch taken before it is stale
+        self._taken_over = False  # partitions assigned since the last quality pass
         self._retry: asyncio.Future[None] | None = None
         self._last_reference_poll = 0.0
         self._store_lock = asyncio.Lock()
@@ -226,9 +227,18 @@ class PredictionWorker:
     run_blocking = _in_store_thread  # for the label agent: the same single store thread
 
     async def score_quality(self, tracker: QualityTracker) -> None:
-        """One quality pass (``streams/quality.py``); its windows go to ``on_quality`` hooks."""
+        """One quality pass (``streams/quality.py``) over the units this worker consumes; its
+        windows go to ``on_quality`` hooks. Skipped until the assignment is restored."""
+        if not self._restored.is_set():
+            return
+        if self._taken_over:
+            self._taken_over = False
+            tracker.rescan()
+        owned = frozenset(self.manager.models)  # read here: the pass runs in the store thread
         try:
-            scored: list[ScoredWindow] = await self._in_store_thread(tracker.run)
+            scored: list[ScoredWindow] = await self._in_store_thread(
+                tracker.run, owned.__contains__
+            )
         except Exception:
             self.stats.store_errors += 1
             log.exception("quality pass failed; the next one covers its windows too")
@@ -504,7 +514,7 @@ class PredictionWorker:
             log.exception("could not restore offsets and references; retrying")
             self._retry = asyncio.ensure_future(self._restore_until_done(owned))
             return
-        self._restored.set()
+        self._restored_now()
 
     async def _restore_until_done(self, owned: set[TP]) -> None:
         delay = 1.0
@@ -516,8 +526,12 @@ class PredictionWorker:
                 log.exception("could not restore offsets and references; retrying")
                 delay = min(delay * 2, 30.0)
                 continue
-            self._restored.set()
+            self._restored_now()
             return
+
+    def _restored_now(self) -> None:
+        self._taken_over = True
+        self._restored.set()
 
     def forget(self, revoked: Iterable[TP]) -> None:
         self._generation += 1
