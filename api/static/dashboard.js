@@ -16,7 +16,7 @@ const DEFAULT_RANGE = "1h";
 const DEFAULT_REFRESH = 10;
 
 const state = { path: "/", range: DEFAULT_RANGE, from: null, to: null,
-  refresh: DEFAULT_REFRESH, feature: null };
+  refresh: DEFAULT_REFRESH, feature: null, slice: null };
 
 // -- URL state ----------------------------------------------------------------------------
 function readHash() {
@@ -30,6 +30,7 @@ function readHash() {
   if (state.range === "custom" && !(state.from && state.to)) state.range = DEFAULT_RANGE;
   state.refresh = q.has("refresh") ? Number(q.get("refresh")) || 0 : DEFAULT_REFRESH;
   state.feature = q.get("feature");
+  state.slice = q.get("slice");
 }
 
 function hrefFor(path, extra = {}) {
@@ -44,7 +45,7 @@ function hrefFor(path, extra = {}) {
 }
 
 function writeHash() {
-  history.replaceState(null, "", hrefFor(state.path, { feature: state.feature }));
+  history.replaceState(null, "", hrefFor(state.path, { feature: state.feature, slice: state.slice }));
 }
 
 function timeWindow() {
@@ -238,6 +239,16 @@ function stat(label, value, sub) {
 // -- model page ---------------------------------------------------------------------------
 const QUALITY_PREFIXES = ["quality.", "labels."];
 const PREDICTION = "__prediction__"; // the output's name among drift results
+// model-level metrics worth comparing across slices (segment values), best first
+const SLICE_METRICS = ["quality.accuracy", "quality.mae", "quality.error_rate", "labels.coverage",
+  "traffic.count", "output.mean", "output.null_rate", "latency.p95"];
+const MAX_SLICES = 12;
+
+/** One series per slice of the model for one metric (the API's segment= filter). */
+async function sliceSeries(model, name, segments) {
+  return Promise.all(segments.map((segment) => soft(metric(model, name, { segment }), [])
+    .then((list) => ({ segment, series: one(list) }))));
+}
 
 async function modelView(model) {
   const detail = await getJSON(`v1/models/${enc(model)}`);
@@ -272,6 +283,10 @@ async function modelView(model) {
   const feature = featureNames.includes(state.feature) ? state.feature
     : drift.rows.find((r) => featureNames.includes(r)) ?? featureNames[0] ?? null;
   const kind = detail.features.find((f) => f.name === feature)?.kind;
+  const segments = (detail.segments ?? []).slice(0, MAX_SLICES);
+  const sliceNames = SLICE_METRICS.filter((n) => names.has(n));
+  const sliceMetric = sliceNames.includes(state.slice) ? state.slice : sliceNames[0] ?? null;
+  const slices = segments.length && sliceMetric ? await sliceSeries(model, sliceMetric, segments) : [];
   const explorer = feature === null ? [] : await Promise.all(
     (kind === "categorical"
       ? ["input.category_freq", "input.new_category_rate", "input.missing_rate"]
@@ -307,6 +322,9 @@ async function modelView(model) {
       onchange: (e) => { state.feature = e.target.value; writeHash(); render(); } },
     detail.features.map((f) => el("option", { value: f.name, selected: f.name === feature },
       `${f.name} (${f.kind})`)));
+    const sliceSelect = el("select", { id: "slice-metric", "aria-label": "Metric by slice",
+      onchange: (e) => { state.slice = e.target.value; writeHash(); render(); } },
+    sliceNames.map((n) => el("option", { value: n, selected: n === sliceMetric }, n)));
     const lastCount = latest(count);
     const coverage = quality.find((s) => s.metric === "labels.coverage");
     const view = document.getElementById("view");
@@ -347,6 +365,11 @@ async function modelView(model) {
           { note: classes.length ? "class shares" : "prediction p05–p95, median, mean" }),
         panel("Quality and label coverage", slot("chart-quality")),
         panel("Feature", slot("chart-feature"), { tools: featureSelect, note: kind ?? "" }),
+        slices.length
+          ? panel("By slice", slot("chart-slices"), { id: "slices", wide: true, tools: sliceSelect,
+            note: `one line per segment value (${slices.length}${
+              (detail.segments ?? []).length > MAX_SLICES ? ` of ${detail.segments.length}` : ""})` })
+          : null,
         panel("Retraining", retrainingBody(jobs, versions, detail.versions),
           { id: "retraining", wide: true })),
     ].filter(Boolean));
@@ -388,6 +411,14 @@ async function modelView(model) {
       series: quality.map((s, i) => ({ label: s.metric, color: PALETTE[(i + 1) % PALETTE.length],
         points: s.points, dash: s.metric.startsWith("labels.") ? "4 3" : null })) });
     drawFeature(document.getElementById("chart-feature"), common, kind, explorer, feature);
+    if (slices.length) {
+      const share = /^(quality\.(accuracy|error_rate)|labels\.coverage|output\.null_rate)$/;
+      timeChart(document.getElementById("chart-slices"), { ...common, id: "slices", yMin: 0,
+        format: share.test(sliceMetric) ? fmtPercent : undefined,
+        empty: `No ${sliceMetric} per slice in this range`,
+        series: slices.map((s, i) => ({ label: s.segment, color: PALETTE[i % PALETTE.length],
+          points: pts(s.series) })) });
+    }
     hideTooltip();
   };
 }

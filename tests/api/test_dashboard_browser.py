@@ -108,6 +108,11 @@ def p95(i: int) -> float:
     return 20.0 + i / 2
 
 
+def slice_accuracy(segment: str, i: int) -> float:
+    """Mobile's accuracy falls with the drift, web's does not."""
+    return 0.5 if segment == "channel=mobile" and i >= DRIFT_FROM else 0.9
+
+
 def drift_row(
     model: str, t: int, feature: str, test: str, drifted: bool, effect: float
 ) -> DriftRow:
@@ -171,6 +176,14 @@ def seed(store: Store, now: int) -> list[int]:
             point("drift.drifted", float(drifted), "age"),
             point("drift.drifted", 0.0, "country"),
         ]
+        points.append(point("quality.accuracy", 0.7 if drifted else 0.9))
+        for segment in ("channel=mobile", "channel=web"):
+            points += [
+                MetricPoint("fraud", t, STEP, "traffic.count", traffic(i) / 2, segment=segment,
+                            version="1"),
+                MetricPoint("fraud", t, STEP, "quality.accuracy", slice_accuracy(segment, i),
+                            segment=segment, version="1"),
+            ]  # fmt: skip
         rows = [
             drift_row("fraud", t, "amount", "ks", drifted, 0.45 if drifted else 0.05),
             drift_row("fraud", t, "age", "missing_rate", drifted, 0.18 if drifted else 0.01),
@@ -310,6 +323,15 @@ def test_model_page_charts_show_the_stored_values(
     page.wait_for_selector('[data-chart="feature"] [data-series="amount p50"]')
     assert drawn(page, "feature", "amount p50")[-1] == 45.0
     assert "No retraining jobs yet" in page.inner_text("#retraining")
+
+    # by slice: one line per segment value, quality first; the picker switches the metric
+    for segment in ("channel=mobile", "channel=web"):
+        accuracy = drawn(page, "slices", segment)
+        assert accuracy == [slice_accuracy(segment, i) for i in range(WINDOWS)]
+    page.select_option("#slice-metric", "traffic.count")
+    page.wait_for_function("location.hash.includes('slice=traffic.count')")
+    page.wait_for_selector('#slices option[value="traffic.count"][selected]', state="attached")
+    assert drawn(page, "slices", "channel=web") == [traffic(i) / 2 for i in range(WINDOWS)]
     screenshot(page, "dashboard-model.png")
     assert browser.errors == []
     page.close()
