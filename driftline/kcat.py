@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -49,9 +50,18 @@ def bundled_librdkafka() -> Path:
 
 
 def library_dir(cache_dir: Path | None = None) -> Path:
-    """A directory holding ``librdkafka.so.1`` -> the bundled library, for LD_LIBRARY_PATH."""
+    """A directory holding ``librdkafka.so.1`` -> the bundled library, for LD_LIBRARY_PATH:
+    under ``cache_dir`` (default: the user's cache directory, else the temporary one)."""
+    if cache_dir is not None:
+        return _link_library(cache_dir)
+    try:
+        return _link_library(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"))
+    except OSError:  # a read-only or missing home: a per-user temporary directory will do
+        return _link_library(Path(tempfile.gettempdir()) / f"driftline-{os.getuid()}")
+
+
+def _link_library(base: Path) -> Path:
     library = bundled_librdkafka()
-    base = cache_dir or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     directory = base / "driftline" / f"rdkafka-{library.stem}"
     link = directory / SONAME
     if not (link.is_symlink() and link.resolve() == library):

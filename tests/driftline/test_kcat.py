@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,16 @@ def test_a_missing_kcat_says_what_to_install(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "kcat is not installed: apt-get install kcat" in done.stderr
+
+
+def test_an_unwritable_cache_falls_back_to_the_temporary_directory(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")  # a file where the cache directory should be
+    done = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "kcat", "-V"],
+        capture_output=True,
+        timeout=30,
+        env={**os.environ, "XDG_CACHE_HOME": str(blocked), "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / f"driftline-{os.getuid()}" / "driftline").is_dir()
