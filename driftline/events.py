@@ -7,10 +7,13 @@ array are kept. Nothing here does I/O, so the worker, the HTTP ingest and the SD
 
 from __future__ import annotations
 
+import functools
+import typing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 _SCALARS = (int, float, str, bool)
@@ -167,6 +170,55 @@ def check_label_event(event: Any, limits: EventLimits) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def _array_decoder(limits: EventLimits) -> msgspec.json.Decoder[Any]:
+    """A decoder that checks a whole array of prediction events against the schema in C, as
+    it parses (msgspec). Fields outside the schema are not kept. It is the fast path only: on
+    any failure the message is decoded and checked event by event (below), so reasons and
+    partial acceptance are the same whichever path ran."""
+    t: Any = typing  # the types are built at run time, from the limits
+    meta = msgspec.Meta
+    text = t.Annotated[str, meta(max_length=limits.max_string_length)]
+    number = t.Union[int, float]
+    probabilities = t.Annotated[t.List[number], meta(min_length=1)]
+    event = t.TypedDict(
+        "PredictionEvent",
+        {
+            "model": t.Annotated[str, meta(min_length=1)],
+            "features": t.Annotated[
+                t.Dict[str, t.Union[int, float, text, bool, None]],
+                meta(max_length=limits.max_features),
+            ],
+            "prediction": t.Union[int, float, str, bool, None, probabilities],
+            "version": t.NotRequired[t.Union[str, int, None]],
+            "id": t.NotRequired[t.Optional[str]],
+            "stage": t.NotRequired[t.Optional[str]],
+            "latency_ms": t.NotRequired[t.Optional[t.Annotated[float, meta(ge=0)]]],
+            "segment": t.NotRequired[t.Optional[t.Dict[str, text]]],
+            "ts": t.NotRequired[t.Union[float, str, None]],
+        },
+    )
+    return msgspec.json.Decoder(t.List[event])
+
+
+def _decode_valid_array(value: bytes, limits: EventLimits) -> list[dict[str, Any]] | None:
+    """Every event of an array message when all are valid (``ts`` normalised), else None."""
+    try:
+        events: list[dict[str, Any]] = _array_decoder(limits).decode(value)
+    except msgspec.MsgspecError:
+        return None
+    for event in events:
+        if "::" in event["model"]:
+            return None
+        ts = event.get("ts")
+        if type(ts) is str:
+            try:
+                event["ts"] = parse_timestamp(ts)
+            except ValueError:
+                return None
+    return events
+
+
 def decode_message(value: bytes | None, limits: EventLimits, *, labels: bool = False) -> Decoded:
     """Decode one Kafka message value into valid events and rejected ones."""
     out = Decoded()
@@ -182,27 +234,49 @@ def decode_message(value: bytes | None, limits: EventLimits, *, labels: bool = F
             )
         )
         return out
+    if not labels and value[:1] == b"[":
+        events = _decode_valid_array(value, limits)
+        if events is not None:
+            out.events = events
+            return out
     try:
         payload = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         out.rejected.append(Rejected(f"not valid JSON: {exc}", value))
         return out
     check = check_label_event if labels else check_prediction_event
+    trim = _no_trim if labels else _schema_fields
     if type(payload) is list:
         keep = out.events.append
         for index, event in enumerate(payload):
             reason = check(event, limits)
             if reason is None:
-                keep(event)
+                keep(trim(event))
             else:
                 out.rejected.append(Rejected(reason, orjson.dumps(event), index, _model_of(event)))
         return out
     reason = check(payload, limits)
     if reason is None:
-        out.events.append(payload)
+        out.events.append(trim(payload))
     else:
         out.rejected.append(Rejected(reason, value, None, _model_of(payload)))
     return out
+
+
+_PREDICTION_FIELDS = frozenset(
+    {"model", "features", "prediction", "version", "id", "stage", "latency_ms", "segment", "ts"}
+)
+
+
+def _schema_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """The event without fields outside the schema, as the array fast path decodes it."""
+    if event.keys() <= _PREDICTION_FIELDS:
+        return event
+    return {k: v for k, v in event.items() if k in _PREDICTION_FIELDS}
+
+
+def _no_trim(event: dict[str, Any]) -> dict[str, Any]:
+    return event
 
 
 def _model_of(event: Any) -> str | None:

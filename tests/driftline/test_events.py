@@ -54,26 +54,69 @@ def test_whole_message_rejections(value: bytes, reason: str) -> None:
     assert decoded.rejected[0].raw == value
 
 
-@pytest.mark.parametrize(
-    ("bad", "reason"),
-    [
-        (event(features=[1, 2]), "'features' must be an object"),
-        (event(features={"a": [1]}), "feature 'a' is a list"),
-        (event(features={"a": "123456789"}), "string of 9 characters"),
-        (event(features={str(i): i for i in range(6)}), "6 features, over the limit of 5"),
-        ({"model": "m", "features": {}}, "'prediction' is required"),
-        (event(prediction=[]), "class probabilities"),
-        (event(prediction=["a"]), "class probabilities"),
-        (event(ts="yesterday"), "not an RFC 3339 timestamp"),
-        (event(ts="2026-11-21T12:00:00"), "no time zone"),
-        (event(latency_ms=-1), "non-negative"),
-        (event(segment={"channel": 3}), "string -> string"),
-        (event(id=7), "'id' must be a string"),
-        (event(model=""), "'model' is required"),
-    ],
-)
+SCHEMA_VIOLATIONS = [
+    (event(features=[1, 2]), "'features' must be an object"),
+    (event(features={"a": [1]}), "feature 'a' is a list"),
+    (event(features={"a": "123456789"}), "string of 9 characters"),
+    (event(features={str(i): i for i in range(6)}), "6 features, over the limit of 5"),
+    ({"model": "m", "features": {}}, "'prediction' is required"),
+    (event(prediction=[]), "class probabilities"),
+    (event(prediction=["a"]), "class probabilities"),
+    (event(ts="yesterday"), "not an RFC 3339 timestamp"),
+    (event(ts="2026-11-21T12:00:00"), "no time zone"),
+    (event(latency_ms=-1), "non-negative"),
+    (event(segment={"channel": 3}), "string -> string"),
+    (event(id=7), "'id' must be a string"),
+    (event(model=""), "'model' is required"),
+    (event(model="a::b"), "reserved for pipeline stages"),
+    (event(prediction={"a": 1}), "'prediction' must be"),
+    (event(version=True), "'version' must be a string"),
+    (event(stage=3), "'stage' must be a string"),
+    (event(latency_ms=True), "non-negative"),
+    (event(ts=True), "'ts' must be"),
+    (event(segment={"channel": "123456789"}), "longer than 8"),
+    (event(features={"a": None, "b": {"c": 1}}), "feature 'b' is a dict"),
+]
+
+
+@pytest.mark.parametrize(("bad", "reason"), SCHEMA_VIOLATIONS)
 def test_schema_violations_have_actionable_reasons(bad: dict[str, object], reason: str) -> None:
     assert reason in (check_prediction_event(bad, LIMITS) or "")
+
+
+@pytest.mark.parametrize(("bad", "reason"), SCHEMA_VIOLATIONS)
+def test_a_bad_event_in_an_array_costs_only_itself(bad: dict[str, object], reason: str) -> None:
+    """Arrays are checked whole in C first (msgspec); one bad event sends the message to the
+    event-by-event path, which keeps the others and names the culprit."""
+    decoded = decode_message(orjson.dumps([event(), bad, event(model="churn")]), LIMITS)
+    assert [e["model"] for e in decoded.events] == ["fraud", "churn"]
+    assert len(decoded.rejected) == 1 and decoded.rejected[0].index == 1
+    assert reason in decoded.rejected[0].reason
+
+
+def test_valid_arrays_decode_the_same_on_both_paths() -> None:
+    payload = [
+        event(),
+        event(features={"n": 3, "f": 2.5, "s": "FR", "b": True, "z": None}, prediction=1),
+        event(prediction=[0.25, 0.75], version=3, id="x", stage="asr", latency_ms=4),
+        event(prediction="cat", segment={"channel": "web"}, ts="2026-11-21T12:00:00Z"),
+        event(prediction=None, ts=1_795_262_400, version=None, id=None, segment=None),
+        event(prediction=False, features={}, ts=1_795_262_400.25),
+    ]
+    fast = decode_message(orjson.dumps(payload), LIMITS)  # one valid array: the C path
+    slow = [decode_message(orjson.dumps(e), LIMITS) for e in payload]  # objects: the Python one
+    assert fast.rejected == [] and all(d.rejected == [] for d in slow)
+    assert fast.events == [d.events[0] for d in slow]
+    assert [type(v) for v in fast.events[1]["features"].values()] == [
+        int, float, str, bool, type(None)
+    ]  # fmt: skip
+    assert fast.events[3]["ts"] == 1_795_262_400.0 and type(fast.events[4]["ts"]) is float
+
+
+def test_fields_outside_the_schema_are_not_kept_on_either_path() -> None:
+    extra = event(note={"free": "form"})
+    for payload in ([extra], extra, [extra, {"bad": 1}]):  # C path, Python path, fallback
+        assert decode_message(orjson.dumps(payload), LIMITS).events == [event()]
 
 
 def test_nulls_and_all_scalar_types_are_valid() -> None:
