@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from detectors.drift.result import DriftWhen
+from detectors.drift.result import DriftTestResult, DriftWhen
 from detectors.drift.window import DriftConfig, DriftReport, ModelReference, compare_window
 from detectors.profile import WindowProfile
 from driftline.store import DriftRow, StoredReference
@@ -95,25 +95,18 @@ def drift_rows(
     if report is not None:
         for r in report.rows:
             rows.append(
-                DriftRow(
-                    model=model,
-                    window_start=profile.start,
-                    window_seconds=profile.seconds,
-                    feature=r.feature,
-                    test=r.result.test,
-                    statistic=r.result.statistic,
-                    p_value=r.result.p_value,
-                    adjusted_p_value=r.adjusted_p_value,
-                    effect_size=r.result.effect_size,
-                    min_effect=r.result.min_effect,
+                test_result_row(
+                    model,
+                    stage,
+                    segment,
+                    profile.start,
+                    profile.seconds,
+                    r.feature,
+                    r.result,
                     drifted=r.drifted,
                     in_decision=r.in_decision,
-                    drift_when=str(r.result.drift_when),
-                    n_reference=r.result.n_reference,
-                    n_current=r.result.n_current,
                     reference=report.reference,
-                    segment=segment,
-                    stage=stage,
+                    adjusted_p_value=r.adjusted_p_value,
                 )
             )
     for (feature, detector), fired in sorted(profile.change_points.items()):
@@ -132,6 +125,43 @@ def drift_rows(
             )
         )
     return rows
+
+
+def test_result_row(
+    model: str,
+    stage: str,
+    segment: str,
+    start: int,
+    seconds: int,
+    feature: str,
+    result: DriftTestResult,
+    *,
+    drifted: bool,
+    in_decision: bool,
+    reference: str,
+    adjusted_p_value: float | None = None,
+) -> DriftRow:
+    """A two-sample test's result in one window, as a ``drift_results`` row."""
+    return DriftRow(
+        model=model,
+        window_start=start,
+        window_seconds=seconds,
+        feature=feature,
+        test=result.test,
+        statistic=result.statistic,
+        p_value=result.p_value,
+        adjusted_p_value=adjusted_p_value,
+        effect_size=result.effect_size,
+        min_effect=result.min_effect,
+        drifted=drifted,
+        in_decision=in_decision,
+        drift_when=str(result.drift_when),
+        n_reference=result.n_reference,
+        n_current=result.n_current,
+        reference=reference,
+        segment=segment,
+        stage=stage,
+    )
 
 
 def change_point_row(

@@ -29,12 +29,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from detectors.concept import ErrorStreamDetector, detectors_for
-from detectors.drift.result import DriftTestResult
 from detectors.quality import QualityResult, QualityStats, quality_drop_test, score_quality
 from driftline.store import DriftRow, MetricPoint, Store
 from driftline.store.labels import Joined, LabelStore, WindowKey
 from driftline.units import unit_of
-from streams.drift import change_point_row
+from streams.drift import change_point_row, test_result_row
 from streams.windowing import OTHER_SEGMENT
 
 log = logging.getLogger(__name__)
@@ -273,7 +272,7 @@ class QualityTracker:
                         "quality.error_rate" if result.task == "classification" else "quality.mae"
                     )
                     window.drift_rows.append(
-                        _drift_row(
+                        test_result_row(
                             window.model,
                             window.stage,
                             segment,
@@ -281,7 +280,10 @@ class QualityTracker:
                             w,
                             metric,
                             test,
-                            drifted,
+                            drifted=drifted,
+                            # not one of the window's feature tests (their BH decision)
+                            in_decision=False,
+                            reference="labelled:first-windows",
                         )
                     )
             # the error-stream detectors watch the unit as a whole, not each slice
@@ -394,35 +396,3 @@ def _stats_from_metrics(values: dict[str, float]) -> QualityStats | None:
             "regression", n, values["quality.mae"] * n, values["quality.rmse"] ** 2 * n
         )
     return None
-
-
-def _drift_row(
-    model: str,
-    stage: str,
-    segment: str,
-    start: int,
-    w: int,
-    metric: str,
-    test: DriftTestResult,
-    drifted: bool,
-) -> DriftRow:
-    return DriftRow(
-        model=model,
-        window_start=start,
-        window_seconds=w,
-        feature=metric,
-        test=test.test,
-        statistic=test.statistic,
-        p_value=test.p_value,
-        adjusted_p_value=None,
-        effect_size=test.effect_size,
-        min_effect=test.min_effect,
-        drifted=drifted,
-        in_decision=False,  # not one of the window's feature tests (their BH decision)
-        drift_when=str(test.drift_when),
-        n_reference=test.n_reference,
-        n_current=test.n_current,
-        reference="labelled:first-windows",
-        segment=segment,
-        stage=stage,
-    )
