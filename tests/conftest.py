@@ -20,11 +20,14 @@ import pytest
 from clickhouse_driver import Client
 
 from driftline.broker import EmbeddedBroker, ensure_topics
+from driftline.events import EventLimits
 from driftline.store import Store
 from driftline.store.embedded import EmbeddedBackend
 from driftline.store.local_server import LocalClickHouseServer
 from driftline.store.server import ServerBackend
 from driftline.topics import topic_partitions
+from streams.windowing import WindowConfig, WindowManager
+from streams.worker import PredictionWorker, SendDeadLetter
 
 
 @pytest.fixture
@@ -59,6 +62,45 @@ def clickhouse_url(clickhouse_server: str) -> Iterator[str]:
     finally:
         admin.execute(f"DROP DATABASE IF EXISTS {database}")
         admin.disconnect()
+
+
+@pytest.fixture
+def server_store(clickhouse_url: str) -> Iterator[Store]:
+    """The store on a fresh database of the real ClickHouse server, schema created."""
+    s = Store(ServerBackend(clickhouse_url))
+    s.init_schema()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+async def refuse_dead_letters(key: bytes | None, value: bytes) -> None:
+    raise AssertionError("no dead letter expected here")
+
+
+def in_process_worker(
+    store: Store,
+    *,
+    send: SendDeadLetter = refuse_dead_letters,
+    log_ids: dict[str, str] | None = None,
+    restored: bool = True,
+    **options: Any,
+) -> PredictionWorker:
+    """The stream worker driven directly by a test (no Faust, no broker) on a real store:
+    10 s windows that only close when asked to. ``restored``: ready to process at once, as
+    after its partitions' offsets were loaded."""
+    worker = PredictionWorker(
+        store,
+        WindowManager(WindowConfig(window_seconds=10, idle_close_s=3600)),
+        EventLimits(),
+        log_ids or {},
+        send,
+        **options,
+    )
+    if restored:
+        worker._restored.set()
+    return worker
 
 
 @pytest.fixture(params=["embedded", "server"])

@@ -15,17 +15,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from driftline import Monitor, topics
 from driftline.broker import EmbeddedBroker
 from driftline.store import Store
-from driftline.store.server import ServerBackend
 
 BASE = 1_700_000_000  # window starts are multiples of 10 s
 StartWorker = Callable[[dict[str, str]], subprocess.Popen[bytes]]
-
-
-@pytest.fixture
-def server_store(clickhouse_url: str) -> Store:
-    store = Store(ServerBackend(clickhouse_url))
-    store.init_schema()
-    return store
 
 
 def value(store: Store, model: str, metric: str, start: int, feature: str = "") -> float | None:

@@ -8,33 +8,22 @@ import time
 from collections.abc import Callable
 
 import orjson
+from conftest import in_process_worker
 
 from driftline import topics
-from driftline.events import EventLimits
 from driftline.store import Store
-from driftline.store.server import ServerBackend
 from streams.labels import label_rows
 from streams.quality import QualityConfig, QualityTracker, ScoredWindow
-from streams.windowing import WindowConfig, WindowManager
 from streams.worker import PredictionWorker
 
 WINDOW = 10
 
 
-async def nothing_is_invalid(key: bytes | None, value: bytes) -> None:
-    raise AssertionError("nothing here is invalid")
-
-
 def consumer(
     store: Store, partition: int, clock: Callable[[], float] = time.time
 ) -> tuple[PredictionWorker, QualityTracker]:
-    worker = PredictionWorker(
-        store,
-        WindowManager(WindowConfig(window_seconds=WINDOW, idle_close_s=3600)),
-        EventLimits(),
-        {topics.PREDICTIONS: "owners-test"},
-        nothing_is_invalid,
-        keep_events="all",
+    worker = in_process_worker(
+        store, log_ids={topics.PREDICTIONS: "owners-test"}, restored=False, keep_events="all"
     )
     config = QualityConfig(window_seconds=WINDOW, min_labels=5)
     tracker = QualityTracker(worker.labels, store, config, clock)
@@ -42,9 +31,8 @@ def consumer(
     return worker, tracker
 
 
-def test_each_unit_is_scored_by_the_worker_that_consumes_it(clickhouse_url: str) -> None:
-    store = Store(ServerBackend(clickhouse_url))
-    store.init_schema()
+def test_each_unit_is_scored_by_the_worker_that_consumes_it(server_store: Store) -> None:
+    store = server_store
     start = int(time.time() // WINDOW) * WINDOW - 3 * WINDOW
     workers = [consumer(store, 0), consumer(store, 1)]
     scored: list[list[ScoredWindow]] = [[], []]
@@ -85,9 +73,8 @@ def test_each_unit_is_scored_by_the_worker_that_consumes_it(clickhouse_url: str)
         worker.close()
 
 
-def test_a_worker_taking_partitions_over_rescores_what_changed_before(clickhouse_url: str) -> None:
-    store = Store(ServerBackend(clickhouse_url))
-    store.init_schema()
+def test_a_worker_taking_partitions_over_rescores_what_changed_before(server_store: Store) -> None:
+    store = server_store
     start = int(time.time() // WINDOW) * WINDOW - 3 * WINDOW
     tp = (topics.PREDICTIONS, 0)
     batch = [

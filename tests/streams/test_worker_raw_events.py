@@ -8,13 +8,11 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import in_process_worker
 
-from driftline.events import EventLimits
 from driftline.settings import KeepEvents
 from driftline.store import Store
-from driftline.store.server import ServerBackend
-from streams.windowing import WindowConfig, WindowManager
-from streams.worker import EVENT_FLUSH_ROWS, PredictionWorker
+from streams.worker import EVENT_FLUSH_ROWS
 
 BASE = 1_700_000_000
 
@@ -32,24 +30,14 @@ def stored(store: Store) -> int:
     return int(store.backend.execute("SELECT count() FROM predictions FINAL")[0][0])
 
 
-def test_a_failing_store_holds_the_batch_back_and_loses_nothing(clickhouse_url: str) -> None:
-    store = Store(ServerBackend(clickhouse_url))
-    store.init_schema()
+def test_a_failing_store_holds_the_batch_back_and_loses_nothing(server_store: Store) -> None:
+    store = server_store
     dead: list[Any] = []
 
     async def send(key: bytes | None, value: bytes) -> None:
         dead.append(value)
 
-    worker = PredictionWorker(
-        store,
-        WindowManager(WindowConfig(window_seconds=10, idle_close_s=3600)),
-        EventLimits(),
-        {},
-        send,
-        max_events=1_000,
-        keep_events="all",
-    )
-    worker._restored.set()
+    worker = in_process_worker(store, send=send, max_events=1_000, keep_events="all")
     half = EVENT_FLUSH_ROWS // 2
 
     async def scenario() -> None:
@@ -78,22 +66,9 @@ def test_a_failing_store_holds_the_batch_back_and_loses_nothing(clickhouse_url: 
 
 
 @pytest.mark.parametrize("mode", ["none", "labelled"])
-def test_only_what_the_mode_asks_for_is_kept(clickhouse_url: str, mode: KeepEvents) -> None:
-    store = Store(ServerBackend(clickhouse_url))
-    store.init_schema()
-
-    async def send(key: bytes | None, value: bytes) -> None:
-        raise AssertionError("no dead letters expected")
-
-    worker = PredictionWorker(
-        store,
-        WindowManager(WindowConfig(window_seconds=10, idle_close_s=3600)),
-        EventLimits(),
-        {},
-        send,
-        keep_events=mode,
-    )
-    worker._restored.set()
+def test_only_what_the_mode_asks_for_is_kept(server_store: Store, mode: KeepEvents) -> None:
+    store = server_store
+    worker = in_process_worker(store, keep_events=mode)
     worker.note_labelled({"other"})
 
     async def scenario() -> None:

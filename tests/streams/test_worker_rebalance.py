@@ -9,17 +9,14 @@ import time
 from collections.abc import Callable
 
 import orjson
-from conftest import wait_until
+from conftest import in_process_worker, wait_until
 from kafka import KafkaProducer
 
 from driftline import topics
 from driftline.broker import EmbeddedBroker, ensure_topics
-from driftline.events import EventLimits
 from driftline.store import Store
 from driftline.store.server import ServerBackend
 from driftline.topics import topic_partitions
-from streams.windowing import WindowConfig, WindowManager
-from streams.worker import PredictionWorker
 
 BASE = 1_700_000_000
 MODELS = [f"m{i}" for i in range(8)]
@@ -79,24 +76,10 @@ def test_events_fetched_before_a_rebalance_are_left_to_the_replay() -> None:
     assert is_current(SimpleNamespace(generation_id=None), app)  # type: ignore[arg-type]
 
 
-def test_a_batch_taken_before_a_revocation_is_not_folded_in_after_it(clickhouse_url: str) -> None:
+def test_a_batch_taken_before_a_revocation_is_not_folded_in_after_it(server_store: Store) -> None:
     """The worker yields to the consumer between chunks of a batch; a revocation landing there
     leaves the rest of the batch to the replay from the committed offset."""
-    store = Store(ServerBackend(clickhouse_url))
-    store.init_schema()
-
-    async def send(key: bytes | None, value: bytes) -> None:
-        raise AssertionError("nothing here is invalid")
-
-    worker = PredictionWorker(
-        store,
-        WindowManager(WindowConfig(window_seconds=10, idle_close_s=3600)),
-        EventLimits(),
-        {},
-        send,
-        max_events=100,
-    )
-    worker._restored.set()
+    worker = in_process_worker(server_store, max_events=100)
     tp = (topics.PREDICTIONS, 0)
     events = [{"model": "m", "features": {"x": 1.0}, "prediction": 1.0, "ts": BASE}] * 100
     batch = [(tp, offset, float(BASE), orjson.dumps(events)) for offset in range(5)]
