@@ -108,7 +108,9 @@ def test_labels_join_in_any_order_and_survive_a_restart(
             monitor.log_prediction("churn", {"x": 1.0}, prediction=1, id=f"b{i}", ts=BASE + 61)
     wait_until(
         lambda: (
-            server_store.backend.execute("SELECT count() FROM predictions WHERE id LIKE 'b%'")[0][0]
+            server_store.backend.execute(
+                "SELECT count() FROM predictions FINAL WHERE id LIKE 'b%'"
+            )[0][0]
             == 10
         ),
         what="pending predictions stored",
