@@ -286,13 +286,16 @@ async function modelView(model) {
   const segments = (detail.segments ?? []).slice(0, MAX_SLICES);
   const sliceNames = SLICE_METRICS.filter((n) => names.has(n));
   const sliceMetric = sliceNames.includes(state.slice) ? state.slice : sliceNames[0] ?? null;
-  const slices = segments.length && sliceMetric ? await sliceSeries(model, sliceMetric, segments) : [];
-  const explorer = feature === null ? [] : await Promise.all(
-    (kind === "categorical"
-      ? ["input.category_freq", "input.new_category_rate", "input.missing_rate"]
-      : ["input.mean", "input.p05", "input.p50", "input.p95", "input.missing_rate"]
-    ).map((n) => want(n, { feature })),
-  ).then((l) => l.flat());
+  // the feature explorer and the slices depend on the first round of answers: one more round
+  const [explorer, slices] = await Promise.all([
+    feature === null ? [] : Promise.all(
+      (kind === "categorical"
+        ? ["input.category_freq", "input.new_category_rate", "input.missing_rate"]
+        : ["input.mean", "input.p05", "input.p50", "input.p95", "input.missing_rate"]
+      ).map((n) => want(n, { feature })),
+    ).then((l) => l.flat()),
+    segments.length && sliceMetric ? sliceSeries(model, sliceMetric, segments) : [],
+  ]);
 
   const count = one(traffic);
   const step = count?.step ?? drift.step ?? 60;
@@ -412,9 +415,9 @@ async function modelView(model) {
         points: s.points, dash: s.metric.startsWith("labels.") ? "4 3" : null })) });
     drawFeature(document.getElementById("chart-feature"), common, kind, explorer, feature);
     if (slices.length) {
-      const share = /^(quality\.(accuracy|error_rate)|labels\.coverage|output\.null_rate)$/;
+      const isShare = /^(quality\.(accuracy|error_rate)|labels\.coverage|output\.null_rate)$/;
       timeChart(document.getElementById("chart-slices"), { ...common, id: "slices", yMin: 0,
-        format: share.test(sliceMetric) ? fmtPercent : undefined,
+        format: isShare.test(sliceMetric) ? fmtPercent : undefined,
         empty: `No ${sliceMetric} per slice in this range`,
         series: slices.map((s, i) => ({ label: s.segment, color: PALETTE[i % PALETTE.length],
           points: pts(s.series) })) });
