@@ -17,7 +17,7 @@ from api.deps import ApiKeyDep, SettingsDep, StoreDep
 from api.timeparse import iso, parse_time
 from detectors.drift.window import PREDICTION, ModelReference
 from detectors.reference import NumericReference
-from driftline.store import DriftRow, StoredReference
+from driftline.store import DriftRow, Store, StoredReference
 
 router = APIRouter(prefix="/v1/models", tags=["drift"])
 
@@ -60,7 +60,10 @@ class DriftWindowPublic(BaseModel):
     drifted_features: list[str]
     prediction_drifted: bool | None
     concept_drifted: bool | None = Field(
-        None, description="quality on labelled events dropped (None: not tested yet)"
+        None,
+        description="the stored drift.concept flag, as alarms see it: the quality-drop test "
+        "on labelled events or an error-stream detector flagged the window (None: no labelled "
+        "events scored yet)",
     )
     results: list[DriftTestPublic]
 
@@ -146,6 +149,20 @@ def read_references(model: str, store: StoreDep) -> list[ReferencePublic]:
     return [_public(r) for r in store.references(model)]
 
 
+def concept_flags(
+    store: Store, model: str, start: int | None, end: int | None, segment: str, stage: str
+) -> dict[int, bool]:
+    """Window start → the stored ``drift.concept`` flag. Read, never worked out again here:
+    the worker decides it (streams/quality.py) and the ConceptDrift alert fires on it."""
+    points = store.metrics(
+        model, name="drift.concept", start=start, end=end, segment=segment, stage=stage
+    )
+    flags: dict[int, bool] = {}
+    for p in points:  # one per window; several only if versions were stored apart
+        flags[p.window_start] = flags.get(p.window_start, False) or p.value >= 0.5
+    return flags
+
+
 @router.get("/{model}/drift")
 def read_drift(
     model: str,
@@ -156,14 +173,11 @@ def read_drift(
     stage: str = Query("", description="pipeline stage ('' = the model itself)"),
 ) -> DriftPublic:
     """Per window: which features drifted, the share, every test with its decision, and the
-    quality-drop test on labelled events (concept drift) once labels have been joined."""
-    rows = store.drift_results(
-        model,
-        start=parse_time(start, "start"),
-        end=parse_time(end, "end"),
-        segment=segment,
-        stage=stage,
-    )
+    concept-drift flag once labels have been joined (the quality-drop test and the
+    error-stream detectors, as decided and stored by the worker)."""
+    since, until = parse_time(start, "start"), parse_time(end, "end")
+    rows = store.drift_results(model, start=since, end=until, segment=segment, stage=stage)
+    concept = concept_flags(store, model, since, until, segment, stage)
     by_window: dict[int, list[DriftRow]] = defaultdict(list)
     for row in rows:
         by_window[row.window_start].append(row)
@@ -173,14 +187,13 @@ def read_drift(
         features = {r.feature for r in decided}
         drifted = sorted({r.feature for r in decided if r.drifted})
         output = [r for r in window_rows if r.in_decision and r.feature.startswith(PREDICTION)]
-        quality = [r for r in window_rows if r.test == "quality_drop"]
         tested = decided or output or window_rows
         windows.append(
             DriftWindowPublic(
                 window_start=iso(start_s),
                 window_seconds=window_rows[0].window_seconds,
                 reference=tested[0].reference,
-                concept_drifted=any(r.drifted for r in quality) if quality else None,
+                concept_drifted=concept.get(start_s),
                 share_drifted=len(drifted) / len(features) if features else 0.0,
                 max_effect=max((r.effect_size for r in decided), default=0.0),
                 drifted_features=drifted,

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from driftline.settings import Settings
-from driftline.store import DriftRow, Store
+from driftline.store import DriftRow, MetricPoint, Store
 
 W = 1_700_000_000
 
@@ -93,3 +93,36 @@ def test_drift_results_grouped_per_window(client: TestClient, store: Store) -> N
     assert window["prediction_drifted"] is True and window["reference"] == "warmup:1"
     assert len(window["results"]) == 4
     assert client.get("/v1/models/nobody/drift").json() == {"model": "nobody", "windows": []}
+
+
+def test_concept_drifted_is_the_stored_flag_error_stream_detectors_included(
+    client: TestClient, store: Store
+) -> None:
+    """Only an error-stream detector (ADWIN) flagged the window; the quality-drop test was not
+    significant. The worker stored drift.concept = 1 and the ConceptDrift alert fires on it:
+    the API says so too, rather than deciding again from the quality-drop test alone."""
+
+    def row(start: int, feature: str, test: str, drifted: bool = False) -> DriftRow:
+        p_value = None if test == "adwin" else 0.4
+        return DriftRow(
+            "fraud", start, 60, feature, test, 1.0, p_value, p_value, 0.01, 0.05, drifted,
+            test == "ks", "p_value_below_alpha", 400, 400, "labelled:first-windows",
+        )  # fmt: skip
+
+    store.write_window(
+        [
+            MetricPoint("fraud", W, 60, "drift.concept", 1.0),
+            MetricPoint("fraud", W + 60, 60, "drift.concept", 0.0),
+        ],
+        [],
+        [
+            row(W, "quality.error_rate", "quality_drop"),
+            row(W, "error", "adwin", drifted=True),
+            row(W, "amount", "ks"),
+            row(W + 60, "quality.error_rate", "quality_drop"),
+            row(W + 60, "amount", "ks"),
+            row(W + 120, "amount", "ks"),  # no labels joined yet
+        ],
+    )
+    windows = client.get("/v1/models/fraud/drift").json()["windows"]
+    assert [w["concept_drifted"] for w in windows] == [True, False, None]  # None: no labels yet
