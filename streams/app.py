@@ -127,7 +127,7 @@ def create_app(
         topics.LABELS, key_serializer="raw", value_serializer="raw", acks=False
     )
     label_worker = LabelWorker(
-        worker.labels, limits, send_deadletter, worker.run_blocking, worker.note_labelled
+        worker.labels, limits, worker.outbox, worker.run_blocking, worker.note_labelled
     )
     worker.label_stats = label_worker.stats
     quality = QualityTracker(

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from driftline.events import EventLimits, decode_message
+from driftline.events import DeadLetter, EventLimits, decode_message
 from driftline.store.labels import LabelRow, LabelStore
 from driftline.units import unit_of
+from streams.deadletters import DeadLetterOutbox
 from streams.windowing import TP
-from streams.worker import DeadLetter, SendDeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,13 @@ class LabelWorker:
         self,
         labels: LabelStore,
         limits: EventLimits,
-        send_deadletter: SendDeadLetter,
+        outbox: DeadLetterOutbox,
         run_blocking: Callable[..., Awaitable[Any]],
         on_labelled: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.labels = labels
         self.limits = limits
-        self._send_deadletter = send_deadletter
+        self._outbox = outbox  # shared with the prediction worker
         self._run_blocking = run_blocking  # the worker's store thread
         self._on_labelled = on_labelled  # the units of each stored batch (model or model::stage)
         self.stats = LabelStats()
@@ -81,7 +82,9 @@ class LabelWorker:
         dead: list[DeadLetter] = []
         offsets: dict[TP, int] = {}
         for tp, offset, broker_ts, value in raw:
-            decoded = decode_message(value, self.limits, labels=True)
+            decoded = decode_message(
+                value, self.limits, labels=True, now=time.time(), broker_ts=broker_ts
+            )
             rows.extend(label_rows(decoded.events, broker_ts))
             dead.extend(DeadLetter(r, tp, offset) for r in decoded.rejected)
             offsets[tp] = max(offset + 1, offsets.get(tp, 0))
@@ -100,7 +103,6 @@ class LabelWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         self.stats.dead_letters += len(dead)
-        for letter in dead:
-            model = letter.rejected.model
-            await self._send_deadletter(model.encode() if model else None, letter.record())
-        await commit(offsets)
+        await self._outbox.send(dead)
+        await self._outbox.settle()
+        await commit(self._outbox.hold(offsets))

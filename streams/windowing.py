@@ -12,6 +12,11 @@ Pure bookkeeping (no Faust, no I/O), driven by the agent:
   model's events are stored. After a restart, events below it are skipped: another model's open
   window may force a replay from an older offset, and re-reading this model's events there would
   fold them into a partial copy of a window that is already stored.
+* ``ClosedWindow.seen`` records the offset below which every event of the model had been read
+  when the window closed. On a replay, such an event that falls in a stored window is already
+  counted there (folded on time, or counted late in a window that is stored too), so it is
+  skipped: a message whose array spans a window boundary is re-read from the boundary on, and
+  its events of the stored window were on time the first time, not late.
 """
 
 from __future__ import annotations
@@ -83,10 +88,17 @@ class OpenWindow:
     min_offsets: dict[TP, int] = field(default_factory=dict)
     slices: dict[str, WindowProfile] = field(default_factory=dict)  # "key=value" -> profile
 
-    def hold(self, tp: TP, offset: int) -> None:
+    # the lowest offsets of the late and invalid events counted here (a subset of the holds)
+    aside_offsets: dict[TP, int] = field(default_factory=dict)
+
+    def hold(self, tp: TP, offset: int, *, aside: bool = False) -> None:
         current = self.min_offsets.get(tp)
         if current is None or offset < current:
             self.min_offsets[tp] = offset
+        if aside:
+            current = self.aside_offsets.get(tp)
+            if current is None or offset < current:
+                self.aside_offsets[tp] = offset
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,9 @@ class ClosedWindow:
     marks: Mapping[TP, int]  # offsets below which all of the model's events are now stored
     holds: Mapping[TP, int]  # the window's own lowest offsets, held until it is stored
     slices: Mapping[str, WindowProfile] = field(default_factory=dict)  # "key=value" -> profile
+    # offsets below which every event of the model had been read when this window closed (and
+    # is counted in this or an older window): on a replay, those of stored windows are skipped
+    seen: Mapping[TP, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,6 +122,7 @@ class ModelState:
     max_ts: float = float("-inf")
     last_event_wall: float = 0.0
     skip_below: dict[TP, int] = field(default_factory=dict)
+    seen_below: dict[TP, int] = field(default_factory=dict)  # restored: see ClosedWindow.seen
     max_offset: dict[TP, int] = field(default_factory=dict)
     known: dict[str, set[str]] = field(default_factory=dict)
     detectors: dict[tuple[str, str], StreamingDetector] = field(default_factory=dict)
@@ -132,10 +148,14 @@ class WindowManager:
         self._unstored: list[ClosedWindow] = []
 
     # -- restore --------------------------------------------------------------------------
-    def restore(self, model: str, tp: TP, next_offset: int, window_start: int) -> None:
-        """Apply a stored offset mark: the model's events below it are already stored."""
+    def restore(
+        self, model: str, tp: TP, next_offset: int, window_start: int, seen_below: int = 0
+    ) -> None:
+        """Apply a stored offset mark: the model's events below ``next_offset`` are already
+        stored, and so are those below ``seen_below`` that fall in a closed window."""
         state = self._state(model)
         state.skip_below[tp] = max(next_offset, state.skip_below.get(tp, 0))
+        state.seen_below[tp] = max(seen_below, state.seen_below.get(tp, 0))
         if state.closed_through is None or window_start > state.closed_through:
             state.closed_through = window_start
 
@@ -164,8 +184,10 @@ class WindowManager:
         for msg in messages:
             self._processed[msg.tp] = msg.offset
             for model, n in msg.invalid.items():
-                skip = self._state(model).skip_below.get(msg.tp)
-                if skip is None or msg.offset >= skip:
+                state = self._state(model)
+                if msg.offset >= max(
+                    state.skip_below.get(msg.tp, 0), state.seen_below.get(msg.tp, 0)
+                ):  # else counted in a stored window already (a replay)
                     invalid.append((model, msg.tp, msg.offset, n))
             events = msg.events
             if not events:
@@ -227,8 +249,14 @@ class WindowManager:
         starts = (np.floor(ts / w) * w).astype(np.int64)
         watermark = state.max_ts - self.config.allowed_lateness_s
         late = starts + w <= watermark
+        counted = late  # late events to count (not those a stored window counted already)
         if state.closed_through is not None:
-            late |= starts <= state.closed_through
+            closed = starts <= state.closed_through
+            late |= closed
+            counted = late
+            if state.seen_below:  # a replay: these were read before the window closed
+                seen = np.asarray([state.seen_below.get(tp, 0) for tp in tps], dtype=np.int64)
+                counted = late & ~(closed & (offsets < seen[codes]))
         on_time = np.flatnonzero(~late)
         specs = self.config.streaming_for(model)
         if on_time.size:
@@ -257,9 +285,9 @@ class WindowManager:
                     if mine.size:
                         window.hold(tp, int(mine.min()))
             state.max_ts = max(state.max_ts, float(ts[on_time].max()))
-        if late.any():  # counted in bulk per partition, holding the lowest offset
+        if counted.any():  # counted in bulk per partition, holding the lowest offset
             for code, tp in enumerate(tps):
-                mine = offsets[late & (codes == code)]
+                mine = offsets[counted & (codes == code)]
                 if mine.size:
                     self._count_aside(model, tp, int(mine.min()), now, late=int(mine.size))
         for code, tp in enumerate(tps):
@@ -313,7 +341,7 @@ class WindowManager:
             state.last_event_wall = now
         window.profile.late += late
         window.profile.invalid += invalid
-        window.hold(tp, offset)
+        window.hold(tp, offset, aside=True)
         if offset > state.max_offset.get(tp, -1):
             state.max_offset[tp] = offset
 
@@ -350,10 +378,16 @@ class WindowManager:
                 _learn_categories(state.known, window.profile)
                 # Only the newest closed window carries the marks: they claim every older
                 # window is stored too, which holds once the windows are stored in order.
-                marks = self._marks(state) if i == len(due) - 1 else {}
+                newest = i == len(due) - 1
                 closed.append(
                     ClosedWindow(
-                        model, window.profile, known, marks, window.min_offsets, window.slices
+                        model,
+                        window.profile,
+                        known,
+                        self._marks(state) if newest else {},
+                        window.min_offsets,
+                        window.slices,
+                        self._seen(state) if newest else {},
                     )
                 )
         self._unstored.extend(closed)
@@ -365,6 +399,16 @@ class WindowManager:
             held = [win.min_offsets[tp] for win in state.windows.values() if tp in win.min_offsets]
             marks[tp] = min(held) if held else newest + 1
         return marks
+
+    def _seen(self, state: ModelState) -> dict[TP, int]:
+        """Per partition, the offset below which every event of the model was read and is
+        counted in a window closed by now: late and invalid events counted in a window still
+        open are below no such mark (they are counted again if that window is lost)."""
+        seen = {}
+        for tp, newest in state.max_offset.items():
+            aside = [w.aside_offsets[tp] for w in state.windows.values() if tp in w.aside_offsets]
+            seen[tp] = min(aside) if aside else newest + 1
+        return seen
 
     def mark_stored(self, windows: Iterable[ClosedWindow]) -> None:
         done = {id(w) for w in windows}

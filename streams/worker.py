@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from detectors.drift.window import DriftReport
-from driftline.events import EventLimits, Rejected, deadletter_record, decode_message
+from driftline.events import DeadLetter, Decoded, EventLimits, Rejected, decode_message
 from driftline.settings import KeepEvents
 from driftline.store import DriftRow, MetricPoint, OffsetMark, Store, StoredReference
 from driftline.store.labels import LabelStore, PredictionBatch
 from driftline.units import split_unit, unit_of
+from streams.deadletters import DeadLetterOutbox, SendDeadLetter
 from streams.drift import DriftAnalyzer, dominant_version
 
 if TYPE_CHECKING:
@@ -34,18 +35,7 @@ from streams.windowing import TP, ClosedWindow, Message, WindowManager
 
 log = logging.getLogger(__name__)
 
-SendDeadLetter = Callable[[bytes | None, bytes], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    rejected: Rejected
-    tp: TP
-    offset: int
-
-    def record(self) -> bytes:
-        topic, partition = self.tp
-        return deadletter_record(self.rejected, topic, partition, self.offset)
+__all__ = ["DeadLetter", "PredictionWorker", "SendDeadLetter", "decode_batch"]
 
 
 def decode_batch(
@@ -53,20 +43,27 @@ def decode_batch(
     limits: EventLimits,
     start: int = 0,
     max_events: int | None = None,
+    now: float | None = None,
 ) -> tuple[list[Message], list[DeadLetter], int]:
     """Decode (partition, offset, broker time, value) tuples from ``start`` on.
 
     Stops once ``max_events`` events are decoded; returns the messages, the dead letters and
-    the index to continue from.
+    the index to continue from. ``now``: when they were received (default: the clock), for
+    the plausibility of event times.
     """
     messages: list[Message] = []
     dead: list[DeadLetter] = []
     events = 0
     index = start
+    received = time.time() if now is None else now
     while index < len(raw) and (max_events is None or events < max_events):
         tp, offset, broker_ts, value = raw[index]
         index += 1
-        decoded = decode_message(value, limits)
+        try:
+            decoded = decode_message(value, limits, now=received, broker_ts=broker_ts)
+        except Exception as exc:  # a decoder bug costs this message a dead letter, not the worker
+            log.exception("could not decode the message at %s[%d]@%d", *tp, offset)
+            decoded = Decoded(rejected=[Rejected(f"internal error: {exc!r}", value or b"")])
         invalid: dict[str, int] = {}
         if decoded.rejected:
             dead.extend(DeadLetter(r, tp, offset) for r in decoded.rejected)
@@ -141,6 +138,7 @@ def window_points(window: ClosedWindow) -> list[MetricPoint]:
 
 
 STORE_GROUP_WINDOWS = 64
+MAX_UNSENT_LETTERS = 10_000  # dead letters waiting for the broker before intake pauses
 EVENT_FLUSH_ROWS = 20_000  # raw predictions buffered before a write (also flushed every tick)
 REFERENCE_POLL_S = 5.0
 LABELLED_POLL_S = 30.0  # how often the models that have labels are read from the store
@@ -199,7 +197,8 @@ class PredictionWorker:
         self.manager = manager
         self.limits = limits
         self.log_ids = log_ids  # topic name -> log identity (topic id)
-        self._send_deadletter = send_deadletter
+        # every dead letter of the prediction and label agents, held until it is on the broker
+        self.outbox = DeadLetterOutbox(send_deadletter, limits.max_deadletter_raw_bytes)
         self.max_events = max_events
         self.drift = drift
         self._references_stamp = 0
@@ -289,11 +288,8 @@ class PredictionWorker:
                 )
             del messages
             stats.dead_letters += len(dead)
-            for letter in dead:
-                await self._send_deadletter(
-                    letter.rejected.model.encode() if letter.rejected.model else None,
-                    letter.record(),
-                )
+            await self.outbox.send(dead)
+            await self._drain_outbox()
             # Let the consumer move fetched messages into the stream buffer (and fetch more)
             # between chunks: without it, fetching stops while a micro-batch is processed and
             # the worker then idles for a round trip (about a fifth of the time, measured).
@@ -304,6 +300,17 @@ class PredictionWorker:
                 return
         if self.manager.close_due(time.time()):
             await self.store_closed()
+
+    async def _drain_outbox(self) -> None:
+        """While too many dead letters wait for the broker, stop taking events (back-pressure:
+        they wait in Kafka, uncommitted) and retry them."""
+        delay = 0.5
+        while self.outbox.backlog > MAX_UNSENT_LETTERS:
+            await self.outbox.settle()
+            if self.outbox.backlog <= MAX_UNSENT_LETTERS:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     async def _spill_events(self) -> None:
         """Once ``EVENT_FLUSH_ROWS`` raw predictions are buffered, write them in the background
@@ -385,7 +392,8 @@ class PredictionWorker:
         await self.store_closed()
         if not await self.flush_events():
             return  # the offsets of unwritten raw predictions must not be committed
-        offsets = self.manager.committable()
+        await self.outbox.settle()
+        offsets = self.outbox.hold(self.manager.committable())
         if offsets:
             await commit(offsets)
 
@@ -404,7 +412,14 @@ class PredictionWorker:
                 drift = [row for result in results for row in result.drift_rows]
                 learned = [ref for result in results for ref in result.learned_references]
                 marks = [
-                    OffsetMark(window.model, self.log_ids[t], p, offset, window.profile.start)
+                    OffsetMark(
+                        window.model,
+                        self.log_ids[t],
+                        p,
+                        offset,
+                        window.profile.start,
+                        window.seen.get((t, p), 0),
+                    )
                     for window in group
                     for (t, p), offset in window.marks.items()
                     if t in self.log_ids
@@ -498,7 +513,9 @@ class PredictionWorker:
         for mark in marks:
             tp = (topic_of[mark.log_id], mark.partition)
             if tp in owned:
-                self.manager.restore(mark.model, tp, mark.next_offset, mark.window_start)
+                self.manager.restore(
+                    mark.model, tp, mark.next_offset, mark.window_start, mark.seen_below
+                )
                 models.add(mark.model)
         for model in models:
             known = await self._in_store_thread(self.store.known_categories, *split_unit(model))

@@ -62,6 +62,7 @@ class OffsetMark:
     partition: int
     next_offset: int
     window_start: int
+    seen_below: int = 0  # every event of the model below it had been read (see windowing)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,14 @@ class Store:
     def init_schema(self) -> None:
         for ddl in schema.TABLES:
             self.backend.execute(ddl)
+        for table, column, kind in schema.ADDED_COLUMNS:
+            present = self.backend.execute(
+                "SELECT count() FROM system.columns WHERE database = currentDatabase() "
+                "AND table = %(table)s AND name = %(column)s",
+                {"table": table, "column": column},
+            )
+            if not present[0][0]:
+                self.backend.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.backend.close()
@@ -183,7 +192,15 @@ class Store:
                 "worker_offsets",
                 schema.OFFSET_COLUMNS,
                 [
-                    (m.model, m.log_id, m.partition, m.next_offset, m.window_start, written_at)
+                    (
+                        m.model,
+                        m.log_id,
+                        m.partition,
+                        m.next_offset,
+                        m.window_start,
+                        written_at,
+                        m.seen_below,
+                    )
                     for m in marks
                 ],
             )
@@ -294,11 +311,14 @@ class Store:
         if not log_ids:
             return []
         rows = self.backend.execute(
-            "SELECT model, log_id, partition, next_offset, toUInt32(window_start) "
+            "SELECT model, log_id, partition, next_offset, toUInt32(window_start), seen_below "
             "FROM worker_offsets FINAL WHERE log_id IN %(log_ids)s",
             {"log_ids": tuple(log_ids)},  # a tuple renders as (a, b): an IN list
         )
-        return [OffsetMark(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+        return [
+            OffsetMark(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
+            for r in rows
+        ]
 
     def models(self) -> list[dict[str, Any]]:
         """Every model with a stored window, its own or one of its pipeline stages'.

@@ -33,10 +33,18 @@ CREATE TABLE IF NOT EXISTS worker_offsets (
     partition UInt32,
     next_offset UInt64,
     window_start DateTime,
-    written_at UInt64
+    written_at UInt64,
+    seen_below UInt64 DEFAULT 0
 ) ENGINE = ReplacingMergeTree(written_at)
 ORDER BY (model, log_id, partition)
 """
+
+# Columns added after a table was first released: (table, column, type). A store created by an
+# older version gets them at start (ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS).
+ADDED_COLUMNS = (
+    # every event of the model below it had been read when the window closed (streams/windowing)
+    ("worker_offsets", "seen_below", "UInt64 DEFAULT 0"),
+)
 
 # One row per reference (model, version, source): the profile JSON of every feature.
 REFERENCES = """
@@ -271,7 +279,15 @@ METRIC_COLUMNS = (
     "version",
     "written_at",
 )
-OFFSET_COLUMNS = ("model", "log_id", "partition", "next_offset", "window_start", "written_at")
+OFFSET_COLUMNS = (
+    "model",
+    "log_id",
+    "partition",
+    "next_offset",
+    "window_start",
+    "written_at",
+    "seen_below",
+)
 REFERENCE_COLUMNS = ("model", "version", "source", "profile", "created_at", "written_at")
 DRIFT_COLUMNS = (
     "model",

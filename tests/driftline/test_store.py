@@ -119,3 +119,29 @@ def test_references_and_drift_results_round_trip(store: Store) -> None:
     store.write_window([], [], [row])  # the window again: replaced, not duplicated
     got = store.drift_results("fraud", start=W, end=W + 60)
     assert got == [row, no_p]
+
+
+def test_offset_marks_keep_what_was_read_when_the_window_closed(store: Store) -> None:
+    store.write_window([], [OffsetMark("fraud", "log-1", 0, 10, W, seen_below=14)])
+    assert store.offset_marks(["log-1"]) == [OffsetMark("fraud", "log-1", 0, 10, W, 14)]
+
+
+def test_a_store_from_before_seen_below_gets_the_column(store: Store) -> None:
+    """A data directory or server written by the previous release has worker_offsets without
+    seen_below: starting on it adds the column, and its old marks read as 0 (nothing seen)."""
+    store.backend.execute("DROP TABLE worker_offsets")
+    store.backend.execute(
+        "CREATE TABLE worker_offsets (model String, log_id String, partition UInt32, "
+        "next_offset UInt64, window_start DateTime, written_at UInt64) "
+        "ENGINE = ReplacingMergeTree(written_at) ORDER BY (model, log_id, partition)"
+    )
+    store.backend.insert(
+        "worker_offsets",
+        ("model", "log_id", "partition", "next_offset", "window_start", "written_at"),
+        [("old", "log-1", 0, 7, W, 1)],
+    )
+    store.init_schema()
+    store.init_schema()  # and again: nothing to add the second time
+    assert store.offset_marks(["log-1"]) == [OffsetMark("old", "log-1", 0, 7, W, 0)]
+    store.write_window([], [OffsetMark("new", "log-1", 0, 9, W, seen_below=12)])
+    assert OffsetMark("new", "log-1", 0, 9, W, 12) in store.offset_marks(["log-1"])

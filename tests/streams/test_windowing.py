@@ -127,3 +127,58 @@ def test_an_unexpected_error_costs_one_models_events_a_dead_letter_not_the_worke
     assert [(f.model, f.offset, f.tp) for f in failed] == [("bad", 0, TP0)]
     assert "ZeroDivisionError" in failed[0].reason
     assert count(m.models["good"].windows[BASE]) == 1
+
+
+def _restart(m: WindowManager, stored: list[Any]) -> WindowManager:
+    """A new manager restored from the marks of ``stored`` windows (a worker restart)."""
+    fresh = manager()
+    for window in stored:
+        for tp, offset in window.marks.items():
+            fresh.restore(window.model, tp, offset, window.profile.start, window.seen.get(tp, 0))
+    return fresh
+
+
+def test_a_replay_of_a_message_spanning_a_window_boundary_counts_nothing_late() -> None:
+    """Issue 13, point 3: the message at offset 1 holds events of a stored window and of an open
+    one; after a restart it is read again (the open window's hold), and its events of the
+    stored window were on time the first time: they are skipped, not counted late."""
+    m = manager()
+    boundary = msg(1, ev("a", BASE + 8), ev("a", BASE + 9), ev("a", BASE + 11))
+    m.add([msg(0, ev("a", BASE + 1)), boundary, msg(2, ev("a", BASE + 13))], now=0)
+    stored = m.close_due(now=0)
+    assert [(w.profile.start, count(w)) for w in stored] == [(BASE, 3)]
+    m.mark_stored(stored)
+    replayed_from = m.committable()[TP0]
+    assert replayed_from == 1  # the open window still needs the boundary message
+    again = _restart(m, stored)
+    messages = [boundary, msg(2, ev("a", BASE + 13))]
+    again.add([x for x in messages if x.offset >= replayed_from], now=0)
+    window = again.models["a"].windows[BASE + 10]
+    assert (window.profile.late, count(window)) == (0, 2)
+
+
+def test_a_replay_still_counts_late_events_whose_count_was_lost() -> None:
+    """A late event counted in a window that was still open at the crash is counted again on
+    the replay (that window's count was lost); one counted in a stored window is not."""
+    m = manager()
+    m.add([msg(0, ev("a", BASE + 1)), msg(1, ev("a", BASE + 15))], now=0)
+    stored = m.close_due(now=0)
+    m.mark_stored(stored)
+    m.add([msg(2, ev("a", BASE + 3))], now=0)  # late: counted in the open window BASE+10
+    assert m.models["a"].windows[BASE + 10].profile.late == 1
+    again = _restart(m, stored)  # the crash loses BASE+10 with its late count
+    again.add([msg(1, ev("a", BASE + 15)), msg(2, ev("a", BASE + 3))], now=0)
+    assert again.models["a"].windows[BASE + 10].profile.late == 1
+
+
+def test_a_replay_does_not_count_invalid_events_twice() -> None:
+    m = manager()
+    spanning = msg(1, ev("a", BASE + 15), invalid={"a": 2})  # counted in the open window BASE
+    m.add([msg(0, ev("a", BASE + 1)), spanning, msg(2, ev("a", BASE + 16))], now=0)
+    stored = m.close_due(now=0)
+    assert [(w.profile.start, w.profile.invalid) for w in stored] == [(BASE, 2)]
+    m.mark_stored(stored)
+    assert m.committable()[TP0] == 1
+    again = _restart(m, stored)
+    again.add([spanning, msg(2, ev("a", BASE + 16))], now=0)
+    assert [w.profile.invalid for w in again.models["a"].windows.values()] == [0]
