@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from driftline.events import EventLimits
+
 KeepEvents = Literal["labelled", "all", "none"]  # which raw predictions the worker stores
 
 
@@ -32,7 +34,7 @@ class Settings(BaseSettings):
     clickhouse_url: str = "clickhouse://default:@127.0.0.1:9000/default"
 
     # Windows
-    window_seconds: int = Field(60, ge=1)
+    window_seconds: int = Field(60, ge=1, le=7 * 86400)
     allowed_lateness_s: float = Field(10.0, ge=0)
     # A model with no new events for this long (wall clock) has its open windows closed, so the
     # last window of a stream that stopped is stored rather than held forever.
@@ -44,6 +46,15 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(1_048_576, ge=1024)
     max_features: int = Field(1000, ge=1)
     max_string_length: int = Field(1024, ge=1)
+    max_name_length: int = Field(256, ge=1, description="model, version, stage, id, names")
+    max_segment_keys: int = Field(16, ge=1, description="segment keys in one event")
+    # an event time further from the time it is received than these is dead-lettered (a clock
+    # or a unit gone wrong: milliseconds sent as seconds); replaying old data needs a larger age
+    max_event_age_s: float = Field(10 * 365 * 86400.0, gt=0, le=50 * 365 * 86400.0)
+    max_event_future_s: float = Field(86400.0, ge=0, le=365 * 86400.0)
+    max_deadletter_raw_bytes: int = Field(
+        65_536, ge=0, le=4 * 1_048_576, description="bytes of the original kept in a dead letter"
+    )
     # Memory is bounded by messages buffered in Faust and by events decoded at once: a 500-event
     # array of 50 features is ~600 KB of JSON and several MB as Python objects.
     stream_buffer_messages: int = Field(128, ge=1, description="Faust's per-stream buffer")
@@ -126,6 +137,19 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     max_request_bytes: int = Field(5 * 1_048_576, ge=1024)
     max_reference_bytes: int = Field(200 * 1_048_576, ge=1024)
+
+    def event_limits(self) -> EventLimits:
+        """The event contract's limits, as every process that decodes events applies them."""
+        return EventLimits(
+            max_message_bytes=self.max_message_bytes,
+            max_features=self.max_features,
+            max_string_length=self.max_string_length,
+            max_name_length=self.max_name_length,
+            max_segment_keys=self.max_segment_keys,
+            max_age_s=self.max_event_age_s,
+            max_future_s=self.max_event_future_s,
+            max_deadletter_raw_bytes=self.max_deadletter_raw_bytes,
+        )
 
 
 @lru_cache

@@ -15,7 +15,7 @@ from detectors.drift.window import DriftConfig
 from detectors.profile import ProfileConfig
 from detectors.streaming import StreamingSpec
 from driftline import topics
-from driftline.events import EventLimits
+from driftline.events import deadletter_max_bytes
 from driftline.settings import Settings
 from driftline.store import Store
 from streams.alarms import attach_alarms
@@ -28,6 +28,7 @@ from streams.windowing import WindowConfig, WindowManager
 from streams.worker import PredictionWorker
 
 TICK_SECONDS = 1.0
+SLICE_CATEGORIES = 50  # distinct values counted per feature in a slice's profile
 
 
 def is_current(message: Any, app: faust.App) -> bool:
@@ -72,6 +73,8 @@ def create_app(
         broker_check_crcs=False,
         consumer_max_fetch_size=8 * 1024 * 1024,
         stream_buffer_maxsize=settings.stream_buffer_messages,
+        # a dead letter is bounded (driftline/events.py): the producer is sized for the largest
+        producer_max_request_size=max(1_048_576, deadletter_max_bytes(settings.event_limits())),
     )
     predictions = app.topic(
         topics.PREDICTIONS, key_serializer="raw", value_serializer="raw", acks=False
@@ -87,6 +90,10 @@ def create_app(
             allowed_lateness_s=settings.allowed_lateness_s,
             idle_close_s=settings.idle_close_s,
             profile=ProfileConfig(settings.sample_size, settings.max_categories),
+            max_segment_values=settings.max_segment_values,
+            slice_profile=ProfileConfig(
+                settings.segment_sample_size, min(settings.max_categories, SLICE_CATEGORIES)
+            ),
             streaming={
                 model: tuple(StreamingSpec.of(name) for name in names)
                 for model, names in settings.streaming_detectors.items()
@@ -110,9 +117,7 @@ def create_app(
                 categorical_tests=settings.drift_categorical_tests,
             ),
         )
-    limits = EventLimits(
-        settings.max_message_bytes, settings.max_features, settings.max_string_length
-    )
+    limits = settings.event_limits()
     worker = PredictionWorker(
         store,
         manager,
@@ -141,8 +146,8 @@ def create_app(
             alpha=settings.drift_alpha,
             detectors=settings.concept_detectors,
             flag_detectors=settings.concept_flag_detectors,
-            max_segment_values=settings.max_segment_values,
         ),
+        manager.segments,
     )
     # alarm rules evaluated as each window is stored; open alerts loaded from the store now
     attach_alarms(app, worker, settings, store)

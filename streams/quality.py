@@ -34,7 +34,7 @@ from driftline.store import DriftRow, MetricPoint, Store
 from driftline.store.labels import Joined, LabelStore, WindowKey
 from driftline.units import unit_of
 from streams.drift import change_point_row, test_result_row
-from streams.windowing import OTHER_SEGMENT
+from streams.segments import SegmentValues
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ class QualityConfig:
     # are stored; DDM and EDDM at river's defaults fired on most stationary 5,000-event streams
     # in our measurements (detectors/concept.py), ADWIN and HDDM_A on none.
     flag_detectors: tuple[str, ...] = ("hddm_a", "adwin")
-    max_segment_values: int = 20
 
 
 @dataclass(frozen=True)
@@ -72,18 +71,13 @@ class ScoredWindow:
         return any(p.metric == "drift.concept" and not p.segment for p in self.points)
 
 
-def slices_of(rows: Sequence[Joined], max_values: int) -> dict[str, list[int]]:
-    """Row indices per "key=value" segment slice; per key, the ``max_values`` most frequent
-    values are kept and the rest counted as ``key=__other__``."""
-    values: dict[str, Counter[str]] = defaultdict(Counter)
-    for row in rows:
-        for key, value in (row.event.get("segment") or {}).items():
-            values[key][value] += 1
-    kept = {key: {v for v, _ in c.most_common(max_values)} for key, c in values.items()}
+def slices_of(rows: Sequence[Joined], slice_of: Callable[[str, str], str]) -> dict[str, list[int]]:
+    """Row indices per "key=value" segment slice, named by ``slice_of(key, value)``: the window
+    pipeline's names (``streams/segments.py``), so quality and traffic slices match."""
     out: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(rows):
         for key, value in (row.event.get("segment") or {}).items():
-            out[f"{key}={value if value in kept[key] else OTHER_SEGMENT}"].append(i)
+            out[slice_of(key, value)].append(i)
     return dict(out)
 
 
@@ -131,11 +125,13 @@ class QualityTracker:
         labels: LabelStore,
         store: Store,
         config: QualityConfig,
+        segments: SegmentValues,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.labels = labels
         self.store = store
         self.config = config
+        self.segments = segments  # the window pipeline's: one slice name per segment value
         self._clock = clock
         # only what was stored after start is "new" (a restart starts the detectors afresh)
         self._since_ms = int(clock() * 1000) - SAFETY_MS
@@ -211,7 +207,9 @@ class QualityTracker:
         ]
         window = _Measured(model, stage, start, version)
         groups: list[tuple[str, list[int]]] = [("", list(range(len(rows))))]
-        groups += sorted(slices_of(rows, cfg.max_segment_values).items())
+        unit = unit_of(model, stage)
+        lookup = self.segments.lookup
+        groups += sorted(slices_of(rows, lambda k, v: lookup(unit, k, v)).items())
         labelled_set = set(labelled)
         for segment, members in groups:
             mine = [i for i in members if i in labelled_set]

@@ -32,13 +32,15 @@ from detectors.columns import EventBatch, Kind, ModelSchema, build_batch
 from detectors.drift.window import PREDICTION
 from detectors.profile import CategoricalSummary, ProfileConfig, WindowProfile
 from detectors.streaming import StreamingDetector, StreamingSpec
+from streams.segments import OTHER_SEGMENT, SegmentValues
+
+__all__ = ["OTHER_SEGMENT", "ClosedWindow", "Message", "WindowConfig", "WindowManager"]
 
 TP = tuple[str, int]  # (topic, partition)
 
 log = logging.getLogger(__name__)
 
 MAX_KNOWN_CATEGORIES = 10_000  # per feature, for input.new_category_rate
-OTHER_SEGMENT = "__other__"  # segment values beyond the per-key cap are counted as this
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class WindowConfig:
     streaming: Mapping[str, tuple[StreamingSpec, ...]] = field(default_factory=dict)
     # slices: each event's ``segment`` values ("channel=mobile") get a profile of their own
     # per window, with a smaller sample; at most max_segment_values distinct values per key
-    # and model are tracked, later ones are counted as "key=__other__"
+    # and model get one (streams/segments.py), later ones are counted as "key=__other__"
     max_segment_values: int = 20
     slice_profile: ProfileConfig = field(default_factory=lambda: ProfileConfig(256, 50))
 
@@ -126,7 +128,6 @@ class ModelState:
     max_offset: dict[TP, int] = field(default_factory=dict)
     known: dict[str, set[str]] = field(default_factory=dict)
     detectors: dict[tuple[str, str], StreamingDetector] = field(default_factory=dict)
-    segment_values: dict[str, set[str]] = field(default_factory=dict)  # tracked, per key
 
 
 @dataclass
@@ -141,8 +142,10 @@ class _Pending:
 
 
 class WindowManager:
-    def __init__(self, config: WindowConfig) -> None:
+    def __init__(self, config: WindowConfig, segments: SegmentValues | None = None) -> None:
         self.config = config
+        # shared with the quality pass, so that a slice has one name everywhere
+        self.segments = segments or SegmentValues(config.max_segment_values)
         self.models: dict[str, ModelState] = {}
         self._processed: dict[TP, int] = {}  # newest offset seen per partition
         self._unstored: list[ClosedWindow] = []
@@ -171,6 +174,7 @@ class WindowManager:
             m for m, s in self.models.items() if gone & (s.max_offset.keys() | s.skip_below.keys())
         ]:
             del self.models[model]
+            self.segments.forget([model])
         for tp in gone:
             self._processed.pop(tp, None)
         self._unstored = [w for w in self._unstored if not gone & w.holds.keys()]
@@ -277,7 +281,7 @@ class WindowManager:
                 window.profile.add(part)
                 if sliced:
                     segments = sliced if windows.size == 1 else [sliced[i] for i in rows]
-                    self._add_slices(state, window, part, segments)
+                    self._add_slices(model, window, part, segments)
                 if specs:
                     _run_streaming(state, specs, part, window.profile)
                 for code, tp in enumerate(tps):
@@ -298,25 +302,19 @@ class WindowManager:
 
     def _add_slices(
         self,
-        state: ModelState,
+        model: str,
         window: OpenWindow,
         batch: EventBatch,
         segments: list[dict[str, str] | None],
     ) -> None:
         """Profile the batch's rows once more per segment value they carry."""
         rows_of: dict[str, list[int]] = {}
-        cap = self.config.max_segment_values
+        admit = self.segments.admit
         for row, segment in enumerate(segments):
             if not segment:
                 continue
             for key, value in segment.items():
-                tracked = state.segment_values.setdefault(key, set())
-                if value not in tracked:
-                    if len(tracked) >= cap:
-                        value = OTHER_SEGMENT
-                    else:
-                        tracked.add(value)
-                rows_of.setdefault(f"{key}={value}", []).append(row)
+                rows_of.setdefault(admit(model, key, value), []).append(row)
         for label, rows in rows_of.items():
             profile = window.slices.get(label)
             if profile is None:

@@ -26,7 +26,7 @@ def consumer(
         store, log_ids={topics.PREDICTIONS: "owners-test"}, restored=False, keep_events="all"
     )
     config = QualityConfig(window_seconds=WINDOW, min_labels=5)
-    tracker = QualityTracker(worker.labels, store, config, clock)
+    tracker = QualityTracker(worker.labels, store, config, worker.manager.segments, clock)
     asyncio.run(worker.restore([(topics.PREDICTIONS, partition)]))
     return worker, tracker
 
