@@ -10,18 +10,28 @@ takes about half the consumer session timeout.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from driftline.processes import ManagedProcess
+from driftline.processes import (
+    ManagedProcess,
+    is_running,
+    parent_pid,
+    start_time,
+    wait_port_free,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,42 +77,124 @@ class EmbeddedBroker(ManagedProcess):
     """A Tansu broker on a loopback port; use as a context manager or call start/stop.
 
     Storage is in memory: a restarted broker starts empty, with new topic ids, so offsets a
-    worker stored for the old one never apply to the new one.
+    worker stored for the old one never apply to the new one. The broker dies with the process
+    that started it (``driftline.processes``); ``pidfile``, if given, names it meanwhile, so
+    that a broker left over all the same can be found and stopped (:func:`stop_leftover`).
     """
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int | None = None, host: str = "127.0.0.1", pidfile: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port or free_port()
+        self.pidfile = pidfile
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
     def start(self) -> EmbeddedBroker:
-        url = f"tcp://{self.host}:{self.port}"
-        self._process = subprocess.Popen(
-            [
-                str(tansu_binary()),
-                "broker",
-                "--cluster-id",
-                f"driftline-{uuid.uuid4()}",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+        process = self._spawn(
+            broker_command(self.host, self.port),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches Driftline, which stops the broker last
         )
+        if self.pidfile is not None:
+            BrokerPidfile.of(process.pid, self.port).write(self.pidfile)
         try:
             wait_for_port(self.host, self.port)
         except TimeoutError:
             self.stop()
             raise
         return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        super().stop(timeout_s)
+        if self.pidfile is not None:
+            self.pidfile.unlink(missing_ok=True)
+
+
+def broker_command(host: str, port: int) -> list[str]:
+    url = f"tcp://{host}:{port}"
+    return [
+        str(tansu_binary()),
+        "broker",
+        "--cluster-id",
+        f"driftline-{uuid.uuid4()}",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
+@dataclass(frozen=True)
+class BrokerPidfile:
+    """Which process is the embedded broker, and which Driftline process owns it."""
+
+    pid: int
+    started: int | None  # with the pid, names one process (pids are reused)
+    owner: int
+    port: int
+
+    @classmethod
+    def of(cls, pid: int, port: int, owner: int | None = None) -> BrokerPidfile:
+        return cls(pid, start_time(pid), os.getpid() if owner is None else owner, port)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self)) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> BrokerPidfile | None:
+        try:
+            fields = json.loads(path.read_text())
+            started = fields["started"]
+            return cls(
+                int(fields["pid"]),
+                None if started is None else int(started),
+                int(fields["owner"]),
+                int(fields["port"]),
+            )
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def is_leftover(self) -> bool:
+        """The broker still runs, though the Driftline process that started it is gone."""
+        return (
+            is_running(self.pid)
+            and start_time(self.pid) == self.started
+            and _is_tansu(self.pid)
+            and parent_pid(self.pid) != self.owner  # re-parented: its owner died
+        )
+
+
+def _is_tansu(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/exe").resolve() == tansu_binary().resolve()
+    except OSError:
+        return False
+
+
+def stop_leftover(pidfile: Path) -> int | None:
+    """Kill the broker ``pidfile`` names if its owner died (a crash, ``kill -9``) and it still
+    runs; return its pid once its port is free, None if there was none to stop."""
+    found = BrokerPidfile.read(pidfile)
+    if found is None or not found.is_leftover():
+        return None
+    log.warning(
+        "stopping the embedded broker (pid %d) that a crashed Driftline left on port %d",
+        found.pid,
+        found.port,
+    )
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(found.pid, signal.SIGKILL)
+    wait_port_free(found.port)
+    pidfile.unlink(missing_ok=True)
+    return found.pid
 
 
 def ensure_topics(bootstrap: str, partitions: dict[str, int]) -> None:

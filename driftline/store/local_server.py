@@ -1,7 +1,8 @@
 """A throwaway ClickHouse server on a loopback port, for tests and benchmarks.
 
 It runs Debian's ``clickhouse-server`` package (18.16 here) with its stock config and every
-path and port overridden on the command line; it starts in about a second.
+path and port overridden on the command line; it starts in about a second, and dies with the
+process that started it (``driftline.processes``).
 """
 
 from __future__ import annotations
@@ -54,9 +55,7 @@ class LocalClickHouseServer(ManagedProcess):
         args = [binary, f"--config-file={self.config}", "--"]
         args += [f"--{key}={value}" for key, value in overrides.items()]
         root.mkdir(parents=True, exist_ok=True)
-        self._process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root
-        )
+        self._spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
         wait_for_port("127.0.0.1", self.port, timeout=timeout_s)
         self._wait_ready(timeout_s)
         return self
