@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import socket
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -18,23 +18,27 @@ from driftline.settings import Settings, get_settings
 log = logging.getLogger("driftline")
 
 
-def _port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _pick_port(requested: int | None, default: int, what: str) -> int:
+def _pick_port(requested: int | None, default: int, option: str) -> int:
+    """``requested`` if free (else a clear error); without one, ``default`` if free, else any."""
     from driftline.broker import free_port
+    from driftline.processes import describe_port_user, port_free
 
     if requested is not None:
-        if not _port_free(requested):
-            raise SystemExit(f"driftline: {what} port {requested} is in use; choose another")
+        if not port_free(requested):
+            raise SystemExit(
+                f"driftline: port {requested} is in use{describe_port_user(requested)}: "
+                f"stop it or pass {option}"
+            )
         return requested
-    return default if _port_free(default) else free_port()
+    return default if port_free(default) else free_port()
+
+
+def _pick_kafka_port(requested: int | None, pidfile: Path) -> int:
+    """As :func:`_pick_port`, once a broker that a crashed Driftline left there is stopped."""
+    from driftline.broker import stop_leftover
+
+    stop_leftover(pidfile)
+    return _pick_port(requested, 9092, "--kafka-port")
 
 
 def _settings_for_stack(args: argparse.Namespace, demo: bool) -> Settings:
@@ -58,7 +62,7 @@ def _settings_for_stack(args: argparse.Namespace, demo: bool) -> Settings:
             # enough recent labels that the holdout judges every channel fairly
             retrain_min_examples=2000,
         )
-    updates["api_port"] = _pick_port(args.api_port, get_settings().api_port, "API")
+    updates["api_port"] = _pick_port(args.api_port, get_settings().api_port, "--api-port")
     return get_settings().model_copy(update=updates)
 
 
@@ -94,7 +98,13 @@ def _print_alerts() -> None:
     announcer.propagate = False
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # unwinds through cmd_stack's clean-up, as a stop of the worker does
+
+
 def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
+    # a SIGTERM before the Faust worker takes the signal over still stops everything cleanly
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     from api.main import create_app as create_api
     from driftline.broker import EmbeddedBroker
     from driftline.demo import DemoProducer, Drift
@@ -107,8 +117,9 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     if args.kafka_bootstrap:
         settings = settings.model_copy(update={"kafka_bootstrap": args.kafka_bootstrap})
     else:
-        port = _pick_port(args.kafka_port, 9092, "Kafka")
-        broker = EmbeddedBroker(port).start()
+        pidfile = settings.data_dir / "broker.pid"
+        broker = EmbeddedBroker(_pick_kafka_port(args.kafka_port, pidfile), pidfile=pidfile)
+        broker.start()
         # one worker on one machine: a short session timeout makes the group join quick
         settings = settings.model_copy(
             update={"kafka_bootstrap": broker.bootstrap, "consumer_session_timeout_s": 6.0}
@@ -245,7 +256,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_retrainer(args: argparse.Namespace) -> int:
-    import signal
     import threading
 
     from driftline.services import prepare_topics

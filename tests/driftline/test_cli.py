@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +19,13 @@ from conftest import get_json, wait_until
 from kafka import KafkaProducer
 
 from driftline import topics
-from driftline.broker import free_port
+from driftline.broker import (
+    BrokerPidfile,
+    broker_command,
+    free_port,
+    wait_for_port,
+)
+from driftline.processes import is_running, port_free, process_name
 
 
 def series(api: str, model: str, name: str) -> list[dict[str, Any]]:
@@ -24,12 +33,18 @@ def series(api: str, model: str, name: str) -> list[dict[str, Any]]:
     return body["series"] if body else []
 
 
-def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "driftline.cli", *args],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        env=None if env is None else {**os.environ, **env},
     )
+
+
+def children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()]  # fmt: skip
 
 
 def kcat(bootstrap: str, args: list[str], stdin: bytes = b"") -> bytes:
@@ -160,3 +175,88 @@ def test_every_subcommand_has_help(command: str) -> None:
         [sys.executable, "-m", "driftline.cli", command, "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "usage: driftline" in result.stdout
+
+
+def test_up_restarts_on_its_ports_after_a_kill_9(tmp_path: Path) -> None:
+    api_port, kafka_port = free_port(), free_port()
+    args = ["up", "--api-port", str(api_port), "--kafka-port", str(kafka_port),
+            "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    api = f"http://127.0.0.1:{api_port}"
+    first = start(args, tmp_path / "first.log")
+    brokers: list[int] = []
+    try:
+        wait_until(lambda: get_json(f"{api}/health"), what="the API")
+        brokers = [c for c in children(first.pid) if process_name(c) == "tansu"]
+        assert len(brokers) == 1
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        # the broker dies with it and frees the Kafka port (as the API's)
+        wait_until(lambda: not is_running(brokers[0]), timeout=5, what="the broker to die")
+        wait_until(lambda: port_free(kafka_port) and port_free(api_port), timeout=5,
+                   what="the ports to be free")  # fmt: skip
+    finally:
+        for pid in brokers:  # the bug this guards against: a broker that outlived `up`
+            if is_running(pid):
+                os.kill(pid, signal.SIGKILL)
+        if first.poll() is None:
+            first.kill()
+
+    second = start(args, tmp_path / "second.log")
+    try:
+        wait_until(lambda: get_json(f"{api}/health"), what="the API after a restart")
+        wait_for_port("127.0.0.1", kafka_port)
+    finally:
+        second.terminate()
+        assert second.wait(timeout=60) == 0
+    out = (tmp_path / "second.log").read_text()
+    assert f"bootstrap 127.0.0.1:{kafka_port}" in out and "driftline: stopped" in out
+
+
+def test_up_stops_the_broker_a_crashed_up_left_on_its_port(tmp_path: Path) -> None:
+    """The fallback where the broker outlived its owner all the same (started by a Driftline
+    that did not tie it to its own life): the pidfile in the data directory names it."""
+    api_port, kafka_port = free_port(), free_port()
+    data = tmp_path / "data"
+    crashed_owner = subprocess.Popen(["true"])
+    crashed_owner.wait()
+    leftover = subprocess.Popen(broker_command("127.0.0.1", kafka_port), start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    up = None
+    try:
+        wait_for_port("127.0.0.1", kafka_port)
+        BrokerPidfile.of(leftover.pid, kafka_port, owner=crashed_owner.pid).write(
+            data / "broker.pid"
+        )
+        up = start(["up", "--api-port", str(api_port), "--kafka-port", str(kafka_port),
+                    "--data-dir", str(data)], tmp_path / "up.log")  # fmt: skip
+        wait_until(lambda: get_json(f"http://127.0.0.1:{api_port}/health"), what="the API")
+        assert leftover.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait()
+        if up is not None:
+            up.terminate()
+            assert up.wait(timeout=60) == 0
+    out = (tmp_path / "up.log").read_text()
+    assert f"stopping the embedded broker (pid {leftover.pid})" in out
+    assert f"bootstrap 127.0.0.1:{kafka_port}" in out
+
+
+@pytest.mark.parametrize("option", ["--kafka-port", "--api-port"])
+def test_up_names_the_process_that_holds_its_port(tmp_path: Path, option: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        other = "--api-port" if option == "--kafka-port" else "--kafka-port"
+        done = subprocess.run(
+            [sys.executable, "-m", "driftline.cli", "up", option, str(port), other,
+             str(free_port()), "--data-dir", str(tmp_path / "data")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode != 0
+    assert (
+        f"driftline: port {port} is in use by pid {os.getpid()} ({process_name(os.getpid())}): "
+        f"stop it or pass {option}"
+    ) in done.stderr
