@@ -3,20 +3,24 @@
 The training and the comparison are pure (``retrainer/train.py``, ``retrainer/evaluate.py``);
 this module reads the store, writes the job's state changes (``driftline/store/jobs.py``), the
 registry and the model's new reference, and announces promotions on
-``driftline.model-updates``. :func:`run_retrainer` consumes ``driftline.retrain-jobs`` and
-commits each message only once its job has reached a final state.
+``driftline.model-updates``.
+
+:func:`run_retrainer` owns admission: it consumes the requests on ``driftline.retrain-jobs``
+(keyed by model, so a model's requests reach one consumer, in order) and decides each at once,
+writing the queued job or the refusal; admitted jobs train one at a time on a second thread,
+so a long job never holds up the decisions that API clients wait for.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -25,7 +29,7 @@ from driftline import topics
 from driftline.settings import Settings
 from driftline.store import Store, StoredReference
 from driftline.store.alarms import AlarmStore
-from driftline.store.jobs import JobStore, RetrainJob
+from driftline.store.jobs import Admission, JobStore, RetrainJob, RetrainRequest
 from driftline.store.labels import Joined, LabelStore
 from driftline.units import split_unit
 from retrainer.data import Example, TrainingError
@@ -87,6 +91,7 @@ class Retrainer:
         registry: Registry,
         publish: Publish | None = None,
         clock: Callable[[], float] = time.time,
+        stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -96,44 +101,29 @@ class Retrainer:
         self.registry = registry
         self.publish = publish
         self._clock = clock
+        self._stop = stop or threading.Event()  # set: a job waiting for labels gives up
         self._code_version = code_version()
 
-    # -- taking jobs ----------------------------------------------------------------------
-    def handle(self, request: Mapping[str, Any]) -> RetrainJob | None:
-        """One message of ``driftline.retrain-jobs``; returns the job as it ended (None: a
-        message of a job already handled, or refused)."""
-        job_id = request.get("job_id")
-        if isinstance(job_id, str):
-            job = self.jobs.job(job_id)
-            if job is None:
-                log.warning("retrain message for unknown job %s: ignored", job_id)
-                return None
-        else:  # a request published by someone else: admit it like the API would
-            model = request.get("model")
-            if not isinstance(model, str) or not model:
-                log.warning("retrain message without a model: ignored (%r)", request)
-                return None
-            admission = self.jobs.request(
-                RetrainJob.new(
-                    model,
-                    str(request.get("reason") or "external"),
-                    alert_id=str(request.get("alert_id") or ""),
-                    rule_id=str(request.get("rule_id") or ""),
-                ),
-                self.settings.retrain_cooldown_s,
-            )
-            if admission.job is None:
-                log.info("retrain request for %s refused: %s", model, admission.why)
-                return None
-            job = admission.job
-        if job.state != "queued":
-            return None  # a replayed message: this job already ran
+    # -- deciding and taking jobs -----------------------------------------------------------
+    def decide(self, request: RetrainRequest) -> Admission:
+        """Admit or refuse one request of ``driftline.retrain-jobs`` (stored either way)."""
+        admission = self.jobs.decide(request, self.settings.retrain_cooldown_s)
+        if admission.job is None:
+            log.info("retrain request for %s refused: %s", request.model, admission.why)
+        return admission
+
+    def take(self, job_id: str) -> RetrainJob | None:
+        """Run an admitted job; returns it as it ended (None: not queued any more, e.g. a
+        job already run, admitted again by a replayed request)."""
+        job = self.jobs.job(job_id)
+        if job is None or job.state != "queued":
+            return None
         running = [
             j
             for j in self.jobs.jobs(job.model, state="running")
             if j.id != job.id and self._clock() - (j.started_at or 0) < 6 * 3600
         ]
-        if running:
+        if running:  # queued by an earlier version, which admitted in each requester
             return self.jobs.write(
                 replace(
                     job.with_log(f"job {running[0].id} is already running for this model"),
@@ -142,6 +132,16 @@ class Retrainer:
                 )
             )
         return self.run(job)
+
+    def handle(self, request: RetrainRequest) -> RetrainJob | None:
+        """Decide a request and run its job at once (None: refused, or already run).
+        :func:`run_retrainer` does the two on different threads."""
+        admission = self.decide(request)
+        return None if admission.job is None else self.take(admission.job.id)
+
+    def queued(self) -> list[str]:
+        """Jobs admitted but not yet run (by a retrainer that stopped), oldest first."""
+        return [j.id for j in reversed(self.jobs.jobs(state="queued"))]
 
     def recover(self) -> list[RetrainJob]:
         """Jobs left running by a retrainer that died: failed, so the model can train again."""
@@ -201,7 +201,8 @@ class Retrainer:
             if len(rows) >= needed or self._clock() >= waited_until:
                 break
             job = self.jobs.write(job.with_log(f"waiting for labels: {len(rows)} of {needed}"))
-            time.sleep(LABEL_POLL_S)
+            if self._stop.wait(LABEL_POLL_S):
+                raise TrainingError("the retrainer stopped while this job waited for labels")
         if end > (job.data_end or 0):
             job = self.jobs.write(replace(job, data_end=end))
         examples = examples_of(rows)
@@ -346,11 +347,13 @@ def kafka_publisher(bootstrap: str) -> tuple[Publish, Callable[[], None]]:
 def run_retrainer(
     settings: Settings, store: Store, stop: threading.Event, poll_s: float = 1.0
 ) -> None:
-    """Consume ``driftline.retrain-jobs`` until ``stop`` is set; one job at a time."""
+    """Decide the requests on ``driftline.retrain-jobs`` and train the admitted jobs, one at
+    a time, until ``stop`` is set. Run one retrainer: it owns admission (and its start fails
+    the jobs left running, as by a retrainer that died)."""
     from kafka import KafkaConsumer
 
     publish, close_producer = kafka_publisher(settings.kafka_bootstrap)
-    retrainer = Retrainer(settings, store, registry_of(settings), publish)
+    retrainer = Retrainer(settings, store, registry_of(settings), publish, stop=stop)
     for job in retrainer.recover():
         log.warning("job %s for %s was left running; marked failed", job.id, job.model)
     consumer = KafkaConsumer(
@@ -361,26 +364,51 @@ def run_retrainer(
         auto_offset_reset="earliest",
         session_timeout_ms=int(settings.consumer_session_timeout_s * 1000),
         max_poll_records=1,
-        max_poll_interval_ms=3_600_000,  # one job may train for a long time
     )
+    admitted: queue.Queue[str | None] = queue.Queue()
+    for job_id in retrainer.queued():
+        admitted.put(job_id)
+    done = threading.Event()
+    trainer = threading.Thread(
+        target=train_admitted, args=(retrainer, admitted, done), name="driftline-training"
+    )
+    trainer.daemon = True
+    trainer.start()
     try:
         while not stop.is_set():
             batches = consumer.poll(timeout_ms=int(poll_s * 1000))
             for tp, records in batches.items():
                 for record in records:
                     try:
-                        request = orjson.loads(record.value)
-                        if not isinstance(request, dict):
-                            raise ValueError("a retrain request must be a JSON object")
-                        retrainer.handle(request)
+                        admission = retrainer.decide(RetrainRequest.from_bytes(record.value))
                     except ValueError as exc:  # bad input: said, skipped, never retried
                         log.warning("bad retrain request at offset %d: %s", record.offset, exc)
                     except Exception:  # the store is down: read this request again later
-                        log.exception("could not handle a retrain request; retrying")
+                        log.exception("could not decide a retrain request; retrying")
                         consumer.seek(tp, record.offset)
                         stop.wait(5 * poll_s)
                         break
-                    consumer.commit()
+                    else:
+                        if admission.job is not None:
+                            admitted.put(admission.job.id)
+                    consumer.commit()  # decided and stored: a replay keeps the decision
     finally:
+        done.set()
+        admitted.put(None)
+        trainer.join()  # the job in hand finishes (or gives up waiting, once stop is set)
         consumer.close()
         close_producer()
+
+
+def train_admitted(
+    retrainer: Retrainer, admitted: queue.Queue[str | None], done: threading.Event
+) -> None:
+    """The training thread: admitted jobs in order, until ``done``."""
+    while (job_id := admitted.get()) is not None and not done.is_set():
+        try:
+            retrainer.take(job_id)
+        except Exception:  # the store is down: the job stays queued; try it again
+            log.exception("could not take retraining job %s; retrying", job_id)
+            if done.wait(5.0):
+                return
+            admitted.put(job_id)

@@ -5,7 +5,8 @@ microseconds per window. Everything slow happens on one background thread: writi
 state, making the deliveries (``driftline/notify.py`` sends them on per-subscription
 threads), reloading rules, subscriptions and silences, and repeat notifications. Alert state
 changes also go to the ``driftline.alerts`` topic, and a firing rule with the ``retrain``
-action puts a request on ``driftline.retrain-jobs``.
+action puts a request on ``driftline.retrain-jobs``: the retrainer decides it and writes the
+job (``driftline/store/jobs.py``).
 
 Open alerts are loaded from the store at start (and again after a rebalance), so a restarted
 worker neither fires an alert twice nor loses its resolve.
@@ -40,7 +41,7 @@ from driftline.notify import RetryPolicy, WebhookDispatcher
 from driftline.settings import Settings
 from driftline.store import Store
 from driftline.store.alarms import AlarmStore, Delivery
-from driftline.store.jobs import JobStore, RetrainJob, admit
+from driftline.store.jobs import JobStore, RetrainRequest, admit
 from driftline.units import split_unit
 from streams.quality import ScoredWindow
 from streams.worker import PredictionWorker, WindowResult
@@ -52,6 +53,7 @@ announce = logging.getLogger("driftline.alerts")
 Publish = Callable[[str, bytes, bytes], None]  # (topic, key, value), called on the event loop
 STORE_ATTEMPTS = 3
 CLOSED_REMEMBERED = 10_000
+REQUEST_PENDING_S = 600.0  # a retrain request not decided by then is given up for a new one
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ class AlarmService:
         self._subscriptions: dict[str, Subscription] = {}
         self._silences: list[Silence] = []
         self._jobs: queue.Queue[Job] = queue.Queue()
-        self._retrain_jobs = JobStore(store.backend)  # one lock for check-and-queue
+        self._retrain_jobs = JobStore(store.backend)  # read only: the retrainer decides
+        self._retrain_pending: dict[str, tuple[str, float]] = {}  # model → (job id, sent)
         self._rules_stamp: tuple[int, int] | None = None
         self._thread = threading.Thread(target=self._run, name="driftline-alarms", daemon=True)
 
@@ -243,26 +246,37 @@ class AlarmService:
             self._jobs.put(functools.partial(self._request_retrain, alert))
 
     def _request_retrain(self, alert: Alert) -> None:
-        """On the alarm thread: record a queued job unless one is active for the model or it
-        is cooling down, then put it on ``driftline.retrain-jobs`` for the retrainer."""
-        job = RetrainJob.new(alert.model, "alert", alert_id=alert.id, rule_id=alert.rule_id)
-        admission = self._retrain_jobs.request(job, self.settings.retrain_cooldown_s)
-        if admission.job is None:
-            log.info(
-                "alert %s asks to retrain %s: not queued (%s)", alert.id, alert.model, admission.why
-            )
+        """On the alarm thread: ask the retrainer for a job, unless the model has one or is
+        cooling down as far as the store shows (the retrainer decides; asking only then
+        keeps refusals out of the jobs list)."""
+        why = self._retrain_blocked(alert.model)
+        if why is not None:
+            log.info("alert %s asks to retrain %s: not requested (%s)", alert.id, alert.model, why)
             return
-        request = {
-            "job_id": admission.job.id,
-            "model": alert.model,
-            "reason": "alert",
-            "alert_id": alert.id,
-            "rule_id": alert.rule_id,
-            "requested_at": admission.job.requested_at,
-        }
-        log.info("alert %s queued retraining job %s for %s", alert.id, job.id, alert.model)
-        if self.publish is not None:
-            self.publish(topics.RETRAIN_JOBS, alert.model.encode(), orjson.dumps(request))
+        self._send_retrain_request(alert)
+
+    def _retrain_blocked(self, model: str) -> str | None:
+        """Why not to ask for a job now: a request of ours awaits its decision, or
+        :func:`admit` would refuse it."""
+        pending = self._retrain_pending.get(model)
+        if pending is not None:
+            job_id, sent = pending
+            if (
+                self._retrain_jobs.job(job_id) is None
+                and time.monotonic() - sent < REQUEST_PENDING_S
+            ):
+                return f"request {job_id} awaits the retrainer's decision"
+            del self._retrain_pending[model]
+        previous = self._retrain_jobs.standing(model, limit=50)
+        return admit(previous, self._clock(), self.settings.retrain_cooldown_s)
+
+    def _send_retrain_request(self, alert: Alert) -> None:
+        if self.publish is None:
+            return
+        request = RetrainRequest.new(alert.model, "alert", alert_id=alert.id, rule_id=alert.rule_id)
+        self.publish(topics.RETRAIN_JOBS, request.key, request.to_bytes())
+        self._retrain_pending[alert.model] = (request.job_id, time.monotonic())
+        log.info("alert %s requested retraining of %s", alert.id, alert.model)
 
     # -- the background thread ------------------------------------------------------------
     def _run(self) -> None:
@@ -320,20 +334,20 @@ class AlarmService:
             ]
         if not firing:
             return
-        now = self._clock()
         for alert in firing:
-            previous = self._retrain_jobs.jobs(alert.model, limit=50)
-            mine = [j for j in previous if j.alert_id == alert.id]
+            mine = [
+                j for j in self._retrain_jobs.standing(alert.model, 50) if j.alert_id == alert.id
+            ]
             if not mine or mine[0].state not in ("failed", "rejected"):
                 continue  # never asked (or refused), still running, or succeeded
-            if admit(previous, now, self.settings.retrain_cooldown_s) is None:
+            if self._retrain_blocked(alert.model) is None:
                 log.info(
                     "alert %s still firing after job %s ended %s: retrying",
                     alert.id,
                     mine[0].id,
                     mine[0].state,
                 )
-                self._request_retrain(alert)
+                self._send_retrain_request(alert)
 
     def refresh(self) -> None:
         """Reload rules, subscriptions and silences (they change through the API)."""

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import replace
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from api.deps import ApiKeyDep, IngestDep, RegistryDep, SettingsDep, StoreDep
+from api.deps import ApiKeyDep, IngestDep, RegistryDep, StoreDep
 from driftline import topics
-from driftline.store.jobs import JobStore, RetrainJob
+from driftline.store.jobs import Admission, JobStore, RetrainRequest
 from driftline.store.labels import LabelStore
 from retrainer.registry import VersionNotFound
 from retrainer.worker import promote_version
 
 router = APIRouter(prefix="/v1", tags=["retraining"])
+DECISION_WAIT_S = 10.0  # POST .../retrain: how long to wait for the retrainer's decision
+DECISION_POLL_S = 0.1
 
 
 class RetrainJobPublic(BaseModel):
     id: str
     model: str
-    state: str = Field(description="queued, running, succeeded, failed or rejected")
+    state: str = Field(
+        description="queued, running, succeeded, failed or rejected; requested: asked for, "
+        "not yet decided by the retrainer (only in the answer to POST .../retrain)"
+    )
     reason: str = Field(description="alert or manual")
     alert_id: str | None
     rule_id: str | None
@@ -81,7 +87,10 @@ def read_retrain_jobs(
 def read_retrain_job(job_id: str, store: StoreDep) -> RetrainJobPublic:
     job = JobStore(store.backend).job(job_id)
     if job is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no retraining job {job_id!r}")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no retraining job {job_id!r} (a request not yet decided by the retrainer has none)",
+        )
     return RetrainJobPublic(**job.to_dict())
 
 
@@ -92,34 +101,40 @@ def read_retrain_job(job_id: str, store: StoreDep) -> RetrainJobPublic:
     responses={409: {"description": "a job is active for the model, or it is cooling down"}},
 )
 async def create_retrain_job(
-    model: str, store: StoreDep, settings: SettingsDep, ingest: IngestDep
+    model: str,
+    store: StoreDep,
+    ingest: IngestDep,
+    wait: float = Query(
+        DECISION_WAIT_S, ge=0, le=60, description="seconds to wait for the retrainer's decision"
+    ),
 ) -> RetrainJobPublic:
-    """Queue a retraining job by hand (the same rules as alarms: one active job per model,
-    and the cooldown after the last one)."""
-    jobs = JobStore(store.backend)
-    admission = await run_in_threadpool(
-        jobs.request, RetrainJob.new(model, "manual"), settings.retrain_cooldown_s
-    )
-    if admission.job is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"not queued: {admission.why}")
-    job = admission.job
-    request = {
-        "job_id": job.id,
-        "model": model,
-        "reason": "manual",
-        "requested_at": job.requested_at,
-    }
+    """Ask for a retraining job by hand. The retrainer decides, by the same rules as for
+    alarms (one active job per model, the cooldown after the last one), however many clients
+    and API replicas ask at once. Answers the queued job (202) or why not (409) once decided;
+    ``requested`` (202) if not decided within ``wait`` s: follow its ``id`` with
+    ``GET /v1/retrain-jobs/{id}``."""
+    request = RetrainRequest.new(model, "manual")
     try:
         await run_in_threadpool(
-            ingest.publish, topics.RETRAIN_JOBS, model.encode(), orjson.dumps(request)
+            ingest.publish, topics.RETRAIN_JOBS, request.key, request.to_bytes()
         )
     except Exception as exc:
-        failed = replace(job.with_log(f"could not reach Kafka: {exc}"), state="failed")
-        await run_in_threadpool(jobs.write, failed)
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"could not queue the job on Kafka at {ingest.bootstrap}: {exc}",
+            f"could not request the job on Kafka at {ingest.bootstrap}: {exc}",
         ) from exc
+    jobs = JobStore(store.backend)
+    deadline = time.monotonic() + wait
+    while (job := await run_in_threadpool(jobs.job, request.job_id)) is None:
+        if time.monotonic() >= deadline:
+            requested = replace(request.job(), state="requested").with_log(
+                f"requested: not decided by the retrainer within {wait:g} s (is it running?)"
+            )
+            return RetrainJobPublic(**requested.to_dict())
+        await asyncio.sleep(DECISION_POLL_S)
+    admission = Admission(job)
+    if admission.job is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"not queued: {admission.why}")
     return RetrainJobPublic(**job.to_dict())
 
 

@@ -1,18 +1,25 @@
-"""Retraining jobs: queued → running → succeeded | failed | rejected.
+"""Retraining jobs: requested → queued → running → succeeded | failed | rejected.
+
+The API and the alarm service only *request* a job: a :class:`RetrainRequest` on
+``driftline.retrain-jobs``, keyed by model. The retrainer decides each request
+(:meth:`JobStore.decide`) and writes the decision under the request's ``job_id``: a queued
+job, or a refusal (``rejected``, never started, the reason in its log). The topic is keyed by
+model, so one consumer decides all of a model's requests, one at a time and in order: at most
+one active (queued or running) job per model, and none within the cooldown of the model's
+previous job, however many API replicas and workers ask at once. ClickHouse has no
+transactions, so a check-then-write by each requester could not promise that.
 
 A job is a row per state change in ``retrain_jobs`` (ReplacingMergeTree by write time, read
-with FINAL). Whoever enqueues (the alarm service, the API) asks :meth:`JobStore.request`
-first: at most one active (queued or running) job per model, and none within the cooldown of
-the model's previous job. The retrainer checks again when it takes a job, so a race between
-two enqueuers still trains once.
+with FINAL).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -62,6 +69,11 @@ class RetrainJob:
     def new(cls, model: str, reason: str, *, alert_id: str = "", rule_id: str = "") -> RetrainJob:
         return cls(uuid.uuid4().hex, model, "queued", reason, time.time(), alert_id, rule_id)
 
+    @property
+    def refused(self) -> bool:
+        """A request refused (a duplicate, or in the cooldown): rejected without starting."""
+        return self.state == "rejected" and self.started_at is None
+
     def with_log(self, line: str, **changes: Any) -> RetrainJob:
         stamp = time.strftime("%H:%M:%SZ", time.gmtime())
         return replace(self, log=(*self.log, f"{stamp} {line}"), **changes)
@@ -85,10 +97,106 @@ class RetrainJob:
         }
 
 
+REFUSED = "not queued: "  # how a refusal's log line starts
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """A request for a retraining job: the message on ``driftline.retrain-jobs`` (key: the
+    model). The job, or the refusal, is written under ``job_id`` once the retrainer decides.
+
+    >>> request = RetrainRequest("r1", "fraud", "manual", 1_700_000_000.0)
+    >>> RetrainRequest.from_bytes(request.to_bytes()) == request
+    True
+    >>> RetrainRequest.from_bytes(b'{"reason": "manual"}')
+    Traceback (most recent call last):
+    ...
+    ValueError: a retrain request needs a "model" (a non-empty string)
+    """
+
+    job_id: str
+    model: str
+    reason: str  # "alert", "manual"; "external" for a tool's request that gives none
+    requested_at: float
+    alert_id: str = ""
+    rule_id: str = ""
+
+    @classmethod
+    def new(
+        cls, model: str, reason: str, *, alert_id: str = "", rule_id: str = ""
+    ) -> RetrainRequest:
+        return cls(uuid.uuid4().hex, model, reason, time.time(), alert_id, rule_id)
+
+    @property
+    def key(self) -> bytes:
+        return self.model.encode()
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "job_id": self.job_id,
+                "model": self.model,
+                "reason": self.reason,
+                "alert_id": self.alert_id,
+                "rule_id": self.rule_id,
+                "requested_at": self.requested_at,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> RetrainRequest:
+        """Raises ValueError saying what is wrong. Only ``model`` is required, so any Kafka
+        client can ask; a request without ``job_id`` gets one (a replay of it after a crash
+        may then be refused as a duplicate of itself)."""
+        payload = orjson.loads(value)  # orjson.JSONDecodeError is a ValueError
+        if not isinstance(payload, Mapping):
+            raise ValueError("a retrain request must be a JSON object")
+        model = payload.get("model")
+        if not isinstance(model, str) or not model:
+            raise ValueError('a retrain request needs a "model" (a non-empty string)')
+        job_id = payload.get("job_id") or uuid.uuid4().hex
+        requested_at = payload.get("requested_at", time.time())
+        if not isinstance(job_id, str):
+            raise ValueError('"job_id" must be a string')
+        if isinstance(requested_at, bool) or not isinstance(requested_at, int | float):
+            raise ValueError('"requested_at" must be a number (epoch seconds)')
+        if not math.isfinite(requested_at):
+            raise ValueError('"requested_at" must be finite')
+        return cls(
+            job_id,
+            model,
+            str(payload.get("reason") or "external"),
+            float(requested_at),
+            str(payload.get("alert_id") or ""),
+            str(payload.get("rule_id") or ""),
+        )
+
+    def job(self) -> RetrainJob:
+        """The job this request asks for, before the decision."""
+        return RetrainJob(
+            self.job_id, self.model, "queued", self.reason, self.requested_at, self.alert_id,
+            self.rule_id,
+        )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Admission:
-    job: RetrainJob | None  # None: refused
-    why: str
+    """The decision on one request, as stored: the job it queued, or its refusal."""
+
+    decision: RetrainJob
+
+    @property
+    def job(self) -> RetrainJob | None:
+        """The admitted job (None: refused)."""
+        return None if self.decision.refused else self.decision
+
+    @property
+    def why(self) -> str:
+        """Why it was refused ("queued" when it was not)."""
+        if not self.decision.refused:
+            return "queued"
+        line = self.decision.log[-1].partition(" ")[2] if self.decision.log else ""
+        return line.removeprefix(REFUSED)
 
 
 def admit(previous: Sequence[RetrainJob], now: float, cooldown_s: float) -> str | None:
@@ -108,12 +216,13 @@ def admit(previous: Sequence[RetrainJob], now: float, cooldown_s: float) -> str 
 class JobStore:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._lock = threading.Lock()  # request(): check and write as one step in-process
+        self._lock = threading.Lock()  # write versions strictly increase across threads
         self._last_version = 0
 
     def _version(self) -> int:
-        self._last_version = max(time.time_ns(), self._last_version + 1)
-        return self._last_version
+        with self._lock:
+            self._last_version = max(time.time_ns(), self._last_version + 1)
+            return self._last_version
 
     def write(self, job: RetrainJob) -> RetrainJob:
         self.backend.insert(
@@ -141,13 +250,35 @@ class JobStore:
         )
         return job
 
-    def request(self, job: RetrainJob, cooldown_s: float) -> Admission:
-        """Record ``job`` as queued unless the model has an active job or is cooling down."""
-        with self._lock:
-            why = admit(self.jobs(job.model), job.requested_at, cooldown_s)
-            if why is not None:
-                return Admission(None, why)
-            return Admission(self.write(job.with_log(f"queued ({job.reason})")), "queued")
+    def decide(self, request: RetrainRequest, cooldown_s: float) -> Admission:
+        """Queue the job ``request`` asks for, or record why not (an active job, the cooldown).
+
+        Only the admission owner calls this: the retrainer's consumer of the model's
+        partition of ``driftline.retrain-jobs``, one request at a time. A request decided
+        already (a replay after a crash) keeps its decision."""
+        decided = self.job(request.job_id)
+        if decided is not None:
+            return Admission(decided)
+        job = request.job()
+        why = admit(self.standing(request.model), request.requested_at, cooldown_s)
+        if why is None:
+            return Admission(self.write(job.with_log(f"queued ({request.reason})")))
+        refusal = job.with_log(f"{REFUSED}{why}", state="rejected", finished_at=time.time())
+        return Admission(self.write(refusal))
+
+    def standing(self, model: str, limit: int = 1000) -> list[RetrainJob]:
+        """The model's jobs that bear on admission, newest first: active ones, and those that
+        ran (each starts a cooldown). Refusals are left out, however many clients were
+        refused. Filtered after grouping by id, never on FINAL rows: a state condition there
+        may be applied before the latest row is picked (PREWHERE)."""
+        rows = self.backend.execute(
+            f"SELECT {', '.join(COLUMNS[:-1])} FROM retrain_jobs FINAL WHERE id IN ("
+            "SELECT id FROM retrain_jobs WHERE model = %(model)s GROUP BY id "
+            "HAVING argMax(state, written_at) != 'rejected' OR max(started_at) IS NOT NULL"
+            ") ORDER BY requested_at DESC LIMIT %(limit)s",
+            {"model": model, "limit": int(limit)},
+        )
+        return [_job(r) for r in rows]
 
     def jobs(
         self, model: str | None = None, state: str | None = None, limit: int = 1000

@@ -15,7 +15,7 @@ import pytest
 from driftline import topics
 from driftline.settings import Settings
 from driftline.store import Store
-from driftline.store.jobs import JobStore, RetrainJob
+from driftline.store.jobs import JobStore, RetrainJob, RetrainRequest
 from driftline.store.labels import LabelRow, LabelStore, PredictionRow
 from retrainer.registry import Registry
 from retrainer.worker import Retrainer, promote_version
@@ -84,7 +84,7 @@ def retrainer(store: Store, tmp_path: Path) -> Iterator[tuple[Retrainer, Publish
 
 
 def queue(r: Retrainer, model: str = "m") -> RetrainJob:
-    admission = r.jobs.request(RetrainJob.new(model, "manual"), r.settings.retrain_cooldown_s)
+    admission = r.decide(RetrainRequest.new(model, "manual"))
     assert admission.job is not None, admission.why
     return admission.job
 
@@ -94,8 +94,10 @@ def test_a_job_trains_registers_and_promotes(
 ) -> None:
     r, published = retrainer
     load_events(store)
-    job = queue(r)
-    done = r.handle({"job_id": job.id})
+    request = RetrainRequest.new("m", "manual")
+    job = r.decide(request).job
+    assert job is not None
+    done = r.take(job.id)
     assert done is not None and done.state == "succeeded", done and done.log
     assert done.version == "1" and done.data_start is not None
     assert done.metrics["challenger"]["accuracy"] > 0.85
@@ -110,7 +112,7 @@ def test_a_job_trains_registers_and_promotes(
     # the new version's reference profile, for drift tests of its events
     assert [ref.source for ref in store.references("m") if ref.version == "1"] == ["uploaded"]
     # the same message again (a replay after a crash) does not train twice
-    assert r.handle({"job_id": job.id}) is None
+    assert r.handle(request) is None
 
 
 def test_one_active_job_per_model_and_a_cooldown(
@@ -119,31 +121,72 @@ def test_one_active_job_per_model_and_a_cooldown(
     r, _ = retrainer
     load_events(store)
     first = queue(r)
-    refused = r.jobs.request(RetrainJob.new("m", "alert"), 3600)
+    refused = r.jobs.decide(RetrainRequest.new("m", "alert"), 3600)
     assert refused.job is None and "already queued" in refused.why
-    assert r.jobs.request(RetrainJob.new("other", "manual"), 3600).job is not None
-    r.handle({"job_id": first.id})
-    cooling = r.jobs.request(RetrainJob.new("m", "manual"), 3600)
+    assert r.jobs.decide(RetrainRequest.new("other", "manual"), 3600).job is not None
+    r.take(first.id)
+    cooling = r.jobs.decide(RetrainRequest.new("m", "manual"), 3600)
     assert cooling.job is None and cooling.why.startswith("cooldown")
-    assert r.jobs.request(RetrainJob.new("m", "manual"), 0).job is not None
+    assert r.jobs.decide(RetrainRequest.new("m", "manual"), 0).job is not None
     # a job that ran and whose challenger was rejected starts a cooldown too; one refused
     # as a duplicate (rejected without starting) does not
     ran = r.jobs.write(replace(RetrainJob.new("x", "alert"), state="rejected", started_at=1.0))
-    assert r.jobs.request(RetrainJob.new("x", "manual"), 3600).why.startswith("cooldown")
+    assert r.jobs.decide(RetrainRequest.new("x", "manual"), 3600).why.startswith("cooldown")
     assert ran.started_at == 1.0
     r.jobs.write(replace(RetrainJob.new("y", "alert"), state="rejected"))
-    assert r.jobs.request(RetrainJob.new("y", "manual"), 3600).job is not None
+    assert r.jobs.decide(RetrainRequest.new("y", "manual"), 3600).job is not None
     # a request from outside (no job id) is admitted by the same rules: refused here
-    assert r.handle({"model": "m", "reason": "external"}) is None
+    assert r.handle(RetrainRequest.from_bytes(b'{"model": "m", "reason": "external"}')) is None
+
+
+def test_a_request_is_decided_once_and_a_refusal_is_kept_with_its_reason(
+    store: Store, retrainer: tuple[Retrainer, Published]
+) -> None:
+    r, _ = retrainer
+    request = RetrainRequest.new("m", "manual")
+    first = r.decide(request)
+    assert first.job is not None and first.job.id == request.job_id
+    assert r.decide(request).decision == first.decision  # a replayed request: decided already
+    refusals = [RetrainRequest.new("m", "alert", alert_id=f"a{i}") for i in range(4)]
+    for refusal in refusals:
+        assert r.decide(refusal).job is None
+    [*refused, queued] = r.jobs.jobs("m")
+    assert queued.id == request.job_id and queued.state == "queued"
+    assert {j.id for j in refused} == {q.job_id for q in refusals}
+    assert all(
+        j.refused and j.log[-1].endswith("is already queued for this model") for j in refused
+    )
+    assert refused[0].log[-1].split(" ", 1)[1].startswith("not queued: job ")
+    # admission reads the model's standing jobs: no number of refusals crowds out the
+    # active one (the filter runs after grouping, right on both engines)
+    assert [j.id for j in r.jobs.standing("m", limit=1)] == [request.job_id]
+
+
+def test_retrain_requests_on_the_wire() -> None:
+    request = RetrainRequest.new("fraud", "alert", alert_id="a1", rule_id="r1")
+    assert RetrainRequest.from_bytes(request.to_bytes()) == request
+    assert request.key == b"fraud"
+    # any Kafka client may ask with just a model
+    other = RetrainRequest.from_bytes(b'{"model": "fraud"}')
+    assert other.reason == "external" and len(other.job_id) == 32
+    for bad, why in [
+        (b"[1]", "JSON object"),
+        (b'{"model": ""}', '"model"'),
+        (b'{"model": "m", "job_id": 3}', '"job_id"'),
+        (b'{"model": "m", "requested_at": "soon"}', '"requested_at"'),
+        (b"{", "unexpected"),
+    ]:
+        with pytest.raises(ValueError, match=why):
+            RetrainRequest.from_bytes(bad)
 
 
 def test_failures_say_why(store: Store, retrainer: tuple[Retrainer, Published]) -> None:
     r, _ = retrainer
-    no_labels = r.handle({"job_id": queue(r, "ghost").id})
+    no_labels = r.take(queue(r, "ghost").id)
     assert no_labels is not None and no_labels.state == "failed"
     assert "0 labelled events" in no_labels.log[-1] and "at least 200" in no_labels.log[-1]
     load_events(store, single_class=True)
-    one_class = r.handle({"job_id": queue(r).id})
+    one_class = r.take(queue(r).id)
     assert one_class is not None and one_class.state == "failed"
     assert "class" in one_class.log[-1]
     assert r.registry.champion("m") is None
@@ -154,11 +197,11 @@ def test_a_worse_challenger_is_rejected_and_rollback_is_one_call(
 ) -> None:
     r, published = retrainer
     load_events(store, n=600)
-    assert r.handle({"job_id": queue(r).id}).state == "succeeded"  # type: ignore[union-attr]
+    assert r.take(queue(r).id).state == "succeeded"  # type: ignore[union-attr]
     # the world flips (concept drift): a new job learns it and wins on recent data
     load_events(store, n=600, flip=True, seed=1)
     r.settings.retrain_cooldown_s = 0
-    second = r.handle({"job_id": queue(r).id})
+    second = r.take(queue(r).id)
     assert second is not None and second.state == "succeeded", second and second.log
     assert second.metrics["warm_started"] is True
     assert r.registry.champion("m").version == "2"  # type: ignore[union-attr]
@@ -176,11 +219,11 @@ def test_a_challenger_worse_than_the_champion_is_rejected(
     r, published = retrainer
     r.settings.retrain_cooldown_s = 0
     load_events(store, 600, model="n", span=(3000, 2400))
-    assert r.handle({"job_id": queue(r, "n").id}).state == "succeeded"  # type: ignore[union-attr]
+    assert r.take(queue(r, "n").id).state == "succeeded"  # type: ignore[union-attr]
     # newer data: the training part has coin-flip labels, the newest (holdout) part the rule
     load_events(store, 800, model="n", noise=True, seed=1, span=(2400, 300))
     load_events(store, 200, model="n", seed=2, span=(300, 0))
-    job = r.handle({"job_id": queue(r, "n").id})
+    job = r.take(queue(r, "n").id)
     assert job is not None and job.state == "rejected", job and job.log
     assert "not promoted" in job.log[-1]
     assert r.registry.version("n", job.version).status == "rejected"

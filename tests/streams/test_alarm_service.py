@@ -24,7 +24,7 @@ from driftline.settings import Settings
 from driftline.store import MetricPoint, Store
 from driftline.store.alarms import AlarmStore
 from driftline.store.embedded import EmbeddedBackend
-from driftline.store.jobs import JobStore
+from driftline.store.jobs import JobStore, RetrainRequest
 from streams.alarms import AlarmService
 
 W = 1_700_000_000
@@ -174,7 +174,11 @@ def test_a_firing_alert_retries_retraining_after_a_rejected_job_until_one_succee
     service, published = services(retrain_cooldown_s=0.5)
 
     def requests() -> list[str]:
-        return [e["job_id"] for t, _, e in published if t == topics.RETRAIN_JOBS]
+        """The requests sent so far, each decided as the retrainer does on receiving it."""
+        sent = [e for t, _, e in published if t == topics.RETRAIN_JOBS]
+        for e in sent:
+            jobs.decide(RetrainRequest.from_bytes(orjson.dumps(e)), 0.5)
+        return [e["job_id"] for e in sent]
 
     def ended(job_id: str, state: str) -> None:  # what the retrainer would write
         job = jobs.job(job_id)
@@ -197,6 +201,34 @@ def test_a_firing_alert_retries_retraining_after_a_rejected_job_until_one_succee
     window(service, 1, 0.0)  # resolved: no retry either way
     service.flush()
     assert [j.state for j in jobs.jobs("fraud")] == ["succeeded", "rejected"]
+
+
+def test_a_firing_alert_only_asks_the_retrainer_once_per_pending_or_active_job(
+    alarm_store: AlarmStore, services: Callable[..., Any]
+) -> None:
+    """Admission is the retrainer's (one decider per model, across processes): the worker
+    writes no job, and does not ask again while its request awaits the decision or the job
+    it asked for is active (asking would only fill the jobs list with refusals)."""
+    alarm_store.put_rule(AGE_RULE)
+    jobs = JobStore(alarm_store.backend)
+    service, published = services()
+
+    def requests() -> list[dict[str, Any]]:
+        service.flush()
+        return [e for t, _, e in published if t == topics.RETRAIN_JOBS]
+
+    window(service, 0, 0.5)
+    [request] = requests()
+    assert jobs.jobs("fraud") == []  # requested, not admitted: the retrainer decides
+    window(service, 1, 0.0)
+    window(service, 2, 0.5)  # a new alert fires while the request awaits its decision
+    assert len(requests()) == 1
+    admitted = jobs.decide(RetrainRequest.from_bytes(orjson.dumps(request)), 3600).job
+    assert admitted is not None and admitted.alert_id == request["alert_id"]
+    window(service, 3, 0.0)
+    window(service, 4, 0.5)  # and again while the job is queued
+    assert len(requests()) == 1
+    assert [j.state for j in jobs.jobs("fraud")] == ["queued"]
 
 
 def test_restart_while_firing_neither_fires_again_nor_loses_the_resolve(
