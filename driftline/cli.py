@@ -98,6 +98,38 @@ def _print_alerts() -> None:
     announcer.propagate = False
 
 
+_OWN_PACKAGES = frozenset({"driftline", "streams", "api", "retrainer", "alarms", "detectors"})
+
+
+class _LibraryNoise(logging.Filter):
+    """Driftline's own warnings, and only the errors of the libraries underneath: kafka-python,
+    aiokafka and Faust warn about their internals (idempotence disabled, heartbeat ratios, a
+    consumer without a group), nothing a user of the demo can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or record.name.split(".")[0] in _OWN_PACKAGES
+
+
+def _stack_logging(data_dir: Path) -> Path:
+    """Console and a log file for ``up`` and ``demo``; every warning goes to the file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_file = data_dir / "driftline.log"
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console = logging.StreamHandler(sys.stderr)
+    console.addFilter(_LibraryNoise())
+    to_file = logging.FileHandler(log_file)
+    for handler in (console, to_file):
+        handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(console)
+    root.addHandler(to_file)
+    root.setLevel(logging.WARNING)
+    return log_file
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)  # unwinds through cmd_stack's clean-up, as a stop of the worker does
 
@@ -113,6 +145,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     from retrainer.worker import registry_of
 
     settings = _settings_for_stack(args, demo)
+    log_file = _stack_logging(settings.data_dir)
     broker = None
     if args.kafka_bootstrap:
         settings = settings.model_copy(update={"kafka_bootstrap": args.kafka_bootstrap})
@@ -135,7 +168,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
         api.start()
         retrainer = RetrainerThread(settings, store)
         retrainer.start()
-        _banner(settings, demo, embedded_kafka=broker is not None)
+        _banner(settings, demo, embedded_kafka=broker is not None, log_file=log_file)
         if demo:
             seed_demo_rules(store)
             w = settings.window_seconds
@@ -157,6 +190,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
             ids,
             duration_s=args.duration,
             on_ready=lambda worker: worker.on_stored.append(_print_window),
+            override_logging=False,  # keep _stack_logging's console and file
         )
     finally:
         if producer is not None:
@@ -207,7 +241,7 @@ def _self_command() -> str:
     return script
 
 
-def _banner(settings: Settings, demo: bool, embedded_kafka: bool) -> None:
+def _banner(settings: Settings, demo: bool, embedded_kafka: bool, log_file: Path) -> None:
     api = f"http://{settings.api_host}:{settings.api_port}"
     kafka = settings.kafka_bootstrap
     what = "demo" if demo else "up"
@@ -225,6 +259,7 @@ def _banner(settings: Settings, demo: bool, embedded_kafka: bool) -> None:
         f"  Store      {settings.data_dir.resolve() if settings.store == 'embedded' else 'server'}",
         f"  Windows    {settings.window_seconds} s, allowed lateness "
         f"{settings.allowed_lateness_s:g} s",
+        f"  Log        {log_file.resolve()}   (every warning, the libraries' included)",
         "Try:",
         f"  curl -s {api}/v1/models",
         f"  curl -s '{api}/v1/models/fraud/metrics?name=traffic.count'",
@@ -237,8 +272,8 @@ def _banner(settings: Settings, demo: bool, embedded_kafka: bool) -> None:
         "Stop with Ctrl-C.",
     ]
     if not demo:
-        lines[8] = f"  curl -s '{api}/v1/models/<model>/metrics?name=traffic.count'"
-        del lines[12:14]
+        lines[9] = f"  curl -s '{api}/v1/models/<model>/metrics?name=traffic.count'"
+        del lines[13:15]
     print("\n".join(lines), flush=True)
 
 

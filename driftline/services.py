@@ -43,10 +43,12 @@ def run_worker(
     duration_s: float | None = None,
     on_ready: Callable[[PredictionWorker], None] | None = None,
     loglevel: str = "warn",
+    override_logging: bool = True,
 ) -> None:
     """Run the prediction worker in this thread until Ctrl-C, SIGTERM or ``duration_s``.
 
-    ``log_ids`` comes from :func:`prepare_topics`.
+    ``log_ids`` comes from :func:`prepare_topics`. ``override_logging``: Faust replaces the
+    root logger's handlers with its own console handler (False: keep the caller's).
     """
     app, worker = create_app(settings, store, log_ids)
 
@@ -60,7 +62,13 @@ def run_worker(
     if on_ready is not None:
         on_ready(worker)
     tune_gc()
-    faust_worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    faust_worker = Worker(
+        app,
+        loglevel=loglevel,
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=override_logging,
+    )
     faust_worker.spinner = None  # no terminal spinner: output goes to logs and pipes too
     logging.getLogger("faust.app.base").addFilter(_QuietRebalanceNoise())
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,11 +22,16 @@ from kafka import KafkaProducer
 from driftline import topics
 from driftline.broker import (
     BrokerPidfile,
+    EmbeddedBroker,
     broker_command,
+    ensure_topics,
     free_port,
     wait_for_port,
 )
 from driftline.processes import is_running, port_free, process_name
+
+# a warning of the libraries under Driftline (kafka-python, aiokafka, Faust), as logged
+LIBRARY_WARNING = re.compile(r"WARNING (kafka|aiokafka|faust|mode)[.:]")
 
 
 def series(api: str, model: str, name: str) -> list[dict[str, Any]]:
@@ -103,6 +109,9 @@ def test_demo_shows_window_metrics_through_the_api(tmp_path: Path) -> None:
     assert f"bootstrap 127.0.0.1:{kafka_port}" in out
     assert "stored window" in out and "injecting drift" in out and "DRIFT in" in out
     assert "driftline: stopped" in out
+    # kafka-python's internal warnings go to the log file, not among the demo's lines
+    assert not LIBRARY_WARNING.search(out), out
+    assert LIBRARY_WARNING.search((tmp_path / "data" / "driftline.log").read_text())
 
 
 def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -> None:
@@ -175,6 +184,31 @@ def test_every_subcommand_has_help(command: str) -> None:
         [sys.executable, "-m", "driftline.cli", command, "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "usage: driftline" in result.stdout
+
+
+def test_up_console_keeps_driftline_warnings_and_logs_library_ones_to_a_file(
+    tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    # a topic made elsewhere with another partition count: Driftline warns, and must be heard
+    ensure_topics(broker.bootstrap, {topics.PREDICTIONS: 1})
+    api_port = free_port()
+    log = tmp_path / "up.log"
+    up = start(["up", "--kafka-bootstrap", broker.bootstrap, "--api-port", str(api_port),
+                "--data-dir", str(tmp_path / "data")], log,
+               env={"DRIFTLINE_CONSUMER_SESSION_TIMEOUT_S": "6"})  # a quick group join  # fmt: skip
+    log_file = tmp_path / "data" / "driftline.log"
+    try:
+        wait_until(lambda: get_json(f"http://127.0.0.1:{api_port}/health"), what="the API")
+        # kafka-python warns as the producers and consumers of the stack start
+        wait_until(lambda: LIBRARY_WARNING.search(log_file.read_text()), timeout=30,
+                   what="kafka-python's warnings in the log file")  # fmt: skip
+    finally:
+        up.terminate()
+        assert up.wait(timeout=60) == 0
+    out = log.read_text()
+    assert "WARNING driftline.broker: topic driftline.predictions has 1 partitions" in out
+    assert not LIBRARY_WARNING.search(out), out
+    assert f"Log        {log_file}" in out
 
 
 def test_up_restarts_on_its_ports_after_a_kill_9(tmp_path: Path) -> None:
