@@ -269,6 +269,20 @@ DEFAULT_RULES = (
         origin="default",
     ),
     Rule(
+        "default-window-set-aside",
+        "WindowSetAside",
+        "store.windows_set_aside",
+        Comparison.GE,
+        1.0,
+        segment="",
+        for_windows=1,
+        keep_firing_for=5,
+        severity="critical",
+        description="the store rejected a window's rows (GET /v1/windows-set-aside says why); "
+        "its events are counted there, not in the model's metrics",
+        origin="default",
+    ),
+    Rule(
         "default-latency-p99",
         "LatencyP99High",
         "latency.p99",

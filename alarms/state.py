@@ -144,6 +144,7 @@ def evaluate(
     now: float,
     *,
     from_labels: bool = False,
+    only_metric: str | None = None,
 ) -> list[Change]:
     """One stored window of ``model``: every alert it opens, moves or closes.
 
@@ -155,7 +156,9 @@ def evaluate(
     ``open_alerts`` are the model's open alerts. A rule's metric that the window lacks counts
     as clear (as a vanished series does in Prometheus); an alert whose rule was deleted or
     disabled closes. Windows no newer than an alert's ``last_window`` (a replay) leave it be.
-    Only model-level points (empty ``stage``) are evaluated.
+    Only model-level points (empty ``stage``) are evaluated. ``only_metric``: points of one
+    metric, evaluated apart from the window's others (a window set aside by the store), which
+    move only the alerts on that metric.
     """
     breaching: dict[AlertKey, tuple[Rule, float]] = {}
     seen: dict[AlertKey, float] = {}  # latest clear values of open alerts, for display
@@ -181,6 +184,8 @@ def evaluate(
     changes = []
     for key, alert in open_alerts.items():
         if window_start <= alert.last_window or is_label_metric(alert.metric) != from_labels:
+            continue
+        if only_metric is not None and alert.metric != only_metric:
             continue
         current = index.rules.get(alert.rule_id)
         hit = breaching.pop(key, None)

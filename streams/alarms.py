@@ -39,10 +39,10 @@ from alarms.state import Alert, AlertBook, AlertState, Change, due_notifications
 from driftline import topics
 from driftline.notify import RetryPolicy, WebhookDispatcher
 from driftline.settings import Settings
-from driftline.store import Store
+from driftline.store import MetricPoint, Store
 from driftline.store.alarms import AlarmStore, Delivery
 from driftline.store.jobs import JobStore, RetrainRequest, admit
-from driftline.units import split_unit
+from driftline.units import split_unit, unit_of
 from streams.quality import ScoredWindow
 from streams.worker import PredictionWorker, WindowResult
 
@@ -165,9 +165,10 @@ class AlarmService:
         points: Sequence[Any],
         *,
         from_labels: bool = False,
+        only_metric: str | None = None,
     ) -> None:
         """``unit``: a model, or ``model::stage`` (its alerts carry that name; the points'
-        own ``stage`` column is then ignored)."""
+        own ``stage`` column is then ignored). ``only_metric``: see ``alarms.state.evaluate``."""
         if split_unit(unit)[1]:
             points = [replace(p, stage="") for p in points]
         model = unit
@@ -181,6 +182,7 @@ class AlarmService:
                 points,
                 now,
                 from_labels=from_labels,
+                only_metric=only_metric,
             )
             if not changes:
                 return
@@ -466,6 +468,12 @@ def attach_alarms(
 
     service = AlarmService(AlarmStore(store.backend), settings, publish=publish).start()
     worker.on_stored.append(service.on_window)
+
+    def on_set_aside(point: MetricPoint) -> None:
+        unit = unit_of(point.model, point.stage)
+        service.evaluate_window(unit, point.window_start, [point], only_metric=point.metric)
+
+    worker.on_set_aside.append(on_set_aside)
 
     newest_tested: dict[str, int] = {}
 

@@ -20,9 +20,24 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from detectors.drift.window import DriftReport
-from driftline.events import DeadLetter, Decoded, EventLimits, Rejected, decode_message
+from driftline.events import (
+    STORE_MAX_TS,
+    STORE_MIN_TS,
+    DeadLetter,
+    Decoded,
+    EventLimits,
+    Rejected,
+    decode_message,
+)
 from driftline.settings import KeepEvents
-from driftline.store import DriftRow, MetricPoint, OffsetMark, Store, StoredReference
+from driftline.store import (
+    DriftRow,
+    MetricPoint,
+    OffsetMark,
+    SetAsideWindow,
+    Store,
+    StoredReference,
+)
 from driftline.store.labels import LabelStore, PredictionBatch
 from driftline.units import split_unit, unit_of
 from streams.deadletters import DeadLetterOutbox, SendDeadLetter
@@ -138,6 +153,7 @@ def window_points(window: ClosedWindow) -> list[MetricPoint]:
 
 
 STORE_GROUP_WINDOWS = 64
+SET_ASIDE_METRIC = "store.windows_set_aside"
 MAX_UNSENT_LETTERS = 10_000  # dead letters waiting for the broker before intake pauses
 EVENT_FLUSH_ROWS = 20_000  # raw predictions buffered before a write (also flushed every tick)
 REFERENCE_POLL_S = 5.0
@@ -170,6 +186,7 @@ class WorkerStats:
     dead_letters: int = 0
     windows_stored: int = 0
     store_errors: int = 0
+    windows_set_aside: int = 0  # rejected by the store for their content (windows_set_aside)
     stale_dropped: int = 0  # fetched before a rebalance; replayed from the committed offset
     first_message_at: float | None = None  # wall clock, for throughput figures
 
@@ -218,6 +235,8 @@ class PredictionWorker:
         # evaluation hooks in here): keep hooks quick and hand slow work to a queue
         self.on_stored: list[Callable[[WindowResult], None]] = []
         self.on_quality: list[Callable[[ScoredWindow], None]] = []  # after each quality pass
+        # after a window is set aside, with its store.windows_set_aside point (alarms hook in)
+        self.on_set_aside: list[Callable[[MetricPoint], None]] = []
         self.label_stats: LabelStats | None = None
 
     async def _in_store_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -400,49 +419,128 @@ class PredictionWorker:
     async def store_closed(self) -> None:
         """Store closed windows oldest first, in groups (bounded memory when many close at once).
 
-        Each group is one write: its metrics, then its offset marks. On failure the group and
-        every later window stay held (offsets uncommitted) and are retried on the next tick.
+        Each group is one write: its metrics, then its offset marks. When the store fails, the
+        group and every later window stay held (offsets uncommitted) and are retried on the
+        next tick. When it rejects the group's rows themselves (``Backend.rejects_data``), the
+        windows are written one by one, and one that the store rejects alone, twice, is set
+        aside (:meth:`_set_aside`) so that no window can block the others.
         """
         async with self._store_lock:
             windows = self.manager.unstored
             for first in range(0, len(windows), STORE_GROUP_WINDOWS):
                 group = windows[first : first + STORE_GROUP_WINDOWS]
                 results = [self.analyze(window) for window in group]
-                points = [p for result in results for p in result.points]
-                drift = [row for result in results for row in result.drift_rows]
-                learned = [ref for result in results for ref in result.learned_references]
-                marks = [
-                    OffsetMark(
-                        window.model,
-                        self.log_ids[t],
-                        p,
-                        offset,
-                        window.profile.start,
-                        window.seen.get((t, p), 0),
-                    )
-                    for window in group
-                    for (t, p), offset in window.marks.items()
-                    if t in self.log_ids
-                ]
                 try:
-                    await self._in_store_thread(
-                        self.store.write_window, points, marks, drift, learned
-                    )
+                    await self._write(results)
+                except Exception as exc:
+                    if not self.store.backend.rejects_data(exc):
+                        self._store_failed(len(windows) - first)
+                        return
+                    if not await self._store_one_by_one(results):
+                        self._store_failed(len(windows) - first)
+                        return
+                    continue
+                self._stored(results)
+
+    async def _write(self, results: Sequence[WindowResult]) -> None:
+        marks = [
+            OffsetMark(
+                r.window.model,
+                self.log_ids[t],
+                p,
+                offset,
+                r.window.profile.start,
+                r.window.seen.get((t, p), 0),
+            )
+            for r in results
+            for (t, p), offset in r.window.marks.items()
+            if t in self.log_ids
+        ]
+        await self._in_store_thread(
+            self.store.write_window,
+            [p for r in results for p in r.points],
+            marks,
+            [row for r in results for row in r.drift_rows],
+            [ref for r in results for ref in r.learned_references],
+        )
+
+    async def _store_one_by_one(self, results: Sequence[WindowResult]) -> bool:
+        """Write each window alone, setting aside those whose rows the store rejects; False
+        (nothing more done) when the store fails for another reason."""
+        for result in results:
+            for attempt in (1, 2):
+                try:
+                    await self._write([result])
+                except Exception as exc:
+                    if not self.store.backend.rejects_data(exc):
+                        return False
+                    if attempt == 2:
+                        await self._set_aside(result.window, exc)
+                    continue
+                self._stored([result])
+                break
+        return True
+
+    def _store_failed(self, held: int) -> None:
+        self.stats.store_errors += 1
+        log.exception(
+            "could not store %d closed windows; will retry, offsets stay uncommitted", held
+        )
+
+    def _stored(self, results: Sequence[WindowResult]) -> None:
+        self.manager.mark_stored([r.window for r in results])
+        self.stats.windows_stored += len(results)
+        for result in results:
+            for hook in self.on_stored:
+                try:
+                    hook(result)
                 except Exception:
-                    self.stats.store_errors += 1
-                    log.exception(
-                        "could not store %d closed windows; will retry, offsets stay uncommitted",
-                        len(windows) - first,
-                    )
-                    return
-                self.manager.mark_stored(group)
-                self.stats.windows_stored += len(group)
-                for result in results:
-                    for hook in self.on_stored:
-                        try:
-                            hook(result)
-                        except Exception:
-                            log.exception("window hook failed")
+                    log.exception("window hook failed")
+
+    async def _set_aside(self, window: ClosedWindow, exc: Exception) -> None:
+        """Record a window the store cannot take (``windows_set_aside``, with the reason) and
+        count it (``store.windows_set_aside``, which the default ``WindowSetAside`` rule alerts
+        on), then go on as if it were stored: its events are accounted for, not retried."""
+        model, stage = split_unit(window.model)
+        profile = window.profile
+        now = time.time()
+        reason = f"{exc.__class__.__name__}: {exc}"[:2000]
+        record = SetAsideWindow(
+            model,
+            stage,
+            profile.start,
+            profile.seconds,
+            profile.count + profile.late + profile.invalid,
+            reason,
+            now,
+        )
+        # the count goes in a window the store can hold: this one, or the current one
+        start = profile.start
+        if not STORE_MIN_TS <= start <= STORE_MAX_TS:
+            start = int(now // profile.seconds) * profile.seconds
+        point = MetricPoint(
+            model, start, profile.seconds, SET_ASIDE_METRIC, 1.0, stage=stage
+        )
+        log.error(
+            "set aside window %d of %r (%d events): the store rejects it (%s); other windows "
+            "go on",
+            profile.start,
+            window.model,
+            record.events,
+            reason,
+        )
+        try:
+            await self._in_store_thread(self.store.set_aside, record)
+            await self._in_store_thread(self.store.write_window, [point], [])
+        except Exception:
+            log.exception("could not record the window set aside")
+        self.manager.mark_stored([window])
+        self.stats.windows_set_aside += 1
+        for hook in self.on_set_aside:
+            try:
+                hook(point)
+            except Exception:
+                log.exception("set-aside hook failed")
 
     def analyze(self, window: ClosedWindow) -> WindowResult:
         """Everything stored for a closed window: its profile's metrics and its drift."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import struct
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,25 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+    def rejects_data(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (from a write) says the rows themselves cannot be stored, so that
+        writing them again cannot succeed; else the failure may pass (retry)."""
+        ...
+
+
+# ClickHouse error codes that blame the data written, not the server: TYPE_MISMATCH,
+# CANNOT_PARSE_*, ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE, INCORRECT_DATA,
+# TOO_LARGE_STRING_SIZE, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 131, 321})
+# raised while rows are turned into a request, before anything reaches the server
+CLIENT_DATA_ERRORS: tuple[type[BaseException], ...] = (
+    OverflowError,
+    TypeError,
+    ValueError,
+    UnicodeError,
+    struct.error,
+)
+
 
 @dataclass(frozen=True)
 class MetricPoint:
@@ -63,6 +83,19 @@ class OffsetMark:
     next_offset: int
     window_start: int
     seen_below: int = 0  # every event of the model below it had been read (see windowing)
+
+
+@dataclass(frozen=True)
+class SetAsideWindow:
+    """A window the store rejected for a reason a retry cannot fix (``windows_set_aside``)."""
+
+    model: str
+    stage: str
+    window_start: int
+    window_seconds: int
+    events: int
+    reason: str
+    set_aside_at: float
 
 
 @dataclass(frozen=True)
@@ -204,6 +237,41 @@ class Store:
                     for m in marks
                 ],
             )
+
+    def ping(self) -> None:
+        """Raises unless the store answers a query."""
+        self.backend.execute("SELECT 1")
+
+    def set_aside(self, window: SetAsideWindow) -> None:
+        self.backend.insert(
+            "windows_set_aside",
+            schema.SET_ASIDE_COLUMNS,
+            [
+                (
+                    window.model,
+                    window.stage,
+                    window.window_start,
+                    window.window_seconds,
+                    window.events,
+                    window.reason,
+                    int(window.set_aside_at),
+                    time.time_ns(),
+                )
+            ],
+        )
+
+    def windows_set_aside(self, model: str | None = None, limit: int = 100) -> list[SetAsideWindow]:
+        """Newest first."""
+        rows = self.backend.execute(
+            "SELECT model, stage, window_start, window_seconds, events, reason, set_aside_at "
+            "FROM windows_set_aside FINAL WHERE %(model)s = '' OR model = %(model)s "
+            "ORDER BY set_aside_at DESC, model, window_start LIMIT %(limit)s",
+            {"model": model or "", "limit": limit},
+        )
+        return [
+            SetAsideWindow(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), str(r[5]), r[6])
+            for r in rows
+        ]
 
     def save_reference(self, reference: StoredReference, written_at: int | None = None) -> None:
         self.backend.insert(

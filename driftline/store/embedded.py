@@ -6,6 +6,7 @@ session under a lock.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 import orjson
 from chdb import session as chdb_session
 from clickhouse_driver.util.escape import escape_params
+
+from driftline.store.base import CLIENT_DATA_ERRORS, DATA_ERROR_CODES
 
 
 class StoreLockedError(RuntimeError):
@@ -64,6 +67,12 @@ class EmbeddedBackend:
                 "SETTINGS input_format_json_read_objects_as_strings = 1 "
                 f"FORMAT JSONCompactColumns {body.decode()}"
             )
+
+    def rejects_data(self, exc: BaseException) -> bool:
+        if isinstance(exc, CLIENT_DATA_ERRORS):
+            return True
+        code = re.match(r"Code: (\d+)\.", str(exc))  # chDB's errors carry the server's code
+        return code is not None and int(code.group(1)) in DATA_ERROR_CODES
 
     def close(self) -> None:
         with self._lock:

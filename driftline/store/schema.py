@@ -46,6 +46,33 @@ ADDED_COLUMNS = (
     ("worker_offsets", "seen_below", "UInt64 DEFAULT 0"),
 )
 
+# Windows the store rejected for a reason a retry cannot fix, set aside so that every other
+# window goes on (streams/worker.py). ``window_start`` is Int64: the start itself may be what
+# a DateTime cannot hold.
+WINDOWS_SET_ASIDE = """
+CREATE TABLE IF NOT EXISTS windows_set_aside (
+    model String,
+    stage String,
+    window_start Int64,
+    window_seconds UInt32,
+    events UInt64,
+    reason String,
+    set_aside_at UInt64,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY (model, stage, window_start)
+"""
+SET_ASIDE_COLUMNS = (
+    "model",
+    "stage",
+    "window_start",
+    "window_seconds",
+    "events",
+    "reason",
+    "set_aside_at",
+    "written_at",
+)
+
 # One row per reference (model, version, source): the profile JSON of every feature.
 REFERENCES = """
 CREATE TABLE IF NOT EXISTS model_references (
@@ -258,6 +285,7 @@ ALARM_TABLES = (ALARM_RULES, ALARM_ALERTS, ALARM_SUBSCRIPTIONS, ALARM_SILENCES, 
 TABLES = (
     METRICS,
     WORKER_OFFSETS,
+    WINDOWS_SET_ASIDE,
     REFERENCES,
     DRIFT_RESULTS,
     PREDICTIONS,

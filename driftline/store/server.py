@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from clickhouse_driver import Client
+from clickhouse_driver import Client, errors
+
+from driftline.store.base import CLIENT_DATA_ERRORS, DATA_ERROR_CODES
 
 
 class ServerBackend:
@@ -35,6 +37,11 @@ class ServerBackend:
             self._client.execute(
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES", data, columnar=True
             )
+
+    def rejects_data(self, exc: BaseException) -> bool:
+        if isinstance(exc, (errors.TypeMismatchError, *CLIENT_DATA_ERRORS)):
+            return True
+        return isinstance(exc, errors.ServerException) and exc.code in DATA_ERROR_CODES
 
     def close(self) -> None:
         with self._lock:

@@ -86,7 +86,7 @@ def test_rule_selects_feature_segment_and_category() -> None:
     ]
 
 
-def test_default_rules_cover_drift_missing_nulls_latency_and_concept_drift() -> None:
+def test_default_rules_cover_drift_missing_nulls_latency_concept_drift_and_set_aside() -> None:
     metrics = {r.metric for r in DEFAULT_RULES}
     assert metrics == {
         "drift.share_drifted",
@@ -94,6 +94,7 @@ def test_default_rules_cover_drift_missing_nulls_latency_and_concept_drift() -> 
         "input.missing_rate",
         "output.null_rate",
         "latency.p99",
+        "store.windows_set_aside",
     }
     assert all(r.origin == "default" and r.model == "*" for r in DEFAULT_RULES)
     assert len({r.id for r in DEFAULT_RULES}) == len(DEFAULT_RULES)
