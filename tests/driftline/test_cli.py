@@ -214,12 +214,25 @@ def test_up_console_keeps_driftline_warnings_and_logs_library_ones_to_a_file(
 def test_up_restarts_on_its_ports_after_a_kill_9(tmp_path: Path) -> None:
     api_port, kafka_port = free_port(), free_port()
     args = ["up", "--api-port", str(api_port), "--kafka-port", str(kafka_port),
-            "--data-dir", str(tmp_path / "data")]  # fmt: skip
+            "--window-seconds", "5", "--data-dir", str(tmp_path / "data")]  # fmt: skip
     api = f"http://127.0.0.1:{api_port}"
     first = start(args, tmp_path / "first.log")
     brokers: list[int] = []
+
+    def stored_counts() -> list[float]:
+        return [p["value"] for s in series(api, "kept", "traffic.count") for p in s["points"]]
+
     try:
         wait_until(lambda: get_json(f"{api}/health"), what="the API")
+        # one message: five events of a past window (stored once the sixth, now, is read)
+        now = time.time()
+        events = [{"model": "kept", "features": {"x": i}, "prediction": 1, "ts": now - 20}
+                  for i in range(5)] + [{"model": "kept", "features": {"x": 0}, "prediction": 1,
+                                         "ts": now}]  # fmt: skip
+        producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{kafka_port}")
+        producer.send(topics.PREDICTIONS, key=b"kept", value=orjson.dumps(events))
+        producer.close()
+        wait_until(lambda: stored_counts() == [5], what="the past window stored")
         brokers = [c for c in children(first.pid) if process_name(c) == "tansu"]
         assert len(brokers) == 1
         first.send_signal(signal.SIGKILL)
@@ -239,6 +252,7 @@ def test_up_restarts_on_its_ports_after_a_kill_9(tmp_path: Path) -> None:
     try:
         wait_until(lambda: get_json(f"{api}/health"), what="the API after a restart")
         wait_for_port("127.0.0.1", kafka_port)
+        assert stored_counts() == [5]  # stored windows survive in the data directory
     finally:
         second.terminate()
         assert second.wait(timeout=60) == 0
