@@ -32,6 +32,7 @@ class _Letter:
     letter: DeadLetter
     attempts: int = 0
     delivery: asyncio.Future[Any] | None = None  # None: not (or no longer) in flight
+    sending: bool = False  # a send of it is being awaited (another task must not resend it)
 
 
 @dataclass
@@ -60,11 +61,14 @@ class DeadLetterOutbox:
         raw_bytes = self.max_raw_bytes if entry.attempts <= SHRINK_AFTER else 0
         if raw_bytes == 0 and entry.attempts == SHRINK_AFTER + 1:
             self.stats.shrunk += 1
+        entry.sending = True
         try:
             result = await self.send_letter(entry.letter.key, entry.letter.record(raw_bytes))
         except Exception as exc:
             self._failed(entry, exc)
             return
+        finally:
+            entry.sending = False
         entry.delivery = result if isinstance(result, asyncio.Future) else None
         if entry.delivery is None:  # the sender confirms nothing more: it is out
             self._open.remove(entry)
@@ -104,7 +108,7 @@ class DeadLetterOutbox:
         if flying:
             await asyncio.wait(flying, timeout=timeout_s)
         self._collect()
-        for entry in [e for e in self._open if e.delivery is None]:
+        for entry in [e for e in self._open if e.delivery is None and not e.sending]:
             await self._attempt(entry)
 
     @property

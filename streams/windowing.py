@@ -4,6 +4,7 @@ Pure bookkeeping (no Faust, no I/O), driven by the agent:
 
 * ``add(messages, now)`` folds decoded messages into open windows. An event whose window has
   already closed is *late*: it is counted (``traffic.late``) in the model's oldest open window.
+  (One whose window is past the watermark but still open is folded into it.)
 * ``close_due(now)`` closes windows once the model's watermark (newest event time minus the
   allowed lateness) passes their end, or once the model has been idle for ``idle_close_s``.
 * ``committable()`` is, per partition, the lowest offset still needed by an open or unstored
@@ -13,10 +14,11 @@ Pure bookkeeping (no Faust, no I/O), driven by the agent:
   window may force a replay from an older offset, and re-reading this model's events there would
   fold them into a partial copy of a window that is already stored.
 * ``ClosedWindow.seen`` records the offset below which every event of the model had been read
-  when the window closed. On a replay, such an event that falls in a stored window is already
-  counted there (folded on time, or counted late in a window that is stored too), so it is
-  skipped: a message whose array spans a window boundary is re-read from the boundary on, and
-  its events of the stored window were on time the first time, not late.
+  when the window closed. On a replay, such an event of a closed window is already counted in
+  a stored one (folded on time there, or counted late or invalid in it: a closing window takes
+  the late and invalid counts of the newer open windows), so it is skipped. A message whose
+  array spans a window boundary is re-read from the boundary on, and its events of the stored
+  window were on time the first time: they are not counted late.
 """
 
 from __future__ import annotations
@@ -251,16 +253,18 @@ class WindowManager:
         codes = np.asarray(group.tp_codes, dtype=np.int64)
         tps = list(group.tps)  # in code order
         starts = (np.floor(ts / w) * w).astype(np.int64)
-        watermark = state.max_ts - self.config.allowed_lateness_s
-        late = starts + w <= watermark
-        counted = late  # late events to count (not those a stored window counted already)
-        if state.closed_through is not None:
-            closed = starts <= state.closed_through
-            late |= closed
+        # Late: the event's window is closed. One whose window is past the watermark but not
+        # closed yet is folded into it (it closes at the next close_due, computed once): so a
+        # late event is always of a closed window, which a replay can tell (see ClosedWindow.seen)
+        if state.closed_through is None:
+            late = np.zeros(ts.size, dtype=bool)
             counted = late
-            if state.seen_below:  # a replay: these were read before the window closed
+        else:
+            late = starts <= state.closed_through
+            counted = late  # late events to count (not those a stored window counted already)
+            if state.seen_below:  # a replay: these were read, and counted, before it closed
                 seen = np.asarray([state.seen_below.get(tp, 0) for tp in tps], dtype=np.int64)
-                counted = late & ~(closed & (offsets < seen[codes]))
+                counted = late & (offsets >= seen[codes])
         on_time = np.flatnonzero(~late)
         specs = self.config.streaming_for(model)
         if on_time.size:
@@ -367,25 +371,27 @@ class WindowManager:
             watermark = state.max_ts - self.config.allowed_lateness_s
             idle = now - state.last_event_wall >= self.config.idle_close_s
             due = sorted(s for s in state.windows if idle or s + w <= watermark)
-            for i, start in enumerate(due):
+            for start in due:
                 window = state.windows.pop(start)
+                _absorb_aside(window, state.windows.values())
                 state.closed_through = max(start, state.closed_through or start)
                 known = {
                     f: set(state.known[f]) for f in window.profile.features if f in state.known
                 }
                 _learn_categories(state.known, window.profile)
-                # Only the newest closed window carries the marks: they claim every older
-                # window is stored too, which holds once the windows are stored in order.
-                newest = i == len(due) - 1
+                # Each window's marks count the windows after it (those still open, and the
+                # newer ones closing now) as unstored: they claim that every older window is
+                # stored too, which holds since windows are stored in order. So a crash after
+                # storing only some of them replays the rest, and nothing that is stored.
                 closed.append(
                     ClosedWindow(
                         model,
                         window.profile,
                         known,
-                        self._marks(state) if newest else {},
+                        self._marks(state),
                         window.min_offsets,
                         window.slices,
-                        self._seen(state) if newest else {},
+                        self._seen(state),
                     )
                 )
         self._unstored.extend(closed)
@@ -398,15 +404,12 @@ class WindowManager:
             marks[tp] = min(held) if held else newest + 1
         return marks
 
-    def _seen(self, state: ModelState) -> dict[TP, int]:
-        """Per partition, the offset below which every event of the model was read and is
-        counted in a window closed by now: late and invalid events counted in a window still
-        open are below no such mark (they are counted again if that window is lost)."""
-        seen = {}
-        for tp, newest in state.max_offset.items():
-            aside = [w.aside_offsets[tp] for w in state.windows.values() if tp in w.aside_offsets]
-            seen[tp] = min(aside) if aside else newest + 1
-        return seen
+    @staticmethod
+    def _seen(state: ModelState) -> dict[TP, int]:
+        """Per partition, the offset below which every event of the model was read: each one
+        of a window closed by now is counted in it, or (late or invalid) in a window closed by
+        now too, since a closing window takes the newer windows' late and invalid counts."""
+        return {tp: newest + 1 for tp, newest in state.max_offset.items()}
 
     def mark_stored(self, windows: Iterable[ClosedWindow]) -> None:
         done = {id(w) for w in windows}
@@ -466,6 +469,21 @@ def _run_streaming(
             if detector is None:
                 detector = state.detectors[key] = StreamingDetector(spec)
             profile.change_points[key] += detector.update_many(values)
+
+
+def _absorb_aside(closing: OpenWindow, others: Iterable[OpenWindow]) -> None:
+    """Move the late and invalid counts of the model's other open windows into the window
+    that closes: it is the oldest, stored soonest; and so, once it is stored, every late or
+    invalid event read before it closed is counted in a stored window (``ClosedWindow.seen``).
+    """
+    for other in others:
+        if other.aside_offsets:
+            closing.profile.late += other.profile.late
+            closing.profile.invalid += other.profile.invalid
+            other.profile.late = other.profile.invalid = 0
+            for tp, offset in other.aside_offsets.items():
+                closing.hold(tp, offset, aside=True)
+            other.aside_offsets.clear()
 
 
 def _learn_categories(known: dict[str, set[str]], profile: WindowProfile) -> None:

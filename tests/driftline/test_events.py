@@ -7,6 +7,7 @@ import pytest
 
 from driftline.events import (
     EventLimits,
+    Rejected,
     check_label_event,
     check_prediction_event,
     deadletter_record,
@@ -158,3 +159,85 @@ def test_deadletter_record_carries_reason_source_and_original_bytes() -> None:
 
     text = decode_message(b"{nope", LIMITS).rejected[0]
     assert orjson.loads(deadletter_record(text, "t", 0, 1))["raw"] == "{nope"
+
+
+NOW = 1_795_262_400.0  # 2026-11-21T12:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("ts", "why"),
+    [
+        ("9999-12-31T23:59:59Z", "outside what the store holds"),  # legal RFC 3339
+        (1e300, "outside what the store holds"),  # overflowed the window arithmetic
+        (-1.0, "outside what the store holds"),
+        ("0001-01-01T00:00:00Z", "outside what the store holds"),
+        (NOW + 2 * 86400, "in the future"),  # beyond max_future_s (a day)
+        (NOW * 1000, "outside what the store holds"),  # milliseconds sent as seconds
+        (NOW - 11 * 365 * 86400, "in the past"),  # beyond max_age_s (ten years)
+    ],
+)
+def test_an_event_time_the_store_cannot_hold_is_rejected_on_both_paths(
+    ts: object, why: str
+) -> None:
+    """Issue 13, point 1: such an event stopped storage for every model."""
+    good, bad = event(ts=NOW - 5), event(ts=ts)
+    single = decode_message(orjson.dumps(bad), LIMITS, now=NOW)
+    assert single.events == [] and why in single.rejected[0].reason
+    array = decode_message(orjson.dumps([good, bad, good]), LIMITS, now=NOW)  # the msgspec path
+    assert len(array.events) == 2 and [r.index for r in array.rejected] == [1]
+    assert why in array.rejected[0].reason
+
+
+def test_a_broker_timestamp_stands_for_a_missing_ts_and_is_checked_too() -> None:
+    value = orjson.dumps([event(), event()])
+    assert len(decode_message(value, LIMITS, now=NOW, broker_ts=NOW - 1).events) == 2
+    far = decode_message(value, LIMITS, now=NOW, broker_ts=NOW + 10 * 86400)
+    assert far.events == [] and len(far.rejected) == 2
+    assert "broker timestamp" in far.rejected[0].reason
+
+
+def test_names_segments_and_classes_are_bounded() -> None:
+    limits = EventLimits(max_name_length=8, max_segment_keys=2, max_classes=3)
+    cases = {
+        "'model' is longer": event(model="m" * 9),
+        "feature name": event(features={"f" * 9: 1.0}),
+        "'version' is longer": event(version="v" * 9),
+        "'id' is longer": event(id="i" * 9),
+        "'stage' is longer": event(stage="s" * 9),
+        "3 keys": event(segment={"a": "1", "b": "2", "c": "3"}),
+        "'segment' key": event(segment={"k" * 9: "1"}),
+        "4 classes": event(prediction=[0.1, 0.2, 0.3, 0.4]),
+    }
+    for why, bad in cases.items():
+        for value in (orjson.dumps(bad), orjson.dumps([bad])):  # object and array paths
+            [rejected] = decode_message(value, limits).rejected
+            assert why in rejected.reason, (why, rejected.reason)
+    assert decode_message(orjson.dumps(event(version=12)), limits).events  # a number is fine
+
+
+def test_a_huge_value_is_quoted_short_in_the_reason() -> None:
+    [rejected] = decode_message(orjson.dumps(event(ts="x" * 9_000)), LIMITS).rejected
+    assert "is not an RFC 3339 timestamp" in rejected.reason and len(rejected.reason) < 200
+
+
+def test_an_oversize_message_makes_a_bounded_dead_letter_with_size_and_hash() -> None:
+    """Issue 13, point 2: the dead letter of a 2 MB message carried it whole, over the
+    producer's request size, and its send crashed the agent."""
+    import hashlib
+
+    from driftline.events import deadletter_max_bytes
+
+    limits = EventLimits()
+    value = orjson.dumps([event(features={"text": "é" * 1000})] * 1000)
+    assert len(value) > 2_000_000
+    [rejected] = decode_message(value, limits).rejected
+    letter = deadletter_record(rejected, "driftline.predictions", 0, 7)
+    assert len(letter) <= deadletter_max_bytes(limits) < 1_048_576
+    record = orjson.loads(letter)
+    assert record["raw_truncated"] is True and record["raw_bytes"] == len(value)
+    assert record["raw_sha256"] == hashlib.sha256(value).hexdigest()
+    assert value.decode().startswith(record["raw"])  # a cut character is dropped, not mangled
+    small = orjson.loads(deadletter_record(decode_message(b"{no", limits).rejected[0], "t", 0, 0))
+    assert (small["raw"], small["raw_truncated"], small["raw_bytes"]) == ("{no", False, 3)
+    worst = Rejected("x" * 10_000, b"\x01" * 200_000, None, "m" * limits.max_name_length)
+    assert len(deadletter_record(worst, "t", 0, 0)) <= deadletter_max_bytes(limits)
