@@ -150,6 +150,9 @@ class WindowManager:
         self.segments = segments or SegmentValues(config.max_segment_values)
         self.models: dict[str, ModelState] = {}
         self._processed: dict[TP, int] = {}  # newest offset seen per partition
+        # per unit, the newest window stored by any worker on any Kafka log: windows up to it
+        # are closed for a unit first seen here without offset marks (see restore_stored)
+        self._stored_through: dict[str, int] = {}
         self._unstored: list[ClosedWindow] = []
 
     # -- restore --------------------------------------------------------------------------
@@ -163,6 +166,17 @@ class WindowManager:
         state.seen_below[tp] = max(seen_below, state.seen_below.get(tp, 0))
         if state.closed_through is None or window_start > state.closed_through:
             state.closed_through = window_start
+
+    def restore_stored(self, stored_through: Mapping[str, int]) -> None:
+        """The newest stored window of each unit. Offset marks say which events are stored
+        only for the Kafka log they were written for; after the embedded broker is restarted
+        (new topics) none match, and a unit's new events in an already stored window would
+        rebuild it from those events alone, replacing the stored one. With this they are late."""
+        self._stored_through.update(stored_through)
+        for model, start in stored_through.items():
+            state = self.models.get(model)
+            if state is not None and (state.closed_through is None or start > state.closed_through):
+                state.closed_through = start
 
     def restore_categories(self, model: str, known: Mapping[str, Iterable[str]]) -> None:
         state = self._state(model)
@@ -350,7 +364,7 @@ class WindowManager:
     def _state(self, model: str) -> ModelState:
         state = self.models.get(model)
         if state is None:
-            state = self.models[model] = ModelState()
+            state = self.models[model] = ModelState(closed_through=self._stored_through.get(model))
         return state
 
     def _window(self, state: ModelState, start: int) -> OpenWindow:

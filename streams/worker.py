@@ -607,6 +607,7 @@ class PredictionWorker:
         marks: list[OffsetMark] = await self._in_store_thread(
             self.store.offset_marks, list(self.log_ids.values())
         )
+        self.manager.restore_stored(await self._in_store_thread(self.store.stored_through))
         models = set()
         for mark in marks:
             tp = (topic_of[mark.log_id], mark.partition)

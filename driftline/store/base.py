@@ -388,6 +388,14 @@ class Store:
             for r in rows
         ]
 
+    def stored_through(self) -> dict[str, int]:
+        """Per unit, the start of its newest window with an offset mark, whatever Kafka log
+        the mark is for (a new embedded broker has new topic ids: its marks match no log)."""
+        rows = self.backend.execute(
+            "SELECT model, max(toUInt32(window_start)) FROM worker_offsets FINAL GROUP BY model"
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def models(self) -> list[dict[str, Any]]:
         """Every model with a stored window, its own or one of its pipeline stages'.
         ``events``: the model's own events, or (a pipeline without them) its stages' total."""

@@ -93,3 +93,29 @@ def test_the_default_rule_alerts_on_a_window_set_aside(clean_windows: int) -> No
         book = {next(iter(book)): change.alert}
     expected = AlertState.RESOLVED if clean_windows > 5 else AlertState.FIRING
     assert next(iter(book.values())).state == expected
+
+
+def test_a_new_broker_does_not_rebuild_a_stored_window_from_its_new_events(
+    server_store: Store,
+) -> None:
+    """The embedded broker keeps events in memory: after it restarts, its topics have new ids,
+    so no offset mark matches. An event of an already stored window must then be late, not
+    the start of a new copy of that window that replaces the stored one (5 events became 2)."""
+    store = server_store
+    before = in_process_worker(store, log_ids={topics.PREDICTIONS: "old-broker"})
+    before.manager.add(
+        [Message(TP, i, float(BASE), [event("m", BASE + 1)]) for i in range(5)], now=time.time()
+    )
+    before.manager.close_due(time.time() + 7200)
+    asyncio.run(before.store_closed())
+    before.close()
+    after = in_process_worker(store, log_ids={topics.PREDICTIONS: "new-broker"}, restored=False)
+    asyncio.run(after.restore([TP]))
+    after.manager.add(
+        [Message(TP, i, float(BASE), [event("m", BASE + 2)]) for i in range(2)], now=time.time()
+    )
+    after.manager.close_due(time.time() + 7200)
+    asyncio.run(after.store_closed())
+    after.close()
+    assert [p.value for p in store.metrics("m", name="traffic.count")] == [5.0, 0.0]
+    assert [p.value for p in store.metrics("m", name="traffic.late")] == [0.0, 2.0]
