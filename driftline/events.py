@@ -386,7 +386,7 @@ def decode_message(
             if reason is None:
                 keep(trim(event))
             else:
-                model = _model_of(event, limits)
+                model = model_of(event, limits)
                 out.rejected.append(Rejected(reason, orjson.dumps(event), index, model))
         return out
     reason = check(payload, limits)
@@ -395,7 +395,7 @@ def decode_message(
     if reason is None:
         out.events.append(trim(payload))
     else:
-        out.rejected.append(Rejected(reason, value, None, _model_of(payload, limits)))
+        out.rejected.append(Rejected(reason, value, None, model_of(payload, limits)))
     return out
 
 
@@ -415,7 +415,7 @@ def _no_trim(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def _model_of(event: Any, limits: EventLimits) -> str | None:
+def model_of(event: Any, limits: EventLimits) -> str | None:
     """The model an invalid event names, when that name is valid (for its dead letter's key
     and the model's ``traffic.invalid``)."""
     if type(event) is not dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from driftline.events import (
     check_label_event,
     check_prediction_event,
     deadletter_record,
+    model_of,
+    time_reason,
 )
 from driftline.sdk import encode_batches
 
@@ -61,23 +64,26 @@ class Ingest:
         valid = []
         check = check_label_event if labels else check_prediction_event
         topic = topics.LABELS if labels else topics.PREDICTIONS
+        now = time.time()
         for index, event in enumerate(items):
             reason = check(event, self.limits)
+            if reason is None and event.get("ts") is not None:  # else the broker's time: now
+                reason = time_reason(event["ts"], now, self.limits)
             if reason is None:
                 valid.append(event)
             else:
-                model = event.get("model") if isinstance(event, dict) else None
                 result.rejected.append(
-                    Rejected(
-                        reason, _dumps(event), index, model if isinstance(model, str) else None
-                    )
+                    Rejected(reason, _dumps(event), index, model_of(event, self.limits))
                 )
         producer = self._connected()
         futures = [
             producer.send(topic, key=key, value=value) for key, value, _ in encode_batches(valid)
         ]
         futures += [
-            producer.send(topics.DEADLETTER, value=deadletter_record(r, "http", 0, 0))
+            producer.send(
+                topics.DEADLETTER,
+                value=deadletter_record(r, "http", 0, 0, self.limits.max_deadletter_raw_bytes),
+            )
             for r in result.rejected
         ]
         producer.flush(timeout=self.timeout_s)
