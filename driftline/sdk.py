@@ -21,7 +21,7 @@ import orjson
 from kafka import KafkaProducer
 
 from driftline import topics
-from driftline.events import EventLimits, check_label_event, check_prediction_event
+from driftline.events import EventLimits, check_label_event, check_prediction_event, time_reason
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Monitor:
         ):
             if value is not None:
                 event[key] = value
-        reason = check_prediction_event(dict(event), self._limits)
+        reason = _checked(check_prediction_event, event, self._limits)
         if reason is not None:
             raise ValueError(f"invalid prediction event: {reason}")
         self._append(topics.PREDICTIONS, event)
@@ -144,7 +144,7 @@ class Monitor:
         event = {"model": model, "id": id, "label": label, "ts": time.time() if ts is None else ts}
         if stage:
             event["stage"] = stage
-        reason = check_label_event(dict(event), self._limits)
+        reason = _checked(check_label_event, event, self._limits)
         if reason is not None:
             raise ValueError(f"invalid label event: {reason}")
         self._append(topics.LABELS, event)
@@ -272,3 +272,14 @@ class Monitor:
                 self.on_error(error, count)
             except Exception:
                 log.exception("Driftline on_error handler failed")
+
+
+def _checked(
+    check: Callable[[Any, EventLimits], str | None], event: dict[str, Any], limits: EventLimits
+) -> str | None:
+    """Why the worker would refuse ``event`` (its schema, then its time), or None."""
+    copy = dict(event)  # the check normalises ``ts`` in place
+    reason = check(copy, limits)
+    if reason is None and copy.get("ts") is not None:
+        reason = time_reason(copy["ts"], time.time(), limits)
+    return reason

@@ -74,3 +74,12 @@ def test_unreachable_broker_never_blocks_and_reports_losses() -> None:
         monitor.close(timeout=1)
     assert monitor.stats.failed == 3
     assert ("BufferError", 1) in errors and ("ConnectionError", 3) in errors
+
+
+def test_the_sdk_refuses_an_event_time_the_worker_would_refuse() -> None:
+    monitor = Monitor(f"127.0.0.1:{free_port()}")
+    with pytest.raises(ValueError, match="store holds"):
+        monitor.log_prediction("fraud", {"x": 1.0}, prediction=1, ts="9999-12-31T23:59:59Z")
+    with pytest.raises(ValueError, match="in the future"):
+        monitor.log_label("fraud", "id-1", 1, ts=time.time() + 30 * 86400)
+    monitor.close(timeout=1)
