@@ -6,15 +6,30 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
 from alarms.rules import Comparison
+from api.timeparse import Time
 
 Severity = Literal["info", "warning", "critical"]
 Action = Literal["notify", "retrain"]
 LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
 Pattern = Annotated[str, Field(max_length=200, description="exact name, or a glob (* ? [..])")]
 Labels = Annotated[dict[LabelName, Annotated[str, Field(max_length=500)]], Field(max_length=50)]
+
+
+# Request bodies are validated strictly: JSON's types as the schema states them, no coercion
+# ("enabled": 0 is not a boolean, "for": "2" not an integer). Enums are the exception: a
+# strict enum would want an Enum instance, and its JSON value is what a client sends.
+STRICT_BODY = ConfigDict(extra="forbid", strict=True)
 
 
 def _notify_only() -> list[Action]:
@@ -24,7 +39,7 @@ def _notify_only() -> list[Action]:
 class RuleCreate(BaseModel):
     """A threshold alarm on one metric; selectors are exact names or globs (``*`` = any)."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
     name: str = Field(min_length=1, max_length=200, examples=["AgeMissing"])
     metric: str = Field(
@@ -36,7 +51,7 @@ class RuleCreate(BaseModel):
     feature: Pattern = Field("*", description="'' = model-level metrics only")
     segment: Pattern = Field("*", description="'' = the whole stream, not a slice")
     category: Pattern = "*"
-    comparison: Comparison
+    comparison: Annotated[Comparison, Strict(False)]
     threshold: float = Field(allow_inf_nan=False)
     for_windows: int = Field(
         1, alias="for", ge=1, le=10_000, description="consecutive breaching windows to fire"
@@ -52,6 +67,8 @@ class RuleCreate(BaseModel):
 
 
 class RulePublic(RuleCreate):
+    model_config = ConfigDict(strict=False)  # built from stored rules, not from a client
+
     id: str
     origin: str = Field(description="'default' for the rules Driftline ships, else 'user'")
     created_at: str | None
@@ -92,9 +109,13 @@ def _http_url(value: str) -> str:
 class SubscriptionCreate(BaseModel):
     """A webhook receiver; the filters select which alerts it gets (empty: all)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
-    url: str = Field(max_length=2048, examples=["https://hooks.example.com/driftline"])
+    url: str = Field(
+        max_length=2048,
+        pattern=r"^https?://[^\s/?#]+[^\s]*$",
+        examples=["https://hooks.example.com/driftline"],
+    )
     secret: SecretStr | None = Field(
         None, max_length=512, description="signs each body: X-Driftline-Signature (HMAC-SHA256)"
     )
@@ -138,7 +159,7 @@ class DeliveryPublic(BaseModel):
 
 
 class MatcherBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
     name: LabelName
     value: str = Field(max_length=1000)
@@ -160,14 +181,20 @@ class SilenceCreate(BaseModel):
     """Mutes notifications of the alerts every matcher selects, from ``starts_at`` (default
     now) until ``ends_at`` (or for ``duration_s``). Times: epoch seconds or RFC 3339."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
     matchers: list[MatcherBody] = Field(min_length=1, max_length=50)
-    starts_at: str | float | None = None
-    ends_at: str | float | None = None
-    duration_s: float | None = Field(None, gt=0, le=366 * 86400)
+    starts_at: Time | None = Field(None, description="default: now")
+    ends_at: Time | None = None
+    duration_s: float | None = Field(None, gt=0, le=366 * 86400, allow_inf_nan=False)
     comment: str = Field("", max_length=2000)
     created_by: str = Field("", max_length=200)
+
+    @model_validator(mode="after")
+    def _has_an_end(self) -> SilenceCreate:
+        if self.ends_at is None and self.duration_s is None:
+            raise ValueError("give 'ends_at' or 'duration_s'")
+        return self
 
 
 class SilencePublic(BaseModel):

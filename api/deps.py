@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 
 from driftline.ingest import Ingest
 from driftline.settings import Settings
@@ -32,24 +31,6 @@ def get_ingest(request: Request) -> Ingest:
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 IngestDep = Annotated[Ingest, Depends(get_ingest)]
-
-
-def require_api_key(request: Request, settings: SettingsDep) -> None:
-    """Mutating endpoints need ``Authorization: Bearer <key>`` when an API key is set."""
-    if settings.api_key is None:
-        return
-    expected = settings.api_key.get_secret_value()
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "this endpoint needs 'Authorization: Bearer <DRIFTLINE_API_KEY>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-ApiKeyDep = Depends(require_api_key)
 
 
 def get_alarm_store(request: Request) -> AlarmStore:

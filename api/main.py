@@ -1,9 +1,13 @@
-"""The HTTP API: one router per resource, shared objects in ``app.state``."""
+"""The HTTP API: one router per resource, shared objects in ``app.state``.
+
+With an API key configured, every resource router needs a key (``api/auth.py``).
+"""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from api.auth import UNAUTHORIZED, KeyDep
 from api.routes import (
     alerts,
     dashboard,
@@ -34,14 +38,10 @@ def create_app(settings: Settings, store: Store, ingest: Ingest | None = None) -
         settings.kafka_bootstrap,
         EventLimits(settings.max_message_bytes, settings.max_features, settings.max_string_length),
     )
+    # open: liveness, and the dashboard's page and assets (it asks for a key when the API
+    # answers 401); the OpenAPI document and /docs are open too: they hold no data
     app.include_router(health.router)
-    app.include_router(models.router)
-    app.include_router(drift.router)
-    app.include_router(events.router)
-    app.include_router(rules.router)
-    app.include_router(alerts.router)
-    app.include_router(subscriptions.router)
-    app.include_router(silences.router)
-    app.include_router(retraining.router)
     app.include_router(dashboard.router)
+    for resource in (models, drift, events, rules, alerts, subscriptions, silences, retraining):
+        app.include_router(resource.router, dependencies=[KeyDep], responses=UNAUTHORIZED)
     return app

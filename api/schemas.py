@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
+
+Responses = dict[int | str, dict[str, Any]]  # a route's documented answers besides the 2xx
+
+
+class ErrorPublic(BaseModel):
+    """Every error but a validation error (422): what was wrong and what to do."""
+
+    detail: str
+
+
+def error(description: str) -> dict[str, Any]:
+    """A documented error answer (for a route's ``responses=``)."""
+    return {"model": ErrorPublic, "description": description}
+
+
+class ValidationIssuePublic(BaseModel):
+    """One item of a 422's ``detail``, as FastAPI writes them."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
 
 
 class HealthPublic(BaseModel):
@@ -61,3 +84,10 @@ class RejectedPublic(BaseModel):
 class IngestPublic(BaseModel):
     accepted: int
     rejected: list[RejectedPublic]
+
+
+class IngestRefusedPublic(IngestPublic):
+    """422 of the ingest endpoints: the standard ``detail`` list (one item per rejected
+    event, ``loc`` ``["body", index]``), and the same counts as a 202."""
+
+    detail: list[ValidationIssuePublic]

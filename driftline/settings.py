@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from driftline.events import EventLimits
@@ -134,7 +134,23 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_key: SecretStr | None = None
+    # With a key set, every endpoint but /health, the dashboard's page and static files and the
+    # OpenAPI docs needs 'Authorization: Bearer <key>': the admin key for everything, the
+    # read-only key (dashboards, Grafana, scripts) for GET requests only.
+    api_key: SecretStr | None = Field(None, description="admin key: every endpoint")
+    api_read_key: SecretStr | None = Field(None, description="read-only key: GET endpoints")
+
+    @model_validator(mode="after")
+    def _read_key_needs_an_admin_key(self) -> Settings:
+        """A read-only key alone would leave every change open to anyone."""
+        read, admin = self.api_read_key, self.api_key
+        if read is not None and admin is None:
+            raise ValueError("DRIFTLINE_API_READ_KEY needs DRIFTLINE_API_KEY (the admin key) too")
+        if read is not None and admin is not None:
+            if read.get_secret_value() == admin.get_secret_value():
+                raise ValueError("DRIFTLINE_API_READ_KEY must differ from DRIFTLINE_API_KEY")
+        return self
+
     max_request_bytes: int = Field(5 * 1_048_576, ge=1024)
     max_reference_bytes: int = Field(200 * 1_048_576, ge=1024)
 

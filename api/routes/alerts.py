@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from alarms.payload import alert_document, rfc3339
 from alarms.state import Alert, AlertState
 from api.alarm_schemas import AlertPublic
 from api.deps import AlarmStoreDep
+from api.errors import invalid
+from api.rendering import render_each
+from api.schemas import error
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -33,9 +37,8 @@ def _states(value: str | None) -> tuple[str, ...]:
     states = tuple(s for s in re.split(r"[,|\s]+", value) if s)
     unknown = [s for s in states if s not in STATES]
     if unknown:
-        raise HTTPException(
-            422, f"unknown state {unknown[0]!r}: use one or more of {', '.join(STATES)}"
-        )
+        message = f"unknown state {unknown[0]!r}: use one or more of {', '.join(STATES)}"
+        raise invalid(("query", "state"), message, value)
     return states
 
 
@@ -44,20 +47,21 @@ def read_alerts(
     store: AlarmStoreDep,
     state: str | None = Query(
         None,
+        max_length=200,
         description="firing, pending, resolved or inactive; several with , or | "
         "(default: pending, firing and resolved)",
     ),
-    model: str | None = Query(None),
-    rule_id: str | None = Query(None),
+    model: str | None = Query(None, max_length=1000),
+    rule_id: str | None = Query(None, max_length=100),
     limit: int = Query(1000, ge=1, le=100_000),
 ) -> list[AlertPublic]:
     """Alerts, most recently updated first, with their values and timestamps."""
     found = store.alerts(states=_states(state), model=model, rule_id=rule_id, limit=limit)
-    return [_public(a) for a in found]
+    return render_each(found, _public, "alert", lambda a: a.id)
 
 
-@router.get("/{alert_id}")
-def read_alert(alert_id: str, store: AlarmStoreDep) -> AlertPublic:
+@router.get("/{alert_id}", responses={404: error("no alert with this id")})
+def read_alert(alert_id: Annotated[str, Path(max_length=100)], store: AlarmStoreDep) -> AlertPublic:
     alert = store.alert(alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id!r}")

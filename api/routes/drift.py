@@ -13,13 +13,29 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from api.deps import ApiKeyDep, SettingsDep, StoreDep
+from api.auth import ADMIN_ONLY
+from api.deps import SettingsDep, StoreDep
+from api.errors import invalid
+from api.params import MAX_NAME, EndTime, ModelName, Segment, Stage, StartTime
+from api.schemas import error
 from api.timeparse import iso, parse_time
 from detectors.drift.window import PREDICTION, ModelReference
 from detectors.reference import NumericReference
+from driftline.events import EventLimits, check_prediction_event
 from driftline.store import DriftRow, Store, StoredReference
 
 router = APIRouter(prefix="/v1/models", tags=["drift"])
+_VALUE = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}
+REFERENCE_ROW = {
+    "type": "object",
+    "description": "{features: {...}, prediction} or a flat row (every key but prediction "
+    "is a feature), as in a prediction event",
+    "properties": {
+        "features": {"type": "object", "additionalProperties": _VALUE},
+        "prediction": {"anyOf": [*_VALUE["anyOf"], {"type": "array", "items": {"type": "number"}}]},
+    },
+    "additionalProperties": _VALUE,
+}
 
 
 class ProfilePublic(BaseModel):
@@ -90,7 +106,7 @@ def _public(stored: StoredReference) -> ReferencePublic:
     )
 
 
-def _rows(body: bytes, content_type: str) -> list[dict[str, Any]]:
+def _rows(body: bytes, content_type: str, limits: EventLimits) -> list[dict[str, Any]]:
     if "csv" in content_type:
         import pandas as pd
 
@@ -111,16 +127,46 @@ def _rows(body: bytes, content_type: str) -> list[dict[str, Any]]:
         raise ValueError(f"not valid JSON: {exc}") from None
     if not isinstance(payload, list) or not all(isinstance(r, dict) for r in payload):
         raise ValueError("the body must be a JSON array of row objects (or text/csv)")
+    for index, row in enumerate(payload):
+        reason = _row_problem(row, limits)
+        if reason is not None:
+            raise ValueError(f"row {index}: {reason}")
     return payload
 
 
-@router.put("/{model}/reference", dependencies=[ApiKeyDep], status_code=201)
+def _row_problem(row: dict[str, Any], limits: EventLimits) -> str | None:
+    """A row holds what an event holds (features and prediction), checked the same way."""
+    features = (
+        row["features"]
+        if "features" in row
+        else {k: v for k, v in row.items() if k != "prediction"}
+    )
+    event = {"model": "reference", "features": features, "prediction": row.get("prediction")}
+    return check_prediction_event(event, limits)
+
+
+@router.put(
+    "/{model}/reference",
+    status_code=201,
+    responses={**ADMIN_ONLY, 413: error("body over DRIFTLINE_MAX_REFERENCE_BYTES")},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": REFERENCE_ROW}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def update_reference(
-    model: str,
+    model: ModelName,
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
-    version: str = Query("*", description="model version it applies to ('*': any version)"),
+    version: str = Query(
+        "*", max_length=MAX_NAME, description="model version it applies to ('*': any version)"
+    ),
 ) -> ReferencePublic:
     """Upload a training sample as the model's reference; its profile is computed once.
 
@@ -134,17 +180,17 @@ async def update_reference(
             413, f"reference is {len(body)} bytes; the limit is {settings.max_reference_bytes}"
         )
     try:
-        rows = _rows(body, request.headers.get("content-type", ""))
+        rows = _rows(body, request.headers.get("content-type", ""), settings.event_limits())
         reference = await run_in_threadpool(ModelReference.from_rows, rows, version)
     except ValueError as exc:
-        raise HTTPException(422, f"cannot build a reference: {exc}") from None
+        raise invalid(("body",), f"cannot build a reference: {exc}", None) from None
     stored = StoredReference(model, version, "uploaded", reference.to_dict(), int(time.time()))
     await run_in_threadpool(store.save_reference, stored)
     return _public(stored)
 
 
 @router.get("/{model}/reference")
-def read_references(model: str, store: StoreDep) -> list[ReferencePublic]:
+def read_references(model: ModelName, store: StoreDep) -> list[ReferencePublic]:
     """The model's references: uploaded, and learned by the worker (warm-up)."""
     return [_public(r) for r in store.references(model)]
 
@@ -165,12 +211,12 @@ def concept_flags(
 
 @router.get("/{model}/drift")
 def read_drift(
-    model: str,
+    model: ModelName,
     store: StoreDep,
-    start: str | None = Query(None, description="from this window start (epoch s or RFC 3339)"),
-    end: str | None = Query(None, description="before this window start"),
-    segment: str = Query("", description="slice, e.g. channel=mobile ('' = all events)"),
-    stage: str = Query("", description="pipeline stage ('' = the model itself)"),
+    start: StartTime = None,
+    end: EndTime = None,
+    segment: Segment = "",
+    stage: Stage = "",
 ) -> DriftPublic:
     """Per window: which features drifted, the share, every test with its decision, and the
     concept-drift flag once labels have been joined (the quality-drop test and the

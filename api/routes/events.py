@@ -6,21 +6,102 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
-from api.deps import ApiKeyDep, IngestDep, SettingsDep
-from api.schemas import IngestPublic, RejectedPublic
+from api.auth import ADMIN_ONLY
+from api.deps import IngestDep, SettingsDep
+from api.errors import issue
+from api.schemas import (
+    IngestPublic,
+    IngestRefusedPublic,
+    RejectedPublic,
+    Responses,
+    ValidationIssuePublic,
+    error,
+)
 
 router = APIRouter(prefix="/v1", tags=["events"])
+# The wire contract (driftline/events.py) as JSON Schema, for the docs and for generated
+# clients; the limits are the defaults of DRIFTLINE_MAX_FEATURES, _MAX_STRING_LENGTH...
+_NAME: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 256}
+_OPTIONAL_NAME: dict[str, Any] = {"anyOf": [_NAME, {"type": "null"}]}
+_SCALAR: list[dict[str, Any]] = [
+    {"type": "number"},
+    {"type": "string", "maxLength": 1024},
+    {"type": "boolean"},
+]
+_TS = {
+    "anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}, {"type": "null"}],
+    "description": "RFC 3339 or epoch seconds (default: when the broker got it)",
+}
+PREDICTION_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "features", "prediction"],
+    "properties": {
+        "model": {**_NAME, "description": "the model's id (no '::': see 'stage')"},
+        "features": {
+            "type": "object",
+            "maxProperties": 1000,
+            "additionalProperties": {"anyOf": [*_SCALAR, {"type": "null"}]},
+        },
+        "prediction": {
+            "anyOf": [
+                *_SCALAR,
+                {"type": "null"},
+                {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 1000},
+            ]
+        },
+        "version": {"anyOf": [_NAME, {"type": "integer"}, {"type": "null"}]},
+        "id": _OPTIONAL_NAME,
+        "stage": _OPTIONAL_NAME,
+        "ts": _TS,
+        "latency_ms": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}]},
+        "segment": {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "maxProperties": 16,
+                    "additionalProperties": {"type": "string", "maxLength": 1024},
+                },
+                {"type": "null"},
+            ]
+        },
+    },
+}
+LABEL_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "id", "label"],
+    "properties": {
+        "model": _NAME,
+        "id": {**_NAME, "description": "the id of the prediction it labels"},
+        "label": {"anyOf": _SCALAR},
+        "stage": _OPTIONAL_NAME,
+        "ts": _TS,
+    },
+}
+
+
+def _one_or_many(event: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI request body: one event or a JSON array of them."""
+    schema = {"oneOf": [event, {"type": "array", "items": event}]}
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def _answers(what: str) -> Responses:
+    return {
+        **ADMIN_ONLY,
+        413: error("body over DRIFTLINE_MAX_REQUEST_BYTES"),
+        422: {"model": IngestRefusedPublic, "description": f"not JSON, or no valid {what}"},
+        503: error("Kafka did not take the events"),
+    }
 
 
 @router.post(
     "/events",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[ApiKeyDep],
-    responses={
-        413: {"description": "body over the size limit"},
-        422: {"description": "not JSON, or no valid event"},
-    },
+    responses=_answers("event"),
+    openapi_extra=_one_or_many(PREDICTION_EVENT),
 )
 async def create_events(request: Request, ingest: IngestDep, settings: SettingsDep) -> Any:
     """Ingest one prediction event or a JSON array of them, for services without Kafka.
@@ -34,11 +115,8 @@ async def create_events(request: Request, ingest: IngestDep, settings: SettingsD
 @router.post(
     "/labels",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[ApiKeyDep],
-    responses={
-        413: {"description": "body over the size limit"},
-        422: {"description": "not JSON, or no valid label"},
-    },
+    responses=_answers("label"),
+    openapi_extra=_one_or_many(LABEL_EVENT),
 )
 async def create_labels(request: Request, ingest: IngestDep, settings: SettingsDep) -> Any:
     """Ingest one label event (``{"model", "id", "label", "ts"?, "stage"?}``) or an array.
@@ -65,7 +143,9 @@ async def _ingest(request: Request, ingest: Any, settings: Any, *, labels: bool)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise HTTPException(422, f"body is not valid JSON: {exc}") from None
+        problem = issue(("body", exc.pos), f"body is not valid JSON: {exc}", None, "json_invalid")
+        refused = IngestRefusedPublic(accepted=0, rejected=[], detail=[problem])
+        return JSONResponse(refused.model_dump(), status_code=422)
     try:
         result = await run_in_threadpool(functools.partial(ingest.submit, payload, labels=labels))
     except Exception as exc:
@@ -78,5 +158,14 @@ async def _ingest(request: Request, ingest: Any, settings: Any, *, labels: bool)
         rejected=[RejectedPublic(index=r.index, reason=r.reason) for r in result.rejected],
     )
     if result.accepted == 0 and result.rejected:
-        raise HTTPException(422, body_out.model_dump())
+        detail = [
+            ValidationIssuePublic(
+                loc=["body"] if r.index is None else ["body", r.index],
+                msg=r.reason,
+                type="invalid_event",
+            )
+            for r in result.rejected
+        ]
+        refused = IngestRefusedPublic(**body_out.model_dump(), detail=detail)
+        return JSONResponse(refused.model_dump(), status_code=422)
     return body_out

@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import StoreDep
+from api.params import MAX_NAME, EndTime, ModelName, Segment, Stage, StartTime
 from api.schemas import (
     FeaturePublic,
     MetricsPublic,
@@ -13,6 +14,7 @@ from api.schemas import (
     ModelSummaryPublic,
     PointPublic,
     SeriesPublic,
+    error,
 )
 from api.timeparse import iso, parse_time
 from driftline.store import MetricPoint
@@ -37,8 +39,8 @@ def read_models(store: StoreDep) -> list[ModelSummaryPublic]:
     return [ModelSummaryPublic(**_summary(row)) for row in store.models()]
 
 
-@router.get("/{model}")
-def read_model(model: str, store: StoreDep) -> ModelPublic:
+@router.get("/{model}", responses={404: error("the model has no stored windows (yet)")})
+def read_model(model: ModelName, store: StoreDep) -> ModelPublic:
     row = next((r for r in store.models() if r["model"] == model), None)
     if row is None:
         raise HTTPException(
@@ -57,14 +59,18 @@ def read_model(model: str, store: StoreDep) -> ModelPublic:
 
 @router.get("/{model}/metrics")
 def read_metrics(
-    model: str,
+    model: ModelName,
     store: StoreDep,
-    name: str | None = Query(None, description="metric name, e.g. input.missing_rate"),
-    feature: str | None = Query(None, description="feature name; '' for model-level metrics"),
-    start: str | None = Query(None, description="from this window start (epoch s or RFC 3339)"),
-    end: str | None = Query(None, description="before this window start"),
-    segment: str = Query("", description="slice, e.g. channel=mobile ('' = all events)"),
-    stage: str = Query("", description="pipeline stage ('' = the model itself)"),
+    name: str | None = Query(
+        None, max_length=200, description="metric name, e.g. input.missing_rate"
+    ),
+    feature: str | None = Query(
+        None, max_length=MAX_NAME, description="feature name; '' for model-level metrics"
+    ),
+    start: StartTime = None,
+    end: EndTime = None,
+    segment: Segment = "",
+    stage: Stage = "",
     limit: int = Query(10_000, ge=1, le=100_000),
 ) -> MetricsPublic:
     """Per-window metric values as time series, one series per (metric, feature, category)."""

@@ -5,20 +5,28 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ApiKeyDep, IngestDep, RegistryDep, StoreDep
+from api.auth import ADMIN_ONLY
+from api.deps import IngestDep, RegistryDep, StoreDep
+from api.errors import invalid
+from api.limits import StrictJSONRoute
+from api.params import MAX_NAME
+from api.schemas import error
 from driftline import topics
 from driftline.store.jobs import Admission, JobStore, RetrainRequest
 from driftline.store.labels import LabelStore
 from retrainer.registry import VersionNotFound
 from retrainer.worker import promote_version
 
-router = APIRouter(prefix="/v1", tags=["retraining"])
+router = APIRouter(prefix="/v1", tags=["retraining"], route_class=StrictJSONRoute)
+# the registry's names (retrainer/registry.py): a model names a directory, versions count up
+RegistryModel = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+RegistryVersion = Annotated[str, Path(pattern=r"^[1-9][0-9]{0,17}$")]
 DECISION_WAIT_S = 10.0  # POST .../retrain: how long to wait for the retrainer's decision
 DECISION_POLL_S = 0.1
 
@@ -68,14 +76,18 @@ class VersionsPublic(BaseModel):
 
 
 class PromoteRequest(BaseModel):
-    reason: str = ""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reason: str = Field("", max_length=2000)
 
 
 @router.get("/retrain-jobs")
 def read_retrain_jobs(
     store: StoreDep,
-    model: str | None = Query(None),
-    state: str | None = Query(None, description="queued, running, succeeded, failed, rejected"),
+    model: str | None = Query(None, max_length=MAX_NAME),
+    state: str | None = Query(
+        None, max_length=100, description="queued, running, succeeded, failed, rejected"
+    ),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[RetrainJobPublic]:
     """Newest first, each with its reason (the alert), data range, metrics and log."""
@@ -83,8 +95,10 @@ def read_retrain_jobs(
     return [RetrainJobPublic(**job.to_dict()) for job in jobs]
 
 
-@router.get("/retrain-jobs/{job_id}")
-def read_retrain_job(job_id: str, store: StoreDep) -> RetrainJobPublic:
+@router.get("/retrain-jobs/{job_id}", responses={404: error("no job with this id")})
+def read_retrain_job(
+    job_id: Annotated[str, Path(max_length=100)], store: StoreDep
+) -> RetrainJobPublic:
     job = JobStore(store.backend).job(job_id)
     if job is None:
         raise HTTPException(
@@ -97,11 +111,14 @@ def read_retrain_job(job_id: str, store: StoreDep) -> RetrainJobPublic:
 @router.post(
     "/models/{model}/retrain",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[ApiKeyDep],
-    responses={409: {"description": "a job is active for the model, or it is cooling down"}},
+    responses={
+        **ADMIN_ONLY,
+        409: error("a job is active for the model, or it is cooling down"),
+        503: error("Kafka did not take the request"),
+    },
 )
 async def create_retrain_job(
-    model: str,
+    model: RegistryModel,
     store: StoreDep,
     ingest: IngestDep,
     wait: float = Query(
@@ -139,14 +156,14 @@ async def create_retrain_job(
 
 
 @router.get("/models/{model}/versions")
-def read_versions(model: str, registry: RegistryDep) -> VersionsPublic:
+def read_versions(model: RegistryModel, registry: RegistryDep) -> VersionsPublic:
     """Every registered version, oldest first, with its data range, parameters, metrics and
     code version; ``champion`` is the one serving."""
     try:
         versions = registry.versions(model)
         champion = registry.champion(model)
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise invalid(("path", "model"), str(exc), model) from None
     return VersionsPublic(
         model=model,
         champion=champion.version if champion else None,
@@ -154,10 +171,17 @@ def read_versions(model: str, registry: RegistryDep) -> VersionsPublic:
     )
 
 
-@router.post("/models/{model}/versions/{version}/promote", dependencies=[ApiKeyDep])
+@router.post(
+    "/models/{model}/versions/{version}/promote",
+    responses={
+        **ADMIN_ONLY,
+        404: error("no such version of the model"),
+        409: error("the version cannot be promoted (e.g. it was rejected)"),
+    },
+)
 async def promote_model_version(
-    model: str,
-    version: str,
+    model: RegistryModel,
+    version: RegistryVersion,
     store: StoreDep,
     registry: RegistryDep,
     ingest: IngestDep,

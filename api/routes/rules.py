@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from alarms.payload import rfc3339
 from alarms.rules import Rule
 from api.alarm_schemas import RuleCreate, RulePublic
-from api.deps import AlarmStoreDep, ApiKeyDep
+from api.auth import ADMIN_ONLY
+from api.deps import AlarmStoreDep
 from api.limits import ConfigBodyRoute
+from api.rendering import render_each
+from api.schemas import Responses, error
 from driftline.store.alarms import RuleRecord
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"], route_class=ConfigBodyRoute)
+RuleId = Annotated[str, Path(max_length=100)]
+NOT_FOUND: Responses = {404: error("no rule with this id")}
 
 
 def _rule(body: RuleCreate, rule_id: str, origin: str) -> Rule:
@@ -75,28 +81,29 @@ def _not_found(rule_id: str) -> HTTPException:
 @router.get("")
 def read_rules(
     store: AlarmStoreDep,
-    metric: str | None = Query(None, description="only rules on this metric"),
+    metric: str | None = Query(None, max_length=200, description="only rules on this metric"),
 ) -> list[RulePublic]:
     """Every rule, default ones included (``origin: default``)."""
-    return [_public(r) for r in store.rules() if metric is None or r.rule.metric == metric]
+    chosen = [r for r in store.rules() if metric is None or r.rule.metric == metric]
+    return render_each(chosen, _public, "rule", lambda r: r.rule.id)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[ApiKeyDep])
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ADMIN_ONLY)
 def create_rule(body: RuleCreate, store: AlarmStoreDep) -> RulePublic:
     """A new rule; the worker picks it up within ``DRIFTLINE_ALARM_REFRESH_S``."""
     return _public(store.put_rule(_rule(body, uuid.uuid4().hex[:16], "user")))
 
 
-@router.get("/{rule_id}")
-def read_rule(rule_id: str, store: AlarmStoreDep) -> RulePublic:
+@router.get("/{rule_id}", responses=NOT_FOUND)
+def read_rule(rule_id: RuleId, store: AlarmStoreDep) -> RulePublic:
     record = store.rule(rule_id)
     if record is None:
         raise _not_found(rule_id)
     return _public(record)
 
 
-@router.put("/{rule_id}", dependencies=[ApiKeyDep])
-def update_rule(rule_id: str, body: RuleCreate, store: AlarmStoreDep) -> RulePublic:
+@router.put("/{rule_id}", responses={**ADMIN_ONLY, **NOT_FOUND})
+def update_rule(rule_id: RuleId, body: RuleCreate, store: AlarmStoreDep) -> RulePublic:
     """Replace a rule. Its open alerts carry on under the new settings."""
     record = store.rule(rule_id)
     if record is None:
@@ -105,8 +112,10 @@ def update_rule(rule_id: str, body: RuleCreate, store: AlarmStoreDep) -> RulePub
     return _public(store.put_rule(rule, created_at=record.created_at or None))
 
 
-@router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[ApiKeyDep])
-def delete_rule(rule_id: str, store: AlarmStoreDep) -> Response:
+@router.delete(
+    "/{rule_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**ADMIN_ONLY, **NOT_FOUND}
+)
+def delete_rule(rule_id: RuleId, store: AlarmStoreDep) -> Response:
     """Delete a rule; its open alerts resolve at the model's next window."""
     if not store.delete_rule(rule_id):
         raise _not_found(rule_id)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from alarms.payload import rfc3339
 from alarms.routing import Matcher, Silence
 from api.alarm_schemas import MatcherBody, SilenceCreate, SilencePublic
-from api.deps import AlarmStoreDep, ApiKeyDep
+from api.auth import ADMIN_ONLY
+from api.deps import AlarmStoreDep
+from api.errors import invalid
 from api.limits import ConfigBodyRoute
-from api.timeparse import parse_time
+from api.rendering import render_each
+from api.schemas import error
+from api.timeparse import EPOCH_MAX, RANGE, to_epoch
 
 router = APIRouter(prefix="/v1/silences", tags=["silences"], route_class=ConfigBodyRoute)
 
@@ -37,25 +41,22 @@ def _public(s: Silence, now: float) -> SilencePublic:
     )
 
 
-def _time(value: str | float | None, name: str) -> float | None:
-    if value is None or isinstance(value, float | int):
-        return value
-    return parse_time(value, name)
-
-
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[ApiKeyDep])
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ADMIN_ONLY)
 def create_silence(body: SilenceCreate, store: AlarmStoreDep) -> SilencePublic:
-    """Alerts matching every matcher are not sent between ``starts_at`` and ``ends_at``;
-    the delivery log records them as ``silenced``."""
+    """Alerts matching every matcher are not sent between ``starts_at`` and ``ends_at``
+    (or for ``duration_s``); the delivery log records them as ``silenced``."""
     now = time.time()
-    starts_at = _time(body.starts_at, "starts_at") or now
-    ends_at = _time(body.ends_at, "ends_at")
-    if ends_at is None:
-        if body.duration_s is None:
-            raise HTTPException(422, "give 'ends_at' or 'duration_s'")
-        ends_at = starts_at + body.duration_s
+    starts_at = now if body.starts_at is None else to_epoch(body.starts_at)
+    if body.ends_at is not None:
+        ends_at, field = to_epoch(body.ends_at), "ends_at"
+    else:
+        assert body.duration_s is not None  # SilenceCreate has one or the other
+        ends_at, field = starts_at + body.duration_s, "duration_s"
     if ends_at <= starts_at:
-        raise HTTPException(422, "'ends_at' must be after 'starts_at'")
+        raise invalid(("body", field), f"the silence must end after it starts ({starts_at:.0f})",
+                      getattr(body, field))  # fmt: skip
+    if ends_at > EPOCH_MAX:
+        raise invalid(("body", field), f"the silence must end {RANGE}", getattr(body, field))
     silence = Silence(
         id=uuid.uuid4().hex[:16],
         matchers=tuple(Matcher(m.name, m.value, m.op) for m in body.matchers),
@@ -75,11 +76,19 @@ def read_silences(
     expired: bool = Query(True, description="include silences that have ended"),
 ) -> list[SilencePublic]:
     now = time.time()
-    return [_public(s, now) for s in store.silences(expired=expired)]
+    return render_each(
+        store.silences(expired=expired), lambda s: _public(s, now), "silence", lambda s: s.id
+    )
 
 
-@router.delete("/{silence_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[ApiKeyDep])
-def delete_silence(silence_id: str, store: AlarmStoreDep) -> Response:
+@router.delete(
+    "/{silence_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**ADMIN_ONLY, 404: error("no silence with this id")},
+)
+def delete_silence(
+    silence_id: Annotated[str, Path(max_length=100)], store: AlarmStoreDep
+) -> Response:
     """End a silence now (it is removed)."""
     if not store.delete_silence(silence_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id!r}")

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from alarms.payload import rfc3339
 from alarms.routing import Subscription
 from api.alarm_schemas import DeliveryPublic, SubscriptionCreate, SubscriptionPublic
-from api.deps import AlarmStoreDep, ApiKeyDep
+from api.auth import ADMIN_ONLY
+from api.deps import AlarmStoreDep
+from api.errors import invalid
 from api.limits import ConfigBodyRoute
+from api.rendering import render_each
+from api.schemas import Responses, error
 from driftline.store.alarms import Delivery
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"], route_class=ConfigBodyRoute)
 
 DELIVERY_STATUSES = ("pending", "retrying", "delivered", "failed", "silenced", "cancelled")
+SubscriptionId = Annotated[str, Path(max_length=100)]
+NOT_FOUND: Responses = {404: error("no subscription with this id")}
 
 
 def _shown_url(url: str) -> str:
@@ -63,10 +70,10 @@ def _delivery(d: Delivery) -> DeliveryPublic:
 
 @router.get("")
 def read_subscriptions(store: AlarmStoreDep) -> list[SubscriptionPublic]:
-    return [_public(s) for s in store.subscriptions()]
+    return render_each(store.subscriptions(), _public, "subscription", lambda s: s.id)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[ApiKeyDep])
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ADMIN_ONLY)
 def create_subscription(body: SubscriptionCreate, store: AlarmStoreDep) -> SubscriptionPublic:
     """Webhook ``url`` gets a signed JSON POST when a selected alert fires or resolves."""
     subscription = Subscription(
@@ -83,8 +90,8 @@ def create_subscription(body: SubscriptionCreate, store: AlarmStoreDep) -> Subsc
     return _public(subscription)
 
 
-@router.get("/{subscription_id}")
-def read_subscription(subscription_id: str, store: AlarmStoreDep) -> SubscriptionPublic:
+@router.get("/{subscription_id}", responses=NOT_FOUND)
+def read_subscription(subscription_id: SubscriptionId, store: AlarmStoreDep) -> SubscriptionPublic:
     found = store.subscription(subscription_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {subscription_id!r}")
@@ -92,30 +99,33 @@ def read_subscription(subscription_id: str, store: AlarmStoreDep) -> Subscriptio
 
 
 @router.delete(
-    "/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[ApiKeyDep]
+    "/{subscription_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**ADMIN_ONLY, **NOT_FOUND},
 )
-def delete_subscription(subscription_id: str, store: AlarmStoreDep) -> Response:
+def delete_subscription(subscription_id: SubscriptionId, store: AlarmStoreDep) -> Response:
     """Unsubscribe; deliveries still queued for it are cancelled. Its log stays readable."""
     if not store.delete_subscription(subscription_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {subscription_id!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{subscription_id}/deliveries")
+@router.get("/{subscription_id}/deliveries", responses=NOT_FOUND)
 def read_deliveries(
-    subscription_id: str,
+    subscription_id: SubscriptionId,
     store: AlarmStoreDep,
-    status_: str | None = Query(None, alias="status", description=", ".join(DELIVERY_STATUSES)),
+    status_: str | None = Query(
+        None, alias="status", max_length=200, description=", ".join(DELIVERY_STATUSES)
+    ),
     limit: int = Query(100, ge=1, le=10_000),
 ) -> list[DeliveryPublic]:
     """The delivery log, newest first: each notification, its attempts and outcome."""
     statuses = tuple(s for s in (status_ or "").split(",") if s)
     unknown = [s for s in statuses if s not in DELIVERY_STATUSES]
     if unknown:
-        raise HTTPException(
-            422, f"unknown status {unknown[0]!r}: use {', '.join(DELIVERY_STATUSES)}"
-        )
+        message = f"unknown status {unknown[0]!r}: use {', '.join(DELIVERY_STATUSES)}"
+        raise invalid(("query", "status"), message, status_)
     found = store.deliveries(subscription_id, statuses=statuses, limit=limit)
     if not found and store.subscription(subscription_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscription {subscription_id!r}")
-    return [_delivery(d) for d in found]
+    return render_each(found, _delivery, "delivery", lambda d: d.id)

@@ -50,9 +50,17 @@ def test_upload_reference_as_json_rows_or_csv(client: TestClient) -> None:
 
 
 def test_bad_reference_uploads_say_why(client: TestClient) -> None:
-    assert "not valid JSON" in client.put("/v1/models/m/reference", content=b"{").json()["detail"]
-    assert "JSON array" in client.put("/v1/models/m/reference", json={"a": 1}).json()["detail"]
-    assert "no rows" in client.put("/v1/models/m/reference", json=[]).json()["detail"]
+    for body, why in (
+        (b"{", "not valid JSON"),
+        (b'{"a": 1}', "JSON array"),
+        (b"[]", "no rows"),
+        (b'[{"a": 1}, {"features": 1}]', "row 1: 'features' must be an object"),  # was a 500
+        (b'[{"a": {"b": 1}}]', "row 0"),
+    ):
+        reply = client.put("/v1/models/m/reference", content=body)
+        assert reply.status_code == 422
+        [problem] = reply.json()["detail"]
+        assert problem["loc"] == ["body"] and why in problem["msg"], problem
 
 
 def test_drift_results_grouped_per_window(client: TestClient, store: Store) -> None:
