@@ -54,6 +54,67 @@ function timeWindow() {
   return { start: seconds ? Math.floor(Date.now() / 1000 - seconds) : null, end: null };
 }
 
+// -- API key ------------------------------------------------------------------------------
+// With a key configured, the API answers 401 to reads without one: the page asks for a key
+// (the read-only DRIFTLINE_API_READ_KEY is enough) and sends it as a Bearer header on every
+// request. It is kept for this tab (sessionStorage), or on this device if asked (localStorage).
+const KEY_NAME = "driftline.apiKey";
+
+const storedKey = () => sessionStorage.getItem(KEY_NAME) ?? localStorage.getItem(KEY_NAME);
+
+function keepKey(key, remember) {
+  forgetKey();
+  (remember ? localStorage : sessionStorage).setItem(KEY_NAME, key);
+}
+
+function forgetKey() {
+  sessionStorage.removeItem(KEY_NAME);
+  localStorage.removeItem(KEY_NAME);
+}
+
+class NeedsKey extends Error {
+  constructor(hadKey) {
+    super(hadKey ? "the API refused this key" : "the API needs a key");
+    this.hadKey = hadKey;
+  }
+}
+
+let askingForKey = false; // the key form is up: auto-refresh must not redraw over it
+
+function askForKey(refused) {
+  askingForKey = true;
+  setCrumbs([]);
+  const input = el("input", { id: "api-key", type: "password", name: "api-key", required: true,
+    autocomplete: "current-password", placeholder: "DRIFTLINE_API_READ_KEY or DRIFTLINE_API_KEY" });
+  const remember = el("input", { id: "remember-key", type: "checkbox" });
+  const form = el("form", { id: "key-form", class: "key-form" },
+    el("label", { for: "api-key" }, "API key"), input,
+    el("label", { class: "remember" }, remember, "Remember on this device"),
+    el("button", { type: "submit" }, "Show the data"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const key = input.value.trim();
+    if (!key) return;
+    keepKey(key, remember.checked);
+    askingForKey = false;
+    syncKeyButton();
+    render();
+  });
+  document.getElementById("problem").hidden = true;
+  document.getElementById("view").replaceChildren(el("section", { class: "panel key-panel" },
+    el("h1", {}, "This Driftline needs an API key"),
+    el("p", {}, "Its API answers only requests that carry a key. The read-only key " +
+      "(DRIFTLINE_API_READ_KEY) is enough for the dashboard; the admin key works too."),
+    refused ? el("p", { class: "key-refused", role: "alert" },
+      "That key was refused: check it and try again.") : null,
+    form));
+  input.focus();
+}
+
+function syncKeyButton() {
+  document.getElementById("forget-key").hidden = !storedKey();
+}
+
 // -- API ----------------------------------------------------------------------------------
 let endpoints = null;
 
@@ -62,7 +123,11 @@ async function getJSON(path, params = {}) {
   for (const [k, v] of Object.entries(params)) {
     if (v !== null && v !== undefined && v !== "") url.searchParams.set(k, v);
   }
-  const reply = await fetch(url, { headers: { Accept: "application/json" } });
+  const key = storedKey();
+  const headers = { Accept: "application/json" };
+  if (key) headers.Authorization = `Bearer ${key}`;
+  const reply = await fetch(url, { headers });
+  if (reply.status === 401) throw new NeedsKey(Boolean(key));
   if (reply.status === 404) return null;
   if (!reply.ok) throw new Error(`${url.pathname} answered HTTP ${reply.status}`);
   return reply.json();
@@ -98,6 +163,7 @@ async function soft(promise, fallback) {
   try {
     return await promise;
   } catch (err) {
+    if (err instanceof NeedsKey) throw err; // not one panel's problem: the whole page's
     problems.push(err.message);
     return fallback;
   }
@@ -591,7 +657,8 @@ let timer = null;
 function schedule() {
   clearInterval(timer);
   timer = state.refresh > 0
-    ? setInterval(() => { if (!document.hidden) render(); }, state.refresh * 1000) : null;
+    ? setInterval(() => { if (!document.hidden && !askingForKey) render(); }, state.refresh * 1000)
+    : null;
 }
 
 let renderSeq = 0;
@@ -614,6 +681,12 @@ async function render() {
     document.body.dataset.rendered = String(seq);
   } catch (err) {
     if (seq !== renderSeq) return;
+    if (err instanceof NeedsKey) {
+      if (err.hadKey) forgetKey();
+      syncKeyButton();
+      askForKey(err.hadKey);
+      return;
+    }
     const problem = document.getElementById("problem");
     problem.textContent = `Could not load data from the Driftline API: ${err.message}. ` +
       (state.refresh ? "Retrying…" : "Reload to try again.");
@@ -624,6 +697,12 @@ async function render() {
 function start() {
   readHash();
   syncControls();
+  syncKeyButton();
+  document.getElementById("forget-key").addEventListener("click", () => {
+    forgetKey();
+    syncKeyButton();
+    render();
+  });
   const now = () => Math.floor(Date.now() / 1000);
   document.getElementById("range").addEventListener("change", (e) => {
     if (e.target.value === "custom") {

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import get_json, wait_until
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
+from pydantic import SecretStr
 
 from alarms.rules import Comparison
 from alarms.state import Alert, AlertState
@@ -392,6 +393,52 @@ def test_time_range_picker_and_auto_refresh(
                what="auto-refresh to draw the new window")  # fmt: skip
     assert browser.errors == []
     page.close()
+
+
+def test_with_an_api_key_the_dashboard_asks_for_it_then_shows_the_data(
+    browser: Browser, dashboard: tuple[str, Store, list[int]]
+) -> None:
+    _, store, _ = dashboard
+    settings = Settings(
+        kafka_bootstrap="127.0.0.1:9",
+        api_key=SecretStr("admin-key"),
+        api_read_key=SecretStr("read-key"),
+    )
+    port = free_port()
+    api = ApiThread(create_app(settings, store), "127.0.0.1", port)
+    api.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        page = browser.page()
+        page.goto(f"{url}/")
+        page.wait_for_selector("#key-form")  # the API answered 401: the page asks
+        assert page.locator("[data-model]").count() == 0
+        assert "needs an API key" in page.inner_text("main")
+        screenshot(page, "dashboard-key-form.png")
+
+        page.fill("#api-key", "not-the-key")
+        page.click("#key-form button[type=submit]")
+        page.wait_for_selector(".key-refused")  # refused, asked again
+        assert page.evaluate("sessionStorage.getItem('driftline.apiKey')") is None
+
+        page.fill("#api-key", "read-key")  # the read-only key is enough to look
+        page.click("#key-form button[type=submit]")
+        page.wait_for_selector('[data-model="fraud"] svg.spark')
+        assert page.locator("[data-model]").count() == 2
+        assert page.evaluate("sessionStorage.getItem('driftline.apiKey')") == "read-key"
+        screenshot(page, "dashboard-key.png")
+
+        page.goto(f"{url}/#/models/fraud?range=1h&refresh=0")  # the key goes with every request
+        page.wait_for_selector('[data-chart="drift-heatmap"] .cell')
+        assert drawn(page, "traffic", "traffic.count") == [traffic(i) for i in range(WINDOWS)]
+        page.click("#forget-key")
+        page.wait_for_selector("#key-form")
+        # the browser logs each 401 it got; nothing else went wrong
+        assert [e for e in browser.errors if "401" not in e] == []
+        browser.errors.clear()
+        page.close()
+    finally:
+        api.stop()
 
 
 def test_assets_come_from_the_package() -> None:
