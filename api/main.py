@@ -17,10 +17,10 @@ from api.routes import (
     models,
     retraining,
     rules,
+    set_aside,
     silences,
     subscriptions,
 )
-from driftline.events import EventLimits
 from driftline.ingest import Ingest
 from driftline.settings import Settings
 from driftline.store import Store
@@ -34,14 +34,14 @@ def create_app(settings: Settings, store: Store, ingest: Ingest | None = None) -
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.ingest = ingest or Ingest(
-        settings.kafka_bootstrap,
-        EventLimits(settings.max_message_bytes, settings.max_features, settings.max_string_length),
-    )
+    app.state.ingest = ingest or Ingest(settings.kafka_bootstrap, settings.event_limits())
     # open: liveness, and the dashboard's page and assets (it asks for a key when the API
     # answers 401); the OpenAPI document and /docs are open too: they hold no data
     app.include_router(health.router)
     app.include_router(dashboard.router)
-    for resource in (models, drift, events, rules, alerts, subscriptions, silences, retraining):
+    resources = (
+        models, drift, events, rules, alerts, subscriptions, silences, retraining, set_aside
+    )
+    for resource in resources:
         app.include_router(resource.router, dependencies=[KeyDep], responses=UNAUTHORIZED)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from conftest import in_process_worker
@@ -119,3 +120,19 @@ def test_a_new_broker_does_not_rebuild_a_stored_window_from_its_new_events(
     after.close()
     assert [p.value for p in store.metrics("m", name="traffic.count")] == [5.0, 0.0]
     assert [p.value for p in store.metrics("m", name="traffic.late")] == [0.0, 2.0]
+
+
+def test_the_api_lists_the_windows_set_aside(server_store: Store, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from driftline.settings import Settings
+    from driftline.store import SetAsideWindow
+
+    server_store.set_aside(SetAsideWindow("poison", "", 10**11, 60, 3, "TypeMismatchError", 5.0))
+    app = create_app(Settings(data_dir=tmp_path), server_store)
+    with TestClient(app) as client:
+        [row] = client.get("/v1/windows-set-aside", params={"model": "poison"}).json()
+        assert client.get("/v1/windows-set-aside", params={"model": "other"}).json() == []
+    assert row == {"model": "poison", "stage": "", "window_start": 10**11, "window_seconds": 60,
+                   "events": 3, "reason": "TypeMismatchError", "set_aside_at": 5.0}  # fmt: skip
