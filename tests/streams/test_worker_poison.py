@@ -21,7 +21,7 @@ TP = (topics.PREDICTIONS, 0)
 BASE = 1_700_000_000
 
 
-def event(model: str, ts: float) -> dict[str, object]:
+def event(model: str, ts: float | str) -> dict[str, object]:
     return {"model": model, "features": {"x": 1.0}, "prediction": 0.5, "ts": ts}
 
 
@@ -136,3 +136,39 @@ def test_the_api_lists_the_windows_set_aside(server_store: Store, tmp_path: Path
         assert client.get("/v1/windows-set-aside", params={"model": "other"}).json() == []
     assert row == {"model": "poison", "stage": "", "window_start": 10**11, "window_seconds": 60,
                    "events": 3, "reason": "TypeMismatchError", "set_aside_at": 5.0}  # fmt: skip
+
+
+def test_a_far_timestamp_is_dead_lettered_and_every_model_keeps_storing(
+    server_store: Store,
+) -> None:
+    """Issue 13, point 1, end to end in the worker: an event with "ts": "9999-12-31T23:59:59Z"
+    (or 1e300) was accepted, its window could not be written, and storage stopped for every
+    model. Now it is a dead letter, and every window is stored."""
+    import orjson
+
+    letters: list[dict[str, object]] = []
+
+    async def send(key: bytes | None, value: bytes) -> None:
+        letters.append(orjson.loads(value))
+
+    worker = in_process_worker(server_store, send=send)
+    now = time.time()
+    start = now // 10 * 10 - 30  # one 10 s window, half a minute ago
+    raw = [
+        (TP, 0, now, orjson.dumps([event("a", start + 1), event("b", start + 1)])),
+        (TP, 1, now, orjson.dumps(event("a", "9999-12-31T23:59:59Z"))),
+        (TP, 2, now, orjson.dumps([event("b", 1e300), event("b", start + 2)])),
+    ]
+
+    async def scenario() -> None:
+        await worker.process(raw)
+        worker.manager.close_due(now + 7200)
+        await worker.store_closed()
+
+    asyncio.run(scenario())
+    worker.close()
+    assert sorted((x["offset"], x["index"]) for x in letters) == [(1, None), (2, 0)]
+    assert all("outside what the store holds" in str(x["reason"]) for x in letters)
+    assert [p.value for p in server_store.metrics("a", name="traffic.count")] == [1.0]
+    assert [p.value for p in server_store.metrics("b", name="traffic.count")] == [2.0]
+    assert worker.manager.unstored == [] and worker.stats.windows_set_aside == 0
