@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import struct
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,20 +42,6 @@ class Backend(Protocol):
         """Whether ``exc`` (from a write) says the rows themselves cannot be stored, so that
         writing them again cannot succeed; else the failure may pass (retry)."""
         ...
-
-
-# ClickHouse error codes that blame the data written, not the server: TYPE_MISMATCH,
-# CANNOT_PARSE_*, ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE, INCORRECT_DATA,
-# TOO_LARGE_STRING_SIZE, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
-DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 131, 321})
-# raised while rows are turned into a request, before anything reaches the server
-CLIENT_DATA_ERRORS: tuple[type[BaseException], ...] = (
-    OverflowError,
-    TypeError,
-    ValueError,
-    UnicodeError,
-    struct.error,
-)
 
 
 @dataclass(frozen=True)

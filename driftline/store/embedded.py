@@ -16,7 +16,7 @@ import orjson
 from chdb import session as chdb_session
 from clickhouse_driver.util.escape import escape_params
 
-from driftline.store.base import CLIENT_DATA_ERRORS, DATA_ERROR_CODES
+from driftline.store.errors import CLIENT_DATA_ERRORS, DATA_ERROR_CODES
 
 
 class StoreLockedError(RuntimeError):

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from clickhouse_driver import Client, errors
 
-from driftline.store.base import CLIENT_DATA_ERRORS, DATA_ERROR_CODES
+from driftline.store.errors import CLIENT_DATA_ERRORS, DATA_ERROR_CODES
 
 
 class ServerBackend:
