@@ -5,13 +5,17 @@ the app in process (ASGI) over the embedded store and a real broker. Each answer
 5xx, a status code the operation documents, a body that matches the documented schema, with the
 documented content type. Runs without an API key and with one (requests carry the admin key).
 
-Deterministic: Hypothesis is derandomized (a fixed seed per operation) and keeps no example
-database, so every run sends the same requests; no shrinking, so a failure is reported as found.
+Deterministic: Hypothesis is derandomized and keeps no example database, so every run sends
+the same requests; no shrinking, so a failure is reported as found. Bounded: a fixed number of
+examples per operation and mode (about a minute for both runs).
+
+The operations are driven here, with schemathesis's public pieces (``as_strategy``,
+``call_and_validate``), rather than by ``schema.parametrize()``: its lazy, fixture-loaded form
+does not run under pytest 9 (it rewrites ``request.node._nodeid``).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,20 +49,20 @@ CHECKS = [
     response_schema_conformance,
     content_type_conformance,
 ]
-EXAMPLES = 12  # per operation and mode: ~60 s for both runs of the 31 operations, two cores
+EXAMPLES = 20  # per operation and mode: 25-45 s a run on the two shared cores (31 operations)
 # POST .../retrain waits for the retrainer's decision; none runs here, so do not wait
 FIXED_QUERY = {"POST /v1/models/{model}/retrain": {"wait": 0}}
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
+def contract_broker() -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker() as b:
         ensure_topics(b.bootstrap, topic_partitions(predictions=1, labels=1))
         yield b
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+def contract_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """The embedded engine, with a few windows of 'fraud' to read."""
     s = Store(EmbeddedBackend(tmp_path_factory.mktemp("contract") / "chdb"))
     s.init_schema()
@@ -122,19 +126,18 @@ def _operation_test(
 
 @pytest.mark.parametrize("api_key", [None, ADMIN_KEY], ids=["no-key", "admin-key"])
 def test_every_answer_is_in_the_openapi(
-    api_key: str | None, store: Store, broker: EmbeddedBroker, tmp_path: Path
+    api_key: str | None, contract_store: Store, contract_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     settings_ = Settings(
-        kafka_bootstrap=broker.bootstrap,
+        kafka_bootstrap=contract_broker.bootstrap,
         data_dir=tmp_path,
         api_key=SecretStr(api_key) if api_key else None,
         api_read_key=SecretStr("contract-read-key") if api_key else None,
     )
-    app = create_app(settings_, store)
+    app = create_app(settings_, contract_store)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     seen: dict[str, set[int]] = {}
-    started = time.monotonic()
     try:
         failures = run_schema(schema, headers, seen)
     finally:
@@ -145,4 +148,3 @@ def test_every_answer_is_in_the_openapi(
     # the run reached past validation: answers other than 422 came from every operation
     reached = {label for label, codes in seen.items() if codes - {422}}
     assert reached == set(seen), f"only 422s from {sorted(set(seen) - reached)}"
-    assert time.monotonic() - started < 200  # bounded: a slow endpoint shows up here
