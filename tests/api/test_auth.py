@@ -42,6 +42,7 @@ def _routes() -> list[tuple[str, str]]:
 ROUTES = _routes()
 PROTECTED = [r for r in ROUTES if r not in OPEN]
 MUTATING = [r for r in PROTECTED if r[0] not in READS]
+READING = [r for r in PROTECTED if r[0] in READS]
 
 
 def url(path: str) -> str:
@@ -83,13 +84,7 @@ def call(client: TestClient, method: str, path: str, key: str | None) -> Any:
     return client.request(method, url(path), headers=headers, params=QUERY.get(path))
 
 
-def test_the_routes_are_found() -> None:
-    assert ("GET", "/v1/models") in PROTECTED and ("POST", "/v1/rules") in MUTATING
-    assert len(PROTECTED) > 25
-
-
-@pytest.mark.parametrize(("method", "path"), PROTECTED)
-def test_every_protected_route_needs_a_key(client: TestClient, method: str, path: str) -> None:
+def needs_a_key(client: TestClient, method: str, path: str) -> None:
     for key in (None, "wrong", ADMIN + "x"):
         reply = call(client, method, path, key)
         assert reply.status_code == 401, (method, path, key, reply.text)
@@ -99,11 +94,17 @@ def test_every_protected_route_needs_a_key(client: TestClient, method: str, path
     assert no_scheme.status_code == 401
 
 
-@pytest.mark.parametrize(("method", "path"), [r for r in PROTECTED if r[0] in READS])
+@pytest.mark.parametrize(("method", "path"), READING)
+def test_every_read_needs_a_key(client: TestClient, method: str, path: str) -> None:
+    needs_a_key(client, method, path)
+
+
+@pytest.mark.parametrize(("method", "path"), READING)
 def test_reads_take_the_read_key_and_the_admin_key(
     client: TestClient, method: str, path: str
 ) -> None:
     expected = 404 if any(n.endswith("_id") for n in _names(path)) else 200
+    assert call(client, method, path, None).status_code == 401
     for key in (READ, ADMIN):
         reply = call(client, method, path, key)
         assert reply.status_code == expected, (method, path, key, reply.text)
@@ -113,6 +114,7 @@ def test_reads_take_the_read_key_and_the_admin_key(
 def test_changes_refuse_the_read_key_and_take_the_admin_key(
     client: TestClient, method: str, path: str
 ) -> None:
+    needs_a_key(client, method, path)
     refused = call(client, method, path, READ)
     assert refused.status_code == 403, (method, path, refused.text)
     assert "read-only key" in refused.json()["detail"]
@@ -135,10 +137,13 @@ def test_the_admin_key_changes_and_the_read_key_sees_it(client: TestClient) -> N
 
 @pytest.mark.parametrize("path", ["/health", "/", "/static/dashboard.js", "/openapi.json", "/docs"])
 def test_health_the_dashboard_and_the_docs_stay_open(client: TestClient, path: str) -> None:
+    assert client.get("/v1/models").status_code == 401  # while a key is configured
     assert client.get(path).status_code == 200
 
 
 def test_the_openapi_documents_the_key(client: TestClient) -> None:
+    assert ("GET", "/v1/models") in PROTECTED and ("POST", "/v1/rules") in MUTATING
+    assert len(PROTECTED) > 25  # the parametrised tests above see the app's routes
     spec = client.get("/openapi.json").json()
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     for method, path in PROTECTED:
@@ -152,6 +157,7 @@ def test_the_openapi_documents_the_key(client: TestClient) -> None:
 
 def test_without_a_key_configured_everything_is_open(app: FastAPI, client: TestClient) -> None:
     keyed = app.state.settings
+    assert client.get("/v1/models").status_code == 401
     app.state.settings = keyed.model_copy(update={"api_key": None, "api_read_key": None})
     try:
         assert client.get("/v1/models").status_code == 200
