@@ -5,12 +5,12 @@ from importlib.metadata import version
 from fastapi import APIRouter, HTTPException, status
 
 from api.deps import SettingsDep, StoreDep
-from api.schemas import HealthPublic
+from api.schemas import HealthPublic, error
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", responses={503: error("the store does not answer")})
 def read_health(store: StoreDep, settings: SettingsDep) -> HealthPublic:
     """Liveness plus a round trip to the store."""
     try:
