@@ -140,15 +140,28 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="admin key: every endpoint")
     api_read_key: SecretStr | None = Field(None, description="read-only key: GET endpoints")
 
+    @field_validator("api_key", "api_read_key", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: object) -> object:
+        """DRIFTLINE_API_KEY= (docker-compose passes it empty when unset) means no key."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+            return None
+        return value
+
     @model_validator(mode="after")
     def _read_key_needs_an_admin_key(self) -> Settings:
         """A read-only key alone would leave every change open to anyone."""
         read, admin = self.api_read_key, self.api_key
         if read is not None and admin is None:
             raise ValueError("DRIFTLINE_API_READ_KEY needs DRIFTLINE_API_KEY (the admin key) too")
-        if read is not None and admin is not None:
-            if read.get_secret_value() == admin.get_secret_value():
-                raise ValueError("DRIFTLINE_API_READ_KEY must differ from DRIFTLINE_API_KEY")
+        if (
+            read is not None
+            and admin is not None
+            and read.get_secret_value() == admin.get_secret_value()
+        ):
+            raise ValueError("DRIFTLINE_API_READ_KEY must differ from DRIFTLINE_API_KEY")
         return self
 
     max_request_bytes: int = Field(5 * 1_048_576, ge=1024)

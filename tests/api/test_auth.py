@@ -172,3 +172,11 @@ def test_a_read_key_needs_an_admin_key() -> None:
         Settings(api_read_key=SecretStr(READ))
     with pytest.raises(ValidationError, match="must differ"):
         Settings(api_key=SecretStr(READ), api_read_key=SecretStr(READ))
+
+
+def test_an_empty_key_is_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-compose passes DRIFTLINE_API_KEY empty when it is unset."""
+    monkeypatch.setenv("DRIFTLINE_API_KEY", "")
+    monkeypatch.setenv("DRIFTLINE_API_READ_KEY", " ")
+    settings = Settings()
+    assert settings.api_key is None and settings.api_read_key is None
