@@ -40,7 +40,15 @@ def create_app(settings: Settings, store: Store, ingest: Ingest | None = None) -
     app.include_router(health.router)
     app.include_router(dashboard.router)
     resources = (
-        models, drift, events, rules, alerts, subscriptions, silences, retraining, set_aside
+        models,
+        drift,
+        events,
+        rules,
+        alerts,
+        subscriptions,
+        silences,
+        retraining,
+        set_aside,
     )
     for resource in resources:
         app.include_router(resource.router, dependencies=[KeyDep], responses=UNAUTHORIZED)
