@@ -48,6 +48,7 @@ class Ingest:
                     enable_idempotence=False,
                     linger_ms=2,
                     max_block_ms=int(self.timeout_s * 1000),
+                    bootstrap_timeout_ms=int(self.timeout_s * 1000),  # a request waits no longer
                     max_request_size=4 * 1024 * 1024,
                     client_id="driftline-api",
                 )

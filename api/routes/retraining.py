@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.concurrency import run_in_threadpool
+from kafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ADMIN_ONLY
@@ -177,6 +178,7 @@ def read_versions(model: RegistryModel, registry: RegistryDep) -> VersionsPublic
         **ADMIN_ONLY,
         404: error("no such version of the model"),
         409: error("the version cannot be promoted (e.g. it was rejected)"),
+        503: error("promoted in the registry, but Kafka did not take the announcement"),
     },
 )
 async def promote_model_version(
@@ -205,4 +207,11 @@ async def promote_model_version(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except KafkaError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"version {version} of {model!r} is the champion in the registry, but "
+            f"driftline.model-updates could not be sent on Kafka at {ingest.bootstrap} ({exc}): "
+            "serving code has not been told. Promote it again once Kafka is back.",
+        ) from exc
     return VersionPublic(**info.to_dict())

@@ -229,3 +229,24 @@ def test_a_challenger_worse_than_the_champion_is_rejected(
     assert r.registry.version("n", job.version).status == "rejected"
     assert r.registry.champion("n").version == "1"  # type: ignore[union-attr]
     assert len(published) == 1  # only the first promotion was announced
+
+
+def test_promote_through_the_api_answers_503_when_kafka_does_not_take_the_update(
+    store: Store, retrainer: tuple[Retrainer, Published], tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from driftline.broker import free_port
+    from driftline.ingest import Ingest
+
+    r, _ = retrainer
+    load_events(store, n=600)
+    assert r.take(queue(r).id).state == "succeeded"  # type: ignore[union-attr]
+    down = Ingest(f"127.0.0.1:{free_port()}", r.settings.event_limits(), timeout_s=1.0)
+    app = create_app(Settings(data_dir=tmp_path), store, down)
+    with TestClient(app) as client:
+        reply = client.post("/v1/models/m/versions/1/promote")
+    down.close()
+    assert reply.status_code == 503, reply.text
+    assert "has not been told" in reply.json()["detail"]
