@@ -619,7 +619,7 @@ class PredictionWorker:
         for model in models:
             known = await self._in_store_thread(self.store.known_categories, *split_unit(model))
             self.manager.restore_categories(model, known)
-            slices = await self._in_store_thread(self.store.slices, *split_unit(model))
+            slices = await self._in_store_thread(self.store.segments, *split_unit(model))
             self.manager.segments.restore(model, slices)
 
     async def restore(self, assigned: Iterable[TP]) -> None:

@@ -31,14 +31,6 @@ def read_windows_set_aside(
     """Newest first. Each one also counts in its model's ``store.windows_set_aside`` metric,
     which the default ``WindowSetAside`` rule alerts on."""
     return [
-        SetAsideWindowPublic(
-            model=w.model,
-            stage=w.stage,
-            window_start=w.window_start,
-            window_seconds=w.window_seconds,
-            events=w.events,
-            reason=w.reason,
-            set_aside_at=float(w.set_aside_at),
-        )
-        for w in store.windows_set_aside(model, limit)
+        SetAsideWindowPublic.model_validate(window, from_attributes=True)
+        for window in store.windows_set_aside(model, limit)
     ]

@@ -413,16 +413,6 @@ class Store:
         )
         return [(str(r[0]), "categorical" if int(r[1]) else "numeric") for r in rows]
 
-    def slices(self, model: str, stage: str = "") -> list[str]:
-        """Every segment slice ("key=value") a stored window of the unit has metrics for."""
-        rows = self.backend.execute(
-            "SELECT DISTINCT segment FROM metrics "
-            "WHERE model = %(model)s AND stage = %(stage)s AND metric = 'traffic.count' "
-            "AND segment != ''",
-            {"model": model, "stage": stage},
-        )
-        return sorted(str(r[0]) for r in rows)
-
     def known_categories(self, model: str, stage: str = "") -> dict[str, set[str]]:
         """Per categorical feature, every value a stored window has counted."""
         rows = self.backend.execute(

@@ -291,8 +291,8 @@ def test_up_stops_the_broker_a_crashed_up_left_on_its_port(tmp_path: Path) -> No
     assert f"bootstrap 127.0.0.1:{kafka_port}" in out
 
 
-@pytest.mark.parametrize("option", ["--kafka-port", "--api-port"])
-def test_up_names_the_process_that_holds_its_port(tmp_path: Path, option: str) -> None:
+def test_up_names_the_process_that_holds_its_port(tmp_path: Path) -> None:
+    option = "--kafka-port"  # the API's port is checked the same way, by the same code
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()

@@ -91,7 +91,7 @@ def messages() -> st.SearchStrategy[bytes]:
     )
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(value=messages(), broker_ts=st.none() | st.floats(NOW - 100, NOW + 3 * 86400))
 def test_every_event_is_kept_or_rejected_exactly_once(
     value: bytes, broker_ts: float | None
@@ -121,7 +121,7 @@ def test_every_event_is_kept_or_rejected_exactly_once(
         assert orjson.loads(record)["reason"]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(batch=st.lists(events, min_size=1, max_size=6))
 def test_an_array_is_decoded_alike_on_the_fast_and_the_slow_path(batch: list[Any]) -> None:
     """The msgspec fast path takes an array only when every event is valid; then it must keep
