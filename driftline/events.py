@@ -279,8 +279,10 @@ def _array_decoder(limits: EventLimits) -> msgspec.json.Decoder[Any]:
         "PredictionEvent",
         {
             "model": t.Annotated[str, meta(min_length=1, max_length=limits.max_name_length)],
+            # feature names are checked after decoding, once per distinct name (a key
+            # constraint here costs a check per key per event)
             "features": t.Annotated[
-                t.Dict[name, t.Union[int, float, text, bool, None]],
+                t.Dict[str, t.Union[int, float, text, bool, None]],
                 meta(max_length=limits.max_features),
             ],
             "prediction": t.Union[int, float, text, bool, None, probabilities],
@@ -306,6 +308,9 @@ def _decode_valid_array(
     try:
         events: list[dict[str, Any]] = _array_decoder(limits).decode(value)
     except msgspec.MsgspecError:
+        return None
+    names = set().union(*[event["features"] for event in events])
+    if names and max(map(len, names)) > limits.max_name_length:
         return None
     for event in events:
         if "::" in event["model"]:
