@@ -18,9 +18,10 @@ def letter(offset: int, raw: bytes = b"{bad") -> DeadLetter:
     return DeadLetter(Rejected("not valid JSON", raw, None, "m"), TP, offset)
 
 
-class FlakyBroker:
-    """Stands in for the producer's send: refuses the first ``failures`` sends, and answers
-    each other one with a delivery future that the test settles."""
+class FlakySender:
+    """A send callable as the outbox sees one (the real producer is in the broker fuzz test):
+    refuses the first ``failures`` sends, and answers each other one with a delivery future,
+    failed for the first ``fail_deliveries``."""
 
     def __init__(self, failures: int = 0, fail_deliveries: int = 0) -> None:
         self.failures = failures
@@ -43,8 +44,8 @@ class FlakyBroker:
 
 
 def test_a_failed_send_is_retried_and_holds_its_offset_meanwhile() -> None:
-    broker = FlakyBroker(failures=1, fail_deliveries=1)
-    outbox = DeadLetterOutbox(broker.send)
+    sender = FlakySender(failures=1, fail_deliveries=1)
+    outbox = DeadLetterOutbox(sender.send)
 
     async def scenario() -> None:
         await outbox.send([letter(3), letter(5), letter(9)])  # 3 fails to send, 5 to deliver
@@ -55,13 +56,13 @@ def test_a_failed_send_is_retried_and_holds_its_offset_meanwhile() -> None:
         assert outbox.backlog == 0 and outbox.hold({TP: 12}) == {TP: 12}
 
     asyncio.run(scenario())
-    assert sorted(x["offset"] for x in broker.delivered) == [3, 5, 9]  # once each
+    assert sorted(x["offset"] for x in sender.delivered) == [3, 5, 9]  # once each
     assert outbox.stats.failed_attempts == 2
 
 
 def test_a_letter_that_keeps_failing_is_sent_without_the_original_bytes() -> None:
-    broker = FlakyBroker(failures=SHRINK_AFTER)
-    outbox = DeadLetterOutbox(broker.send)
+    sender = FlakySender(failures=SHRINK_AFTER)
+    outbox = DeadLetterOutbox(sender.send)
 
     async def scenario() -> None:
         await outbox.send([letter(1, b"x" * 10_000)])
@@ -69,15 +70,15 @@ def test_a_letter_that_keeps_failing_is_sent_without_the_original_bytes() -> Non
             await outbox.settle()
 
     asyncio.run(scenario())
-    [record] = broker.delivered
+    [record] = sender.delivered
     assert record["raw"] == "" and record["raw_bytes"] == 10_000 and record["raw_truncated"]
     assert outbox.stats.shrunk == 1
 
 
 def test_a_settle_while_a_send_is_awaited_does_not_send_it_twice() -> None:
     """The tick's settle runs while the agent awaits a send: found by the broker fuzz test."""
-    broker = FlakyBroker()
-    outbox = DeadLetterOutbox(broker.send)
+    sender = FlakySender()
+    outbox = DeadLetterOutbox(sender.send)
 
     async def scenario() -> None:
         sending = asyncio.ensure_future(outbox.send([letter(i) for i in range(20)]))
@@ -88,4 +89,4 @@ def test_a_settle_while_a_send_is_awaited_does_not_send_it_twice() -> None:
         await outbox.settle()
 
     asyncio.run(scenario())
-    assert sorted(x["offset"] for x in broker.delivered) == list(range(20))
+    assert sorted(x["offset"] for x in sender.delivered) == list(range(20))
