@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(1_048_576, ge=1024)
     max_features: int = Field(1000, ge=1)
     max_string_length: int = Field(1024, ge=1)
-    max_name_length: int = Field(256, ge=1, description="model, version, stage, id, names")
-    max_segment_keys: int = Field(16, ge=1, description="segment keys in one event")
+    max_name_length: int = Field(256, ge=1, le=65_536, description="model, version, ids, names")
+    max_segment_keys: int = Field(16, ge=1, le=1000, description="segment keys in one event")
     # an event time further from the time it is received than these is dead-lettered (a clock
     # or a unit gone wrong: milliseconds sent as seconds); replaying old data needs a larger age
     max_event_age_s: float = Field(10 * 365 * 86400.0, gt=0, le=50 * 365 * 86400.0)

@@ -34,9 +34,7 @@ from detectors.columns import EventBatch, Kind, ModelSchema, build_batch
 from detectors.drift.window import PREDICTION
 from detectors.profile import CategoricalSummary, ProfileConfig, WindowProfile
 from detectors.streaming import StreamingDetector, StreamingSpec
-from streams.segments import OTHER_SEGMENT, SegmentValues
-
-__all__ = ["OTHER_SEGMENT", "ClosedWindow", "Message", "WindowConfig", "WindowManager"]
+from streams.segments import SegmentValues
 
 TP = tuple[str, int]  # (topic, partition)
 
