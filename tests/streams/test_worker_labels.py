@@ -194,7 +194,9 @@ def test_by_default_predictions_are_kept_once_their_model_has_labels(
     with Monitor(broker.bootstrap) as monitor:
         monitor.log_label("fresh", "before0", 1, ts=BASE + 30)
     wait_until(
-        lambda: server_store.backend.execute("SELECT count() FROM labels WHERE model = 'fresh'"),
+        lambda: server_store.backend.execute("SELECT count() FROM labels WHERE model = 'fresh'")[
+            0
+        ][0],
         what="the model's first label stored",
     )
     with Monitor(broker.bootstrap) as monitor:
