@@ -44,7 +44,8 @@ from driftline.store.alarms import AlarmStore, Delivery
 from driftline.store.jobs import JobStore, RetrainRequest, admit
 from driftline.units import split_unit, unit_of
 from streams.quality import ScoredWindow
-from streams.worker import PredictionWorker, WindowResult
+from streams.window_rows import WindowResult
+from streams.worker import PredictionWorker
 
 log = logging.getLogger(__name__)
 # Alert announcements, one line per firing or resolved alert: `driftline demo` prints these.

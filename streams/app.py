@@ -132,9 +132,8 @@ def create_app(
         topics.LABELS, key_serializer="raw", value_serializer="raw", acks=False
     )
     label_worker = LabelWorker(
-        worker.labels, limits, worker.outbox, worker.run_blocking, worker.note_labelled
+        worker.labels, limits, worker.outbox, worker.thread.run, worker.raw.note_labelled
     )
-    worker.label_stats = label_worker.stats
     quality = QualityTracker(
         worker.labels,
         store,
@@ -158,8 +157,10 @@ def create_app(
             settings.batch_max_messages, within=settings.batch_within_s
         ):
             current = [e.message for e in events if is_current(e.message, app)]
-            worker.stats.stale_dropped += len(events) - len(current)
-            await worker.process([(m.tp, m.offset, m.timestamp, m.value) for m in current])
+            await worker.process(
+                [(m.tp, m.offset, m.timestamp, m.value) for m in current],
+                stale=len(events) - len(current),
+            )
 
     async def commit(offsets: dict[tuple[str, int], int]) -> None:
         await app.producer.flush()  # dead letters of these messages are on the broker first

@@ -1,7 +1,8 @@
 """Drift analysis of closed windows in the worker: pick the reference, test, learn references.
 
 The tests are pure (``detectors/drift``); this keeps the per-model reference state
-(``streams/references.py``) and turns reports into store rows.
+(``streams/references.py``) and the shape of the ``drift_results`` rows, which
+``streams/window_rows.py`` builds for each window and cut.
 """
 
 from __future__ import annotations
@@ -9,28 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from detectors.drift.result import DriftTestResult, DriftWhen
 from detectors.drift.window import DriftConfig, DriftReport, ModelReference, compare_window
 from detectors.profile import WindowProfile
 from driftline.store import DriftRow, StoredReference
-from driftline.units import split_unit
 from streams.references import ReferenceBook
-from streams.windowing import ClosedWindow
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DriftOutcome:
-    report: DriftReport | None  # None: no reference yet for this model version
-    rows: list[DriftRow]
-    learned: list[StoredReference]
-
-
-def dominant_version(profile: WindowProfile) -> str:
-    return profile.versions.most_common(1)[0][0] if profile.versions else "unknown"
 
 
 class DriftAnalyzer:
@@ -49,48 +36,39 @@ class DriftAnalyzer:
                 )
         self.book.load(loaded)
 
-    def analyze(self, window: ClosedWindow) -> DriftOutcome:
-        profile = window.profile
-        version = dominant_version(profile)
-        reference = self.book.reference_for(window.model, version)
-        report = None
-        if reference is not None and profile.count:
-            report = compare_window(reference, profile, self.config)
-        rows = drift_rows(window.model, profile, report)
+    def analyze(
+        self, unit: str, version: str, profile: WindowProfile
+    ) -> tuple[DriftReport | None, list[StoredReference]]:
+        """A whole window against its version's reference (None: none yet), and the reference
+        this window completes, if any (to store)."""
+        report = self.compare(unit, version, profile)
         drifted = bool(report and report.drifted_features)
-        learned = self.book.observe(window.model, version, profile, drifted)
-        stored = []
-        if learned is not None:
-            log.info(
-                "learned a %s reference for %s version %s", learned.source, window.model, version
-            )
-            stored.append(
-                StoredReference(
-                    window.model,
-                    learned.version,
-                    learned.source,
-                    learned.to_dict(),
-                    int(time.time()),
-                )
-            )
-        return DriftOutcome(report, rows, stored)
+        learned = self.book.observe(unit, version, profile, drifted)
+        if learned is None:
+            return report, []
+        log.info("learned a %s reference for %s version %s", learned.source, unit, version)
+        stored = StoredReference(
+            unit, learned.version, learned.source, learned.to_dict(), int(time.time())
+        )
+        return report, [stored]
 
-    def analyze_slice(
-        self, unit: str, version: str, segment: str, profile: WindowProfile
-    ) -> tuple[DriftReport | None, list[DriftRow]]:
-        """A slice's window against the whole model's reference (slices never learn one)."""
+    def compare(self, unit: str, version: str, profile: WindowProfile) -> DriftReport | None:
+        """A window (or a cut of it: cuts never learn a reference) against the reference of
+        ``version``; None without one, or without events."""
         reference = self.book.reference_for(unit, version)
         if reference is None or not profile.count:
-            return None, []
-        report = compare_window(reference, profile, self.config)
-        return report, drift_rows(unit, profile, report, segment)
+            return None
+        return compare_window(reference, profile, self.config)
 
 
 def drift_rows(
-    unit: str, profile: WindowProfile, report: DriftReport | None, segment: str = ""
+    model: str,
+    stage: str,
+    profile: WindowProfile,
+    report: DriftReport | None,
+    segment: str = "",
 ) -> list[DriftRow]:
     """Window tests (with their decision) and streaming change points as ``drift_results``."""
-    model, stage = split_unit(unit)
     rows = []
     if report is not None:
         for r in report.rows:

@@ -101,7 +101,7 @@ def in_process_worker(
         **options,
     )
     if restored:
-        worker._restored.set()
+        worker.partitions.ready.set()
     return worker
 
 

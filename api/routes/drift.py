@@ -22,7 +22,7 @@ from api.timeparse import iso, parse_time
 from detectors.drift.window import PREDICTION, ModelReference
 from detectors.reference import NumericReference
 from driftline.events import EventLimits, check_prediction_event
-from driftline.store import DriftRow, Store, StoredReference
+from driftline.store import DriftRow, MetricPoint, Store, StoredReference
 
 router = APIRouter(prefix="/v1/models", tags=["drift"])
 _VALUE = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}
@@ -195,18 +195,35 @@ def read_references(model: ModelName, store: StoreDep) -> list[ReferencePublic]:
     return [_public(r) for r in store.references(model)]
 
 
-def concept_flags(
+def stored_decisions(
     store: Store, model: str, start: int | None, end: int | None, segment: str, stage: str
-) -> dict[int, bool]:
-    """Window start → the stored ``drift.concept`` flag. Read, never worked out again here:
-    the worker decides it (streams/quality.py) and the ConceptDrift alert fires on it."""
-    points = store.metrics(
-        model, name="drift.concept", start=start, end=end, segment=segment, stage=stage
-    )
-    flags: dict[int, bool] = {}
-    for p in points:  # one per window; several only if versions were stored apart
-        flags[p.window_start] = flags.get(p.window_start, False) or p.value >= 0.5
-    return flags
+) -> dict[int, dict[str, Any]]:
+    """Window start → what the worker decided and stored for it: ``share_drifted``,
+    ``max_effect``, ``prediction_drifted``, ``drifted_features`` (``streams/window_rows.py``)
+    and ``concept_drifted`` (``streams/quality.py``, on which the ConceptDrift alert fires).
+    Read, never worked out again here."""
+    decided: dict[int, dict[str, Any]] = defaultdict(dict)
+
+    def points(name: str) -> list[MetricPoint]:
+        return store.metrics(model, name=name, start=start, end=end, segment=segment, stage=stage)
+
+    for name, key in (
+        ("drift.share_drifted", "share_drifted"),
+        ("drift.max_effect", "max_effect"),
+    ):
+        for p in points(name):
+            decided[p.window_start][key] = p.value
+    for name, key in (
+        ("drift.prediction_drifted", "prediction_drifted"),
+        ("drift.concept", "concept_drifted"),
+    ):
+        for p in points(name):  # several per window only if versions were stored apart
+            window = decided[p.window_start]
+            window[key] = bool(window.get(key)) or p.value >= 0.5
+    for p in points("drift.drifted"):
+        if p.value >= 0.5:
+            decided[p.window_start].setdefault("drifted_features", set()).add(p.feature)
+    return decided
 
 
 @router.get("/{model}/drift")
@@ -223,27 +240,24 @@ def read_drift(
     error-stream detectors, as decided and stored by the worker)."""
     since, until = parse_time(start, "start"), parse_time(end, "end")
     rows = store.drift_results(model, start=since, end=until, segment=segment, stage=stage)
-    concept = concept_flags(store, model, since, until, segment, stage)
+    decisions = stored_decisions(store, model, since, until, segment, stage)
     by_window: dict[int, list[DriftRow]] = defaultdict(list)
     for row in rows:
         by_window[row.window_start].append(row)
     windows = []
     for start_s, window_rows in sorted(by_window.items()):
-        decided = [r for r in window_rows if r.in_decision and not r.feature.startswith(PREDICTION)]
-        features = {r.feature for r in decided}
-        drifted = sorted({r.feature for r in decided if r.drifted})
-        output = [r for r in window_rows if r.in_decision and r.feature.startswith(PREDICTION)]
-        tested = decided or output or window_rows
+        decided = decisions.get(start_s, {})
+        tested = [r for r in window_rows if r.in_decision] or window_rows
         windows.append(
             DriftWindowPublic(
                 window_start=iso(start_s),
                 window_seconds=window_rows[0].window_seconds,
                 reference=tested[0].reference,
-                concept_drifted=concept.get(start_s),
-                share_drifted=len(drifted) / len(features) if features else 0.0,
-                max_effect=max((r.effect_size for r in decided), default=0.0),
-                drifted_features=drifted,
-                prediction_drifted=any(r.drifted for r in output) if output else None,
+                concept_drifted=decided.get("concept_drifted"),
+                share_drifted=decided.get("share_drifted", 0.0),
+                max_effect=decided.get("max_effect", 0.0),
+                drifted_features=sorted(decided.get("drifted_features", ())),
+                prediction_drifted=decided.get("prediction_drifted"),
                 results=[
                     DriftTestPublic(
                         feature=r.feature,

@@ -1,5 +1,5 @@
 """Windows the store rejected for their content, set aside so that every other window goes on
-(``streams/worker.py``): what they were and why."""
+(``streams/pipeline.py``): what they were and why."""
 
 from __future__ import annotations
 

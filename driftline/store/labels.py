@@ -1,6 +1,6 @@
 """Raw prediction events and labels: the two sides of the label join, and training data.
 
-Both tables are written by the worker (``streams/worker.py`` buffers predictions with an
+Both tables are written by the worker (``streams/raw_predictions.py`` buffers predictions with an
 ``id``; ``streams/labels.py`` writes labels) and read by the quality pass
 (``streams/quality.py``) and the retrainer. The join itself is done here, per window, in
 Python over two keyed reads: it is the same on ClickHouse 18.16 and chDB and needs no JOIN

@@ -47,7 +47,7 @@ ADDED_COLUMNS = (
 )
 
 # Windows the store rejected for a reason a retry cannot fix, set aside so that every other
-# window goes on (streams/worker.py). ``window_start`` is Int64: the start itself may be what
+# window goes on (streams/pipeline.py). ``window_start`` is Int64: the start itself may be what
 # a DateTime cannot hold.
 WINDOWS_SET_ASIDE = """
 CREATE TABLE IF NOT EXISTS windows_set_aside (

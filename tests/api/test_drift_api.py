@@ -84,8 +84,16 @@ def test_drift_results_grouped_per_window(client: TestClient, store: Store) -> N
             "warmup:1",
         )
 
+    # what the worker stores beside the rows: its decision (streams/window_rows.py)
+    decided = [
+        MetricPoint("fraud", W, 60, "drift.share_drifted", 0.5),
+        MetricPoint("fraud", W, 60, "drift.max_effect", 0.4),
+        MetricPoint("fraud", W, 60, "drift.prediction_drifted", 1.0),
+        MetricPoint("fraud", W, 60, "drift.drifted", 1.0, feature="amount"),
+        MetricPoint("fraud", W, 60, "drift.drifted", 0.0, feature="age"),
+    ]
     store.write_window(
-        [],
+        decided,
         [],
         [
             row("amount", "ks", True),

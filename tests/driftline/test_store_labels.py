@@ -76,8 +76,8 @@ def test_the_workers_column_wise_batches_keep_every_event_exactly(store: Store) 
     """What the worker buffers (``keep_predictions``): several chunks in one batch, events
     with awkward text, one without an id (not kept), a stage, and a batch put back in front
     of later ones after a failed write."""
+    from streams.raw_predictions import keep_predictions
     from streams.windowing import Message
-    from streams.worker import keep_predictions
 
     awkward = {"text": 'tab\there "quoted" back\\slash\nnewline é 🙂', "list": [1, None, "x"]}
     events = [

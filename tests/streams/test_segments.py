@@ -80,8 +80,8 @@ def test_quality_slices_have_the_names_of_traffic_slices_past_the_cap(server_sto
     async def scenario() -> None:
         await worker.process([(tp, 0, start + 1.0, orjson.dumps(events))])
         worker.manager.close_due(time.time() + 7200)  # idle: the window closes
-        await worker.store_closed()
-        assert await worker.flush_events()
+        await worker.pipeline.store_closed()
+        assert await worker.raw.flush()
         labels = [{"model": "shops", "id": f"{i}", "label": 1, "ts": start + 5} for i in range(12)]
         worker.labels.write_labels(label_rows(labels, start + 5.0))
         await worker.score_quality(tracker)

@@ -14,8 +14,8 @@ from alarms.rules import DEFAULT_RULES, RuleIndex
 from alarms.state import AlertState, evaluate
 from driftline import topics
 from driftline.store import MetricPoint, Store
+from streams.pipeline import SET_ASIDE_METRIC
 from streams.windowing import Message
-from streams.worker import SET_ASIDE_METRIC
 
 TP = (topics.PREDICTIONS, 0)
 BASE = 1_700_000_000
@@ -43,7 +43,7 @@ def test_a_window_the_store_rejects_is_set_aside_and_the_others_are_stored(
 
     async def scenario() -> None:
         worker.manager.close_due(time.time() + 7200)  # idle: every window closes
-        await worker.store_closed()
+        await worker.pipeline.store_closed()
 
     asyncio.run(scenario())
     worker.close()
@@ -69,12 +69,12 @@ def test_a_store_that_fails_is_retried_not_set_aside(server_store: Store) -> Non
     store.backend.execute("RENAME TABLE metrics TO metrics_away")
     try:
         worker.manager.close_due(time.time() + 7200)
-        asyncio.run(worker.store_closed())
+        asyncio.run(worker.pipeline.store_closed())
         assert worker.stats.store_errors == 1 and worker.stats.windows_set_aside == 0
         assert len(worker.manager.unstored) == 1
     finally:
         store.backend.execute("RENAME TABLE metrics_away TO metrics")
-    asyncio.run(worker.store_closed())
+    asyncio.run(worker.pipeline.store_closed())
     worker.close()
     assert worker.manager.unstored == [] and store.windows_set_aside() == []
     assert [p.value for p in store.metrics("m", name="traffic.count")] == [1.0]
@@ -108,7 +108,7 @@ def test_a_new_broker_does_not_rebuild_a_stored_window_from_its_new_events(
         [Message(TP, i, float(BASE), [event("m", BASE + 1)]) for i in range(5)], now=time.time()
     )
     before.manager.close_due(time.time() + 7200)
-    asyncio.run(before.store_closed())
+    asyncio.run(before.pipeline.store_closed())
     before.close()
     after = in_process_worker(store, log_ids={topics.PREDICTIONS: "new-broker"}, restored=False)
     asyncio.run(after.restore([TP]))
@@ -116,7 +116,7 @@ def test_a_new_broker_does_not_rebuild_a_stored_window_from_its_new_events(
         [Message(TP, i, float(BASE), [event("m", BASE + 2)]) for i in range(2)], now=time.time()
     )
     after.manager.close_due(time.time() + 7200)
-    asyncio.run(after.store_closed())
+    asyncio.run(after.pipeline.store_closed())
     after.close()
     assert [p.value for p in store.metrics("m", name="traffic.count")] == [5.0, 0.0]
     assert [p.value for p in store.metrics("m", name="traffic.late")] == [0.0, 2.0]
@@ -163,7 +163,7 @@ def test_a_far_timestamp_is_dead_lettered_and_every_model_keeps_storing(
     async def scenario() -> None:
         await worker.process(raw)
         worker.manager.close_due(now + 7200)
-        await worker.store_closed()
+        await worker.pipeline.store_closed()
 
     asyncio.run(scenario())
     worker.close()

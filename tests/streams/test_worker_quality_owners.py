@@ -52,7 +52,7 @@ def test_each_unit_is_scored_by_the_worker_that_consumes_it(server_store: Store)
             worker, _ = workers[partition]
             await worker.process([((topics.PREDICTIONS, partition), 0, start + 1.0,
                                    orjson.dumps(batch))])  # fmt: skip
-            assert await worker.flush_events()
+            assert await worker.raw.flush()
         labels = [
             {"model": model, "stage": stage, "id": f"{i}", "label": 1, "ts": start + 5}
             for model, stage in (("a", None), ("a", "asr"), ("b", None))
@@ -91,7 +91,7 @@ def test_a_worker_taking_partitions_over_rescores_what_changed_before(server_sto
 
     async def scenario() -> None:
         await first.process([message])
-        assert await first.flush_events()
+        assert await first.raw.flush()
         labels = [{"model": "c", "id": f"{i}", "label": 1, "ts": start + 5} for i in range(8)]
         first.labels.write_labels(label_rows(labels, start + 5.0))
         first.forget([tp])  # the partition moves before the first worker's next pass

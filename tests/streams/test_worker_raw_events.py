@@ -12,7 +12,7 @@ from conftest import in_process_worker
 
 from driftline.settings import KeepEvents
 from driftline.store import Store
-from streams.worker import EVENT_FLUSH_ROWS
+from streams.raw_predictions import EVENT_FLUSH_ROWS
 
 BASE = 1_700_000_000
 
@@ -43,8 +43,8 @@ def test_a_failing_store_holds_the_batch_back_and_loses_nothing(server_store: St
     async def scenario() -> None:
         # a full buffer is written in the background while the next events are decoded
         await worker.process([message(i, 500) for i in range(0, 2 * half // 500 + 1)])
-        assert worker._writing is not None
-        assert await worker.flush_events()
+        assert worker.raw.writing
+        assert await worker.raw.flush()
         assert stored(store) == 2 * half + 500
 
         # the store loses the table: the next full buffer cannot be written ...
@@ -54,10 +54,10 @@ def test_a_failing_store_holds_the_batch_back_and_loses_nothing(server_store: St
         )
         await asyncio.sleep(3)
         assert not taking.done()  # ... so the worker stops taking events (back-pressure)
-        assert worker.stats.store_errors >= 2
+        assert worker.raw.store_errors >= 2
         store.backend.execute("RENAME TABLE predictions_away TO predictions")  # it is back
         await asyncio.wait_for(taking, timeout=30)
-        assert await worker.flush_events()
+        assert await worker.raw.flush()
 
     asyncio.run(scenario())
     assert stored(store) == 2 * half + 500 + 4 * half  # every event once, none lost
@@ -69,13 +69,13 @@ def test_a_failing_store_holds_the_batch_back_and_loses_nothing(server_store: St
 def test_only_what_the_mode_asks_for_is_kept(server_store: Store, mode: KeepEvents) -> None:
     store = server_store
     worker = in_process_worker(store, keep_events=mode)
-    worker.note_labelled({"other"})
+    worker.raw.note_labelled({"other"})
 
     async def scenario() -> None:
         await worker.process([message(0, 100)])
-        worker.note_labelled({"m"})
+        worker.raw.note_labelled({"m"})
         await worker.process([message(1, 100)])
-        assert await worker.flush_events()
+        assert await worker.raw.flush()
 
     asyncio.run(scenario())
     assert stored(store) == (0 if mode == "none" else 100)

@@ -1,0 +1,112 @@
+"""The one route from a closed window to its stored rows.
+
+:func:`window_rows` turns a closed window, and its drift analysis, into everything written for
+it: the metrics and the drift rows of the whole window and of each of its cuts (today the
+segment slices, ``key=value``), addressed the same way (``segment``, ``stage``, ``version``
+columns). The unit name is split once, and the window's version is decided once
+(:func:`window_version`); nothing downstream decides either again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from detectors.drift.window import DriftReport
+from detectors.profile import WindowProfile
+from driftline.store import DriftRow, MetricPoint, StoredReference
+from driftline.units import split_unit
+from streams.drift import DriftAnalyzer, drift_rows
+from streams.windowing import ClosedWindow
+
+UNKNOWN_VERSION = "unknown"  # events that carry no version
+
+
+def window_version(profile: WindowProfile) -> str:
+    """The version a window is stored under: its most common one (ties: the first seen), or
+    ``"unknown"`` when its events carry none. The drift reference is the one of this version."""
+    return profile.versions.most_common(1)[0][0] if profile.versions else UNKNOWN_VERSION
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """A stored window and everything written for it."""
+
+    window: ClosedWindow
+    points: list[MetricPoint]
+    drift: DriftReport | None = None  # None: no reference yet (or drift analysis off)
+    drift_rows: list[DriftRow] = field(default_factory=list)
+    learned_references: list[StoredReference] = field(default_factory=list)
+
+    @property
+    def model(self) -> str:
+        return self.window.model
+
+    @property
+    def window_start(self) -> int:
+        return self.window.profile.start
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Row maker for one window: its address, with the cut columns left to each row."""
+
+    model: str
+    stage: str
+    start: int
+    seconds: int
+    version: str
+
+    def points(
+        self, segment: str, values: Iterable[tuple[str, str, str, float]]
+    ) -> list[MetricPoint]:
+        """``values``: (metric, feature, category, value)."""
+        return [
+            MetricPoint(
+                self.model,
+                self.start,
+                self.seconds,
+                metric,
+                value,
+                feature,
+                category,
+                segment,
+                self.stage,
+                self.version,
+            )
+            for metric, feature, category, value in values
+        ]
+
+
+def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> WindowResult:
+    """Every row stored for ``window``: for the whole window and for each cut, its profile's
+    metrics and, with ``drift``, its drift test rows and drift metrics. Only the whole window
+    learns references; a cut is tested against the whole model's reference."""
+    profile = window.profile
+    model, stage = split_unit(window.model)
+    version = window_version(profile)
+    rows = _Rows(model, stage, profile.start, profile.seconds, version)
+    parts: list[tuple[str, WindowProfile]] = [("", profile), *sorted(window.slices.items())]
+    points: list[MetricPoint] = []
+    tests: list[DriftRow] = []
+    report = None
+    learned: list[StoredReference] = []
+    for segment, part in parts:
+        points += rows.points(
+            segment,
+            (
+                (r.metric, r.feature, r.category, r.value)
+                for r in part.metrics(window.known_categories)
+            ),
+        )
+        if drift is None:
+            continue
+        if segment:
+            part_report = drift.compare(window.model, version, part)
+        else:
+            report, learned = drift.analyze(window.model, version, part)
+            part_report = report
+        tests += drift_rows(model, stage, part, part_report, segment)
+        if part_report is not None:
+            points += rows.points(segment, ((m, f, "", v) for m, f, v in part_report.metrics))
+    return WindowResult(window, points, report, tests, learned)
