@@ -3,8 +3,10 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY driftline driftline
+COPY launch launch
 COPY streams streams
 COPY detectors detectors
+COPY alarms alarms
 COPY api api
 COPY retrainer retrainer
 # CPU build of torch: the services never need CUDA

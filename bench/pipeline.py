@@ -182,9 +182,9 @@ def peak_rss_mb() -> float:
 
 
 def worker_main(bootstrap: str, expected_events: int, data_dir: str, store_url: str) -> None:
-    from driftline.services import prepare_topics, run_worker
     from driftline.settings import Settings
     from driftline.store import open_store
+    from launch.services import prepare_topics, run_worker
 
     settings = Settings(
         kafka_bootstrap=bootstrap,

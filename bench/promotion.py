@@ -1,6 +1,6 @@
 """`make bench-promotion`: how often champion/challenger promotes a fair retraining.
 
-The demo's world (``driftline/demo.py``): version 1 learns fraud from 4,000 events before any
+The demo's world (``launch/demo.py``): version 1 learns fraud from 4,000 events before any
 change; then, on the mobile channel only, fraud moves to small amounts (concept drift). Each
 run draws ``--examples`` labelled events after the change, fine-tunes version 1 on the oldest
 80 % as the retrainer does, and compares the two on the newest 20 % (``retrainer/evaluate``),
@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from driftline.demo import Drift, draw_labels, fraud_events, training_examples
+from launch.demo import Drift, draw_labels, fraud_events, training_examples
 from retrainer.data import Example
 from retrainer.evaluate import compare
 from retrainer.train import TrainConfig, TrainedModel, predict_classes, train

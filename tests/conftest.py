@@ -172,7 +172,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subproce
     def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (tmp_path / f"worker-{len(processes)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "driftline.cli", "worker"],
+            [sys.executable, "-m", "launch.cli", "worker"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from driftline.cli import build_parser
 from driftline.settings import Settings
+from launch.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,5 +46,5 @@ def test_each_driftline_service_runs_a_real_subcommand_with_known_settings() -> 
 def test_the_image_installs_the_project_and_runs_the_cli() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["driftline"]' in dockerfile
-    for package in ("driftline", "streams", "detectors", "api", "retrainer"):
+    for package in ("driftline", "launch", "streams", "detectors", "alarms", "api", "retrainer"):
         assert f"COPY {package} {package}" in dockerfile

@@ -25,11 +25,11 @@ from alarms.rules import Comparison
 from alarms.state import Alert, AlertState
 from api.main import create_app
 from driftline.broker import free_port
-from driftline.services import ApiThread
 from driftline.settings import Settings
 from driftline.store import DriftRow, MetricPoint, Store
 from driftline.store.alarms import AlarmStore
 from driftline.store.embedded import EmbeddedBackend
+from launch.services import ApiThread
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -460,7 +460,7 @@ def test_dashboard_of_a_running_demo(browser: Browser, tmp_path: Path) -> None:
     api_port, kafka_port = free_port(), free_port()
     log = tmp_path / "demo.log"
     demo = subprocess.Popen(
-        [sys.executable, "-m", "driftline.cli", "demo", "--duration", "90",
+        [sys.executable, "-m", "launch.cli", "demo", "--duration", "90",
          "--window-seconds", "3", "--drift-after", "12", "--api-port", str(api_port),
          "--kafka-port", str(kafka_port), "--data-dir", str(tmp_path / "data")],
         stdout=log.open("wb"), stderr=subprocess.STDOUT,

@@ -33,7 +33,7 @@ def test_demo_drift_fires_and_resolves_a_signed_webhook(tmp_path: Path) -> None:
     log = tmp_path / "demo.log"
     with WebhookReceiver() as receiver:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "driftline.cli", "demo",
+            [sys.executable, "-m", "launch.cli", "demo",
              "--duration", "60", "--window-seconds", "2",
              "--drift-after", "14", "--drift-duration", "14",
              "--api-port", str(api_port), "--kafka-port", str(kafka_port),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import confluent_kafka
 
-from driftline.kcat import SONAME, bundled_librdkafka, kcat_command, library_dir
+from launch.kcat import SONAME, bundled_librdkafka, kcat_command, library_dir
 
 
 def test_the_loader_finds_the_bundled_library_first(tmp_path: Path) -> None:
@@ -23,7 +23,7 @@ def test_the_loader_finds_the_bundled_library_first(tmp_path: Path) -> None:
 
 def test_kcat_runs_on_the_bundled_librdkafka() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "kcat", "-V"], capture_output=True, timeout=30
+        [sys.executable, "-m", "launch.cli", "kcat", "-V"], capture_output=True, timeout=30
     )
     assert done.returncode == 0, done.stderr
     # confluent-kafka's version() is the bundled librdkafka's, e.g. ('2.16.0', ...)
@@ -32,7 +32,7 @@ def test_kcat_runs_on_the_bundled_librdkafka() -> None:
 
 def test_a_missing_kcat_says_what_to_install(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "kcat", "-V"],
+        [sys.executable, "-m", "launch.cli", "kcat", "-V"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -46,7 +46,7 @@ def test_an_unwritable_cache_falls_back_to_the_temporary_directory(tmp_path: Pat
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")  # a file where the cache directory should be
     done = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "kcat", "-V"],
+        [sys.executable, "-m", "launch.cli", "kcat", "-V"],
         capture_output=True,
         timeout=30,
         env={**os.environ, "XDG_CACHE_HOME": str(blocked), "TMPDIR": str(tmp_path)},

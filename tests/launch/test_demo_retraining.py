@@ -28,7 +28,7 @@ def test_demo_concept_drift_is_retrained_and_promoted(tmp_path: Path) -> None:
     api_port, kafka_port = free_port(), free_port()
     log = tmp_path / "demo.log"
     demo = subprocess.Popen(
-        [sys.executable, "-m", "driftline.cli", "demo",
+        [sys.executable, "-m", "launch.cli", "demo",
          "--duration", "300", "--window-seconds", "4",
          "--drift-after", "10000", "--concept-after", "40",
          "--api-port", str(api_port), "--kafka-port", str(kafka_port),

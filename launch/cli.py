@@ -48,20 +48,10 @@ def _settings_for_stack(args: argparse.Namespace, demo: bool) -> Settings:
     if args.window_seconds is not None:
         updates["window_seconds"] = args.window_seconds
         updates["allowed_lateness_s"] = min(get_settings().allowed_lateness_s, args.window_seconds)
-    elif demo:  # short windows so the demo shows something within a minute
-        updates.update(window_seconds=10, allowed_lateness_s=2.0)
     if demo:
-        window = updates.get("window_seconds", 10)
-        updates.update(
-            idle_close_s=10.0,
-            quality_interval_s=min(5.0, float(window)),
-            retrain_default_policy="auto",  # the demo closes the loop without a human
-            keep_events="all",  # its labels follow from the start: join them from the start
-            # a challenger that is not promoted is retried while the alert fires, a minute on
-            retrain_cooldown_s=60.0,
-            # enough recent labels that the holdout judges every channel fairly
-            retrain_min_examples=2000,
-        )
+        from launch.demo_setup import demo_settings
+
+        updates.update(demo_settings(args.window_seconds))
     updates["api_port"] = _pick_port(args.api_port, get_settings().api_port, "--api-port")
     return get_settings().model_copy(update=updates)
 
@@ -98,7 +88,9 @@ def _print_alerts() -> None:
     announcer.propagate = False
 
 
-_OWN_PACKAGES = frozenset({"driftline", "streams", "api", "retrainer", "alarms", "detectors"})
+_OWN_PACKAGES = frozenset(
+    {"driftline", "launch", "streams", "api", "retrainer", "alarms", "detectors"}
+)
 
 
 class _LibraryNoise(logging.Filter):
@@ -139,9 +131,10 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     from api.main import create_app as create_api
     from driftline.broker import EmbeddedBroker
-    from driftline.demo import DemoProducer, Drift
-    from driftline.services import ApiThread, RetrainerThread, prepare_topics, run_worker
     from driftline.store import open_store
+    from launch.demo import DemoProducer, Drift
+    from launch.demo_setup import seed_demo_rules
+    from launch.services import ApiThread, RetrainerThread, prepare_topics, run_worker
     from retrainer.worker import registry_of
 
     settings = _settings_for_stack(args, demo)
@@ -207,32 +200,6 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     return 0
 
 
-def seed_demo_rules(store: Any) -> None:
-    """The demo's closed loop: two windows of concept drift on the fraud model retrain it."""
-    from alarms.rules import Comparison, Rule
-    from driftline.store.alarms import AlarmStore
-
-    AlarmStore(store.backend).seed_rules(
-        [
-            Rule(
-                "demo-concept-retrain",
-                "ConceptDriftRetrain",
-                "drift.concept",
-                Comparison.GE,
-                1.0,
-                model="fraud",
-                segment="",
-                for_windows=2,
-                keep_firing_for=3,
-                severity="critical",
-                actions=("notify", "retrain"),
-                description="the fraud model's quality dropped: retrain it on recent labels",
-                origin="demo",
-            )
-        ]
-    )
-
-
 def _self_command() -> str:
     """How the user can run this driftline again: the script as invoked, or plain driftline."""
     script = sys.argv[0]
@@ -248,7 +215,7 @@ def _banner(settings: Settings, demo: bool, embedded_kafka: bool, log_file: Path
     kafka_kind = "embedded Tansu" if embedded_kafka else "external"
     store_kind = "embedded chDB" if settings.store == "embedded" else "ClickHouse server"
     # Debian's kcat cannot talk to the embedded broker; `driftline kcat` runs it on a newer
-    # librdkafka (driftline/kcat.py)
+    # librdkafka (launch/kcat.py)
     kcat = f"{_self_command()} kcat" if embedded_kafka else "kcat"
     lines = [
         f"Driftline {what}: Kafka ({kafka_kind}) + ClickHouse ({store_kind}) + worker + API "
@@ -278,8 +245,8 @@ def _banner(settings: Settings, demo: bool, embedded_kafka: bool, log_file: Path
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from driftline.services import prepare_topics, run_worker
     from driftline.store import open_store
+    from launch.services import prepare_topics, run_worker
 
     settings = get_settings()
     store = open_store(settings)
@@ -293,8 +260,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_retrainer(args: argparse.Namespace) -> int:
     import threading
 
-    from driftline.services import prepare_topics
     from driftline.store import open_store
+    from launch.services import prepare_topics
     from retrainer.worker import run_retrainer
 
     settings = get_settings()
@@ -421,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_kcat(args: Sequence[str]) -> int:
-    from driftline.kcat import KcatError, exec_kcat
+    from launch.kcat import KcatError, exec_kcat
 
     try:
         exec_kcat(args)  # returns only on failure

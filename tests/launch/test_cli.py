@@ -41,7 +41,7 @@ def series(api: str, model: str, name: str) -> list[dict[str, Any]]:
 
 def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "driftline.cli", *args],
+        [sys.executable, "-m", "launch.cli", *args],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env=None if env is None else {**os.environ, **env},
@@ -55,7 +55,7 @@ def children(pid: int) -> list[int]:
 
 def kcat(bootstrap: str, args: list[str], stdin: bytes = b"") -> bytes:
     done = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "kcat", "-b", bootstrap, *args],
+        [sys.executable, "-m", "launch.cli", "kcat", "-b", bootstrap, *args],
         input=stdin, capture_output=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
@@ -153,7 +153,7 @@ def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -
             for i in range(10)))  # fmt: skip
         for path in (csv, jsonl):
             replay = subprocess.run(
-                [sys.executable, "-m", "driftline.cli", "replay", str(path),
+                [sys.executable, "-m", "launch.cli", "replay", str(path),
                  "--model", "replayed", "--bootstrap", bootstrap],
                 capture_output=True, text=True, timeout=60,
             )  # fmt: skip
@@ -181,7 +181,7 @@ def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -
 @pytest.mark.parametrize("command", ["demo", "up", "worker", "api", "replay"])
 def test_every_subcommand_has_help(command: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", command, "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "launch.cli", command, "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "usage: driftline" in result.stdout
 
@@ -299,7 +299,7 @@ def test_up_names_the_process_that_holds_its_port(tmp_path: Path) -> None:
         port = holder.getsockname()[1]
         other = "--api-port" if option == "--kafka-port" else "--kafka-port"
         done = subprocess.run(
-            [sys.executable, "-m", "driftline.cli", "up", option, str(port), other,
+            [sys.executable, "-m", "launch.cli", "up", option, str(port), other,
              str(free_port()), "--data-dir", str(tmp_path / "data")],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip

@@ -1,0 +1,56 @@
+"""What ``driftline demo`` sets up on top of ``driftline up``: its settings and its alarm rule.
+
+The demo's traffic is :mod:`launch.demo`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: short windows so the demo shows something within a minute
+DEMO_WINDOW_SECONDS = 10
+
+
+def demo_settings(window_seconds: int | None) -> dict[str, Any]:
+    """The demo's settings updates; ``window_seconds`` is the user's ``--window-seconds``."""
+    updates: dict[str, Any] = {}
+    if window_seconds is None:
+        updates.update(window_seconds=DEMO_WINDOW_SECONDS, allowed_lateness_s=2.0)
+    window = DEMO_WINDOW_SECONDS if window_seconds is None else window_seconds
+    updates.update(
+        idle_close_s=10.0,
+        quality_interval_s=min(5.0, float(window)),
+        retrain_default_policy="auto",  # the demo closes the loop without a human
+        keep_events="all",  # its labels follow from the start: join them from the start
+        # a challenger that is not promoted is retried while the alert fires, a minute on
+        retrain_cooldown_s=60.0,
+        # enough recent labels that the holdout judges every channel fairly
+        retrain_min_examples=2000,
+    )
+    return updates
+
+
+def seed_demo_rules(store: Any) -> None:
+    """The demo's closed loop: two windows of concept drift on the fraud model retrain it."""
+    from alarms.rules import Comparison, Rule
+    from driftline.store.alarms import AlarmStore
+
+    AlarmStore(store.backend).seed_rules(
+        [
+            Rule(
+                "demo-concept-retrain",
+                "ConceptDriftRetrain",
+                "drift.concept",
+                Comparison.GE,
+                1.0,
+                model="fraud",
+                segment="",
+                for_windows=2,
+                keep_firing_for=3,
+                severity="critical",
+                actions=("notify", "retrain"),
+                description="the fraud model's quality dropped: retrain it on recent labels",
+                origin="demo",
+            )
+        ]
+    )
