@@ -11,9 +11,12 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from driftline.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # the commands import what they use: `driftline --help` stays quick
+    from driftline.store.alarms import AlarmStore
 
 log = logging.getLogger("driftline")
 
@@ -141,7 +144,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     from driftline.broker import EmbeddedBroker
     from driftline.demo import DemoProducer, Drift
     from driftline.services import ApiThread, RetrainerThread, prepare_topics, run_worker
-    from driftline.store import open_store
+    from driftline.store import open_stores
     from retrainer.worker import registry_of
 
     settings = _settings_for_stack(args, demo)
@@ -159,18 +162,18 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
         )
     producer = None
     api = None
-    store = None
+    stores = None
     retrainer = None
     try:
-        store = open_store(settings)
+        stores = open_stores(settings)
         ids = prepare_topics(settings)
-        api = ApiThread(create_api(settings, store), settings.api_host, settings.api_port)
+        api = ApiThread(create_api(settings, stores), settings.api_host, settings.api_port)
         api.start()
-        retrainer = RetrainerThread(settings, store)
+        retrainer = RetrainerThread(settings, stores)
         retrainer.start()
         _banner(settings, demo, embedded_kafka=broker is not None, log_file=log_file)
         if demo:
-            seed_demo_rules(store)
+            seed_demo_rules(stores.alarms)
             w = settings.window_seconds
             producer = DemoProducer(
                 settings.kafka_bootstrap,
@@ -186,7 +189,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
         _print_alerts()
         run_worker(
             settings,
-            store,
+            stores,
             ids,
             duration_s=args.duration,
             on_ready=lambda worker: worker.on_stored.append(_print_window),
@@ -199,20 +202,19 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
             retrainer.stop()
         if api is not None:
             api.stop()
-        if store is not None:
-            store.close()
+        if stores is not None:
+            stores.close()
         if broker is not None:
             broker.stop()
         print("driftline: stopped", flush=True)
     return 0
 
 
-def seed_demo_rules(store: Any) -> None:
+def seed_demo_rules(alarms: AlarmStore) -> None:
     """The demo's closed loop: two windows of concept drift on the fraud model retrain it."""
     from alarms.rules import Comparison, Rule
-    from driftline.store.alarms import AlarmStore
 
-    AlarmStore(store.backend).seed_rules(
+    alarms.seed_rules(
         [
             Rule(
                 "demo-concept-retrain",
@@ -279,14 +281,14 @@ def _banner(settings: Settings, demo: bool, embedded_kafka: bool, log_file: Path
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from driftline.services import prepare_topics, run_worker
-    from driftline.store import open_store
+    from driftline.store import open_stores
 
     settings = get_settings()
-    store = open_store(settings)
+    stores = open_stores(settings)
     try:
-        run_worker(settings, store, prepare_topics(settings), duration_s=args.duration)
+        run_worker(settings, stores, prepare_topics(settings), duration_s=args.duration)
     finally:
-        store.close()
+        stores.close()
     return 0
 
 
@@ -294,22 +296,22 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
     import threading
 
     from driftline.services import prepare_topics
-    from driftline.store import open_store
+    from driftline.store import open_stores
     from retrainer.worker import run_retrainer
 
     settings = get_settings()
-    store = open_store(settings)
+    stores = open_stores(settings)
     prepare_topics(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.duration:
         threading.Timer(args.duration, stop.set).start()
     try:
-        run_retrainer(settings, store, stop)
+        run_retrainer(settings, stores, stop)
     except KeyboardInterrupt:
         pass
     finally:
-        store.close()
+        stores.close()
     return 0
 
 
@@ -317,19 +319,19 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import create_app as create_api
-    from driftline.store import open_store
+    from driftline.store import open_stores
 
     settings = get_settings()
-    store = open_store(settings)
+    stores = open_stores(settings)
     try:
         uvicorn.run(
-            create_api(settings, store),
+            create_api(settings, stores),
             host=args.host or settings.api_host,
             port=args.port or settings.api_port,
             log_level="info",
         )
     finally:
-        store.close()
+        stores.close()
     return 0
 
 
