@@ -3,6 +3,7 @@ ignores fields it does not know (so fields added later do not break older consum
 
 from __future__ import annotations
 
+import doctest
 import math
 import re
 from dataclasses import replace
@@ -163,3 +164,10 @@ def test_a_tombstone_is_a_value_error_not_a_crash(
     like a store outage to the retrainer, which read the same message again forever."""
     with pytest.raises(ValueError, match="the message is empty"):
         decode.from_bytes(None)  # type: ignore[arg-type]
+
+
+def test_the_examples_in_the_docstrings_hold() -> None:
+    """``driftline/`` is not collected for doctests (``testpaths``): run its examples here."""
+    import driftline.messages
+
+    assert doctest.testmod(driftline.messages).failed == 0
