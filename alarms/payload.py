@@ -69,6 +69,7 @@ def alert_document(alert: Alert) -> dict[str, Any]:
 
 def alert_event(alert: Alert, event: str, created_at: float, **extra: Any) -> dict[str, Any]:
     """One notification: ``event`` is ``firing`` or ``resolved``; ``extra`` adds fields.
+    (Senders and readers of it use ``driftline.messages.AlertEvent``.)
 
     The body is built once and kept for every retry, so ``created_at`` is when the
     notification was made, not when an attempt went out.

@@ -8,14 +8,36 @@ from fastapi import Depends, Request
 
 from driftline.ingest import Ingest
 from driftline.settings import Settings
-from driftline.store import Store
+from driftline.store import Store, Stores
 from driftline.store.alarms import AlarmStore
+from driftline.store.jobs import JobStore
+from driftline.store.labels import LabelStore
 from retrainer.registry import Registry
 
 
-def get_store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
+def get_stores(request: Request) -> Stores:
+    """The process's stores, handed to the app (``create_app``)."""
+    stores: Stores = request.app.state.stores
+    return stores
+
+
+StoresDep = Annotated[Stores, Depends(get_stores)]
+
+
+def get_store(stores: StoresDep) -> Store:
+    return stores.store
+
+
+def get_alarm_store(stores: StoresDep) -> AlarmStore:
+    return stores.alarms
+
+
+def get_job_store(stores: StoresDep) -> JobStore:
+    return stores.jobs
+
+
+def get_label_store(stores: StoresDep) -> LabelStore:
+    return stores.labels
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -29,20 +51,11 @@ def get_ingest(request: Request) -> Ingest:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+AlarmStoreDep = Annotated[AlarmStore, Depends(get_alarm_store)]
+JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
+LabelStoreDep = Annotated[LabelStore, Depends(get_label_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 IngestDep = Annotated[Ingest, Depends(get_ingest)]
-
-
-def get_alarm_store(request: Request) -> AlarmStore:
-    """One AlarmStore per app, over the app's store backend."""
-    state = request.app.state
-    alarm_store: AlarmStore | None = getattr(state, "alarm_store", None)
-    if alarm_store is None:
-        alarm_store = state.alarm_store = AlarmStore(state.store.backend)
-    return alarm_store
-
-
-AlarmStoreDep = Annotated[AlarmStore, Depends(get_alarm_store)]
 
 
 def get_registry(request: Request) -> Registry:

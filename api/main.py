@@ -23,17 +23,18 @@ from api.routes import (
 )
 from driftline.ingest import Ingest
 from driftline.settings import Settings
-from driftline.store import Store
+from driftline.store import Stores
 
 
-def create_app(settings: Settings, store: Store, ingest: Ingest | None = None) -> FastAPI:
+def create_app(settings: Settings, stores: Stores, ingest: Ingest | None = None) -> FastAPI:
+    """The API over the process's ``stores`` (``driftline.store.open_stores``)."""
     app = FastAPI(
         title="Driftline",
         summary="Monitoring for machine-learning models in production",
         version="0.1.0",
     )
     app.state.settings = settings
-    app.state.store = store
+    app.state.stores = stores
     app.state.ingest = ingest or Ingest(settings.kafka_bootstrap, settings.event_limits())
     # open: liveness, and the dashboard's page and assets (it asks for a key when the API
     # answers 401); the OpenAPI document and /docs are open too: they hold no data

@@ -33,8 +33,7 @@ from alarms.rules import Comparison, Rule, RuleIndex
 from alarms.state import AlertBook, evaluate
 from driftline.broker import free_port
 from driftline.settings import Settings
-from driftline.store import MetricPoint, Store
-from driftline.store.alarms import AlarmStore
+from driftline.store import MetricPoint, Store, Stores
 from driftline.store.embedded import EmbeddedBackend
 from streams.alarms import AlarmService
 
@@ -131,12 +130,12 @@ def bench_delivery(notifications: int, interval_s: float) -> list[float]:
     """Seconds from the hook call to the webhook's arrival, one per notification."""
     receiver = Receiver()
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(EmbeddedBackend(Path(tmp) / "chdb"))
-        store.init_schema()
-        alarms = AlarmStore(store.backend)
+        stores = Stores(Store(EmbeddedBackend(Path(tmp) / "chdb")))
+        stores.store.init_schema()
+        alarms = stores.alarms
         alarms.put_rule(Rule("r", "Hot", "latency.p99", Comparison.GT, 100.0))
         alarms.put_subscription(Subscription("s", f"http://127.0.0.1:{receiver.port}/", "k"))
-        service = AlarmService(alarms, Settings(default_rules=False)).start()
+        service = AlarmService(alarms, stores.jobs, Settings(default_rules=False)).start()
         called: dict[str, float] = {}  # alert id + event -> wall time of the hook call
         firing_id = ""
         try:
@@ -157,7 +156,7 @@ def bench_delivery(notifications: int, interval_s: float) -> list[float]:
                 time.sleep(0.05)
         finally:
             service.stop()
-            store.close()
+            stores.close()
             receiver.server.shutdown()
     return [receiver.arrivals[k] - at for k, at in called.items() if k in receiver.arrivals]
 
@@ -176,16 +175,15 @@ def main() -> None:
 
     pure = bench_evaluation(args.rounds, None)
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(EmbeddedBackend(Path(tmp) / "chdb"))
-        store.init_schema()
-        alarms = AlarmStore(store.backend)
+        stores = Stores(Store(EmbeddedBackend(Path(tmp) / "chdb")))
+        stores.store.init_schema()
         for rule in make_rules(random.Random(7)):
-            alarms.put_rule(rule)
-        service = AlarmService(alarms, Settings(default_rules=False)).start()
+            stores.alarms.put_rule(rule)
+        service = AlarmService(stores.alarms, stores.jobs, Settings(default_rules=False)).start()
         hooked = bench_evaluation(args.rounds, service)
         open_alerts = len(service.open_alerts())
         service.stop()
-        store.close()
+        stores.close()
     print(f"evaluation: {RULES:,} rules x {MODELS} models, 150 points per window "
           f"({args.rounds} rounds of {MODELS} windows)")  # fmt: skip
     for name, timings in (("evaluate()", pure), ("AlarmService hook", hooked)):

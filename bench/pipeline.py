@@ -183,7 +183,7 @@ def peak_rss_mb() -> float:
 
 def worker_main(bootstrap: str, expected_events: int, data_dir: str, store_url: str) -> None:
     from driftline.settings import Settings
-    from driftline.store import open_store
+    from driftline.store import open_stores
     from launch.services import prepare_topics, run_worker
 
     settings = Settings(
@@ -196,7 +196,7 @@ def worker_main(bootstrap: str, expected_events: int, data_dir: str, store_url: 
         store="embedded" if store_url == "embedded" else "server",
         clickhouse_url=store_url if store_url != "embedded" else Settings().clickhouse_url,
     )
-    store = open_store(settings)
+    stores = open_stores(settings)
     stored = {"events": 0, "done_at": 0.0}
     state: dict[str, Any] = {}
 
@@ -211,8 +211,8 @@ def worker_main(bootstrap: str, expected_events: int, data_dir: str, store_url: 
 
         worker.on_stored.append(count)
 
-    run_worker(settings, store, prepare_topics(settings), on_ready=on_ready, loglevel="error")
-    store.close()
+    run_worker(settings, stores, prepare_topics(settings), on_ready=on_ready, loglevel="error")
+    stores.close()
     worker = state["worker"]
     elapsed = stored["done_at"] - worker.stats.first_message_at
     print(

@@ -131,7 +131,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     from api.main import create_app as create_api
     from driftline.broker import EmbeddedBroker
-    from driftline.store import open_store
+    from driftline.store import open_stores
     from launch.demo import DemoProducer, Drift
     from launch.demo_setup import seed_demo_rules
     from launch.services import ApiThread, RetrainerThread, prepare_topics, run_worker
@@ -152,18 +152,18 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
         )
     producer = None
     api = None
-    store = None
+    stores = None
     retrainer = None
     try:
-        store = open_store(settings)
+        stores = open_stores(settings)
         ids = prepare_topics(settings)
-        api = ApiThread(create_api(settings, store), settings.api_host, settings.api_port)
+        api = ApiThread(create_api(settings, stores), settings.api_host, settings.api_port)
         api.start()
-        retrainer = RetrainerThread(settings, store)
+        retrainer = RetrainerThread(settings, stores)
         retrainer.start()
         _banner(settings, demo, embedded_kafka=broker is not None, log_file=log_file)
         if demo:
-            seed_demo_rules(store)
+            seed_demo_rules(stores.alarms)
             w = settings.window_seconds
             producer = DemoProducer(
                 settings.kafka_bootstrap,
@@ -179,7 +179,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
         _print_alerts()
         run_worker(
             settings,
-            store,
+            stores,
             ids,
             duration_s=args.duration,
             on_ready=lambda worker: worker.on_stored.append(_print_window),
@@ -192,8 +192,8 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
             retrainer.stop()
         if api is not None:
             api.stop()
-        if store is not None:
-            store.close()
+        if stores is not None:
+            stores.close()
         if broker is not None:
             broker.stop()
         print("driftline: stopped", flush=True)
@@ -245,38 +245,38 @@ def _banner(settings: Settings, demo: bool, embedded_kafka: bool, log_file: Path
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from driftline.store import open_store
+    from driftline.store import open_stores
     from launch.services import prepare_topics, run_worker
 
     settings = get_settings()
-    store = open_store(settings)
+    stores = open_stores(settings)
     try:
-        run_worker(settings, store, prepare_topics(settings), duration_s=args.duration)
+        run_worker(settings, stores, prepare_topics(settings), duration_s=args.duration)
     finally:
-        store.close()
+        stores.close()
     return 0
 
 
 def cmd_retrainer(args: argparse.Namespace) -> int:
     import threading
 
-    from driftline.store import open_store
+    from driftline.store import open_stores
     from launch.services import prepare_topics
     from retrainer.worker import run_retrainer
 
     settings = get_settings()
-    store = open_store(settings)
+    stores = open_stores(settings)
     prepare_topics(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.duration:
         threading.Timer(args.duration, stop.set).start()
     try:
-        run_retrainer(settings, store, stop)
+        run_retrainer(settings, stores, stop)
     except KeyboardInterrupt:
         pass
     finally:
-        store.close()
+        stores.close()
     return 0
 
 
@@ -284,19 +284,19 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import create_app as create_api
-    from driftline.store import open_store
+    from driftline.store import open_stores
 
     settings = get_settings()
-    store = open_store(settings)
+    stores = open_stores(settings)
     try:
         uvicorn.run(
-            create_api(settings, store),
+            create_api(settings, stores),
             host=args.host or settings.api_host,
             port=args.port or settings.api_port,
             log_level="info",
         )
     finally:
-        store.close()
+        stores.close()
     return 0
 
 

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from driftline import topics
+from driftline.messages import ModelUpdate
 from driftline.sdk import Monitor
 from retrainer.data import Example
 from retrainer.registry import Registry
@@ -263,14 +263,16 @@ class DemoProducer:
         """Serving code's side of ``driftline.model-updates``: load the promoted version."""
         for records in updates.poll(timeout_ms=0).values():
             for record in records:
-                update = orjson.loads(record.value)
-                if update.get("model") != MODEL or update.get("version") == self.version:
+                try:
+                    update = ModelUpdate.from_bytes(record.value)
+                except ValueError as exc:
+                    self.say(f"demo: skipped a bad model update at offset {record.offset}: {exc}")
                     continue
-                self.model = self.registry.load(MODEL, str(update["version"]))
-                self.version = str(update["version"])
-                self.say(
-                    f"demo: now serving version {self.version} of {MODEL!r} ({update.get('event')})"
-                )
+                if update.model != MODEL or update.version == self.version:
+                    continue
+                self.model = self.registry.load(MODEL, update.version)
+                self.version = update.version
+                self.say(f"demo: now serving version {self.version} of {MODEL!r} ({update.event})")
 
     @staticmethod
     def _send_invalid(raw: KafkaProducer) -> None:

@@ -5,7 +5,10 @@ The demo's traffic is :mod:`launch.demo`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from driftline.store.alarms import AlarmStore
 
 #: short windows so the demo shows something within a minute
 DEMO_WINDOW_SECONDS = 10
@@ -30,12 +33,11 @@ def demo_settings(window_seconds: int | None) -> dict[str, Any]:
     return updates
 
 
-def seed_demo_rules(store: Any) -> None:
+def seed_demo_rules(alarms: AlarmStore) -> None:
     """The demo's closed loop: two windows of concept drift on the fraud model retrain it."""
     from alarms.rules import Comparison, Rule
-    from driftline.store.alarms import AlarmStore
 
-    AlarmStore(store.backend).seed_rules(
+    alarms.seed_rules(
         [
             Rule(
                 "demo-concept-retrain",

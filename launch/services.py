@@ -19,7 +19,7 @@ from driftline import topics
 from driftline.broker import ensure_topics
 from driftline.broker import log_ids as topic_log_ids
 from driftline.settings import Settings
-from driftline.store import Store
+from driftline.store import Stores
 from streams.app import create_app
 from streams.worker import PredictionWorker
 
@@ -37,7 +37,7 @@ def prepare_topics(settings: Settings) -> dict[str, str]:
 
 def run_worker(
     settings: Settings,
-    store: Store,
+    stores: Stores,
     log_ids: dict[str, str],
     *,
     duration_s: float | None = None,
@@ -50,7 +50,7 @@ def run_worker(
     ``log_ids`` comes from :func:`prepare_topics`. ``override_logging``: Faust replaces the
     root logger's handlers with its own console handler (False: keep the caller's).
     """
-    app, worker = create_app(settings, store, log_ids)
+    app, worker = create_app(settings, stores, log_ids)
 
     if duration_s is not None:
 
@@ -133,18 +133,18 @@ class ApiThread:
 class RetrainerThread:
     """The retraining worker (``retrainer/worker.py``) on a background thread."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, stores: Stores) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, args=(settings, store), name="driftline-retrainer", daemon=True
+            target=self._run, args=(settings, stores), name="driftline-retrainer", daemon=True
         )
 
-    def _run(self, settings: Settings, store: Store) -> None:
+    def _run(self, settings: Settings, stores: Stores) -> None:
         from retrainer.worker import run_retrainer
 
         while not self._stop.is_set():
             try:
-                run_retrainer(settings, store, self._stop)
+                run_retrainer(settings, stores, self._stop)
             except Exception:  # e.g. Kafka unreachable at start: try again, never die
                 log.exception("the retrainer stopped; restarting in 5 s")
                 self._stop.wait(5.0)

@@ -22,15 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import orjson
-
 from detectors.drift.window import ModelReference
 from driftline import topics
+from driftline.messages import PROMOTED, ROLLED_BACK, ModelUpdate, RetrainRequest
 from driftline.settings import Settings
-from driftline.store import Store, StoredReference
-from driftline.store.alarms import AlarmStore
-from driftline.store.jobs import Admission, JobStore, RetrainJob, RetrainRequest
-from driftline.store.labels import Joined, LabelStore
+from driftline.store import StoredReference, Stores
+from driftline.store.jobs import Admission, RetrainJob
+from driftline.store.labels import Joined
 from driftline.units import split_unit
 from retrainer.data import Example, TrainingError
 from retrainer.evaluate import compare
@@ -87,17 +85,17 @@ class Retrainer:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        stores: Stores,
         registry: Registry,
         publish: Publish | None = None,
         clock: Callable[[], float] = time.time,
         stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
-        self.jobs = JobStore(store.backend)
-        self.labels = LabelStore(store.backend)
-        self.alarms = AlarmStore(store.backend)
+        self.stores = stores
+        self.jobs = stores.jobs
+        self.labels = stores.labels
+        self.alarms = stores.alarms
         self.registry = registry
         self.publish = publish
         self._clock = clock
@@ -276,14 +274,13 @@ class Retrainer:
     ) -> VersionInfo:
         """Serve ``version`` (forward or back), refresh its reference, tell serving code."""
         return promote_version(
-            self.registry, self.store, self.labels, self.publish, model, version, reason, trained
+            self.registry, self.stores, self.publish, model, version, reason, trained
         )
 
 
 def promote_version(
     registry: Registry,
-    store: Store,
-    labels: LabelStore,
+    stores: Stores,
     publish: Publish | None,
     model: str,
     version: str,
@@ -299,9 +296,9 @@ def promote_version(
         info = registry.promote(model, version, reason)
     trained = trained or registry.load(model, version)
     unit_model, stage = split_unit(model)
-    rows = labels.labelled_events(unit_model, stage, start=info.data_start, end=info.data_end + 1)[
-        -REFERENCE_ROWS:
-    ]
+    rows = stores.labels.labelled_events(
+        unit_model, stage, start=info.data_start, end=info.data_end + 1
+    )[-REFERENCE_ROWS:]
     if rows:
         features = [r.event.get("features") or {} for r in rows]
         predictions = predict(trained, features)
@@ -309,21 +306,20 @@ def promote_version(
             [{"features": f, "prediction": p} for f, p in zip(features, predictions, strict=True)],
             version,
         )
-        store.save_reference(
+        stores.store.save_reference(
             StoredReference(model, version, "uploaded", reference.to_dict(), int(time.time()))
         )
     if publish is not None:
-        update = {
-            "model": model,
-            "version": version,
-            "previous_version": current.version if current else None,
-            "event": "rolled_back"
-            if info.history[-1].get("event") == "rolled_back"
-            else "promoted",
-            "reason": reason,
-            "at": time.time(),
-        }
-        publish(topics.MODEL_UPDATES, model.encode(), orjson.dumps(update))
+        rolled_back = info.history[-1].get("event") == "rolled_back"  # the registry's word
+        update = ModelUpdate(
+            model,
+            version,
+            ROLLED_BACK if rolled_back else PROMOTED,
+            reason,
+            time.time(),
+            previous_version=current.version if current else None,
+        )
+        publish(topics.MODEL_UPDATES, update.key, update.to_bytes())
     return info
 
 
@@ -345,7 +341,7 @@ def kafka_publisher(bootstrap: str) -> tuple[Publish, Callable[[], None]]:
 
 
 def run_retrainer(
-    settings: Settings, store: Store, stop: threading.Event, poll_s: float = 1.0
+    settings: Settings, stores: Stores, stop: threading.Event, poll_s: float = 1.0
 ) -> None:
     """Decide the requests on ``driftline.retrain-jobs`` and train the admitted jobs, one at
     a time, until ``stop`` is set. Run one retrainer: it owns admission (and its start fails
@@ -353,7 +349,7 @@ def run_retrainer(
     from kafka import KafkaConsumer
 
     publish, close_producer = kafka_publisher(settings.kafka_bootstrap)
-    retrainer = Retrainer(settings, store, registry_of(settings), publish, stop=stop)
+    retrainer = Retrainer(settings, stores, registry_of(settings), publish, stop=stop)
     for job in retrainer.recover():
         log.warning("job %s for %s was left running; marked failed", job.id, job.model)
     consumer = KafkaConsumer(

@@ -30,18 +30,17 @@ from functools import partial
 from typing import Any
 
 import faust
-import orjson
 
-from alarms.payload import alert_event
 from alarms.routing import Silence, Subscription, active_silences, subscribers
 from alarms.rules import DEFAULT_RULES, RuleIndex
 from alarms.state import Alert, AlertBook, AlertState, Change, due_notifications, evaluate
 from driftline import topics
+from driftline.messages import AlertEvent, RetrainRequest
 from driftline.notify import RetryPolicy, WebhookDispatcher
 from driftline.settings import Settings
-from driftline.store import MetricPoint, Store
+from driftline.store import MetricPoint, Stores
 from driftline.store.alarms import AlarmStore, Delivery
-from driftline.store.jobs import JobStore, RetrainRequest, admit
+from driftline.store.jobs import JobStore, admit
 from driftline.units import split_unit, unit_of
 from streams.quality import ScoredWindow
 from streams.window_rows import WindowResult
@@ -86,6 +85,7 @@ class AlarmService:
     def __init__(
         self,
         store: AlarmStore,
+        jobs: JobStore,
         settings: Settings,
         *,
         publish: Publish | None = None,
@@ -112,7 +112,7 @@ class AlarmService:
         self._subscriptions: dict[str, Subscription] = {}
         self._silences: list[Silence] = []
         self._jobs: queue.Queue[Job] = queue.Queue()
-        self._retrain_jobs = JobStore(store.backend)  # read only: the retrainer decides
+        self._retrain_jobs = jobs  # read only: the retrainer decides
         self._retrain_pending: dict[str, tuple[str, float]] = {}  # model → (job id, sent)
         self._rules_stamp: tuple[int, int] | None = None
         self._thread = threading.Thread(target=self._run, name="driftline-alarms", daemon=True)
@@ -240,9 +240,9 @@ class AlarmService:
         if self.publish is None or change.event is None:
             return
         alert = change.alert
-        key = alert.model.encode()
+        message = AlertEvent(alert, change.event, now)
         try:
-            self.publish(topics.ALERTS, key, orjson.dumps(alert_event(alert, change.event, now)))
+            self.publish(topics.ALERTS, message.key, message.to_bytes())
         except Exception:
             log.exception("could not publish alert %s", alert.id)
         if change.event == "firing" and "retrain" in alert.actions:
@@ -413,16 +413,14 @@ class AlarmService:
         for notice in (n for outcome in outcomes for n in outcome.notices):
             for subscription in notice.targets:
                 delivery_id = uuid.uuid4().hex
-                body = orjson.dumps(
-                    alert_event(
-                        notice.alert,
-                        notice.event,
-                        now,
-                        repeat=notice.repeat,
-                        delivery_id=delivery_id,
-                        subscription_id=subscription.id,
-                    )
-                )
+                body = AlertEvent(
+                    notice.alert,
+                    notice.event,
+                    now,
+                    repeat=notice.repeat,
+                    delivery_id=delivery_id,
+                    subscription_id=subscription.id,
+                ).to_bytes()
                 delivery = Delivery(
                     delivery_id, subscription.id, notice.alert.id, notice.event, body, now
                 )
@@ -440,7 +438,7 @@ class AlarmService:
 
 
 def attach_alarms(
-    app: faust.App, worker: PredictionWorker, settings: Settings, store: Store
+    app: faust.App, worker: PredictionWorker, settings: Settings, stores: Stores
 ) -> AlarmService:
     """Wire alarms into a worker's Faust app: hook, topics, rebalance reload, shutdown."""
     alerts_topic = app.topic(topics.ALERTS, key_serializer="raw", value_serializer="raw")
@@ -467,7 +465,7 @@ def attach_alarms(
         else:
             send(topic, key, value)
 
-    service = AlarmService(AlarmStore(store.backend), settings, publish=publish).start()
+    service = AlarmService(stores.alarms, stores.jobs, settings, publish=publish).start()
     worker.on_stored.append(service.on_window)
 
     def on_set_aside(point: MetricPoint) -> None:

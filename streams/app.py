@@ -17,7 +17,7 @@ from detectors.streaming import StreamingSpec
 from driftline import topics
 from driftline.events import deadletter_max_bytes
 from driftline.settings import Settings
-from driftline.store import Store
+from driftline.store import Stores
 from streams.alarms import attach_alarms
 from streams.drift import DriftAnalyzer
 from streams.labels import LabelWorker
@@ -49,9 +49,10 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 
 def create_app(
-    settings: Settings, store: Store, log_ids: dict[str, str]
+    settings: Settings, stores: Stores, log_ids: dict[str, str]
 ) -> tuple[faust.App, PredictionWorker]:
-    """A Faust app wired to ``store``, and its worker (counters, hooks, shutdown).
+    """A Faust app wired to the process's ``stores``, and its worker (counters, hooks,
+    shutdown).
 
     ``log_ids`` comes from :func:`driftline.broker.log_ids`.
     """
@@ -119,7 +120,7 @@ def create_app(
         )
     limits = settings.event_limits()
     worker = PredictionWorker(
-        store,
+        stores,
         manager,
         limits,
         log_ids,
@@ -135,8 +136,8 @@ def create_app(
         worker.labels, limits, worker.outbox, worker.thread.run, worker.raw.note_labelled
     )
     quality = QualityTracker(
-        worker.labels,
-        store,
+        stores.labels,
+        stores.store,
         QualityConfig(
             window_seconds=settings.window_seconds,
             horizon_s=settings.label_horizon_s,
@@ -149,7 +150,7 @@ def create_app(
         manager.segments,
     )
     # alarm rules evaluated as each window is stored; open alerts loaded from the store now
-    attach_alarms(app, worker, settings, store)
+    attach_alarms(app, worker, settings, stores)
 
     @app.agent(predictions, name="profile_predictions", concurrency=1)
     async def profile_predictions(stream: Any) -> None:

@@ -19,8 +19,7 @@ from typing import Any
 
 from driftline.events import EventLimits
 from driftline.settings import KeepEvents
-from driftline.store import Store
-from driftline.store.labels import LabelStore
+from driftline.store import Stores
 from streams.deadletters import DeadLetterOutbox, SendDeadLetter
 from streams.drift import DriftAnalyzer
 from streams.pipeline import WindowPipeline
@@ -38,7 +37,7 @@ __all__ = ["PredictionWorker", "SendDeadLetter"]
 class PredictionWorker:
     def __init__(
         self,
-        store: Store,
+        stores: Stores,
         manager: WindowManager,
         limits: EventLimits,
         log_ids: dict[str, str],
@@ -46,10 +45,9 @@ class PredictionWorker:
         max_events: int = 5_000,
         drift: DriftAnalyzer | None = None,
         keep_events: KeepEvents = "none",
-        labels: LabelStore | None = None,
     ) -> None:
-        self.store = store
-        self.labels = labels if labels is not None else LabelStore(store.backend)
+        store = self.store = stores.store
+        self.labels = stores.labels
         self.thread = StoreThread()
         # every dead letter of the prediction and label agents, held until it is on the broker
         self.outbox = DeadLetterOutbox(send_deadletter, limits.max_deadletter_raw_bytes)

@@ -21,7 +21,7 @@ from clickhouse_driver import Client
 
 from driftline.broker import EmbeddedBroker, ensure_topics
 from driftline.events import EventLimits
-from driftline.store import Store
+from driftline.store import Store, Stores
 from driftline.store.embedded import EmbeddedBackend
 from driftline.store.local_server import LocalClickHouseServer
 from driftline.store.server import ServerBackend
@@ -93,7 +93,7 @@ def in_process_worker(
     10 s windows that only close when asked to. ``restored``: ready to process at once, as
     after its partitions' offsets were loaded."""
     worker = PredictionWorker(
-        store,
+        Stores(store),
         WindowManager(WindowConfig(window_seconds=10, idle_close_s=3600)),
         EventLimits(),
         log_ids or {},

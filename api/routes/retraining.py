@@ -13,14 +13,14 @@ from kafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ADMIN_ONLY
-from api.deps import IngestDep, RegistryDep, StoreDep
+from api.deps import IngestDep, JobStoreDep, RegistryDep, StoresDep
 from api.errors import invalid
 from api.limits import StrictJSONRoute
 from api.params import MAX_NAME
 from api.schemas import error
 from driftline import topics
-from driftline.store.jobs import Admission, JobStore, RetrainRequest
-from driftline.store.labels import LabelStore
+from driftline.messages import RetrainRequest
+from driftline.store.jobs import Admission, RetrainJob
 from retrainer.registry import VersionNotFound
 from retrainer.worker import promote_version
 
@@ -84,7 +84,7 @@ class PromoteRequest(BaseModel):
 
 @router.get("/retrain-jobs")
 def read_retrain_jobs(
-    store: StoreDep,
+    jobs: JobStoreDep,
     model: str | None = Query(None, max_length=MAX_NAME),
     state: str | None = Query(
         None, max_length=100, description="queued, running, succeeded, failed, rejected"
@@ -92,15 +92,14 @@ def read_retrain_jobs(
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[RetrainJobPublic]:
     """Newest first, each with its reason (the alert), data range, metrics and log."""
-    jobs = JobStore(store.backend).jobs(model, state, limit)
-    return [RetrainJobPublic(**job.to_dict()) for job in jobs]
+    return [RetrainJobPublic(**job.to_dict()) for job in jobs.jobs(model, state, limit)]
 
 
 @router.get("/retrain-jobs/{job_id}", responses={404: error("no job with this id")})
 def read_retrain_job(
-    job_id: Annotated[str, Path(max_length=100)], store: StoreDep
+    job_id: Annotated[str, Path(max_length=100)], jobs: JobStoreDep
 ) -> RetrainJobPublic:
-    job = JobStore(store.backend).job(job_id)
+    job = jobs.job(job_id)
     if job is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
@@ -120,7 +119,7 @@ def read_retrain_job(
 )
 async def create_retrain_job(
     model: RegistryModel,
-    store: StoreDep,
+    jobs: JobStoreDep,
     ingest: IngestDep,
     wait: float = Query(
         DECISION_WAIT_S, ge=0, le=60, description="seconds to wait for the retrainer's decision"
@@ -141,11 +140,10 @@ async def create_retrain_job(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"could not request the job on Kafka at {ingest.bootstrap}: {exc}",
         ) from exc
-    jobs = JobStore(store.backend)
     deadline = time.monotonic() + wait
     while (job := await run_in_threadpool(jobs.job, request.job_id)) is None:
         if time.monotonic() >= deadline:
-            requested = replace(request.job(), state="requested").with_log(
+            requested = replace(RetrainJob.requested(request), state="requested").with_log(
                 f"requested: not decided by the retrainer within {wait:g} s (is it running?)"
             )
             return RetrainJobPublic(**requested.to_dict())
@@ -184,7 +182,7 @@ def read_versions(model: RegistryModel, registry: RegistryDep) -> VersionsPublic
 async def promote_model_version(
     model: RegistryModel,
     version: RegistryVersion,
-    store: StoreDep,
+    stores: StoresDep,
     registry: RegistryDep,
     ingest: IngestDep,
     body: PromoteRequest | None = None,
@@ -196,8 +194,7 @@ async def promote_model_version(
         info = await run_in_threadpool(
             promote_version,
             registry,
-            store,
-            LabelStore(store.backend),
+            stores,
             ingest.publish,
             model,
             version,

@@ -10,6 +10,7 @@ from driftline.store.base import (
     StoredReference,
     open_store,
 )
+from driftline.store.stores import Stores, open_stores
 
 __all__ = [
     "Backend",
@@ -19,5 +20,7 @@ __all__ = [
     "SetAsideWindow",
     "Store",
     "StoredReference",
+    "Stores",
     "open_store",
+    "open_stores",
 ]

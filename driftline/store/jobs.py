@@ -1,6 +1,6 @@
 """Retraining jobs: requested → queued → running → succeeded | failed | rejected.
 
-The API and the alarm service only *request* a job: a :class:`RetrainRequest` on
+The API and the alarm service only *request* a job: a ``driftline.messages.RetrainRequest`` on
 ``driftline.retrain-jobs``, keyed by model. The retrainer decides each request
 (:meth:`JobStore.decide`) and writes the decision under the request's ``job_id``: a queued
 job, or a refusal (``rejected``, never started, the reason in its log). The topic is keyed by
@@ -15,16 +15,16 @@ with FINAL).
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
+from driftline.messages import RetrainRequest
 from driftline.store.base import Backend
 
 ACTIVE = ("queued", "running")
@@ -69,6 +69,14 @@ class RetrainJob:
     def new(cls, model: str, reason: str, *, alert_id: str = "", rule_id: str = "") -> RetrainJob:
         return cls(uuid.uuid4().hex, model, "queued", reason, time.time(), alert_id, rule_id)
 
+    @classmethod
+    def requested(cls, request: RetrainRequest) -> RetrainJob:
+        """The job ``request`` asks for, before the decision."""
+        return cls(
+            request.job_id, request.model, "queued", request.reason, request.requested_at,
+            request.alert_id, request.rule_id,
+        )  # fmt: skip
+
     @property
     def refused(self) -> bool:
         """A request refused (a duplicate, or in the cooldown): rejected without starting."""
@@ -98,85 +106,6 @@ class RetrainJob:
 
 
 REFUSED = "not queued: "  # how a refusal's log line starts
-
-
-@dataclass(frozen=True)
-class RetrainRequest:
-    """A request for a retraining job: the message on ``driftline.retrain-jobs`` (key: the
-    model). The job, or the refusal, is written under ``job_id`` once the retrainer decides.
-
-    >>> request = RetrainRequest("r1", "fraud", "manual", 1_700_000_000.0)
-    >>> RetrainRequest.from_bytes(request.to_bytes()) == request
-    True
-    >>> RetrainRequest.from_bytes(b'{"reason": "manual"}')
-    Traceback (most recent call last):
-    ...
-    ValueError: a retrain request needs a "model" (a non-empty string)
-    """
-
-    job_id: str
-    model: str
-    reason: str  # "alert", "manual"; "external" for a tool's request that gives none
-    requested_at: float
-    alert_id: str = ""
-    rule_id: str = ""
-
-    @classmethod
-    def new(
-        cls, model: str, reason: str, *, alert_id: str = "", rule_id: str = ""
-    ) -> RetrainRequest:
-        return cls(uuid.uuid4().hex, model, reason, time.time(), alert_id, rule_id)
-
-    @property
-    def key(self) -> bytes:
-        return self.model.encode()
-
-    def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "job_id": self.job_id,
-                "model": self.model,
-                "reason": self.reason,
-                "alert_id": self.alert_id,
-                "rule_id": self.rule_id,
-                "requested_at": self.requested_at,
-            }
-        )
-
-    @classmethod
-    def from_bytes(cls, value: bytes) -> RetrainRequest:
-        """Raises ValueError saying what is wrong. Only ``model`` is required, so any Kafka
-        client can ask; a request without ``job_id`` gets one (a replay of it after a crash
-        may then be refused as a duplicate of itself)."""
-        payload = orjson.loads(value)  # orjson.JSONDecodeError is a ValueError
-        if not isinstance(payload, Mapping):
-            raise ValueError("a retrain request must be a JSON object")
-        model = payload.get("model")
-        if not isinstance(model, str) or not model:
-            raise ValueError('a retrain request needs a "model" (a non-empty string)')
-        job_id = payload.get("job_id") or uuid.uuid4().hex
-        requested_at = payload.get("requested_at", time.time())
-        if not isinstance(job_id, str):
-            raise ValueError('"job_id" must be a string')
-        if isinstance(requested_at, bool) or not isinstance(requested_at, int | float):
-            raise ValueError('"requested_at" must be a number (epoch seconds)')
-        if not math.isfinite(requested_at):
-            raise ValueError('"requested_at" must be finite')
-        return cls(
-            job_id,
-            model,
-            str(payload.get("reason") or "external"),
-            float(requested_at),
-            str(payload.get("alert_id") or ""),
-            str(payload.get("rule_id") or ""),
-        )
-
-    def job(self) -> RetrainJob:
-        """The job this request asks for, before the decision."""
-        return RetrainJob(
-            self.job_id, self.model, "queued", self.reason, self.requested_at, self.alert_id,
-            self.rule_id,
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -259,7 +188,7 @@ class JobStore:
         decided = self.job(request.job_id)
         if decided is not None:
             return Admission(decided)
-        job = request.job()
+        job = RetrainJob.requested(request)
         why = admit(self.standing(request.model), request.requested_at, cooldown_s)
         if why is None:
             return Admission(self.write(job.with_log(f"queued ({request.reason})")))

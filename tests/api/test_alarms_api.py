@@ -16,7 +16,7 @@ from alarms.rules import Comparison, Rule, RuleIndex
 from alarms.state import evaluate
 from api.main import create_app
 from driftline.settings import Settings
-from driftline.store import MetricPoint, Store
+from driftline.store import MetricPoint, Store, Stores
 from driftline.store.alarms import AlarmStore, Delivery
 
 KEY = {"Authorization": "Bearer let-me-in"}
@@ -39,7 +39,7 @@ def client(store: Store) -> Iterator[TestClient]:
         api_key=SecretStr("let-me-in"),
         max_config_request_bytes=2048,
     )
-    app = create_app(settings, store)
+    app = create_app(settings, Stores(store))
     with TestClient(app, headers=KEY) as c:  # reads need the key too (test_auth.py)
         yield c
 

@@ -13,7 +13,7 @@ from api.main import create_app
 from driftline import topics
 from driftline.broker import EmbeddedBroker, ensure_topics
 from driftline.settings import Settings
-from driftline.store import MetricPoint, Store
+from driftline.store import MetricPoint, Store, Stores
 from driftline.topics import topic_partitions
 
 W = 1_700_000_000
@@ -32,7 +32,7 @@ def client(store: Store, broker: EmbeddedBroker) -> Iterator[TestClient]:
             ],
             [],
         )
-    app = create_app(settings, store)
+    app = create_app(settings, Stores(store))
     with TestClient(app) as c:
         yield c
     app.state.ingest.close()

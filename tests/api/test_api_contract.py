@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
 from api.main import create_app
 from driftline.broker import EmbeddedBroker, ensure_topics
 from driftline.settings import Settings
-from driftline.store import MetricPoint, Store
+from driftline.store import MetricPoint, Store, Stores
 from driftline.store.embedded import EmbeddedBackend
 from driftline.topics import topic_partitions
 
@@ -134,7 +134,7 @@ def test_every_answer_is_in_the_openapi(
         api_key=SecretStr(api_key) if api_key else None,
         api_read_key=SecretStr("contract-read-key") if api_key else None,
     )
-    app = create_app(settings_, contract_store)
+    app = create_app(settings_, Stores(contract_store))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     seen: dict[str, set[int]] = {}

@@ -18,7 +18,7 @@ from pydantic import SecretStr, ValidationError
 from api.main import create_app
 from driftline.broker import EmbeddedBroker, ensure_topics
 from driftline.settings import Settings
-from driftline.store import MetricPoint, Store
+from driftline.store import MetricPoint, Store, Stores
 from driftline.store.embedded import EmbeddedBackend
 from driftline.topics import topic_partitions
 
@@ -35,7 +35,7 @@ def _routes() -> list[tuple[str, str]]:
     """(method, path) of every operation of the app, from its OpenAPI document (the dashboard's
     routes are not in it: they are checked below). Building the app reads no settings and opens
     nothing: the store is only kept, the Kafka producer connects on first use."""
-    spec = create_app(Settings(), cast(Store, None)).openapi()
+    spec = create_app(Settings(), cast(Stores, None)).openapi()
     return sorted((m.upper(), path) for path, ops in spec["paths"].items() for m in ops)
 
 
@@ -67,7 +67,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
             api_key=SecretStr(ADMIN),
             api_read_key=SecretStr(READ),
         )
-        application = create_app(settings, store)
+        application = create_app(settings, Stores(store))
         yield application
         application.state.ingest.close()
     store.close()

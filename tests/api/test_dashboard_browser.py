@@ -26,7 +26,7 @@ from alarms.state import Alert, AlertState
 from api.main import create_app
 from driftline.broker import free_port
 from driftline.settings import Settings
-from driftline.store import DriftRow, MetricPoint, Store
+from driftline.store import DriftRow, MetricPoint, Store, Stores
 from driftline.store.alarms import AlarmStore
 from driftline.store.embedded import EmbeddedBackend
 from launch.services import ApiThread
@@ -218,7 +218,9 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, S
     store.init_schema()
     starts = seed(store, int(time.time()))
     port = free_port()
-    api = ApiThread(create_app(Settings(kafka_bootstrap="127.0.0.1:9"), store), "127.0.0.1", port)
+    api = ApiThread(
+        create_app(Settings(kafka_bootstrap="127.0.0.1:9"), Stores(store)), "127.0.0.1", port
+    )
     api.start()
     try:
         yield f"http://127.0.0.1:{port}", store, starts
@@ -405,7 +407,7 @@ def test_with_an_api_key_the_dashboard_asks_for_it_then_shows_the_data(
         api_read_key=SecretStr("read-key"),
     )
     port = free_port()
-    api = ApiThread(create_app(settings, store), "127.0.0.1", port)
+    api = ApiThread(create_app(settings, Stores(store)), "127.0.0.1", port)
     api.start()
     try:
         url = f"http://127.0.0.1:{port}"

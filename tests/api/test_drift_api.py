@@ -10,14 +10,14 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from driftline.settings import Settings
-from driftline.store import DriftRow, MetricPoint, Store
+from driftline.store import DriftRow, MetricPoint, Store, Stores
 
 W = 1_700_000_000
 
 
 @pytest.fixture
 def client(store: Store) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(), store)) as c:
+    with TestClient(create_app(Settings(), Stores(store))) as c:
         yield c
 
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from driftline.broker import EmbeddedBroker, ensure_topics
 from driftline.settings import Settings
-from driftline.store import Store
+from driftline.store import Store, Stores
 from driftline.store.jobs import ACTIVE, JobStore
 from driftline.store.server import ServerBackend
 from driftline.topics import topic_partitions
@@ -51,7 +51,7 @@ class RetrainerRunning:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.stop = threading.Event()
         self.thread = threading.Thread(
-            target=run_retrainer, args=(settings, store, self.stop), daemon=True
+            target=run_retrainer, args=(settings, Stores(store), self.stop), daemon=True
         )
 
     def __enter__(self) -> RetrainerRunning:
@@ -84,7 +84,7 @@ async def post_all(apps: list[FastAPI], n: int) -> list[httpx.Response]:
 def test_concurrent_requests_on_two_replicas_admit_one_job(
     settings: Settings, stores: list[Store]
 ) -> None:
-    apps = [create_app(settings, store) for store in stores[:2]]
+    apps = [create_app(settings, Stores(store)) for store in stores[:2]]
     try:
         with RetrainerRunning(settings, stores[2]):
             replies = asyncio.run(post_all(apps, 20))
@@ -105,7 +105,7 @@ def test_concurrent_requests_on_two_replicas_admit_one_job(
 def test_a_request_the_retrainer_has_not_decided_yet_is_followed_by_its_id(
     settings: Settings, stores: list[Store]
 ) -> None:
-    app = create_app(settings, stores[0])
+    app = create_app(settings, Stores(stores[0]))
     try:
         with TestClient(app) as client:
             reply = client.post("/v1/models/m/retrain", params={"wait": 0.5})

@@ -13,9 +13,10 @@ import orjson
 import pytest
 
 from driftline import topics
+from driftline.messages import RetrainRequest
 from driftline.settings import Settings
-from driftline.store import Store
-from driftline.store.jobs import JobStore, RetrainJob, RetrainRequest
+from driftline.store import Store, Stores
+from driftline.store.jobs import JobStore, RetrainJob
 from driftline.store.labels import LabelRow, LabelStore, PredictionRow
 from retrainer.registry import Registry
 from retrainer.worker import Retrainer, promote_version
@@ -75,7 +76,7 @@ def retrainer(store: Store, tmp_path: Path) -> Iterator[tuple[Retrainer, Publish
     yield (
         Retrainer(
             settings,
-            store,
+            Stores(store),
             Registry(tmp_path / "models"),
             lambda t, k, v: published.append((t, k, v)),
         ),
@@ -206,9 +207,7 @@ def test_a_worse_challenger_is_rejected_and_rollback_is_one_call(
     assert second.metrics["warm_started"] is True
     assert r.registry.champion("m").version == "2"  # type: ignore[union-attr]
     # rollback: one call, announced to serving code
-    info = promote_version(
-        r.registry, store, r.labels, r.publish, "m", "1", "v2 misbehaves in production"
-    )
+    info = promote_version(r.registry, r.stores, r.publish, "m", "1", "v2 misbehaves in production")
     assert info.status == "champion" and r.registry.champion("m").version == "1"  # type: ignore[union-attr]
     assert orjson.loads(published[-1][2])["event"] == "rolled_back"
 
@@ -244,7 +243,7 @@ def test_promote_through_the_api_answers_503_when_kafka_does_not_take_the_update
     load_events(store, n=600)
     assert r.take(queue(r).id).state == "succeeded"  # type: ignore[union-attr]
     down = Ingest(f"127.0.0.1:{free_port()}", r.settings.event_limits(), timeout_s=1.0)
-    app = create_app(Settings(data_dir=tmp_path), store, down)
+    app = create_app(Settings(data_dir=tmp_path), r.stores, down)
     with TestClient(app) as client:
         reply = client.post("/v1/models/m/versions/1/promote")
     down.close()

@@ -20,11 +20,11 @@ from webhook_receiver import WebhookReceiver
 from alarms.routing import Matcher, Silence, Subscription
 from alarms.rules import DEFAULT_RULES, Comparison, Rule
 from driftline import topics
+from driftline.messages import RetrainRequest
 from driftline.settings import Settings
-from driftline.store import MetricPoint, Store
+from driftline.store import MetricPoint, Store, Stores
 from driftline.store.alarms import AlarmStore
 from driftline.store.embedded import EmbeddedBackend
-from driftline.store.jobs import JobStore, RetrainRequest
 from streams.alarms import AlarmService
 
 W = 1_700_000_000
@@ -42,11 +42,16 @@ AGE_RULE = Rule(
 
 
 @pytest.fixture
-def alarm_store(tmp_path: Path) -> Iterator[AlarmStore]:
-    store = Store(EmbeddedBackend(tmp_path / "chdb"))
-    store.init_schema()
-    yield AlarmStore(store.backend)
-    store.close()
+def stores(tmp_path: Path) -> Iterator[Stores]:
+    stores = Stores(Store(EmbeddedBackend(tmp_path / "chdb")))
+    stores.store.init_schema()
+    yield stores
+    stores.close()
+
+
+@pytest.fixture
+def alarm_store(stores: Stores) -> AlarmStore:
+    return stores.alarms
 
 
 @pytest.fixture
@@ -59,13 +64,14 @@ Published = list[tuple[str, bytes, Any]]
 
 
 @pytest.fixture
-def services(alarm_store: AlarmStore) -> Iterator[Callable[..., tuple[AlarmService, Published]]]:
+def services(stores: Stores) -> Iterator[Callable[..., tuple[AlarmService, Published]]]:
     started: list[AlarmService] = []
 
     def start(**settings: Any) -> tuple[AlarmService, Published]:
         published: Published = []
         service = AlarmService(
-            alarm_store,
+            stores.alarms,
+            stores.jobs,
             SETTINGS.model_copy(update=settings),
             publish=lambda t, k, v: published.append((t, k, orjson.loads(v))),
         ).start()
@@ -167,10 +173,10 @@ def test_long_firing_alerts_are_notified_again(
 
 
 def test_a_firing_alert_retries_retraining_after_a_rejected_job_until_one_succeeds(
-    alarm_store: AlarmStore, services: Callable[..., Any]
+    alarm_store: AlarmStore, stores: Stores, services: Callable[..., Any]
 ) -> None:
     alarm_store.put_rule(AGE_RULE)
-    jobs = JobStore(alarm_store.backend)
+    jobs = stores.jobs
     service, published = services(retrain_cooldown_s=0.5)
 
     def requests() -> list[str]:
@@ -204,13 +210,13 @@ def test_a_firing_alert_retries_retraining_after_a_rejected_job_until_one_succee
 
 
 def test_a_firing_alert_only_asks_the_retrainer_once_per_pending_or_active_job(
-    alarm_store: AlarmStore, services: Callable[..., Any]
+    alarm_store: AlarmStore, stores: Stores, services: Callable[..., Any]
 ) -> None:
     """Admission is the retrainer's (one decider per model, across processes): the worker
     writes no job, and does not ask again while its request awaits the decision or the job
     it asked for is active (asking would only fill the jobs list with refusals)."""
     alarm_store.put_rule(AGE_RULE)
-    jobs = JobStore(alarm_store.backend)
+    jobs = stores.jobs
     service, published = services()
 
     def requests() -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from conftest import in_process_worker
 
 from driftline import topics
 from driftline.settings import Settings
-from driftline.store import Store
+from driftline.store import Store, Stores
 from driftline.store.embedded import EmbeddedBackend
 from streams.app import create_app
 from streams.labels import label_rows
@@ -48,7 +48,7 @@ def test_segment_settings_reach_the_worker(tmp_path: Path) -> None:
     settings = Settings(max_segment_values=3, segment_sample_size=64)
     store = Store(EmbeddedBackend(tmp_path / "chdb"))
     store.init_schema()
-    _, worker = create_app(settings, store, {})
+    _, worker = create_app(settings, Stores(store), {})
     config = worker.manager.config
     assert (config.max_segment_values, config.slice_profile.sample_size) == (3, 64)
     assert worker.manager.segments.max_values == 3

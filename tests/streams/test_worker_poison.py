@@ -127,10 +127,10 @@ def test_the_api_lists_the_windows_set_aside(server_store: Store, tmp_path: Path
 
     from api.main import create_app
     from driftline.settings import Settings
-    from driftline.store import SetAsideWindow
+    from driftline.store import SetAsideWindow, Stores
 
     server_store.set_aside(SetAsideWindow("poison", "", 10**11, 60, 3, "TypeMismatchError", 5.0))
-    app = create_app(Settings(data_dir=tmp_path), server_store)
+    app = create_app(Settings(data_dir=tmp_path), Stores(server_store))
     with TestClient(app) as client:
         [row] = client.get("/v1/windows-set-aside", params={"model": "poison"}).json()
         assert client.get("/v1/windows-set-aside", params={"model": "other"}).json() == []
