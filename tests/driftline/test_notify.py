@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
-from webhook_receiver import WebhookReceiver
+from helpers import wait_until
+from helpers.webhook_receiver import WebhookReceiver
 
 from alarms.routing import Subscription
 from driftline.broker import free_port
