@@ -5,29 +5,22 @@ Nothing here stands in for Kafka or ClickHouse: the code under test talks to the
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from clickhouse_driver import Client
 
 from driftline.broker import EmbeddedBroker, ensure_topics
-from driftline.events import EventLimits
-from driftline.store import Store, Stores
+from driftline.store import Store
 from driftline.store.embedded import EmbeddedBackend
 from driftline.store.local_server import LocalClickHouseServer
 from driftline.store.server import ServerBackend
 from driftline.topics import topic_partitions
-from streams.windowing import WindowConfig, WindowManager
-from streams.worker import PredictionWorker, SendDeadLetter
 
 
 @pytest.fixture
@@ -75,36 +68,6 @@ def server_store(clickhouse_url: str) -> Iterator[Store]:
         s.close()
 
 
-async def refuse_dead_letters(key: bytes | None, value: bytes) -> None:
-    # pytest.fail raises past the worker's own error handling (a BaseException): a test that
-    # expects no dead letter fails, instead of the letter being retried
-    pytest.fail(f"no dead letter expected here, got {value[:200]!r}")
-
-
-def in_process_worker(
-    store: Store,
-    *,
-    send: SendDeadLetter = refuse_dead_letters,
-    log_ids: dict[str, str] | None = None,
-    restored: bool = True,
-    **options: Any,
-) -> PredictionWorker:
-    """The stream worker driven directly by a test (no Faust, no broker) on a real store:
-    10 s windows that only close when asked to. ``restored``: ready to process at once, as
-    after its partitions' offsets were loaded."""
-    worker = PredictionWorker(
-        Stores(store),
-        WindowManager(WindowConfig(window_seconds=10, idle_close_s=3600)),
-        EventLimits(),
-        log_ids or {},
-        send,
-        **options,
-    )
-    if restored:
-        worker.partitions.ready.set()
-    return worker
-
-
 @pytest.fixture(params=["embedded", "server"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """The store on each backend: chDB in a temp directory, and a real ClickHouse server."""
@@ -118,29 +81,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield s
     finally:
         s.close()
-
-
-def get_json(url: str) -> Any:
-    """GET ``url``'s JSON body; None while the server is not answering (or answers an error)."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return json.loads(reply.read())
-    except OSError:
-        return None
-
-
-def wait_until(
-    condition: Callable[[], object], timeout: float = 60.0, what: str = "condition"
-) -> object:
-    """Poll until ``condition()`` is truthy; fail the test with ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import get_json, wait_until
+from helpers import get_json, wait_until
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
 from pydantic import SecretStr
 

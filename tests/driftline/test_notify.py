@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
-from webhook_receiver import WebhookReceiver
+from helpers import wait_until
+from helpers.webhook_receiver import WebhookReceiver
 
 from alarms.routing import Subscription
 from driftline.broker import free_port
@@ -21,7 +21,8 @@ FAST = RetryPolicy(timeout_s=2.0, max_attempts=30, backoff_s=0.05, backoff_max_s
 
 @pytest.fixture
 def log_store(tmp_path: Path) -> Iterator[AlarmStore]:
-    """The embedded engine: the log's SQL is tested on both backends in test_store_alarms."""
+    """The embedded engine: the log's SQL is tested on both backends in
+    tests/driftline/store/test_alarms.py."""
     store = Store(EmbeddedBackend(tmp_path / "chdb"))
     store.init_schema()
     yield AlarmStore(store.backend)

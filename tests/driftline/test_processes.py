@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import wait_until
+from helpers import wait_until
 
 from driftline.processes import is_running, port_free
 

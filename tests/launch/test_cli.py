@@ -16,7 +16,7 @@ from typing import Any
 import confluent_kafka
 import orjson
 import pytest
-from conftest import get_json, wait_until
+from helpers import get_json, wait_until
 from kafka import KafkaProducer
 
 from driftline import topics

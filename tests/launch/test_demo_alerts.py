@@ -10,8 +10,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from conftest import wait_until
-from webhook_receiver import WebhookReceiver
+from helpers import wait_until
+from helpers.webhook_receiver import WebhookReceiver
 
 from driftline.broker import free_port
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import get_json, wait_until
+from helpers import get_json, wait_until
 
 from driftline.broker import free_port
 

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from retrainer_synthetic import Table, binary, examples, table
+from helpers.retrainer_synthetic import Table, binary, examples, table
 
 from retrainer.data import Example, Label
 from retrainer.evaluate import SegmentComparison, compare, p_worse

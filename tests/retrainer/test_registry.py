@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from retrainer_synthetic import binary, examples, table
+from helpers.retrainer_synthetic import binary, examples, table
 
 from retrainer.evaluate import compare
 from retrainer.registry import Registry, VersionNotFound

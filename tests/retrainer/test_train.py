@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from retrainer_synthetic import Table, binary, examples, table
+from helpers.retrainer_synthetic import Table, binary, examples, table
 
 from retrainer.data import Example, FeatureValue
 from retrainer.train import (

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import wait_until
-from webhook_receiver import WebhookReceiver
+from helpers import wait_until
+from helpers.webhook_receiver import WebhookReceiver
 
 from alarms.routing import Matcher, Silence, Subscription
 from alarms.rules import DEFAULT_RULES, Comparison, Rule

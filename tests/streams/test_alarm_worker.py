@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from conftest import wait_until
+from helpers import wait_until
+from helpers.webhook_receiver import WebhookReceiver
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from webhook_receiver import WebhookReceiver
 
 from alarms.routing import Subscription
 from alarms.rules import Comparison, Rule

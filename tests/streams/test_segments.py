@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import orjson
-from conftest import in_process_worker
+from helpers import in_process_worker
 
 from driftline import topics
 from driftline.settings import Settings

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import orjson
-from conftest import wait_until
+from helpers import wait_until
 from kafka import KafkaProducer
 
 from detectors.drift.window import ModelReference

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from conftest import wait_until
+from helpers import wait_until
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from driftline import topics

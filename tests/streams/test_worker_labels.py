@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable
 
 import pytest
-from conftest import wait_until
+from helpers import wait_until
 
 from driftline import Monitor
 from driftline.broker import EmbeddedBroker

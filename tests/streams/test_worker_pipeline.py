@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import wait_until
+from helpers import wait_until
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from driftline import Monitor, topics

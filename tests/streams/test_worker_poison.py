@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import in_process_worker
+from helpers import in_process_worker
 
 from alarms.rules import DEFAULT_RULES, RuleIndex
 from alarms.state import AlertState, evaluate

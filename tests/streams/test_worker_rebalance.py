@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 import orjson
-from conftest import in_process_worker, wait_until
+from helpers import in_process_worker, wait_until
 from kafka import KafkaProducer
 
 from driftline import topics

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import wait_until
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from helpers import wait_until
 
 from api.main import create_app
 from driftline.broker import EmbeddedBroker, ensure_topics

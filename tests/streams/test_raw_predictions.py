@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import in_process_worker
+from helpers import in_process_worker
 
 from driftline.settings import KeepEvents
 from driftline.store import Store

@@ -15,7 +15,7 @@ import yaml
 
 from driftline.store import MetricPoint, Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
 PLUGIN = "grafana-clickhouse-datasource"
 T0 = 1_700_000_040  # a minute boundary

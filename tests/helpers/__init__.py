@@ -1,0 +1,74 @@
+"""Helpers the tests import (``from helpers import wait_until``); fixtures stay in conftest.py.
+
+``helpers.webhook_receiver`` is a real HTTP receiver for webhook deliveries,
+``helpers.retrainer_synthetic`` the retrainer tests' seeded tables. Found the way conftest.py
+is: pytest puts tests/, conftest.py's folder, on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from driftline.events import EventLimits
+from driftline.store import Store, Stores
+from streams.windowing import WindowConfig, WindowManager
+from streams.worker import PredictionWorker, SendDeadLetter
+
+
+async def refuse_dead_letters(key: bytes | None, value: bytes) -> None:
+    # pytest.fail raises past the worker's own error handling (a BaseException): a test that
+    # expects no dead letter fails, instead of the letter being retried
+    pytest.fail(f"no dead letter expected here, got {value[:200]!r}")
+
+
+def in_process_worker(
+    store: Store,
+    *,
+    send: SendDeadLetter = refuse_dead_letters,
+    log_ids: dict[str, str] | None = None,
+    restored: bool = True,
+    **options: Any,
+) -> PredictionWorker:
+    """The stream worker driven directly by a test (no Faust, no broker) on a real store:
+    10 s windows that only close when asked to. ``restored``: ready to process at once, as
+    after its partitions' offsets were loaded."""
+    worker = PredictionWorker(
+        Stores(store),
+        WindowManager(WindowConfig(window_seconds=10, idle_close_s=3600)),
+        EventLimits(),
+        log_ids or {},
+        send,
+        **options,
+    )
+    if restored:
+        worker.partitions.ready.set()
+    return worker
+
+
+def get_json(url: str) -> Any:
+    """GET ``url``'s JSON body; None while the server is not answering (or answers an error)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return json.loads(reply.read())
+    except OSError:
+        return None
+
+
+def wait_until(
+    condition: Callable[[], object], timeout: float = 60.0, what: str = "condition"
+) -> object:
+    """Poll until ``condition()`` is truthy; fail the test with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
