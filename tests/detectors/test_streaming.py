@@ -38,14 +38,14 @@ def test_fires_after_a_change(name: str) -> None:
     stream = _stream()
     detector.update_many(stream[:1_000])
     assert detector.update_many(stream[1_000:]) >= 1
-    assert detector.last_drift_index is not None and detector.last_drift_index >= 1_000
+    assert detector.last_detection_index is not None and detector.last_detection_index >= 1_000
     assert detector.n_seen == 2_000
 
 
 def test_adwin_stays_quiet_on_a_stationary_stream() -> None:
     detector = StreamingDetector(StreamingSpec.of("adwin"))
     assert detector.update_many(np.random.default_rng(1).normal(size=5_000)) == 0
-    assert (detector.drift_detected_count, detector.last_drift_index) == (0, None)
+    assert (detector.detections, detector.last_detection_index) == (0, None)
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_same_drift_points_as_river_itself(name: str, params: dict[str, float]) 
     expected = _river_drift_points(RIVER[name](**params), stream)
     detector = StreamingDetector(StreamingSpec.of(name, **params))
     assert detector.update_many(stream) == len(expected) > 0
-    assert detector.last_drift_index == expected[-1]
+    assert detector.last_detection_index == expected[-1]
 
 
 @pytest.mark.parametrize("name", DETECTORS)
@@ -71,14 +71,14 @@ def test_micro_batches_and_missing_values_do_not_change_the_result(name: str) ->
     whole.update_many(stream)
     chunked = StreamingDetector(StreamingSpec.of(name))
     fired = sum(chunked.update_many(chunk) for chunk in np.array_split(stream, 7))
-    assert fired == whole.drift_detected_count
-    assert chunked.last_drift_index == whole.last_drift_index
+    assert fired == whole.detections
+    assert chunked.last_detection_index == whole.last_detection_index
     # a NaN before every value: same detections, positions counted with the NaN
     gappy = np.column_stack((np.full(stream.size, np.nan), stream)).ravel()
     with_gaps = StreamingDetector(StreamingSpec.of(name))
-    assert with_gaps.update_many(gappy) == whole.drift_detected_count
-    assert whole.last_drift_index is not None
-    assert with_gaps.last_drift_index == 2 * whole.last_drift_index + 1
+    assert with_gaps.update_many(gappy) == whole.detections
+    assert whole.last_detection_index is not None
+    assert with_gaps.last_detection_index == 2 * whole.last_detection_index + 1
     assert with_gaps.n_seen == 2 * stream.size
 
 
@@ -90,8 +90,8 @@ def test_pickled_state_carries_on_identically(name: str) -> None:
     restored = pickle.loads(pickle.dumps(detector))
     assert restored.spec == detector.spec and restored.n_seen == 1_100
     assert restored.update_many(stream[1_100:]) == detector.update_many(stream[1_100:])
-    assert restored.drift_detected_count == detector.drift_detected_count
-    assert restored.last_drift_index == detector.last_drift_index
+    assert restored.detections == detector.detections
+    assert restored.last_detection_index == detector.last_detection_index
 
 
 def test_spec_is_frozen_json_friendly_and_checked() -> None:
@@ -107,7 +107,7 @@ def test_spec_is_frozen_json_friendly_and_checked() -> None:
 def test_results_are_read_only_and_repr_shows_the_spec() -> None:
     detector = StreamingDetector(StreamingSpec.of("adwin", delta=0.01))
     with pytest.raises(AttributeError):
-        detector.drift_detected_count = 5  # type: ignore[misc]
+        detector.detections = 5  # type: ignore[misc]
     assert repr(detector) == (
         "StreamingDetector(StreamingSpec(detector='adwin', params=(('delta', 0.01),)))"
     )
