@@ -1,13 +1,23 @@
 import dataclasses
 import pickle
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pytest
 from river import drift
 from river.base import DriftDetector
 
-from detectors.streaming import STREAMING_DETECTORS, StreamingDetector, StreamingSpec
+from detectors.columns import ModelSchema, build_batch
+from detectors.concept import ERROR_DETECTORS, ErrorStreamDetector
+from detectors.drift.window import PREDICTION
+from detectors.streaming import (
+    STREAMING_DETECTORS,
+    ColumnDetectors,
+    RiverDetector,
+    StreamingDetector,
+    StreamingSpec,
+)
 
 DETECTORS = sorted(STREAMING_DETECTORS)
 # river's own classes, typed through their base class (some constructors carry no hints)
@@ -111,3 +121,53 @@ def test_results_are_read_only_and_repr_shows_the_spec() -> None:
     assert repr(detector) == (
         "StreamingDetector(StreamingSpec(detector='adwin', params=(('delta', 0.01),)))"
     )
+
+
+# every river-backed detector, through the one base class
+RIVER_DETECTORS: dict[str, Callable[[], RiverDetector]] = {
+    **{f"streaming:{n}": partial(StreamingDetector, StreamingSpec.of(n)) for n in DETECTORS},
+    **{f"error:{n}": partial(ErrorStreamDetector, n) for n in ERROR_DETECTORS},
+}
+
+
+@pytest.mark.parametrize("name", sorted(RIVER_DETECTORS))
+def test_every_river_detector_updates_one_value_as_a_batch_does(name: str) -> None:
+    stream = _stream(5) if name.startswith("streaming") else (_stream(5) > 1.5).astype(float)
+    stream[::13] = np.nan
+    batched, single = RIVER_DETECTORS[name](), RIVER_DETECTORS[name]()
+    assert batched.update_many(stream) >= 1
+    flags = []
+    for x in stream.tolist():
+        single.update(x)
+        flags.append(single.drift_detected)
+    assert (single.n_seen, single.detections) == (batched.n_seen, batched.detections)
+    assert single.last_detection_index == batched.last_detection_index
+    assert sum(flags) == batched.detections
+    assert flags[single.last_detection_index or 0] and not flags[-1]
+    assert batched.drift_detected is False
+    with pytest.raises(AttributeError):
+        batched.n_seen = 0  # type: ignore[misc]
+
+
+def test_column_detectors_watch_numeric_columns_and_the_output_in_event_time_order() -> None:
+    values = _stream(6)
+    events = [
+        {"features": {"x": float(v), "c": "a"}, "prediction": float(v)} for v in values.tolist()
+    ]
+    ts = np.arange(values.size, dtype=np.float64)
+    batch = build_batch(events, ts, ModelSchema(features={}))
+    specs = (StreamingSpec.of("adwin"), StreamingSpec.of("page_hinkley"))
+    expected = StreamingDetector(specs[0])
+    fired = expected.update_many(values)
+    columns = ColumnDetectors(specs)
+    counts = columns.feed(batch)
+    assert set(counts) == {(c, s.detector) for c in ("x", PREDICTION) for s in specs}
+    assert counts[("x", "adwin")] == counts[(PREDICTION, "adwin")] == fired >= 1
+    # shuffled arrival, same event times: fed in event-time order all the same
+    shuffled = np.random.default_rng(7).permutation(values.size)
+    again = ColumnDetectors(specs).feed(batch.take(shuffled))
+    assert again == counts
+    # the detectors carry on across batches: a stationary tail fires nothing more
+    quiet = [{"features": {"x": 3.0, "c": "a"}, "prediction": 3.0}] * 200
+    later = columns.feed(build_batch(quiet, np.full(200, ts[-1] + 1), ModelSchema(features={})))
+    assert later[("x", "adwin")] == 0 and set(later) == set(counts)
