@@ -1,4 +1,6 @@
-"""``detectors/`` is pure computation: no streaming, storage, web or deep-learning imports."""
+"""``detectors/`` is pure computation: no streaming, storage, web or deep-learning imports,
+and none of the project's other packages (where its I/O is: the store, the broker, the
+worker, the API): the others build on ``detectors``, never the other way round."""
 
 import ast
 from pathlib import Path
@@ -7,7 +9,9 @@ import pytest
 
 FORBIDDEN = {"faust", "kafka", "aiokafka", "fastapi", "clickhouse_driver", "chdb", "torch"}
 # found from this file, not by import: tests/detectors could shadow it as a namespace package
-PACKAGE = Path(__file__).resolve().parents[2] / "detectors"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "detectors"
+PROJECT = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"detectors", "tests"}
 
 
 def forbidden_imports(source: str) -> set[str]:
@@ -20,7 +24,7 @@ def forbidden_imports(source: str) -> set[str]:
             names = [node.module]
         else:
             continue
-        found |= {name.split(".")[0] for name in names} & FORBIDDEN
+        found |= {name.split(".")[0] for name in names} & (FORBIDDEN | PROJECT)
     return found
 
 
@@ -29,6 +33,14 @@ def test_scanner_catches_every_import_form() -> None:
     source += "def f():\n    import fastapi\n    from chdb.session import Session\n"
     assert forbidden_imports(source) == {"torch", "kafka", "fastapi", "chdb"}
     assert forbidden_imports("from .faust import x\nimport numpy\n") == set()
+    source = (
+        "from driftline.store import Store\nimport streams.windowing\nimport detectors.profile\n"
+    )
+    assert forbidden_imports(source) == {"driftline", "streams"}
+
+
+def test_the_project_packages_are_found() -> None:
+    assert {"driftline", "streams", "api", "retrainer"} <= PROJECT
 
 
 @pytest.mark.parametrize(
