@@ -32,7 +32,7 @@ StreamingDetector(StreamingSpec(detector='adwin', params=(('delta', 0.002),)))
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -87,7 +87,7 @@ class RiverDetector:
         if missing.any():
             positions = np.flatnonzero(~missing)
             inputs = self._inputs(array[positions])
-            stream: Any = zip(positions.tolist(), inputs, strict=True)
+            stream: Iterable[tuple[int, Any]] = zip(positions.tolist(), inputs, strict=True)
         else:  # the usual case: nothing missing, the position is the index
             stream = enumerate(self._inputs(array))
         detector = self._detector
