@@ -6,8 +6,9 @@ an error, 0/1 misclassified or the absolute error of a regression, in event orde
 ``ErrorStreamDetector`` watches that stream for a rise. ``ERROR_DETECTORS`` is the one table
 of detectors: DDM, EDDM, HDDM_A and HDDM_W take bits (river's binary detectors), so they
 watch classification errors only; ADWIN takes any number and watches both tasks
-(``detectors_for``). Like ``detectors.streaming.StreamingDetector``, a detector feeds each
-micro-batch in order, skips NaN but counts it as a position, and pickles with its state.
+(``detectors_for``). It is a ``detectors.streaming.RiverDetector``, like the feature-value
+detectors: it feeds each micro-batch in order, skips NaN but counts it as a position, and
+pickles with its state.
 
 River's defaults are kept, so results match river's documentation. Measured on seeded
 stationary streams of 5,000 events at a 10% error rate, ADWIN, HDDM_A and HDDM_W stayed
@@ -38,11 +39,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from river import drift
 from river.base import BinaryDriftDetector, DriftDetector
 
+from detectors.columns import FloatArray
 from detectors.quality import TASKS, Task
+from detectors.streaming import RiverDetector
 
 Param = bool | int | float | str
 
@@ -71,7 +73,7 @@ def detectors_for(task: Task) -> tuple[str, ...]:
     return tuple(n for n in ERROR_DETECTORS if task == "classification" or not _takes_bits(n))
 
 
-class ErrorStreamDetector:
+class ErrorStreamDetector(RiverDetector):
     """One river detector over one model's error stream, fed in micro-batches."""
 
     def __init__(self, name: str, *, task: Task = "classification", **params: Param) -> None:
@@ -80,41 +82,25 @@ class ErrorStreamDetector:
             raise ValueError(f"unknown error-stream detector {name!r}; use one of {known}")
         _check_task(task)
         self._name, self._task, self._params = name, task, dict(sorted(params.items()))
-        self._reset()
+        super().__init__()
 
-    def _reset(self) -> None:
-        self._detector = ERROR_DETECTORS[self._name](**self._params)
-        self._bits = isinstance(self._detector, BinaryDriftDetector)
+    def _new_detector(self) -> DriftDetector | BinaryDriftDetector:
+        detector = ERROR_DETECTORS[self._name](**self._params)
+        self._bits = isinstance(detector, BinaryDriftDetector)
         if self._bits and self._task == "regression":
             usable = ", ".join(detectors_for("regression"))
             raise ValueError(
                 f"{self._name!r} watches 0/1 classification errors; "
                 f"a regression error stream needs one of: {usable}"
             )
-        self._seen = 0
-        self._detections = 0
-        self._last_detection_index: int | None = None
+        return detector
 
-    def update_many(self, errors: npt.ArrayLike) -> int:
-        """Feed ``errors`` in order (NaN skipped); return how many detections fired."""
-        values = np.asarray(errors, dtype=np.float64).ravel()
-        present = np.flatnonzero(~np.isnan(values))
-        kept = values[present]
-        # checked before any update, so a rejected batch leaves the state untouched
-        if self._bits and not np.isin(kept, (0.0, 1.0)).all():
+    def _inputs(self, present: FloatArray) -> list[Any]:
+        if self._bits and not np.isin(present, (0.0, 1.0)).all():
             raise ValueError(f"{self._name!r} takes 0/1 errors (1 = misclassified)")
-        if not np.isfinite(kept).all():
+        if not np.isfinite(present).all():
             raise ValueError("errors must be finite numbers (NaN marks a missing one)")
-        detector, fired = self._detector, 0
-        stream: list[Any] = [x == 1.0 for x in kept.tolist()] if self._bits else kept.tolist()
-        for position, value in zip(present.tolist(), stream, strict=True):
-            detector.update(value)
-            if detector.drift_detected:
-                fired += 1
-                self._last_detection_index = self._seen + position
-        self._seen += int(values.size)
-        self._detections += fired
-        return fired
+        return [x == 1.0 for x in present.tolist()] if self._bits else super()._inputs(present)
 
     @property
     def name(self) -> str:
@@ -127,21 +113,6 @@ class ErrorStreamDetector:
     @property
     def params(self) -> dict[str, Param]:
         return dict(self._params)
-
-    @property
-    def n_seen(self) -> int:
-        """Errors fed so far, missing included."""
-        return self._seen
-
-    @property
-    def detections(self) -> int:
-        """Detections fired so far."""
-        return self._detections
-
-    @property
-    def last_detection_index(self) -> int | None:
-        """Position of the latest detection among all errors fed so far (None: none yet)."""
-        return self._last_detection_index
 
     def __repr__(self) -> str:
         args = "".join(f", {k}={v!r}" for k, v in self._params.items())

@@ -18,6 +18,8 @@ silently.
 ``QualityStats`` keeps the sufficient statistics of the per-pair errors (0/1 misclassified,
 or absolute error); it merges across windows and round-trips through JSON, and
 ``quality_drop_test`` compares two of them: drift only when the current window is *worse*.
+A unit's reference quality pools its first labelled windows (``reference_stats``), rebuilt
+from the few figures each window keeps (``history_values``, ``stats_from_metrics``).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -43,7 +45,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeGuard, get_args
+from typing import Any, Literal, NamedTuple, TypeGuard, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -567,3 +569,71 @@ def _welch_t(reference: QualityStats, current: QualityStats) -> tuple[float, flo
     t = (m1 - m0) / math.sqrt(se2)
     df = se2**2 / (v0**2 / (reference.n - 1) + v1**2 / (current.n - 1))
     return t, float(scipy_stats.t.sf(t, df))
+
+
+# ---- reference quality -----------------------------------------------------------------
+
+# What a window's quality leaves behind for later windows: its label count and error figures,
+# by metric name (the stored metrics a unit's quality history is read back from).
+HISTORY_METRICS = ("labels.count", "quality.error_rate", "quality.mae", "quality.rmse")
+
+K = TypeVar("K")
+
+
+def history_values(result: QualityResult) -> dict[str, float]:
+    """The ``HISTORY_METRICS`` of one window's result (those it has)."""
+    values = {"labels.count": float(result.count)}
+    for name in HISTORY_METRICS[1:]:
+        value = result.metric_value(name)
+        if value is not None:
+            values[name] = value
+    return values
+
+
+def stats_from_metrics(values: Mapping[str, float]) -> QualityStats | None:
+    """A window's error statistics back from its ``history_values`` (n, error rate / MAE,
+    RMSE); None when they do not describe a scored window."""
+    n = int(values.get("labels.count", 0))
+    if "quality.error_rate" in values:
+        errors = values["quality.error_rate"] * n
+        return QualityStats("classification", n, errors, errors)
+    if "quality.mae" in values and "quality.rmse" in values:
+        return QualityStats(
+            "regression", n, values["quality.mae"] * n, values["quality.rmse"] ** 2 * n
+        )
+    return None
+
+
+def reference_stats(
+    history: Mapping[K, Mapping[int, Mapping[str, float]]], *, windows: int, min_labels: int
+) -> dict[K, tuple[int, QualityStats]]:
+    """The reference quality of each key of ``history`` (window start -> ``history_values``):
+    (start of its last reference window, pooled error stats of its first ``windows`` windows
+    with at least ``min_labels`` labels). A key with fewer such windows has none yet: not
+    enough is known to say what "normal" is.
+
+    >>> first = {"labels.count": 100.0, "quality.error_rate": 0.1}
+    >>> reference_stats({"v1": {0: first, 60: first}}, windows=2, min_labels=50)
+    {'v1': (60, QualityStats(task='classification', n=200, error_sum=20.0, error_sq_sum=20.0))}
+    >>> reference_stats({"v1": {0: first}}, windows=2, min_labels=50)
+    {}
+    """
+    out: dict[K, tuple[int, QualityStats]] = {}
+    for key, by_start in history.items():
+        picked = [
+            (start, values)
+            for start, values in sorted(by_start.items())
+            if values.get("labels.count", 0.0) >= min_labels
+        ][:windows]
+        if len(picked) < windows:
+            continue
+        stats = None
+        for _, values in picked:
+            window_stats = stats_from_metrics(values)
+            if window_stats is None:
+                break
+            stats = window_stats if stats is None else stats.merge(window_stats)
+        else:
+            if stats is not None:
+                out[key] = (picked[-1][0], stats)
+    return out

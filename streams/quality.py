@@ -29,7 +29,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from detectors.concept import ErrorStreamDetector, detectors_for
-from detectors.quality import QualityResult, QualityStats, quality_drop_test, score_quality
+from detectors.quality import (
+    QualityResult,
+    QualityStats,
+    history_values,
+    quality_drop_test,
+    reference_stats,
+    score_quality,
+)
 from driftline.store import DriftRow, MetricPoint, Store
 from driftline.store.labels import Joined, LabelStore, WindowKey
 from driftline.units import unit_of
@@ -167,11 +174,18 @@ class QualityTracker:
             rows = self.labels.window_joined(model, stage, start)
             window = self.measure(model, stage, start, rows, since, now)
             for segment, (result, _) in window.results.items():
-                history.setdefault((segment, window.version), {})[start] = _history_values(result)
+                history.setdefault((segment, window.version), {})[start] = history_values(result)
             measured.append(window)
+        # per (slice, model version), from the version's first labelled windows: each version
+        # is judged against its own start, so a retrained model that does as well as it did
+        # when it was promoted shows no drop
+        cfg = self.config
+        references = {
+            key: reference_stats(history, windows=cfg.reference_windows, min_labels=cfg.min_labels)
+            for key, history in histories.items()
+        }
         scored = [
-            self.test(window, self.reference_stats(histories[(window.model, window.stage)]))
-            for window in measured
+            self.test(window, references[(window.model, window.stage)]) for window in measured
         ]
         arrivals = [self._arrivals(model, stage, start) for model, stage, start in sorted(buckets)]
         points = [p for s in scored for p in s.points] + [p for a in arrivals for p in a]
@@ -337,32 +351,6 @@ class QualityTracker:
             MetricPoint(model, start, w, "labels.unmatched", float(unmatched), stage=stage),
         ]
 
-    # -- reference quality ----------------------------------------------------------------
-    def reference_stats(self, history: History) -> dict[tuple[str, str], tuple[int, QualityStats]]:
-        """Per (slice, model version): (start of the last reference window, pooled error stats
-        of the version's first ``reference_windows`` windows with at least ``min_labels``
-        labels). Each version is judged against its own start: a retrained model that does
-        as well as it did when it was promoted shows no drop."""
-        out = {}
-        for key, windows in history.items():
-            picked = [
-                (start, values)
-                for start, values in sorted(windows.items())
-                if values.get("labels.count", 0.0) >= self.config.min_labels
-            ][: self.config.reference_windows]
-            if len(picked) < self.config.reference_windows:
-                continue  # not enough labelled windows yet to say what "normal" is
-            stats = None
-            for _, values in picked:
-                window_stats = _stats_from_metrics(values)
-                if window_stats is None:
-                    break
-                stats = window_stats if stats is None else stats.merge(window_stats)
-            else:
-                if stats is not None:
-                    out[key] = (picked[-1][0], stats)
-        return out
-
     def rescan(self, seconds: float = RESCAN_S) -> None:
         """Make the next pass look back ``seconds`` further (units this worker just took
         over may have changed since their previous owner's last pass)."""
@@ -372,25 +360,3 @@ class QualityTracker:
     def _forget_before(self, cutoff: float) -> None:
         for key in [k for k in self._detections if k[2] < cutoff]:
             del self._detections[key]
-
-
-def _history_values(result: QualityResult) -> dict[str, float]:
-    values = {"labels.count": float(result.count)}
-    for name in ("quality.error_rate", "quality.mae", "quality.rmse"):
-        value = result.metric_value(name)
-        if value is not None:
-            values[name] = value
-    return values
-
-
-def _stats_from_metrics(values: dict[str, float]) -> QualityStats | None:
-    """A window's error statistics back from its stored metrics (n, error rate / MAE, RMSE)."""
-    n = int(values.get("labels.count", 0))
-    if "quality.error_rate" in values:
-        errors = values["quality.error_rate"] * n
-        return QualityStats("classification", n, errors, errors)
-    if "quality.mae" in values and "quality.rmse" in values:
-        return QualityStats(
-            "regression", n, values["quality.mae"] * n, values["quality.rmse"] ** 2 * n
-        )
-    return None

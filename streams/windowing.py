@@ -30,10 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from detectors.columns import EventBatch, Kind, ModelSchema, build_batch
-from detectors.drift.window import PREDICTION
+from detectors.columns import EventBatch, ModelSchema, build_batch
 from detectors.profile import CategoricalSummary, ProfileConfig, WindowProfile
-from detectors.streaming import StreamingDetector, StreamingSpec
+from detectors.streaming import ColumnDetectors, StreamingSpec
 from streams.segments import SegmentValues
 
 TP = tuple[str, int]  # (topic, partition)
@@ -127,7 +126,7 @@ class ModelState:
     seen_below: dict[TP, int] = field(default_factory=dict)  # restored: see ClosedWindow.seen
     max_offset: dict[TP, int] = field(default_factory=dict)
     known: dict[str, set[str]] = field(default_factory=dict)
-    detectors: dict[tuple[str, str], StreamingDetector] = field(default_factory=dict)
+    detectors: ColumnDetectors | None = None  # the model's river detectors, once it has specs
 
 
 @dataclass
@@ -299,7 +298,10 @@ class WindowManager:
                     segments = sliced if windows.size == 1 else [sliced[i] for i in rows]
                     self._add_slices(model, window, part, segments)
                 if specs:
-                    _run_streaming(state, specs, part, window.profile)
+                    if state.detectors is None:
+                        state.detectors = ColumnDetectors(specs)
+                    # change points are counted in the window they fall in
+                    window.profile.change_points.update(state.detectors.feed(part))
                 for code, tp in enumerate(tps):
                     mine = offsets[held] if len(tps) == 1 else offsets[held][codes[held] == code]
                     if mine.size:
@@ -459,28 +461,6 @@ def _segments_of(events: list[dict[str, Any]]) -> list[dict[str, str] | None] | 
 def _tps_of(group: _Pending) -> list[TP]:
     tps = list(group.tps)
     return [tps[code] for code in group.tp_codes]
-
-
-def _run_streaming(
-    state: ModelState,
-    specs: tuple[StreamingSpec, ...],
-    batch: EventBatch,
-    profile: WindowProfile,
-) -> None:
-    """Feed each numeric column (and a numeric output) through the model's river detectors,
-    in event order, counting change points in the window."""
-    columns = {n: c for n, c in batch.features.items() if c.kind is Kind.NUMERIC}
-    if batch.prediction is not None and batch.prediction.kind is Kind.NUMERIC:
-        columns[PREDICTION] = batch.prediction
-    order = np.argsort(batch.ts, kind="stable")
-    for name, column in columns.items():
-        values = column.values[order]
-        for spec in specs:
-            key = (name, spec.detector)
-            detector = state.detectors.get(key)
-            if detector is None:
-                detector = state.detectors[key] = StreamingDetector(spec)
-            profile.change_points[key] += detector.update_many(values)
 
 
 def _absorb_aside(closing: OpenWindow, others: Iterable[OpenWindow]) -> None:

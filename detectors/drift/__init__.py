@@ -4,8 +4,9 @@ Every test is a pure function ``test(reference, current, *, min_effect=...)`` th
 frozen ``DriftTestResult`` saying which direction means drift. Numeric tests take a
 ``NumericReference`` and the window's values (NaN = missing); categorical tests take a
 ``CategoricalReference`` and the window's category counts. ``missing_rate_test`` works for
-both kinds, ``prediction_drift`` for class-probability outputs, and ``decide`` turns one
-window's results into a decision with multiple-testing control.
+both kinds, and ``decide`` turns one window's results into a decision with multiple-testing
+control. (A class-probability output is tested class by class, each class's probability as
+a numeric column: ``detectors.drift.window``.)
 
 >>> import numpy as np
 >>> from detectors.reference import NumericReference
@@ -23,7 +24,6 @@ from detectors.drift.decision import DriftDecision, FeatureDecision, decide
 from detectors.drift.jensen_shannon import jensen_shannon_categorical, jensen_shannon_numeric
 from detectors.drift.ks import ks_test
 from detectors.drift.missing_rate import missing_rate_test
-from detectors.drift.prediction import class_references, prediction_drift
 from detectors.drift.psi import psi_categorical, psi_numeric
 from detectors.drift.result import CategoricalTest, DriftTestResult, DriftWhen, NumericTest
 from detectors.drift.total_variation import total_variation_test
@@ -53,13 +53,11 @@ __all__ = [
     "FeatureDecision",
     "NumericTest",
     "chi_square_test",
-    "class_references",
     "decide",
     "jensen_shannon_categorical",
     "jensen_shannon_numeric",
     "ks_test",
     "missing_rate_test",
-    "prediction_drift",
     "psi_categorical",
     "psi_numeric",
     "total_variation_test",

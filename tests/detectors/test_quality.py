@@ -15,9 +15,12 @@ from detectors.quality import (
     QualityResult,
     QualityStats,
     Task,
+    history_values,
     infer_task,
     quality_drop_test,
+    reference_stats,
     score_quality,
+    stats_from_metrics,
 )
 
 
@@ -447,3 +450,47 @@ def test_all_right_on_both_sides_has_no_nan() -> None:
 def test_tasks_must_match() -> None:
     with pytest.raises(ValueError, match="cannot compare regression quality with a classif"):
         quality_drop_test(_classification_stats(100, 5), QualityStats("regression", 100, 5, 5))
+
+
+# ---- reference quality -----------------------------------------------------------------
+
+
+def test_a_windows_history_values_give_back_its_error_stats() -> None:
+    rng = np.random.default_rng(11)
+    labels = rng.normal(size=400)
+    regression = score_quality((labels + rng.normal(0, 0.5, 400)).tolist(), labels.tolist())
+    back = stats_from_metrics(history_values(regression))
+    assert back is not None and (back.task, back.n) == ("regression", 400)
+    assert back.error_sum == pytest.approx(regression.stats.error_sum)
+    assert back.error_sq_sum == pytest.approx(regression.stats.error_sq_sum)
+    classes = score_quality(["a", "b", "b", "a"], ["a", "a", "b", "b"])
+    assert history_values(classes) == {"labels.count": 4.0, "quality.error_rate": 0.5}
+    assert stats_from_metrics(history_values(classes)) == classes.stats
+    assert stats_from_metrics({"labels.count": 10.0}) is None  # nothing scored
+    assert stats_from_metrics({"labels.count": 10.0, "quality.mae": 1.0}) is None  # no RMSE
+
+
+def _window(labels: float, error_rate: float | None = 0.1) -> dict[str, float]:
+    values = {"labels.count": labels}
+    if error_rate is not None:
+        values["quality.error_rate"] = error_rate
+    return values
+
+
+def test_reference_pools_the_first_windows_with_enough_labels() -> None:
+    history = {
+        ("", "1"): {
+            0: _window(10),
+            60: _window(100, 0.1),
+            120: _window(300, 0.2),
+            180: _window(100),
+        },
+        ("", "2"): {0: _window(100)},  # a new version: not enough windows of its own yet
+        ("k=v", "1"): {0: _window(100), 60: _window(100, None)},  # a window without figures
+    }
+    reference = reference_stats(history, windows=2, min_labels=50)
+    assert list(reference) == [("", "1")]
+    start, pooled = reference[("", "1")]
+    assert start == 120  # window 0 has too few labels, 180 is past the first two
+    assert (pooled.task, pooled.n) == ("classification", 400)
+    assert pooled.error_sum == pytest.approx(10 + 60)

@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 
 from detectors.columns import ModelSchema, build_batch
+from detectors.drift.ks import ks_test
 from detectors.drift.window import (
     PREDICTION,
+    ClassProbabilities,
     DriftConfig,
+    DriftReport,
     ModelReference,
+    ResultRow,
     compare_window,
 )
 from detectors.profile import ProfileConfig, WindowProfile
@@ -115,3 +119,44 @@ def test_class_probability_outputs_are_tested_class_by_class() -> None:
     assert decided == {f"{PREDICTION}[0]", f"{PREDICTION}[1]"}
     metrics = {(m, f) for m, f, _ in shifted.metrics}
     assert ("drift.prediction.ks.statistic", "class:1") in metrics
+
+
+def _probability_events(alphas: list[float], n: int, seed: int) -> list[dict[str, Any]]:
+    rows = np.random.default_rng(seed).dirichlet(alphas, size=n)
+    return [{"model": "m", "features": {"x": 1.0}, "prediction": p} for p in rows.tolist()]
+
+
+def _output_rows(report: DriftReport) -> list[ResultRow]:
+    return [r for r in report.rows if r.feature.startswith(PREDICTION)]
+
+
+def test_each_class_is_tested_like_a_numeric_feature_without_the_missing_rows() -> None:
+    missing: list[dict[str, Any]] = [
+        {"model": "m", "features": {"x": 1.0}, "prediction": p} for p in (None, [0.3, None, 0.2])
+    ]
+    reference = ModelReference.from_rows(_probability_events([2, 2, 2], 3_000, 0) + missing, "1")
+    assert isinstance(reference.output, ClassProbabilities)
+    assert [c.count for c in reference.output.classes] == [3_000] * 3
+    assert reference.output.missing == 2
+    current = _probability_events([3, 2, 1], 800, 1)
+    report = compare_window(reference, window(current))
+    ks = {r.feature: r for r in _output_rows(report) if r.result.test == "ks"}
+    assert list(ks) == [f"{PREDICTION}[{k}]" for k in range(3)]
+    columns = np.array([e["prediction"] for e in current])
+    for k, class_ref in enumerate(reference.output.classes):
+        assert ks[f"{PREDICTION}[{k}]"].result == ks_test(class_ref, columns[:, k])
+    assert ks[f"{PREDICTION}[0]"].drifted and ks[f"{PREDICTION}[2]"].drifted
+    # rows with a missing prediction (or a missing class probability) are left out
+    gappy = compare_window(reference, window(current + missing))
+    assert _output_rows(gappy) == _output_rows(report)
+    assert {r.result.n_current for r in _output_rows(gappy)} == {800}
+
+
+def test_class_probability_outputs_take_the_configured_tests_and_need_the_same_classes() -> None:
+    reference = ModelReference.from_rows(_probability_events([2, 2], 2_000, 4), "1")
+    psi_only = DriftConfig(numeric_tests=("psi",), numeric_decision="psi")
+    report = compare_window(reference, window(_probability_events([2, 2], 500, 5)), psi_only)
+    assert {r.result.test for r in _output_rows(report)} == {"psi"}
+    # other classes than the reference's: no comparison, rather than a wrong one
+    three = compare_window(reference, window(_probability_events([1, 1, 1], 500, 6)))
+    assert three.prediction_drifted is None and _output_rows(three) == []
