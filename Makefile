@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# two pytest processes, a test file each at a time (module fixtures are shared within a file);
+# `make test PYTEST_ARGS="-n 0"` runs them in one
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 .PHONY: install demo test lint bench bench-detection bench-promotion clean system-deps
 
 install: $(STAMP)
