@@ -486,6 +486,7 @@ def attach_alarms(
         service.evaluate_window(scored.unit, scored.window_start, scored.points, from_labels=True)
 
     worker.on_quality.append(on_quality)
+    worker.on_close.append(service.stop)  # a worker closed without a Faust shutdown
 
     # the same signal-handler shape as streams/app.py (see the note there on the ignores)
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]

@@ -42,6 +42,7 @@ from driftline.store.labels import Joined, LabelStore, WindowKey
 from driftline.units import unit_of
 from streams.drift import change_point_row, test_result_row
 from streams.segments import SegmentValues
+from streams.window_rows import dominant_version
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +212,7 @@ class QualityTracker:
         cfg = self.config
         w = cfg.window_seconds
         horizon = cfg.horizon_s
-        versions = Counter(r.version for r in rows)
-        version = versions.most_common(1)[0][0] if versions else ""
+        version = dominant_version(Counter(r.version for r in rows))
         expired = start + w + horizon <= now
         labelled = [
             i

@@ -9,6 +9,7 @@ columns). The unit name is split once, and the window's version is decided once
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -22,10 +23,15 @@ from streams.windowing import ClosedWindow
 UNKNOWN_VERSION = "unknown"  # events that carry no version
 
 
+def dominant_version(versions: Counter[str]) -> str:
+    """The one version rule: the most common version (ties: the first seen), or ``"unknown"``
+    when there is none. A window's metrics and its drift reference (:func:`window_version`)
+    and its quality figures (``streams/quality.py``) are stored under it."""
+    return versions.most_common(1)[0][0] if versions else UNKNOWN_VERSION
+
+
 def window_version(profile: WindowProfile) -> str:
-    """The version a window is stored under: its most common one (ties: the first seen), or
-    ``"unknown"`` when its events carry none. The drift reference is the one of this version."""
-    return profile.versions.most_common(1)[0][0] if profile.versions else UNKNOWN_VERSION
+    return dominant_version(profile.versions)
 
 
 @dataclass(frozen=True)

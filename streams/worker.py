@@ -78,6 +78,7 @@ class PredictionWorker:
         self.on_stored = self.pipeline.on_stored
         self.on_set_aside = self.pipeline.on_set_aside
         self.on_quality: list[Callable[[ScoredWindow], None]] = []  # after each quality pass
+        self.on_close: list[Callable[[], None]] = []  # before the store thread stops
 
     async def tick(self, commit: Callable[[dict[TP, int]], Awaitable[Any]]) -> None:
         """Close idle windows, retry unstored ones, commit what is stored."""
@@ -127,4 +128,10 @@ class PredictionWorker:
         self.partitions.forget(revoked)
 
     def close(self) -> None:
+        """Stop what was attached (the alarm service), then the store thread."""
+        for hook in self.on_close:
+            try:
+                hook()
+            except Exception:
+                log.exception("close hook failed")
         self.thread.close()
