@@ -25,6 +25,8 @@ from alarms.rules import Selector
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
 MATCH_OPS: tuple[MatchOp, ...] = ("=", "!=", "=~", "!~")
+SubscriptionKind = Literal["webhook", "alertmanager"]
+SUBSCRIPTION_KINDS: tuple[SubscriptionKind, ...] = ("webhook", "alertmanager")
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,10 @@ class Silence:
 
 @dataclass(frozen=True)
 class Subscription:
-    """A webhook receiver, and which alerts it wants (empty filters: all of them).
+    """A receiver, and which alerts it wants (empty filters: all of them).
 
+    ``kind``: ``webhook`` (Driftline's signed JSON document at ``url``) or ``alertmanager``
+    (``url`` is an Alertmanager; alerts go to its ``/api/v2/alerts``, see alarms/alertmanager).
     ``model`` and ``labels`` values are exact names or globs; ``severities`` is a set.
     """
 
@@ -82,6 +86,7 @@ class Subscription:
     labels: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     created_at: float = 0.0
+    kind: SubscriptionKind = "webhook"
 
     def selects(self, labels: Mapping[str, str]) -> bool:
         if self.severities and labels.get("severity", "") not in self.severities:

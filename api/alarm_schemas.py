@@ -107,10 +107,13 @@ def _http_url(value: str) -> str:
 
 
 class SubscriptionCreate(BaseModel):
-    """A webhook receiver; the filters select which alerts it gets (empty: all)."""
+    """A receiver; the filters select which alerts it gets (empty: all). ``kind``:
+    ``webhook`` (a signed Driftline document POSTed to ``url``) or ``alertmanager``
+    (``url`` is an Alertmanager's base URL; alerts go to its ``/api/v2/alerts``)."""
 
     model_config = STRICT_BODY
 
+    kind: Literal["webhook", "alertmanager"] = "webhook"
     url: str = Field(
         max_length=2048,
         pattern=r"^https?://[^\s/?#]+[^\s]*$",
@@ -129,11 +132,21 @@ class SubscriptionCreate(BaseModel):
     def _http_only(cls, value: str) -> str:
         return _http_url(value)
 
+    @model_validator(mode="after")
+    def _alertmanager_unsigned(self) -> SubscriptionCreate:
+        if self.kind == "alertmanager":
+            if self.secret is not None:
+                raise ValueError("an alertmanager subscription takes no secret (nothing signs)")
+            if urlsplit(self.url).query or urlsplit(self.url).fragment:
+                raise ValueError("an alertmanager url is its base URL: no query or fragment")
+        return self
+
 
 class SubscriptionPublic(BaseModel):
     """A subscription as the API shows it: never its secret."""
 
     id: str
+    kind: Literal["webhook", "alertmanager"]
     url: str
     has_secret: bool
     model: str
@@ -155,7 +168,9 @@ class DeliveryPublic(BaseModel):
     created_at: str | None
     next_attempt_at: str | None
     finished_at: str | None
-    payload: dict[str, Any]
+    payload: dict[str, Any] | list[dict[str, Any]] = Field(
+        description="the body sent: Driftline's document, or Alertmanager's alert array"
+    )
 
 
 class MatcherBody(BaseModel):

@@ -6,6 +6,10 @@ only its own notifications, which stay in order (a ``resolved`` never overtakes 
 logged as ``pending`` before its first attempt, and deliveries a stopped process left
 unfinished are attempted again by the next one (:meth:`WebhookDispatcher.resume`);
 receivers deduplicate on the ``X-Driftline-Delivery`` header.
+
+An ``alertmanager`` subscription goes through the same lanes, retries and log: its body is
+Alertmanager's alert array (``alarms/alertmanager.py``), posted unsigned to the
+Alertmanager's ``/api/v2/alerts``.
 """
 
 from __future__ import annotations
@@ -69,6 +73,16 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) ->
         return 0, f"{type(exc).__name__}: {reason}"
 
 
+ALERTMANAGER_PATH = "/api/v2/alerts"
+
+
+def target_url(subscription: Subscription) -> str:
+    """Where a subscription's deliveries go: its URL, or its Alertmanager's alerts API."""
+    if subscription.kind == "alertmanager":
+        return subscription.url.rstrip("/") + ALERTMANAGER_PATH
+    return subscription.url
+
+
 def webhook_headers(subscription: Subscription, delivery: Delivery) -> dict[str, str]:
     headers = {
         "Content-Type": "application/json",
@@ -76,7 +90,7 @@ def webhook_headers(subscription: Subscription, delivery: Delivery) -> dict[str,
         DELIVERY_HEADER: delivery.id,
         EVENT_HEADER: delivery.event,
     }
-    if subscription.secret:
+    if subscription.secret and subscription.kind == "webhook":
         headers[SIGNATURE_HEADER] = sign(subscription.secret.encode(), delivery.payload)
     return headers
 
@@ -172,6 +186,15 @@ class WebhookDispatcher:
         for lane in lanes:
             lane.retire()
 
+    def backlog(self, subscription_id: str) -> int:
+        """Deliveries of a subscription queued or in flight in this process."""
+        with self._lock:
+            lane = self._lanes.get(subscription_id)
+        if lane is None:
+            return 0
+        with lane.cond:
+            return len(lane.queue)
+
     def subscription_ids(self) -> set[str]:
         with self._lock:
             return set(self._lanes)
@@ -211,7 +234,7 @@ class WebhookDispatcher:
                 return
             attempts = delivery.attempts + 1
             status, error = post(
-                subscription.url,
+                target_url(subscription),
                 delivery.payload,
                 webhook_headers(subscription, delivery),
                 self.policy.timeout_s,
@@ -232,8 +255,9 @@ class WebhookDispatcher:
                 return
             if not retryable(status) or attempts >= self.policy.max_attempts:
                 log.warning(
-                    "webhook %s: giving up on delivery %s after %d attempts: %s",
-                    subscription.url,
+                    "%s %s: giving up on delivery %s after %d attempts: %s",
+                    subscription.kind,
+                    target_url(subscription),
                     delivery.id,
                     attempts,
                     error,

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(1.0, gt=0, description="first retry delay, then doubled")
     webhook_backoff_max_s: float = Field(300.0, gt=0)
     repeat_interval_s: float = Field(4 * 3600.0, gt=0, description="re-notify a firing alert")
+    # `alertmanager` subscriptions: firing alerts are sent again this often (checked on the
+    # alarm_refresh_s tick), each with endsAt 4 intervals ahead, so Alertmanager keeps them
+    alertmanager_resend_s: float = Field(60.0, ge=1, le=3600, description="re-send firing alerts")
+    # where people open the dashboard: the generatorURL of alerts sent to Alertmanager
+    dashboard_url: str = Field("http://127.0.0.1:8000", max_length=2048, pattern=r"^https?://")
     max_config_request_bytes: int = Field(65_536, ge=1024, description="rules, subscriptions…")
 
     # API

@@ -30,7 +30,9 @@ from functools import partial
 from typing import Any
 
 import faust
+import orjson
 
+from alarms.alertmanager import alertmanager_alert
 from alarms.routing import Silence, Subscription, active_silences, subscribers
 from alarms.rules import DEFAULT_RULES, RuleIndex
 from alarms.state import Alert, AlertBook, AlertState, Change, due_notifications, evaluate
@@ -115,6 +117,7 @@ class AlarmService:
         self._retrain_jobs = jobs  # read only: the retrainer decides
         self._retrain_pending: dict[str, tuple[str, float]] = {}  # model → (job id, sent)
         self._rules_stamp: tuple[int, int] | None = None
+        self._next_resend = time.monotonic() + settings.alertmanager_resend_s
         self._thread = threading.Thread(target=self._run, name="driftline-alarms", daemon=True)
 
     # -- life cycle -----------------------------------------------------------------------
@@ -322,7 +325,51 @@ class AlarmService:
     def _tick(self) -> None:
         self.refresh()
         self._repeat()
+        if time.monotonic() >= self._next_resend:
+            self._next_resend = time.monotonic() + self.settings.alertmanager_resend_s
+            self._resend_to_alertmanagers()
         self._retry_retraining()
+
+    def _resend_to_alertmanagers(self) -> None:
+        """Every firing alert that was notified goes again to each ``alertmanager``
+        subscription that selects it, in one POST per subscription, so Alertmanager does not
+        let it time out (its ``endsAt`` lies 4 re-send intervals ahead). A subscription with
+        deliveries still queued (its Alertmanager is down or slow) is skipped this time."""
+        now = self._clock()
+        with self._lock:
+            targets = [s for s in self._subscriptions.values() if s.kind == "alertmanager"]
+            firing = [
+                a
+                for a in self._book.open_alerts()
+                if a.state is AlertState.FIRING
+                and a.notified_at is not None
+                and "notify" in a.actions
+                and not active_silences(self._silences, a.labels, now)
+            ]
+        sends = []
+        for subscription in targets:
+            selected = [a for a in firing if subscription.selects(a.labels)]
+            if not selected or self.dispatcher.backlog(subscription.id):
+                continue
+            body = self._alertmanager_body(selected, "firing", now)
+            delivery_id = uuid.uuid4().hex
+            sends.append(
+                (subscription, Delivery(delivery_id, subscription.id, "", "firing", body, now))
+            )
+        self.dispatcher.submit(sends)
+
+    def _alertmanager_body(self, alerts: Sequence[Alert], event: str, now: float) -> bytes:
+        firing_until = now + 4 * self.settings.alertmanager_resend_s
+        return orjson.dumps(
+            [
+                alertmanager_alert(
+                    a,
+                    ends_at=firing_until if event == "firing" else (a.resolved_at or now),
+                    dashboard_url=self.settings.dashboard_url,
+                )
+                for a in alerts
+            ]
+        )
 
     def _retry_retraining(self) -> None:
         """A firing alert with the ``retrain`` action whose last job failed, or trained a
@@ -413,14 +460,17 @@ class AlarmService:
         for notice in (n for outcome in outcomes for n in outcome.notices):
             for subscription in notice.targets:
                 delivery_id = uuid.uuid4().hex
-                body = AlertEvent(
-                    notice.alert,
-                    notice.event,
-                    now,
-                    repeat=notice.repeat,
-                    delivery_id=delivery_id,
-                    subscription_id=subscription.id,
-                ).to_bytes()
+                if subscription.kind == "alertmanager":
+                    body = self._alertmanager_body([notice.alert], notice.event, now)
+                else:
+                    body = AlertEvent(
+                        notice.alert,
+                        notice.event,
+                        now,
+                        repeat=notice.repeat,
+                        delivery_id=delivery_id,
+                        subscription_id=subscription.id,
+                    ).to_bytes()
                 delivery = Delivery(
                     delivery_id, subscription.id, notice.alert.id, notice.event, body, now
                 )

@@ -1,4 +1,4 @@
-"""Webhook subscriptions to alerts, and their delivery log."""
+"""Subscriptions to alerts (webhooks, Alertmanagers), and their delivery log."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def _shown_url(url: str) -> str:
 def _public(s: Subscription) -> SubscriptionPublic:
     return SubscriptionPublic(
         id=s.id,
+        kind=s.kind,
         url=_shown_url(s.url),
         has_secret=bool(s.secret),
         model=s.model,
@@ -75,7 +76,9 @@ def read_subscriptions(store: AlarmStoreDep) -> list[SubscriptionPublic]:
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ADMIN_ONLY)
 def create_subscription(body: SubscriptionCreate, store: AlarmStoreDep) -> SubscriptionPublic:
-    """Webhook ``url`` gets a signed JSON POST when a selected alert fires or resolves."""
+    """A ``webhook`` ``url`` gets a signed JSON POST when a selected alert fires or resolves;
+    an ``alertmanager`` gets the alerts on its ``/api/v2/alerts``, firing ones re-sent every
+    DRIFTLINE_ALERTMANAGER_RESEND_S, resolves with ``endsAt`` set."""
     subscription = Subscription(
         id=uuid.uuid4().hex[:16],
         url=body.url,
@@ -85,6 +88,7 @@ def create_subscription(body: SubscriptionCreate, store: AlarmStoreDep) -> Subsc
         labels=dict(body.labels),
         description=body.description,
         created_at=time.time(),
+        kind=body.kind,
     )
     store.put_subscription(subscription)
     return _public(subscription)

@@ -81,6 +81,7 @@ SUBSCRIPTION_COLUMNS = (
     "created_at",
     "deleted",
     "written_at",
+    "kind",
 )
 SILENCE_COLUMNS = (
     "id",
@@ -385,6 +386,7 @@ class AlarmStore:
             s.created_at,
             int(deleted),
             self._version(),
+            s.kind,
         )
         self.backend.insert("alarm_subscriptions", SUBSCRIPTION_COLUMNS, [row])
 
@@ -399,6 +401,7 @@ class AlarmStore:
             labels=orjson.loads(row[5]),
             description=str(row[6]),
             created_at=float(row[7]),
+            kind="alertmanager" if row[10] == "alertmanager" else "webhook",
         )
 
     # -- silences -------------------------------------------------------------------------

@@ -44,6 +44,8 @@ ORDER BY (model, log_id, partition)
 ADDED_COLUMNS = (
     # every event of the model below it had been read when the window closed (streams/windowing)
     ("worker_offsets", "seen_below", "UInt64 DEFAULT 0"),
+    # webhook | alertmanager (alarms.routing.Subscription.kind)
+    ("alarm_subscriptions", "kind", "String DEFAULT 'webhook'"),
 )
 
 # Windows the store rejected for a reason a retry cannot fix, set aside so that every other
