@@ -26,7 +26,6 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 from alarms.payload import rfc3339
 from alarms.state import Alert
@@ -35,6 +34,18 @@ UNIT_SEPARATOR = "::"  # a model's stage unit, as driftline.units names it
 MAX_LABELS = 50  # the rule's own labels beyond the identity ones (as api/alarm_schemas bounds them)
 MAX_LABEL_VALUE = 1024
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
+_UNRESERVED = re.compile(r"[^A-Za-z0-9._~-]")
+
+
+def _quote(text: str) -> str:
+    """Percent-encoding of a URL fragment part (urllib is I/O's side of the stdlib here).
+
+    >>> _quote("fraud v2/ü")
+    'fraud%20v2%2F%C3%BC'
+    """
+    return _UNRESERVED.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), text)
+
+
 IDENTITY = ("alertname", "model", "stage", "severity", "rule_id", "feature", "segment", "metric")
 
 
@@ -97,5 +108,5 @@ def alertmanager_alert(alert: Alert, *, ends_at: float, dashboard_url: str) -> d
         "annotations": {k: v for k, v in annotations.items() if v},
         "startsAt": rfc3339(starts),
         "endsAt": rfc3339(ends_at),
-        "generatorURL": f"{dashboard_url.rstrip('/')}/#/models/{quote(model, safe='')}",
+        "generatorURL": f"{dashboard_url.rstrip('/')}/#/models/{_quote(model)}",
     }

@@ -289,3 +289,36 @@ def test_alerts_by_state(client: TestClient, store: Store) -> None:
     assert exploded.status_code == 422 and exploded.json()["detail"][0]["loc"] == ["query", "state"]
     assert client.get("/v1/alerts/nope").status_code == 404
     assert client.get("/v1/alerts", params={"model": "churn"}).json() == []
+
+
+def test_alertmanager_subscriptions_are_unsigned_and_show_their_array_payloads(
+    client: TestClient, store: Store
+) -> None:
+    body = {"kind": "alertmanager", "url": "http://alertmanager:9093", "model": "fraud"}
+    created = client.post("/v1/subscriptions", json=body, headers=KEY)
+    assert created.status_code == 201, created.text
+    sub = created.json()
+    assert (sub["kind"], sub["has_secret"], sub["url"]) == (
+        "alertmanager",
+        False,
+        "http://alertmanager:9093",
+    )
+    stored = AlarmStore(store.backend).subscription(sub["id"])
+    assert stored is not None and stored.kind == "alertmanager"
+    webhook = client.post("/v1/subscriptions", json={"url": "http://h/x"}, headers=KEY).json()
+    assert webhook["kind"] == "webhook"
+
+    for bad in (
+        {**body, "secret": "s"},  # Alertmanager checks no signature
+        {**body, "kind": "pagerduty"},
+        {**body, "url": "http://alertmanager:9093/?x=1"},
+    ):
+        reply = client.post("/v1/subscriptions", json=bad, headers=KEY)
+        assert reply.status_code == 422, bad
+
+    payload = [{"labels": {"alertname": "AgeMissing"}, "endsAt": "2023-11-14T22:16:40Z"}]
+    AlarmStore(store.backend).record_deliveries(
+        [Delivery("d1", sub["id"], "", "firing", orjson.dumps(payload), 1_700_000_000.0)]
+    )
+    [delivery] = client.get(f"/v1/subscriptions/{sub['id']}/deliveries").json()
+    assert delivery["payload"] == payload and delivery["alert_id"] == ""
