@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The real ClickHouse server the tests start (Debian's clickhouse-server 18.16).
+# The real ClickHouse server the tests start (Debian's clickhouse-server 18.16), and the other
+# Debian packages tests run for real.
 system-deps:
 	@command -v clickhouse-server >/dev/null 2>&1 || { \
 	  echo "installing clickhouse-server (Debian package) for the store tests"; \
@@ -27,6 +28,10 @@ system-deps:
 	@command -v kcat >/dev/null 2>&1 || { \
 	  echo "installing kcat (Debian package) for the command-line client tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }
+	@# Alertmanager (and amtool) for the alertmanager subscription and compose config tests
+	@command -v prometheus-alertmanager >/dev/null 2>&1 || { \
+	  echo "installing prometheus-alertmanager (Debian package) for the Alertmanager tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null; }
 	@# headless Chromium for the dashboard's browser tests (Playwright drives this one)
 	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
 	  echo "installing chromium + chromium-driver (Debian packages) for the browser tests"; \

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from driftline.settings import Settings
@@ -48,3 +51,20 @@ def test_the_image_installs_the_project_and_runs_the_cli() -> None:
     assert 'ENTRYPOINT ["driftline"]' in dockerfile
     for package in ("driftline", "launch", "streams", "detectors", "alarms", "api", "retrainer"):
         assert f"COPY {package} {package}" in dockerfile
+
+
+def test_alertmanager_service_has_a_config_alertmanager_accepts() -> None:
+    """The compose Alertmanager, and its config checked by Debian's amtool (system-deps)."""
+    service = compose()["services"]["alertmanager"]
+    assert service["image"].startswith("prom/alertmanager:")
+    mounted = {v.split(":")[0] for v in service["volumes"]}
+    assert "./deploy/alertmanager" in mounted
+    config = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+    assert "model" in yaml.safe_load(config.read_text())["route"]["group_by"]
+    amtool = shutil.which("amtool") or shutil.which("amtool", path="/usr/bin")
+    if amtool is None:
+        pytest.fail("amtool (Debian's prometheus-alertmanager) is not installed: make system-deps")
+    checked = subprocess.run(
+        [amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
