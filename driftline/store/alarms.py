@@ -126,6 +126,8 @@ class Delivery:
     """One notification to one subscription, as the delivery log holds it.
 
     ``status``: pending → retrying … → delivered | failed; or silenced / cancelled.
+    ``alert_id`` is empty for a re-send to an Alertmanager, which holds every firing alert
+    the subscription selects (``streams/alarms.py``).
     """
 
     id: str

@@ -19,6 +19,7 @@ from helpers.webhook_receiver import WebhookReceiver
 
 from alarms.routing import Subscription
 from alarms.rules import Comparison, Rule
+from driftline.broker import free_port
 from driftline.settings import Settings
 from driftline.store import MetricPoint, Store, Stores
 from driftline.store.embedded import EmbeddedBackend
@@ -217,8 +218,6 @@ def test_a_dead_alertmanager_means_retried_deliveries_not_a_stuck_worker(
     stores: Stores, tmp_path: Path
 ) -> None:
     """Nothing listens at the URL: deliveries are retried, then failed, and logged."""
-    from driftline.broker import free_port
-
     store = stores.alarms
     store.put_rule(AGE)
     store.put_subscription(
