@@ -11,7 +11,8 @@ from alarms.routing import Matcher, Silence, Subscription
 from alarms.rules import DEFAULT_RULES, Comparison, Rule, RuleIndex
 from alarms.state import AlertState, evaluate
 from driftline.store import Store
-from driftline.store.alarms import AlarmStore, Delivery
+from driftline.store.alarms import SUBSCRIPTION_COLUMNS, AlarmStore, Delivery
+from driftline.store.schema import ALARM_SUBSCRIPTIONS
 
 
 @pytest.fixture
@@ -112,3 +113,23 @@ def test_delivery_log_replaces_each_delivery_as_it_progresses(alarm_store: Alarm
     assert alarm_store.deliveries("s1") == [second, done]  # newest first
     assert alarm_store.deliveries("s1", statuses=("delivered",)) == [done]
     assert alarm_store.deliveries("other") == []
+
+
+def test_subscriptions_keep_their_kind_and_old_ones_read_as_webhooks(store: Store) -> None:
+    """A store from before ``kind`` gets the column; its subscriptions are webhooks."""
+    store.backend.execute("DROP TABLE alarm_subscriptions")
+    store.backend.execute(ALARM_SUBSCRIPTIONS)  # the table as the previous release made it
+    old = SUBSCRIPTION_COLUMNS[:-1]
+    assert "kind" not in old
+    store.backend.insert(
+        "alarm_subscriptions", old, [("old", "http://h/x", "", "*", [], "{}", "", 1.0, 0, 1)]
+    )
+    store.init_schema()
+    store.init_schema()  # nothing to add the second time
+    alarms = AlarmStore(store.backend)
+    assert alarms.subscription("old") == Subscription("old", "http://h/x", created_at=1.0)
+    alarms.put_subscription(Subscription("am", "http://am:9093", kind="alertmanager"))
+    assert {s.id: s.kind for s in alarms.subscriptions()} == {
+        "old": "webhook",
+        "am": "alertmanager",
+    }
