@@ -25,7 +25,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from alarms.payload import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
+import orjson
+
+from alarms.payload import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, rfc3339, sign
 from alarms.routing import Subscription
 from driftline.store.alarms import AlarmStore, Delivery
 
@@ -81,6 +83,21 @@ def target_url(subscription: Subscription) -> str:
     if subscription.kind == "alertmanager":
         return subscription.url.rstrip("/") + ALERTMANAGER_PATH
     return subscription.url
+
+
+def held_firing(body: bytes, now: float, hold_s: float) -> bytes:
+    """A firing body for Alertmanager as it goes out now: each ``endsAt`` moved to ``now +
+    hold_s``, so that one retried or resumed late does not reach Alertmanager already ended
+    (which it would take for a resolve, and notify). A body that is not such an array is
+    sent as it is (Alertmanager's 400 then says why)."""
+    try:
+        alerts = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(alerts, list) or not all(isinstance(a, dict) for a in alerts):
+        return body
+    ends_at = rfc3339(now + hold_s)
+    return orjson.dumps([{**a, "endsAt": ends_at} for a in alerts])
 
 
 def webhook_headers(subscription: Subscription, delivery: Delivery) -> dict[str, str]:
@@ -148,10 +165,14 @@ class WebhookDispatcher:
         log_store: AlarmStore,
         policy: RetryPolicy,
         *,
+        alertmanager_hold_s: float = 240.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``alertmanager_hold_s``: how far ahead a firing alert sent to Alertmanager ends
+        (the alarm service re-sends it before then)."""
         self.log_store = log_store
         self.policy = policy
+        self.alertmanager_hold_s = alertmanager_hold_s
         self._clock = clock
         self.stopping = threading.Event()
         self._lanes: dict[str, _Lane] = {}
@@ -233,9 +254,12 @@ class WebhookDispatcher:
                 self.record(replace(delivery, status="cancelled", error="unsubscribed"))
                 return
             attempts = delivery.attempts + 1
+            body = delivery.payload
+            if subscription.kind == "alertmanager" and delivery.event == "firing":
+                body = held_firing(body, self._clock(), self.alertmanager_hold_s)
             status, error = post(
                 target_url(subscription),
-                delivery.payload,
+                body,
                 webhook_headers(subscription, delivery),
                 self.policy.timeout_s,
             )

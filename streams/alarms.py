@@ -55,6 +55,7 @@ announce = logging.getLogger("driftline.alerts")
 Publish = Callable[[str, bytes, bytes], None]  # (topic, key, value), called on the event loop
 STORE_ATTEMPTS = 3
 CLOSED_REMEMBERED = 10_000
+ALERTMANAGER_HOLD_RESENDS = 4  # a firing alert sent to Alertmanager ends this many re-sends on
 REQUEST_PENDING_S = 600.0  # a retrain request not decided by then is given up for a new one
 
 
@@ -105,6 +106,7 @@ class AlarmService:
                 settings.webhook_backoff_s,
                 settings.webhook_backoff_max_s,
             ),
+            alertmanager_hold_s=ALERTMANAGER_HOLD_RESENDS * settings.alertmanager_resend_s,
         )
         self._clock = clock
         self._lock = threading.Lock()  # the book, the index, subscriptions and silences
@@ -359,7 +361,7 @@ class AlarmService:
         self.dispatcher.submit(sends)
 
     def _alertmanager_body(self, alerts: Sequence[Alert], event: str, now: float) -> bytes:
-        firing_until = now + 4 * self.settings.alertmanager_resend_s
+        firing_until = now + ALERTMANAGER_HOLD_RESENDS * self.settings.alertmanager_resend_s
         return orjson.dumps(
             [
                 alertmanager_alert(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -154,3 +156,34 @@ def test_deleted_subscription_cancels_its_queue(
         timeout=10,
         what="both cancelled",
     )
+
+
+def test_alertmanager_deliveries_go_unsigned_to_its_api_and_never_arrive_already_ended(
+    log_store: AlarmStore,
+) -> None:
+    """A firing delivery resumed or retried late gets ``endsAt`` moved ahead as it goes out
+    (Alertmanager would take an ended alert for a resolve); a resolve keeps its own."""
+    dispatcher = WebhookDispatcher(log_store, FAST, alertmanager_hold_s=600.0)
+    stale = b'[{"labels": {"alertname": "A"}, "endsAt": "2023-11-14T22:16:40Z"}]'
+    resolve = b'[{"labels": {"alertname": "A"}, "endsAt": "2023-11-14T22:20:00Z"}]'
+    try:
+        with WebhookReceiver() as receiver:
+            sub = Subscription(
+                "am", f"http://127.0.0.1:{receiver.port}/", secret="x", kind="alertmanager"
+            )
+            dispatcher.submit(
+                [
+                    (sub, Delivery("d1", "am", "", "firing", stale, created_at=1_700_000_000.0)),
+                    (sub, Delivery("d2", "am", "a1", "resolved", resolve, created_at=1.0)),
+                ]
+            )
+            wait_until(lambda: len(receiver.received) == 2, timeout=10, what="two deliveries")
+            firing, resolved = receiver.received
+            assert {firing.path, resolved.path} == {"/api/v2/alerts"}
+            assert "x-driftline-signature" not in firing.headers
+            [alert] = firing.json
+            sent_end = datetime.fromisoformat(alert["endsAt"].replace("Z", "+00:00"))
+            assert sent_end.timestamp() > time.time() + 300
+            assert resolved.body == resolve
+    finally:
+        dispatcher.stop()
