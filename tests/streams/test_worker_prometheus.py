@@ -1,0 +1,63 @@
+"""A real Prometheus scrapes a running `driftline worker` and the series come back by query."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+from helpers import wait_until
+from helpers.prometheus import LocalPrometheus
+from kafka import KafkaProducer
+
+from driftline import topics
+from driftline.broker import EmbeddedBroker, free_port
+
+BASE = 1_700_000_000
+StartWorker = Callable[[dict[str, str]], subprocess.Popen[bytes]]
+
+
+def test_prometheus_scrapes_the_worker_and_queries_its_counts(
+    broker: EmbeddedBroker,
+    worker_env: dict[str, str],
+    start_worker: StartWorker,
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    start_worker({**worker_env, "DRIFTLINE_WORKER_METRICS_PORT": str(port)})
+    with LocalPrometheus(tmp_path, [f"127.0.0.1:{port}"]) as prometheus:
+        raw = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        events = [
+            {"model": "fraud", "features": {"x": float(i)}, "prediction": 0.5, "ts": BASE + 1}
+            for i in range(40)
+        ]
+        raw.send(topics.PREDICTIONS, key=b"fraud", value=orjson.dumps(events))
+        raw.send(topics.PREDICTIONS, key=b"fraud", value=b"{broken")
+        closer = {"model": "fraud", "features": {"x": 1.0}, "prediction": 0.5, "ts": BASE + 25}
+        raw.send(topics.PREDICTIONS, key=b"fraud", value=orjson.dumps(closer))
+        raw.flush()
+        raw.close()
+
+        def scraped(expression: str, expected: float) -> bool:
+            return prometheus.query(expression) == expected
+
+        wait_until(
+            lambda: scraped('driftline_worker_events_total{topic="predictions"}', 41),
+            timeout=120,
+            what="the worker's event count in Prometheus",
+        )
+        assert prometheus.query('driftline_worker_messages_total{topic="predictions"}') == 3
+        wait_until(
+            lambda: scraped(
+                'driftline_worker_dead_letters_total{topic="predictions",reason="invalid_json"}', 1
+            ),
+            timeout=60,
+            what="the dead letter by reason in Prometheus",
+        )
+        wait_until(
+            lambda: scraped("driftline_worker_windows_stored_total", 1),
+            timeout=60,
+            what="the stored window in Prometheus",
+        )
+        assert prometheus.query('up{job="driftline"}') == 1
