@@ -18,12 +18,15 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from driftline.store.jobs import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -158,3 +161,25 @@ def counts_by(values: Iterable[str], names: Iterable[str]) -> dict[str, int]:
     for value in values:
         counted[value] = counted.get(value, 0) + 1
     return counted
+
+
+class RetrainJobsCollector(Collector):
+    """Retraining jobs by state, counted in the store at scrape time (one small query): the
+    retrainer's series, right whichever process wrote the jobs. A store that does not answer
+    costs the scrape this series, never the scrape."""
+
+    def __init__(self, jobs: JobStore) -> None:
+        self.jobs = jobs
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            counts = self.jobs.count_by_state()
+        except Exception:
+            log.exception("could not count the retraining jobs for /metrics")
+            return
+        family = GaugeMetricFamily(
+            "driftline_retrain_jobs", "Retraining jobs by state (in the store)", labels=["state"]
+        )
+        for state, count in counts.items():
+            family.add_metric([state], count)
+        yield family

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from driftline import topics
 from driftline.broker import ensure_topics
 from driftline.broker import log_ids as topic_log_ids
-from driftline.metrics import new_registry, serve_metrics
+from driftline.metrics import RetrainJobsCollector, new_registry, serve_metrics
 from driftline.settings import Settings
 from driftline.store import Stores
 from streams.app import create_app
@@ -140,9 +140,14 @@ class ApiThread:
 
 
 class RetrainerThread:
-    """The retraining worker (``retrainer/worker.py``) on a background thread."""
+    """The retraining worker (``retrainer/worker.py``) on a background thread; its series
+    (jobs by state) go to ``registry``, the process's."""
 
-    def __init__(self, settings: Settings, stores: Stores) -> None:
+    def __init__(
+        self, settings: Settings, stores: Stores, registry: CollectorRegistry | None = None
+    ) -> None:
+        if registry is not None:
+            registry.register(RetrainJobsCollector(stores.jobs))
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(settings, stores), name="driftline-retrainer", daemon=True
