@@ -13,6 +13,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from driftline.broker import free_port
 from helpers import wait_until
@@ -69,15 +70,22 @@ class LocalPrometheus:
             return False
 
     def query(self, expression: str) -> float | None:
-        """The value of an instant query that yields one series; None while it yields none."""
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
+        """The value of an instant query that yields one series; None while it yields none
+        (or several)."""
         try:
-            with urllib.request.urlopen(url, timeout=5) as reply:
-                body = json.loads(reply.read())
+            result = self.series(expression)
         except OSError:
             return None
-        result = body["data"]["result"]
         return float(result[0]["value"][1]) if len(result) == 1 else None
+
+    def series(self, expression: str) -> list[dict[str, Any]]:
+        """Every series of an instant query; an expression Prometheus refuses is an error
+        (``urllib.error.HTTPError``, 400, with Prometheus's reason)."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            body = json.loads(reply.read())
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,19 @@ from driftline import topics
 from driftline.broker import EmbeddedBroker, free_port
 
 BASE = 1_700_000_000
+ROOT = Path(__file__).resolve().parents[2]
 StartWorker = Callable[[dict[str, str]], subprocess.Popen[bytes]]
+
+
+def health_dashboard_queries() -> list[str]:
+    """The expressions of deploy/grafana/dashboards/driftline-health.json, with Grafana's
+    ``$__rate_interval`` set for a 1 s scrape."""
+    board = json.loads((ROOT / "deploy/grafana/dashboards/driftline-health.json").read_text())
+    return [
+        target["expr"].replace("$__rate_interval", "10s")
+        for panel in board["panels"]
+        for target in panel.get("targets", [])
+    ]
 
 
 def test_prometheus_scrapes_the_worker_and_queries_its_counts(
@@ -61,3 +74,9 @@ def test_prometheus_scrapes_the_worker_and_queries_its_counts(
             what="the stored window in Prometheus",
         )
         assert prometheus.query('up{job="driftline"}') == 1
+        # every query of the Grafana health dashboard is PromQL this Prometheus runs, and
+        # those on the worker's series find them
+        for expression in health_dashboard_queries():
+            found = prometheus.series(expression)
+            if "driftline_worker_" in expression:
+                assert found, f"no series for the dashboard's {expression}"
