@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from driftline.metrics import (
     REASON_CLASS_NAMES,
@@ -61,11 +64,11 @@ def test_timings_are_exposed_as_a_cumulative_histogram() -> None:
         timings.observe(seconds)
     registry = CollectorRegistry()
 
-    class One:
-        def collect(self):  # type: ignore[no-untyped-def]
+    class One(Collector):
+        def collect(self) -> Iterator[Metric]:
             yield histogram("driftline_test_seconds", "a test", timings)
 
-    registry.register(One())  # type: ignore[arg-type]
+    registry.register(One())
     found = values(registry)
     bucket = "driftline_test_seconds_bucket"
     assert found[(bucket, (("le", "0.1"),))] == 2  # le: 0.1 itself is in the first bucket
