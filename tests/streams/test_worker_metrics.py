@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import orjson
-from helpers import in_process_worker
+from helpers import in_process_worker, wait_until
+from helpers.webhook_receiver import WebhookReceiver
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from alarms.routing import Subscription
+from alarms.rules import Comparison, Rule
 from driftline import topics
 from driftline.metrics import REASON_CLASS_NAMES, new_registry
-from driftline.store import Store
+from driftline.settings import Settings
+from driftline.store import MetricPoint, Store, Stores
+from driftline.store.embedded import EmbeddedBackend
+from streams.alarms import AlarmService
 from streams.labels import LabelStats
 from streams.metrics import WorkerCollector
 
@@ -93,3 +100,38 @@ def test_the_exposition_counts_events_dead_letters_by_reason_and_stored_windows(
     assert value("driftline_worker_event_time_lag_seconds") > time.time() - BASE - 60
     assert value("driftline_worker_dead_letters_unsent") == 0
     assert value("process_resident_memory_bytes") > 0
+
+
+def test_open_alerts_by_state_and_webhook_outcomes(tmp_path: Path) -> None:
+    stores = Stores(Store(EmbeddedBackend(tmp_path / "chdb")))
+    stores.store.init_schema()
+    rule = Rule("age", "AgeMissing", "input.missing_rate", Comparison.GT, 0.1, feature="age")
+    stores.alarms.put_rule(rule)
+    settings = Settings(default_rules=False, alarm_refresh_s=0.1, webhook_backoff_s=0.05)
+    with WebhookReceiver() as receiver:
+        stores.alarms.put_subscription(Subscription("hook", receiver.url))
+        service = AlarmService(stores.alarms, stores.jobs, settings, publish=None).start()
+        worker = in_process_worker(stores.store)
+        registry = new_registry()
+        registry.register(WorkerCollector(worker, alarms=service))
+        try:
+            assert samples(registry)[("driftline_alerts", (("state", "firing"),))] == 0
+            points = [MetricPoint("fraud", BASE, 10, "input.missing_rate", 0.5, feature="age")]
+            service.evaluate_window("fraud", BASE, points)
+            wait_until(lambda: receiver.received, timeout=10, what="the webhook")
+            service.flush()
+            found = samples(registry)
+            outcome = "driftline_webhook_deliveries_total"
+            wait_until(
+                lambda: samples(registry)[(outcome, (("outcome", "delivered"),))] == 1,
+                timeout=10,
+                what="the delivered webhook counted",
+            )
+        finally:
+            service.stop()
+            worker.close()
+            stores.close()
+    assert found[("driftline_alerts", (("state", "firing"),))] == 1
+    assert found[("driftline_alerts", (("state", "pending"),))] == 0
+    assert found[(outcome, (("outcome", "pending"),))] == 1
+    assert found[(outcome, (("outcome", "failed"),))] == 0
