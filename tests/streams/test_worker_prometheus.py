@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from kafka import KafkaProducer
 
 from driftline import topics
 from driftline.broker import EmbeddedBroker, free_port
+from driftline.store import Store
 
 BASE = 1_700_000_000
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,3 +82,31 @@ def test_prometheus_scrapes_the_worker_and_queries_its_counts(
             found = prometheus.series(expression)
             if "driftline_worker_" in expression:
                 assert found, f"no series for the dashboard's {expression}"
+
+
+def test_a_worker_whose_metrics_port_is_taken_says_so_and_works_on(
+    broker: EmbeddedBroker,
+    worker_env: dict[str, str],
+    start_worker: StartWorker,
+    server_store: Store,
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        worker = start_worker({**worker_env, "DRIFTLINE_WORKER_METRICS_PORT": str(port)})
+        raw = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        for ts in (BASE + 1, BASE + 25):  # the second closes the first's window
+            event = {"model": "fraud", "features": {"x": 1.0}, "prediction": 0.5, "ts": ts}
+            raw.send(topics.PREDICTIONS, key=b"fraud", value=orjson.dumps(event))
+        raw.flush()
+        raw.close()
+        wait_until(
+            lambda: server_store.metrics("fraud", name="traffic.count", start=BASE, end=BASE + 1),
+            timeout=120,
+            what="the window stored by the worker without /metrics",
+        )
+        assert worker.poll() is None
+    log = (tmp_path / "worker-0.log").read_text()
+    assert f"the worker runs without /metrics: cannot serve /metrics on 127.0.0.1:{port}" in log
