@@ -32,6 +32,10 @@ system-deps:
 	@command -v prometheus-alertmanager >/dev/null 2>&1 || { \
 	  echo "installing prometheus-alertmanager (Debian package) for the Alertmanager tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null; }
+	@# Prometheus: the /metrics tests scrape a running worker with the real thing
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  echo "installing prometheus (Debian package) for the /metrics scrape tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@# headless Chromium for the dashboard's browser tests (Playwright drives this one)
 	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
 	  echo "installing chromium + chromium-driver (Debian packages) for the browser tests"; \

@@ -157,6 +157,25 @@ class _Lane:
                 self.queue.popleft()
 
 
+@dataclass
+class DeliveryStats:
+    """Webhook attempts of this process, by outcome (``/metrics``, driftline/metrics.py)."""
+
+    pending: int = 0  # queued
+    delivered: int = 0
+    failed: int = 0  # given up: refused for good or out of attempts
+    retrying: int = 0  # an attempt that failed and will be retried
+    cancelled: int = 0
+    silenced: int = 0
+
+    def count(self, status: str) -> None:
+        if status in DELIVERY_OUTCOMES:
+            setattr(self, status, getattr(self, status) + 1)
+
+
+DELIVERY_OUTCOMES = ("pending", "delivered", "failed", "retrying", "cancelled", "silenced")
+
+
 class WebhookDispatcher:
     """Delivers notifications to webhook subscriptions and keeps the delivery log."""
 
@@ -175,6 +194,7 @@ class WebhookDispatcher:
         self.alertmanager_hold_s = alertmanager_hold_s
         self._clock = clock
         self.stopping = threading.Event()
+        self.stats = DeliveryStats()
         self._lanes: dict[str, _Lane] = {}
         self._lock = threading.Lock()
 
@@ -310,6 +330,8 @@ class WebhookDispatcher:
 
     def record(self, *deliveries: Delivery) -> None:
         """Write deliveries' states to the log; a store outage must not stop deliveries."""
+        for delivery in deliveries:
+            self.stats.count(delivery.status)
         try:
             self.log_store.record_deliveries(deliveries)
         except Exception:

@@ -136,6 +136,13 @@ class Settings(BaseSettings):
     dashboard_url: str = Field("http://127.0.0.1:8000", max_length=2048, pattern=r"^https?://")
     max_config_request_bytes: int = Field(65_536, ge=1024, description="rules, subscriptions…")
 
+    # /metrics (Prometheus) of the worker and the retrainer, each on a port of its own (0: off);
+    # the API serves it on its own port. `up` and `demo` run all three in one process: one
+    # registry, on the API's /metrics (and on the worker's port too when that is set).
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(0, ge=0, le=65_535)
+    retrainer_metrics_port: int = Field(0, ge=0, le=65_535)
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000

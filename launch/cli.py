@@ -131,6 +131,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     from api.main import create_app as create_api
     from driftline.broker import EmbeddedBroker
+    from driftline.metrics import new_registry
     from driftline.store import open_stores
     from launch.demo import DemoProducer, Drift
     from launch.demo_setup import seed_demo_rules
@@ -157,9 +158,14 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     try:
         stores = open_stores(settings)
         ids = prepare_topics(settings)
-        api = ApiThread(create_api(settings, stores), settings.api_host, settings.api_port)
+        # one process, one registry: the API's /metrics carries the worker's and the
+        # retrainer's series too (and the worker's port, when DRIFTLINE_WORKER_METRICS_PORT is set)
+        metrics = new_registry()
+        api = ApiThread(
+            create_api(settings, stores, registry=metrics), settings.api_host, settings.api_port
+        )
         api.start()
-        retrainer = RetrainerThread(settings, stores)
+        retrainer = RetrainerThread(settings, stores, metrics)
         retrainer.start()
         _banner(settings, demo, embedded_kafka=broker is not None, log_file=log_file)
         if demo:
@@ -184,6 +190,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
             duration_s=args.duration,
             on_ready=lambda worker: worker.on_stored.append(_print_window),
             override_logging=False,  # keep _stack_logging's console and file
+            registry=metrics,
         )
     finally:
         if producer is not None:
@@ -260,6 +267,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_retrainer(args: argparse.Namespace) -> int:
     import threading
 
+    from driftline.metrics import RetrainJobsCollector, new_registry, serve_metrics
     from driftline.store import open_stores
     from launch.services import prepare_topics
     from retrainer.worker import run_retrainer
@@ -267,6 +275,11 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
     settings = get_settings()
     stores = open_stores(settings)
     prepare_topics(settings)
+    registry = new_registry()
+    registry.register(RetrainJobsCollector(stores.jobs))
+    metrics = serve_metrics(
+        registry, settings.metrics_host, settings.retrainer_metrics_port, "retrainer"
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.duration:
@@ -276,6 +289,8 @@ def cmd_retrainer(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if metrics is not None:
+            metrics.stop()
         stores.close()
     return 0
 

@@ -14,10 +14,12 @@ from collections.abc import Callable
 
 import uvicorn
 from faust import Worker
+from prometheus_client import CollectorRegistry
 
 from driftline import topics
 from driftline.broker import ensure_topics
 from driftline.broker import log_ids as topic_log_ids
+from driftline.metrics import RetrainJobsCollector, new_registry, serve_metrics
 from driftline.settings import Settings
 from driftline.store import Stores
 from streams.app import create_app
@@ -44,13 +46,18 @@ def run_worker(
     on_ready: Callable[[PredictionWorker], None] | None = None,
     loglevel: str = "warn",
     override_logging: bool = True,
+    registry: CollectorRegistry | None = None,
 ) -> None:
     """Run the prediction worker in this thread until Ctrl-C, SIGTERM or ``duration_s``.
 
     ``log_ids`` comes from :func:`prepare_topics`. ``override_logging``: Faust replaces the
     root logger's handlers with its own console handler (False: keep the caller's).
+    ``registry``: the process's Prometheus registry (``up``/``demo`` share one; default a new
+    one), served on ``worker_metrics_port`` when that is set.
     """
-    app, worker = create_app(settings, stores, log_ids)
+    registry = new_registry() if registry is None else registry
+    app, worker = create_app(settings, stores, log_ids, registry)
+    metrics = serve_metrics(registry, settings.metrics_host, settings.worker_metrics_port, "worker")
 
     if duration_s is not None:
 
@@ -78,6 +85,8 @@ def run_worker(
             raise
     finally:
         worker.close()
+        if metrics is not None:
+            metrics.stop()
 
 
 def tune_gc() -> None:
@@ -131,9 +140,14 @@ class ApiThread:
 
 
 class RetrainerThread:
-    """The retraining worker (``retrainer/worker.py``) on a background thread."""
+    """The retraining worker (``retrainer/worker.py``) on a background thread; its series
+    (jobs by state) go to ``registry``, the process's."""
 
-    def __init__(self, settings: Settings, stores: Stores) -> None:
+    def __init__(
+        self, settings: Settings, stores: Stores, registry: CollectorRegistry | None = None
+    ) -> None:
+        if registry is not None:
+            registry.register(RetrainJobsCollector(stores.jobs))
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(settings, stores), name="driftline-retrainer", daemon=True

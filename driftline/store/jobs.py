@@ -227,6 +227,17 @@ class JobStore:
         jobs = [_job(r) for r in rows]
         return [j for j in jobs if state is None or j.state == state]
 
+    def count_by_state(self) -> dict[str, int]:
+        """How many jobs are in each state now (their latest row), every state included."""
+        rows = self.backend.execute(
+            "SELECT last_state, count() FROM ("
+            "SELECT id, argMax(state, written_at) AS last_state FROM retrain_jobs GROUP BY id"
+            ") GROUP BY last_state"
+        )
+        counts = dict.fromkeys((*ACTIVE, *FINISHED), 0)
+        counts.update({str(state): int(n) for state, n in rows})
+        return counts
+
     def job(self, job_id: str) -> RetrainJob | None:
         rows = self.backend.execute(
             f"SELECT {', '.join(COLUMNS[:-1])} FROM retrain_jobs FINAL WHERE id = %(id)s",

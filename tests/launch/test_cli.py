@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import orjson
 import pytest
 from helpers import get_json, wait_until
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from driftline import topics
 from driftline.broker import (
@@ -172,6 +174,18 @@ def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -
         assert record["raw"] == "not json" and record["reason"].startswith("not valid JSON")
         freq = get_json(f"{api}/v1/models/replayed/metrics?name=input.category_freq")
         assert {s["category"] for s in freq["series"]} == {"FR", "DE"}
+        # one process, one registry: the API's /metrics has the worker's and the retrainer's
+        with urllib.request.urlopen(f"{api}/metrics", timeout=10) as reply:
+            exposition = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(reply.read().decode())
+                for s in family.samples
+            }
+        assert exposition[("driftline_worker_events_total", (("topic", "predictions"),))] == 92
+        dead = (("reason", "invalid_json"), ("topic", "predictions"))
+        assert exposition[("driftline_worker_dead_letters_total", dead)] == 1
+        assert exposition[("driftline_retrain_jobs", (("state", "queued"),))] == 0
+        assert any(name == "driftline_api_requests_total" for name, _ in exposition)
     finally:
         up.terminate()  # SIGTERM: the same clean stop as Ctrl-C
         assert up.wait(timeout=60) == 0
