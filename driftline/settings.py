@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     # /metrics (Prometheus) of the worker and the retrainer, each on a port of its own (0: off);
     # the API serves it on its own port. `up` and `demo` run all three in one process: one
     # registry, on the API's /metrics (and on the worker's port too when that is set).
-    metrics_host: str = "127.0.0.1"
+    metrics_host: str = Field("127.0.0.1", min_length=1, max_length=255)
     worker_metrics_port: int = Field(0, ge=0, le=65_535)
     retrainer_metrics_port: int = Field(0, ge=0, le=65_535)
 
