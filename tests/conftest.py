@@ -16,7 +16,7 @@ import pytest
 from clickhouse_driver import Client
 
 from driftline.broker import EmbeddedBroker, ensure_topics
-from driftline.store import Store
+from driftline.store import Store, Stores
 from driftline.store.embedded import EmbeddedBackend
 from driftline.store.local_server import LocalClickHouseServer
 from driftline.store.server import ServerBackend
@@ -66,6 +66,15 @@ def server_store(clickhouse_url: str) -> Iterator[Store]:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Iterator[Stores]:
+    """The process's stores over a fresh embedded engine (chDB in a temp directory)."""
+    stores = Stores(Store(EmbeddedBackend(tmp_path / "chdb")))
+    stores.store.init_schema()
+    yield stores
+    stores.close()
 
 
 @pytest.fixture(params=["embedded", "server"])

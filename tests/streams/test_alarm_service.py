@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,9 +21,8 @@ from alarms.rules import DEFAULT_RULES, Comparison, Rule
 from driftline import topics
 from driftline.messages import RetrainRequest
 from driftline.settings import Settings
-from driftline.store import MetricPoint, Store, Stores
+from driftline.store import MetricPoint, Stores
 from driftline.store.alarms import AlarmStore
-from driftline.store.embedded import EmbeddedBackend
 from streams.alarms import AlarmService
 
 W = 1_700_000_000
@@ -39,14 +37,6 @@ AGE_RULE = Rule(
     "age", "AgeMissing", "input.missing_rate", Comparison.GT, 0.1, feature="age",
     actions=("notify", "retrain"),
 )  # fmt: skip
-
-
-@pytest.fixture
-def stores(tmp_path: Path) -> Iterator[Stores]:
-    stores = Stores(Store(EmbeddedBackend(tmp_path / "chdb")))
-    stores.store.init_schema()
-    yield stores
-    stores.close()
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ from alarms.routing import Subscription
 from alarms.rules import Comparison, Rule
 from driftline.broker import free_port
 from driftline.settings import Settings
-from driftline.store import MetricPoint, Store, Stores
-from driftline.store.embedded import EmbeddedBackend
+from driftline.store import MetricPoint, Stores
 from streams.alarms import AlarmService
 
 W = 1_700_000_000
@@ -57,14 +56,6 @@ inhibit_rules:
     target_matchers: ['severity="warning"']
     equal: [model]
 """
-
-
-@pytest.fixture
-def stores(tmp_path: Path) -> Iterator[Stores]:
-    stores = Stores(Store(EmbeddedBackend(tmp_path / "chdb")))
-    stores.store.init_schema()
-    yield stores
-    stores.close()
 
 
 @pytest.fixture
