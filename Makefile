@@ -12,10 +12,11 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# the thin SDK (sdk/, its own distribution) first: the platform depends on it
+	$(BIN)/python -m pip install --quiet -e ./sdk -e '.[dev]'
 	touch $(STAMP)
 
 # The real ClickHouse server the tests start (Debian's clickhouse-server 18.16), and the other
@@ -63,4 +64,4 @@ bench-promotion: install
 	$(BIN)/python -m bench.promotion $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache driftline-data
+	rm -rf $(VENV) build *.egg-info sdk/*.egg-info sdk/build .pytest_cache .mypy_cache .ruff_cache driftline-data

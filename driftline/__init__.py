@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from driftline.sdk import Monitor
+    from driftline_sdk import Monitor
 
 __all__ = ["Monitor"]
 
@@ -13,7 +13,7 @@ __all__ = ["Monitor"]
 def __getattr__(name: str) -> Any:
     # Lazy, so `import driftline` stays cheap and free of Kafka imports until Monitor is used.
     if name == "Monitor":
-        from driftline.sdk import Monitor
+        from driftline_sdk import Monitor
 
         return Monitor
     raise AttributeError(name)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftline_sdk.monitor import encode_batches
 from kafka import KafkaProducer
 
 from driftline import topics
@@ -20,7 +21,6 @@ from driftline.events import (
     model_of,
     time_reason,
 )
-from driftline.sdk import encode_batches
 
 
 @dataclass

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
-from driftline.sdk import Monitor
+from driftline_sdk import Monitor
 
 RESERVED = {"latency_ms", "version", "segment", "stage", "model"}
 

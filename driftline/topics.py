@@ -1,11 +1,23 @@
-"""Kafka topic names: part of the public contract (DESIGN.md)."""
+"""Kafka topic names (the contract's, from the SDK) and the partitions the platform makes."""
 
-PREDICTIONS = "driftline.predictions"
-LABELS = "driftline.labels"
-DEADLETTER = "driftline.deadletter"
-ALERTS = "driftline.alerts"
-RETRAIN_JOBS = "driftline.retrain-jobs"
-MODEL_UPDATES = "driftline.model-updates"
+from driftline_sdk.topics import (
+    ALERTS,
+    DEADLETTER,
+    LABELS,
+    MODEL_UPDATES,
+    PREDICTIONS,
+    RETRAIN_JOBS,
+)
+
+__all__ = [
+    "ALERTS",
+    "DEADLETTER",
+    "LABELS",
+    "MODEL_UPDATES",
+    "PREDICTIONS",
+    "RETRAIN_JOBS",
+    "topic_partitions",
+]
 
 
 def topic_partitions(predictions: int, labels: int) -> dict[str, int]:

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from driftline_sdk import Monitor
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from driftline import topics
 from driftline.messages import ModelUpdate
-from driftline.sdk import Monitor
 from retrainer.data import Example
 from retrainer.registry import Registry
 from retrainer.train import TrainConfig, predict, train

@@ -51,6 +51,8 @@ def test_the_image_installs_the_project_and_runs_the_cli() -> None:
     assert 'ENTRYPOINT ["driftline"]' in dockerfile
     for package in ("driftline", "launch", "streams", "detectors", "alarms", "api", "retrainer"):
         assert f"COPY {package} {package}" in dockerfile
+    # the platform depends on the thin SDK, which is not a folder of the platform's own
+    assert "COPY sdk sdk" in dockerfile and " ./sdk ." in dockerfile
 
 
 def test_alertmanager_service_has_a_config_alertmanager_accepts() -> None:

@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
-import orjson
 import pytest
-from kafka import KafkaConsumer
+from helpers import consume
 
 from driftline import Monitor, topics
 from driftline.broker import EmbeddedBroker, ensure_topics, free_port
 from driftline.topics import topic_partitions
-
-
-def consume(
-    bootstrap: str, topic: str, expected_events: int
-) -> list[tuple[bytes, list[dict[str, Any]]]]:
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500
-    )
-    messages: list[tuple[bytes, list[dict[str, Any]]]] = []
-    deadline = time.monotonic() + 30
-    while sum(len(v) for _, v in messages) < expected_events and time.monotonic() < deadline:
-        messages.extend((m.key, orjson.loads(m.value)) for m in consumer)
-    consumer.close()
-    return messages
 
 
 def test_events_travel_as_arrays_keyed_by_model(broker: EmbeddedBroker) -> None:

@@ -13,7 +13,9 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
+from kafka import KafkaConsumer
 
 from driftline.events import EventLimits
 from driftline.store import Store, Stores
@@ -72,3 +74,19 @@ def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.2)
+
+
+def consume(
+    bootstrap: str, topic: str, expected_events: int
+) -> list[tuple[bytes, list[dict[str, Any]]]]:
+    """(key, events) of each message on ``topic``, read from the start until at least
+    ``expected_events`` events arrived (or 30 s passed)."""
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500
+    )
+    messages: list[tuple[bytes, list[dict[str, Any]]]] = []
+    deadline = time.monotonic() + 30
+    while sum(len(v) for _, v in messages) < expected_events and time.monotonic() < deadline:
+        messages.extend((m.key, orjson.loads(m.value)) for m in consumer)
+    consumer.close()
+    return messages

@@ -20,8 +20,13 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 
-from driftline import topics
-from driftline.events import EventLimits, check_label_event, check_prediction_event, time_reason
+from driftline_sdk import topics
+from driftline_sdk.contract import (
+    EventLimits,
+    check_label_event,
+    check_prediction_event,
+    time_reason,
+)
 
 log = logging.getLogger(__name__)
 
