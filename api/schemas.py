@@ -84,6 +84,11 @@ class RejectedPublic(BaseModel):
 class IngestPublic(BaseModel):
     accepted: int
     rejected: list[RejectedPublic]
+    dropped: list[RejectedPublic] = Field(
+        default_factory=list,
+        description="accepted events whose bad custom metrics ('metrics') were dropped: the "
+        "event itself was sent and counts; only those metrics were left out",
+    )
 
 
 class IngestRefusedPublic(IngestPublic):

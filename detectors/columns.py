@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -137,6 +137,8 @@ class EventBatch:
     features: Mapping[str, Column]
     prediction: Column | None  # None until the model has sent a non-null prediction
     versions: ObjectArray
+    # custom metrics (the events' ``metrics``): per name, NaN where an event did not send it
+    custom: Mapping[str, FloatArray] = field(default_factory=dict)
 
     def take(self, rows: npt.NDArray[np.intp]) -> EventBatch:
         return EventBatch(
@@ -146,6 +148,7 @@ class EventBatch:
             features={name: col.take(rows) for name, col in self.features.items()},
             prediction=None if self.prediction is None else self.prediction.take(rows),
             versions=self.versions[rows],
+            custom={name: values[rows] for name, values in self.custom.items()},
         )
 
 
@@ -213,4 +216,20 @@ def build_batch(events: list[dict[str, Any]], ts: FloatArray, schema: ModelSchem
         [v if type(v := e.get("version")) is str else str(v or "unknown") for e in events],
         dtype=object,
     )
-    return EventBatch(len(events), ts, latency, columns, prediction, versions)
+    return EventBatch(
+        len(events), ts, latency, columns, prediction, versions, custom_columns(events)
+    )
+
+
+def custom_columns(events: list[dict[str, Any]]) -> dict[str, FloatArray]:
+    """Per custom metric name, its value in each event (NaN where absent). The contract has
+    already left only finite numbers in ``metrics`` (``driftline_sdk.contract``)."""
+    sent = [m for e in events if (m := e.get("metrics"))]
+    if not sent:
+        return {}
+    names: set[str] = set().union(*sent)
+    dicts = [e.get("metrics") or {} for e in events]
+    return {
+        name: np.array([_NAN if (v := d.get(name)) is None else v for d in dicts], dtype=float)
+        for name in sorted(names)
+    }

@@ -9,7 +9,7 @@ checkpointed; nothing here prints, sends or stores.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -37,6 +37,7 @@ class NumericSummary:
     valid: int = 0
     mean: float = 0.0
     m2: float = 0.0  # sum of squared deviations from the mean
+    total: float = 0.0  # the sum of the values, exact where mean * valid would round
     minimum: float = float("inf")
     maximum: float = float("-inf")
     sample: BottomKSample = field(init=False)
@@ -52,6 +53,7 @@ class NumericSummary:
         if present.size == 0:
             return
         n_b = int(present.size)
+        self.total += float(present.sum())
         mean_b = float(present.mean())
         m2_b = float(((present - mean_b) ** 2).sum())
         n_a, n = self.valid, self.valid + n_b
@@ -141,6 +143,7 @@ def merge_summaries(a: ColumnSummary, b: ColumnSummary) -> ColumnSummary | None:
         merged.count, merged.missing = a.count + b.count, a.missing + b.missing
         merged.mismatched = a.mismatched + b.mismatched
         merged.valid = a.valid + b.valid
+        merged.total = a.total + b.total
         if merged.valid:
             delta = b.mean - a.mean
             merged.mean = a.mean + delta * b.valid / merged.valid
@@ -174,6 +177,8 @@ def merge_summaries(a: ColumnSummary, b: ColumnSummary) -> ColumnSummary | None:
 class ProfileConfig:
     sample_size: int = 2048
     max_categories: int = 200
+    # distinct custom metric names one window summarises; later ones are counted, not kept
+    max_custom_metrics: int = 100
 
 
 def new_summary(column: Column, config: ProfileConfig) -> ColumnSummary:
@@ -211,6 +216,9 @@ class WindowProfile:
     output_rows: int = 0
     # streaming detectors (river) that fired in this window, per (feature, detector)
     change_points: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # custom and business metrics sent with the events, per name
+    custom: dict[str, NumericSummary] = field(default_factory=dict)
+    custom_over_cap: set[str] = field(default_factory=set)  # names past max_custom_metrics
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -240,6 +248,14 @@ class WindowProfile:
         elif self.output is not None:
             _count_absent(self.output, batch.size)
         self.output_rows += batch.size
+        for name, values in batch.custom.items():
+            summary = self.custom.get(name)
+            if summary is None:
+                if len(self.custom) >= self.config.max_custom_metrics:
+                    self.custom_over_cap.add(name)
+                    continue
+                summary = self.custom[name] = NumericSummary(self.config.sample_size)
+            summary.update(values, 0, self._rng)
 
     def metrics(self, known_categories: Mapping[str, set[str]]) -> list[MetricRow]:
         """The window's metrics. ``known_categories``: per feature, the values seen before."""
@@ -260,7 +276,51 @@ class WindowProfile:
         rows.extend(_output_metrics(self.output, self.output_rows))
         for (feature, detector), fired in sorted(self.change_points.items()):
             rows.append(MetricRow(f"drift.stream.{detector}", feature, "", float(fired)))
+        for name, summary in sorted(self.custom.items()):
+            rows.extend(custom_rows(name, summary))
+        if self.custom_over_cap:
+            rows.append(
+                MetricRow("custom.names_over_cap", "", "", float(len(self.custom_over_cap)))
+            )
         return rows
+
+
+CUSTOM_STATS = ("count", "mean", "sum", "p50", "p95")
+CUSTOM_PREFIX = "custom"  # sent with predictions: custom.<name>.<stat>
+OUTCOME_PREFIX = "labels.custom"  # sent with labels, joined by id: labels.custom.<name>.<stat>
+
+
+def outcome_rows(
+    outcomes: Sequence[Mapping[str, float] | None], config: ProfileConfig, seed: int = 0
+) -> list[MetricRow]:
+    """``labels.custom.<name>.<stat>`` of the outcomes joined to one window (or slice): the
+    custom metrics of label events, one mapping (or None) per prediction."""
+    summaries: dict[str, NumericSummary] = {}
+    values: dict[str, list[float]] = {}
+    for outcome in outcomes:
+        for name, value in (outcome or {}).items():
+            if name in values or len(values) < config.max_custom_metrics:
+                values.setdefault(name, []).append(value)
+    rng = np.random.default_rng(seed)
+    for name, sent in values.items():
+        summary = summaries[name] = NumericSummary(config.sample_size)
+        summary.update(np.array(sent, dtype=float), 0, rng)
+    return [
+        row
+        for name in sorted(summaries)
+        for row in custom_rows(name, summaries[name], OUTCOME_PREFIX)
+    ]
+
+
+def custom_rows(name: str, s: NumericSummary, prefix: str = CUSTOM_PREFIX) -> Iterator[MetricRow]:
+    """``custom.<name>.<stat>`` (:data:`CUSTOM_STATS`) of one custom metric's values; nothing
+    when no event sent a value. ``count``: the events that did."""
+    if not s.valid:
+        return
+    p50, p95 = s.quantiles([0.5, 0.95])
+    stats = (float(s.valid), s.mean, s.total, p50, p95)
+    for stat, value in zip(CUSTOM_STATS, stats, strict=True):
+        yield MetricRow(f"{prefix}.{name}.{stat}", "", "", value)
 
 
 def _count_absent(summary: ColumnSummary, rows: int) -> None:

@@ -25,6 +25,7 @@ from driftline_sdk.contract import (
     EventLimits,
     check_label_event,
     check_prediction_event,
+    clean_custom_metrics,
     parse_timestamp,
     time_reason,
 )
@@ -39,6 +40,7 @@ __all__ = [  # the contract's names, for the platform's modules that import them
     "Rejected",
     "check_label_event",
     "check_prediction_event",
+    "clean_custom_metrics",
     "deadletter_max_bytes",
     "deadletter_record",
     "decode_message",
@@ -56,6 +58,8 @@ class Rejected:
     raw: bytes
     index: int | None = None  # position inside an array message; None: the whole message
     model: str | None = None
+    # set when the event itself was kept and only this field of it was dropped ("metrics")
+    dropped: str | None = None
 
 
 @dataclass(slots=True)
@@ -64,6 +68,8 @@ class Decoded:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    # kept events whose bad custom metrics were dropped: the original event and the reason
+    dropped: list[Rejected] = field(default_factory=list)
 
 
 @functools.lru_cache(maxsize=8)
@@ -99,6 +105,15 @@ def _array_decoder(limits: EventLimits) -> msgspec.json.Decoder[Any]:
                 ]
             ],
             "ts": t.NotRequired[t.Union[float, str, None]],
+            # names are checked after decoding; bad ones send the message down the slow path
+            "metrics": t.NotRequired[
+                t.Optional[
+                    t.Annotated[
+                        t.Dict[str, t.Union[int, float, None]],
+                        meta(max_length=limits.max_custom_metrics),
+                    ]
+                ]
+            ],
         },
     )
     return msgspec.json.Decoder(t.List[event])
@@ -118,6 +133,8 @@ def _decode_valid_array(
     for event in events:
         if "::" in event["model"]:
             return None
+        if "metrics" in event and clean_custom_metrics(event, limits) is not None:
+            return None  # the slow path keeps the event and says what was dropped
         ts = event.get("ts")
         if type(ts) is str:
             try:
@@ -192,6 +209,7 @@ def decode_message(
             if reason is None and clock is not None:
                 reason = clock.reason(event, limits)
             if reason is None:
+                _clean(event, limits, out, index)
                 keep(trim(event))
             else:
                 model = model_of(event, limits)
@@ -201,14 +219,37 @@ def decode_message(
     if reason is None and clock is not None:
         reason = clock.reason(payload, limits)
     if reason is None:
+        _clean(payload, limits, out, None)
         out.events.append(trim(payload))
     else:
         out.rejected.append(Rejected(reason, value, None, model_of(payload, limits)))
     return out
 
 
+def _clean(event: dict[str, Any], limits: EventLimits, out: Decoded, index: int | None) -> None:
+    """Drop an event's bad custom metrics (the event is kept), recording what and why."""
+    if "metrics" not in event:
+        return
+    sent = event["metrics"]  # replaced, never changed, by the clean-up
+    reason = clean_custom_metrics(event, limits)
+    if reason is not None:
+        original = orjson.dumps({**event, "metrics": sent})
+        out.dropped.append(Rejected(reason, original, index, model_of(event, limits), "metrics"))
+
+
 _PREDICTION_FIELDS = frozenset(
-    {"model", "features", "prediction", "version", "id", "stage", "latency_ms", "segment", "ts"}
+    {
+        "model",
+        "features",
+        "prediction",
+        "version",
+        "id",
+        "stage",
+        "latency_ms",
+        "segment",
+        "ts",
+        "metrics",
+    }
 )
 
 
@@ -266,6 +307,9 @@ def deadletter_record(
         "raw_sha256": hashlib.sha256(raw).hexdigest(),
         "raw_truncated": len(raw) > max_raw_bytes,
     }
+    if rejected.dropped is not None:
+        # the event was kept (and counted) without this field: replaying it would count it twice
+        record["dropped"] = rejected.dropped
     kept = raw[:max_raw_bytes]
     text = _utf8_prefix(kept, truncated=len(raw) > max_raw_bytes)
     if text is not None:

@@ -17,6 +17,7 @@ from driftline.events import (
     Rejected,
     check_label_event,
     check_prediction_event,
+    clean_custom_metrics,
     deadletter_record,
     model_of,
     time_reason,
@@ -27,6 +28,8 @@ from driftline.events import (
 class IngestResult:
     accepted: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    # accepted events whose bad custom metrics were dropped (the events themselves were sent)
+    dropped: list[Rejected] = field(default_factory=list)
 
 
 class Ingest:
@@ -71,6 +74,12 @@ class Ingest:
             if reason is None and event.get("ts") is not None:  # else the broker's time: now
                 reason = time_reason(event["ts"], now, self.limits)
             if reason is None:
+                sent = event.get("metrics")
+                dropped = clean_custom_metrics(event, self.limits)
+                if dropped is not None:
+                    original = _dumps({**event, "metrics": sent})
+                    model = model_of(event, self.limits)
+                    result.dropped.append(Rejected(dropped, original, index, model, "metrics"))
                 valid.append(event)
             else:
                 result.rejected.append(
@@ -85,7 +94,7 @@ class Ingest:
                 topics.DEADLETTER,
                 value=deadletter_record(r, "http", 0, 0, self.limits.max_deadletter_raw_bytes),
             )
-            for r in result.rejected
+            for r in result.rejected + result.dropped
         ]
         producer.flush(timeout=self.timeout_s)
         for future in futures:

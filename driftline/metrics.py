@@ -38,6 +38,8 @@ REASON_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("invalid_json", ("not valid json", "must be a json object")),
     ("event_time", ("'ts'", "broker timestamp", "in the past", "in the future", "store holds")),
     ("missing_field", ("is required",)),
+    # an event kept without its bad custom metrics (the dead letter says "dropped": "metrics")
+    ("custom_metrics", ("custom metric", "'metrics'")),
     ("features", ("feature",)),
     ("prediction", ("'prediction'",)),
     ("label", ("'label'",)),

@@ -527,15 +527,20 @@ def attach_alarms(
     worker.on_set_aside.append(on_set_aside)
 
     newest_tested: dict[str, int] = {}
+    newest_outcomes: dict[str, int] = {}  # windows whose outcome metrics alone went to the rules
 
     def on_quality(scored: ScoredWindow) -> None:
         """Label metrics go to the rules once a window has enough labels to be tested, newest
         window first seen only: an older window re-scored as its late labels land is stored
         but does not re-open an alert the newer windows have resolved."""
-        if not scored.tested or scored.window_start <= newest_tested.get(scored.unit, -1):
-            return
-        newest_tested[scored.unit] = scored.window_start
-        service.evaluate_window(scored.unit, scored.window_start, scored.points, from_labels=True)
+        unit, start = scored.unit, scored.window_start
+        if scored.tested and start > newest_tested.get(unit, -1):
+            newest_tested[unit] = start
+            newest_outcomes[unit] = max(start, newest_outcomes.get(unit, -1))
+            service.evaluate_window(unit, start, scored.points, from_labels=True)
+        elif scored.outcomes_tested and start > newest_outcomes.get(unit, -1):
+            newest_outcomes[unit] = start
+            service.evaluate_window(unit, start, scored.outcome_points(), from_labels=True)
 
     worker.on_quality.append(on_quality)
     worker.on_close.append(service.stop)  # a worker closed without a Faust shutdown

@@ -48,8 +48,9 @@ def label_rows(events: Sequence[dict[str, Any]], broker_ts: float) -> list[Label
                 event["model"],
                 event.get("stage") or "",
                 event["id"],
-                event["label"],
+                event.get("label"),
                 int(when * 1000),
+                event.get("metrics"),
             )
         )
     return rows
@@ -89,7 +90,7 @@ class LabelWorker:
                 value, self.limits, labels=True, now=time.time(), broker_ts=broker_ts
             )
             rows.extend(label_rows(decoded.events, broker_ts))
-            dead.extend(DeadLetter(r, tp, offset) for r in decoded.rejected)
+            dead.extend(DeadLetter(r, tp, offset) for r in decoded.rejected + decoded.dropped)
             offsets[tp] = max(offset + 1, offsets.get(tp, 0))
         self.stats.messages += len(raw)
         self.stats.labels += len(rows)

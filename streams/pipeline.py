@@ -77,6 +77,8 @@ def decode_batch(
         if decoded.rejected:
             dead.extend(DeadLetter(r, tp, offset) for r in decoded.rejected)
             invalid = dict(Counter(r.model for r in decoded.rejected if r.model))
+        # kept events whose bad custom metrics were dropped: said on the dead-letter topic
+        dead.extend(DeadLetter(r, tp, offset) for r in decoded.dropped)
         for event in decoded.events:  # a pipeline stage is monitored as a unit of its own
             if event.get("stage"):
                 event["model"] = unit_of(event["model"], event["stage"])

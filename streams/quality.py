@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from detectors.concept import ErrorStreamDetector, detectors_for
+from detectors.profile import OUTCOME_PREFIX, ProfileConfig, outcome_rows
 from detectors.quality import (
     QualityResult,
     QualityStats,
@@ -70,6 +71,8 @@ class ScoredWindow:
     window_start: int
     points: list[MetricPoint]
     drift_rows: list[DriftRow] = field(default_factory=list)
+    # some outcome metric (labels.custom.*) of the whole window has min_labels values
+    outcomes_tested: bool = False
 
     @property
     def tested(self) -> bool:
@@ -77,6 +80,12 @@ class ScoredWindow:
         Alarms only look at such windows: a window whose labels are still arriving says
         nothing yet, and must not clear an alert for lack of evidence."""
         return any(p.metric == "drift.concept" and not p.segment for p in self.points)
+
+    def outcome_points(self) -> list[MetricPoint]:
+        """The window's outcome metrics (``labels.custom.*``): the rules see them once one has
+        ``min_labels`` values, tested or not (a model whose outcomes come without labels is
+        never tested, and its outcome rules must still work)."""
+        return [p for p in self.points if p.metric.startswith(OUTCOME_PREFIX + ".")]
 
 
 def slices_of(rows: Sequence[Joined], slice_of: Callable[[str, str], str]) -> dict[str, list[int]]:
@@ -105,6 +114,7 @@ class _Measured:
     drift_rows: list[DriftRow] = field(default_factory=list)
     results: dict[str, tuple[QualityResult, int]] = field(default_factory=dict)  # by slice
     fired: tuple[str, ...] = ()  # error-stream detectors that fired in this window
+    outcomes_tested: bool = False  # some outcome metric has min_labels values (whole window)
 
     def point(
         self, w: int, metric: str, value: float, segment: str = "", category: str = ""
@@ -140,6 +150,7 @@ class QualityTracker:
         self.store = store
         self.config = config
         self.segments = segments  # the window pipeline's: one slice name per segment value
+        self.outcome_profile = ProfileConfig()  # samples for outcome metrics' percentiles
         self._clock = clock
         # only what was stored after start is "new" (a restart starts the detectors afresh)
         self._since_ms = int(clock() * 1000) - SAFETY_MS
@@ -233,6 +244,16 @@ class QualityTracker:
             )
             if expired:
                 window.point(w, "labels.unlabelled", float(len(members) - len(mine)), segment)
+            # business outcomes sent on label events (a click), with or without a label
+            outcomes = outcome_rows(
+                [rows[i].outcomes for i in members], self.outcome_profile, start
+            )
+            for row in outcomes:
+                window.point(w, row.metric, row.value, segment)
+            if segment == "" and any(
+                r.metric.endswith(".count") and r.value >= cfg.min_labels for r in outcomes
+            ):
+                window.outcomes_tested = True
             if not mine:
                 continue
             result = score_quality(
@@ -303,7 +324,11 @@ class QualityTracker:
             concept = drifted or (not segment and flagged)
             window.point(w, "drift.concept", float(concept), segment)
         return ScoredWindow(
-            unit_of(window.model, window.stage), window.start, window.points, window.drift_rows
+            unit_of(window.model, window.stage),
+            window.start,
+            window.points,
+            window.drift_rows,
+            window.outcomes_tested,
         )
 
     def _feed_detectors(

@@ -34,6 +34,19 @@ _TS = {
     "anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}, {"type": "null"}],
     "description": "RFC 3339 or epoch seconds (default: when the broker got it)",
 }
+_CUSTOM_METRICS: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "maxProperties": 64,
+            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"},
+            "additionalProperties": {"anyOf": [{"type": "number"}, {"type": "null"}]},
+        },
+        {"type": "null"},
+    ],
+    "description": "custom and business metrics, name -> number (aggregated per window as "
+    "custom.<name>.<stat>); bad entries are dropped and listed in 'dropped', the event is kept",
+}
 PREDICTION_EVENT: dict[str, Any] = {
     "type": "object",
     "required": ["model", "features", "prediction"],
@@ -56,6 +69,7 @@ PREDICTION_EVENT: dict[str, Any] = {
         "stage": _OPTIONAL_NAME,
         "ts": _TS,
         "latency_ms": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}]},
+        "metrics": _CUSTOM_METRICS,
         "segment": {
             "anyOf": [
                 {
@@ -77,6 +91,11 @@ LABEL_EVENT: dict[str, Any] = {
         "label": {"anyOf": _SCALAR},
         "stage": _OPTIONAL_NAME,
         "ts": _TS,
+        "metrics": {
+            **_CUSTOM_METRICS,
+            "description": "business outcomes that arrive later (a click), joined to the "
+            "prediction by id and aggregated as labels.custom.<name>.<stat>",
+        },
     },
 }
 
@@ -156,6 +175,7 @@ async def _ingest(request: Request, ingest: Any, settings: Any, *, labels: bool)
     body_out = IngestPublic(
         accepted=result.accepted,
         rejected=[RejectedPublic(index=r.index, reason=r.reason) for r in result.rejected],
+        dropped=[RejectedPublic(index=r.index, reason=r.reason) for r in result.dropped],
     )
     if result.accepted == 0 and result.rejected:
         detail = [

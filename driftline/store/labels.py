@@ -80,8 +80,9 @@ class LabelRow:
     model: str
     stage: str
     id: str
-    label: Any  # a JSON scalar
+    label: Any  # a JSON scalar; None for an outcome event (custom metrics alone)
     label_ms: int
+    metrics: Mapping[str, float] | None = None  # the event's custom metrics
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class Joined:
     label: Any  # None: no label yet
     label_ms: int  # 0 when unlabelled
     label_stored_ms: int
+    # the custom metrics of the latest label event that had some (outcomes such as a click)
+    outcomes: Mapping[str, float] | None = None
 
 
 Unit = tuple[str, str]  # (model, stage)
@@ -121,7 +124,15 @@ class LabelStore:
     def write_labels(self, rows: Sequence[LabelRow]) -> None:
         stored_ms = time.time_ns() // 1_000_000
         it = (
-            (r.model, r.stage, r.id, orjson.dumps(r.label).decode(), r.label_ms, stored_ms)
+            (
+                r.model,
+                r.stage,
+                r.id,
+                orjson.dumps(r.label).decode(),
+                r.label_ms,
+                stored_ms,
+                orjson.dumps(r.metrics).decode() if r.metrics else "",
+            )
             for r in rows
         )
         while block := list(itertools.islice(it, INSERT_BLOCK_ROWS)):
@@ -188,16 +199,28 @@ class LabelStore:
             f"WHERE {where}{only} GROUP BY id ORDER BY any(ts), id{limit}",
             params,
         )
+        # the latest label and, apart, the latest custom metrics: an outcome event (metrics, no
+        # label) neither hides the label nor counts as one
         labels = self.backend.execute(
-            "SELECT id, argMax(label, label_ms), max(label_ms), max(stored_ms) FROM labels "
+            "SELECT id, argMaxIf(label, label_ms, label != 'null'), "
+            "maxIf(label_ms, label != 'null'), maxIf(stored_ms, label != 'null'), "
+            "argMaxIf(metrics, label_ms, metrics != '') FROM labels "
             "WHERE model = %(model)s AND stage = %(stage)s AND id IN "
             f"(SELECT id FROM predictions WHERE {where}) GROUP BY id",
             params,
         )
-        by_id = {str(r[0]): (orjson.loads(r[1]), int(r[2]), int(r[3])) for r in labels}
+        by_id = {
+            str(r[0]): (
+                orjson.loads(r[1]) if r[1] else None,
+                int(r[2]),
+                int(r[3]),
+                orjson.loads(r[4]) if r[4] else None,
+            )
+            for r in labels
+        }
         joined = []
         for r in predictions:
-            label, label_ms, label_stored = by_id.get(str(r[0]), (None, 0, 0))
+            label, label_ms, label_stored, outcomes = by_id.get(str(r[0]), (None, 0, 0, None))
             joined.append(
                 Joined(
                     str(r[0]),
@@ -208,6 +231,7 @@ class LabelStore:
                     label,
                     label_ms,
                     label_stored,
+                    outcomes,
                 )
             )
         return joined

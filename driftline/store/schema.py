@@ -46,6 +46,8 @@ ADDED_COLUMNS = (
     ("worker_offsets", "seen_below", "UInt64 DEFAULT 0"),
     # webhook | alertmanager (alarms.routing.Subscription.kind)
     ("alarm_subscriptions", "kind", "String DEFAULT 'webhook'"),
+    # a label event's custom metrics (JSON object, '' for none): outcomes joined by id
+    ("labels", "metrics", "String DEFAULT ''"),
 )
 
 # Windows the store rejected for a reason a retry cannot fix, set aside so that every other
@@ -245,7 +247,9 @@ ORDER BY (model, stage, window_start, id)
 """
 
 # Labels as they arrive (``label_ms``: the label's ts, else its broker time). A duplicate label
-# for the same id is kept; reads take the latest (argMax by label_ms). Partitioned by month of
+# for the same id is kept; reads take the latest (argMax by label_ms). An outcome event (custom
+# ``metrics`` without a label) has label 'null'; reads take the latest label and, apart, the
+# latest metrics (the ``metrics`` column, added through ADDED_COLUMNS). Partitioned by month of
 # arrival for retention.
 LABELS = """
 CREATE TABLE IF NOT EXISTS labels (
@@ -341,4 +345,4 @@ DRIFT_COLUMNS = (
     "written_at",
 )
 PREDICTION_COLUMNS = ("model", "stage", "id", "ts", "window_start", "version", "event", "stored_ms")
-LABEL_COLUMNS = ("model", "stage", "id", "label", "label_ms", "stored_ms")
+LABEL_COLUMNS = ("model", "stage", "id", "label", "label_ms", "stored_ms", "metrics")

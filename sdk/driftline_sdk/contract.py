@@ -8,6 +8,7 @@ worker and HTTP ingest run the same checks on what they receive.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,9 @@ class EventLimits:
     # model, version, stage, id, feature names and segment keys
     max_name_length: int = 256
     max_segment_keys: int = 16
+    # custom metrics (``metrics``: name -> number): names per event, and a name's length
+    max_custom_metrics: int = 64
+    max_custom_metric_name_length: int = 64
     max_classes: int = 1000  # class probabilities in one prediction
     # event times are plausible within this range around the time they are received
     max_age_s: float = 10 * 365 * 86400.0
@@ -225,14 +229,100 @@ def check_label_event(event: Any, limits: EventLimits) -> str | None:
     if reason is not None:
         return reason
     label = event.get("label")
-    if label is None or type(label) not in _SCALARS:
+    if label is None:
+        # an outcome known later (a click) may come as custom metrics alone
+        if type(event.get("metrics")) is dict and event["metrics"]:
+            return _check_time(event)
+        return (
+            "'label' is required and must be a number, string or bool "
+            "(or send 'metrics' alone, for outcomes that are not a label)"
+        )
+    if type(label) not in _SCALARS:
         return "'label' is required and must be a number, string or bool"
     if type(label) is str and len(label) > limits.max_string_length:
         return f"'label' is longer than {limits.max_string_length} characters"
     if type(label) is float and not math.isfinite(label):
         return "'label' must be a finite number"
+    return _check_time(event)
+
+
+def _check_time(event: dict[str, Any]) -> str | None:
     try:
         event["ts"] = parse_timestamp(event.get("ts"))
     except ValueError as exc:
         return str(exc)
     return None
+
+
+# A custom metric's name becomes part of stored metric names (``custom.<name>.<stat>``), so it
+# is a plain word: letters, digits, "_", "-", "."; it starts with a letter or "_"
+_CUSTOM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def _custom_value_reason(name: str, value: Any, limits: EventLimits) -> str | None:
+    if type(name) is not str or not name or not _CUSTOM_NAME.fullmatch(name):
+        return (
+            f"custom metric name {_show(str(name))} is not a plain name (letters, digits, "
+            "'_', '-', '.'; starting with a letter or '_')"
+        )
+    if len(name) > limits.max_custom_metric_name_length:
+        return (
+            f"custom metric name {_show(name)} is longer than "
+            f"{limits.max_custom_metric_name_length} characters"
+        )
+    kind = type(value)
+    if kind is bool:
+        return f"custom metric {name!r} is a bool; send 1 or 0"
+    if kind is not int and kind is not float:
+        return f"custom metric {name!r} is a {kind.__name__}; use a number"
+    if not math.isfinite(value):
+        return f"custom metric {name!r} must be a finite number"
+    return None
+
+
+def clean_custom_metrics(event: dict[str, Any], limits: EventLimits) -> str | None:
+    """Keep the valid part of an event's ``metrics`` (name -> number) and drop the rest: the
+    event's ``metrics`` is replaced (the object sent is left as it was) or removed. Returns why
+    something was dropped, or None. Bad custom metrics never cost the event
+    itself: its prediction, features and label count as if they had not been sent.
+
+    A null value is an absent metric. ``metrics`` that is not an object, or that holds more
+    than ``max_custom_metrics`` names, is dropped whole; otherwise only the bad entries are.
+
+    >>> event = {"metrics": {"ctr": 1, "redo": "yes", "gpu_mem_mb": 5120.0, "dwell": None}}
+    >>> clean_custom_metrics(event, EventLimits())
+    "custom metric 'redo' is a str; use a number"
+    >>> event
+    {'metrics': {'ctr': 1, 'gpu_mem_mb': 5120.0}}
+    """
+    metrics = event.get("metrics")
+    if metrics is None:
+        event.pop("metrics", None)
+        return None
+    if type(metrics) is not dict:
+        del event["metrics"]
+        return f"'metrics' must be an object of name -> number, got {type(metrics).__name__}"
+    if len(metrics) > limits.max_custom_metrics:
+        del event["metrics"]
+        return (
+            f"'metrics' has {len(metrics)} names, over the limit of {limits.max_custom_metrics}; "
+            "none was kept"
+        )
+    kept: dict[str, float] = {}
+    reasons: list[str] = []
+    for name, value in metrics.items():
+        if value is None:
+            continue
+        reason = _custom_value_reason(name, value, limits)
+        if reason is None:
+            kept[name] = value
+        else:
+            reasons.append(reason)
+    if kept:
+        event["metrics"] = kept
+    else:
+        del event["metrics"]
+    if not reasons:
+        return None
+    more = f" (and {len(reasons) - 1} more dropped)" if len(reasons) > 1 else ""
+    return reasons[0] + more

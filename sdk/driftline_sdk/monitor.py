@@ -25,6 +25,7 @@ from driftline_sdk.contract import (
     EventLimits,
     check_label_event,
     check_prediction_event,
+    clean_custom_metrics,
     time_reason,
 )
 
@@ -52,6 +53,8 @@ class DeliveryStats:
     sent: int = 0  # events the broker acknowledged
     failed: int = 0  # events whose send failed
     dropped: int = 0  # events refused because the buffer was full
+    # events sent without some of their custom metrics (not numbers, bad names, too many)
+    metrics_dropped: int = 0
 
 
 class Monitor:
@@ -112,8 +115,14 @@ class Monitor:
         latency_ms: float | None = None,
         segment: Mapping[str, str] | None = None,
         stage: str | None = None,
+        metrics: Mapping[str, float] | None = None,
     ) -> str:
-        """Queue one prediction event; returns its id (generated when not given)."""
+        """Queue one prediction event; returns its id (generated when not given).
+
+        ``metrics``: custom and business metrics (name -> number: ``{"gpu_mem_mb": 5120}``),
+        aggregated per window as ``custom.<name>.<stat>``. Bad entries are dropped with a
+        warning (and counted in ``stats.metrics_dropped``); the event is sent without them.
+        """
         event: dict[str, Any] = {
             "model": model,
             "id": id or uuid.uuid4().hex,
@@ -126,12 +135,14 @@ class Monitor:
             ("latency_ms", latency_ms),
             ("segment", dict(segment) if segment else None),
             ("stage", stage),
+            ("metrics", dict(metrics) if isinstance(metrics, Mapping) else metrics),
         ):
             if value is not None:
                 event[key] = value
         reason = _checked(check_prediction_event, event, self._limits)
         if reason is not None:
             raise ValueError(f"invalid prediction event: {reason}")
+        self._clean_metrics(event)
         self._append(topics.PREDICTIONS, event)
         return str(event["id"])
 
@@ -139,19 +150,30 @@ class Monitor:
         self,
         model: str,
         id: str,
-        label: Any,
+        label: Any = None,
         *,
         ts: float | str | None = None,
         stage: str | None = None,
+        metrics: Mapping[str, float] | None = None,
     ) -> None:
         """Queue the true outcome of an earlier prediction (joined by ``model``, ``stage`` and
-        ``id``, whichever of the two arrives first)."""
-        event = {"model": model, "id": id, "label": label, "ts": time.time() if ts is None else ts}
+        ``id``, whichever of the two arrives first).
+
+        ``metrics``: business outcomes known later (``{"clicked": 1}``), joined to the
+        prediction's window and slices as ``labels.custom.<name>.<stat>``; with them the
+        ``label`` may be left out.
+        """
+        event: dict[str, Any] = {"model": model, "id": id, "ts": time.time() if ts is None else ts}
+        if label is not None:
+            event["label"] = label
         if stage:
             event["stage"] = stage
+        if metrics is not None:
+            event["metrics"] = dict(metrics) if isinstance(metrics, Mapping) else metrics
         reason = _checked(check_label_event, event, self._limits)
         if reason is not None:
             raise ValueError(f"invalid label event: {reason}")
+        self._clean_metrics(event)
         self._append(topics.LABELS, event)
 
     def flush(self, timeout: float | None = 30.0) -> None:
@@ -190,6 +212,23 @@ class Monitor:
         self.close()
 
     # -- internals ------------------------------------------------------------------------
+    def _clean_metrics(self, event: dict[str, Any]) -> None:
+        """Bad custom metrics cost the event nothing else: it is sent without them."""
+        reason = clean_custom_metrics(event, self._limits)
+        if reason is None:
+            return
+        with self._lock:
+            self.stats.metrics_dropped += 1
+            dropped = self.stats.metrics_dropped
+        if dropped == 1 or dropped % 1000 == 0:  # a bug sending this on every call stays quiet
+            log.warning(
+                "Driftline: an event of %r was sent without some custom metrics "
+                "(%d such events so far): %s",
+                event["model"],
+                dropped,
+                reason,
+            )
+
     def _append(self, topic: str, event: dict[str, Any]) -> None:
         with self._lock:
             if self._closed:

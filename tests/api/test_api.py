@@ -114,11 +114,49 @@ def test_http_ingest_puts_valid_events_on_kafka_and_reports_bad_ones(
                 "reason": "'features' is required (an object; use {} when the model has no inputs)",
             }
         ],
+        "dropped": [],
     }
     [message] = read_topic(broker.bootstrap, topics.PREDICTIONS)
     assert [e["features"] for e in orjson.loads(message)] == [good["features"]] * 2
     [letter] = read_topic(broker.bootstrap, topics.DEADLETTER)
     assert orjson.loads(letter)["index"] == 1
+
+
+def test_http_ingest_keeps_an_event_whose_custom_metrics_are_bad_and_says_why(
+    client: TestClient, broker: EmbeddedBroker
+) -> None:
+    """Bad custom metrics cost the event nothing else: it is sent without them, the reply
+    lists what was dropped, and the dead letter says that only its metrics were."""
+    event = {"model": "fraud", "features": {"amount": 3.0}, "prediction": 0.2}
+    fine = {**event, "metrics": {"ctr": 1, "gpu_mem_mb": 5120.5}}
+    bad = {**event, "metrics": {"ctr": "yes", "gpu_mem_mb": 10}}
+    too_many = {**event, "metrics": {f"m{i}": i for i in range(65)}}
+    reply = client.post("/v1/events", content=orjson.dumps([fine, bad, too_many]))
+    assert reply.status_code == 202
+    assert reply.json() == {
+        "accepted": 3,
+        "rejected": [],
+        "dropped": [
+            {"index": 1, "reason": "custom metric 'ctr' is a str; use a number"},
+            {"index": 2, "reason": "'metrics' has 65 names, over the limit of 64; none was kept"},
+        ],
+    }
+    [message] = read_topic(broker.bootstrap, topics.PREDICTIONS)
+    sent = orjson.loads(message)
+    assert [e.get("metrics") for e in sent] == [fine["metrics"], {"gpu_mem_mb": 10}, None]
+    assert all(e["features"] == event["features"] for e in sent)
+    letters = [orjson.loads(m) for m in read_topic(broker.bootstrap, topics.DEADLETTER)]
+    assert [(letter["index"], letter["dropped"]) for letter in letters] == [
+        (1, "metrics"),
+        (2, "metrics"),
+    ]
+    assert orjson.loads(letters[0]["raw"])["metrics"] == bad["metrics"]  # as it was sent
+    # an outcome known later comes on a label event, with or without a label
+    outcome = {"model": "fraud", "id": "p-1", "metrics": {"clicked": 1}}
+    reply = client.post("/v1/labels", json=[outcome, {"model": "fraud", "id": "p-2"}])
+    assert reply.status_code == 202
+    assert reply.json()["accepted"] == 1
+    assert "or send 'metrics' alone" in reply.json()["rejected"][0]["reason"]
 
 
 def test_http_ingest_errors_are_clear(client: TestClient) -> None:

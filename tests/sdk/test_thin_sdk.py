@@ -5,6 +5,7 @@ dependencies and generic top-level names, and able to send events to a real brok
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -52,6 +53,7 @@ SEND = textwrap.dedent(
 LIST = textwrap.dedent(
     """
     import json
+import shutil
     from importlib import metadata
     out = {}
     for dist in metadata.distributions():
@@ -68,9 +70,11 @@ def thin_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pip (the platform's pip installs into it), so its size is what the SDK costs a service."""
     tmp = tmp_path_factory.mktemp("thin-sdk")
     wheels = tmp / "wheels"
+    # built from a copy: a build writes build/ and *.egg-info beside its sources
+    source = shutil.copytree(ROOT / "sdk", tmp / "sdk", ignore=shutil.ignore_patterns("*.egg-info"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", str(ROOT / "sdk"), "-w", str(wheels)],
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(wheels)],
         check=True,
         timeout=120,
     )
