@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import orjson
 import pytest
@@ -10,6 +11,7 @@ from driftline.events import (
     Rejected,
     check_label_event,
     check_prediction_event,
+    clean_custom_metrics,
     deadletter_record,
     decode_message,
     parse_timestamp,
@@ -241,3 +243,38 @@ def test_an_oversize_message_makes_a_bounded_dead_letter_with_size_and_hash() ->
     assert (small["raw"], small["raw_truncated"], small["raw_bytes"]) == ("{no", False, 3)
     worst = Rejected("x" * 10_000, b"\x01" * 200_000, None, "m" * limits.max_name_length)
     assert len(deadletter_record(worst, "t", 0, 0)) <= deadletter_max_bytes(limits)
+
+
+@pytest.mark.parametrize(
+    ("metrics", "kept", "reason"),
+    [
+        (
+            {"ctr": 1, "p95_ms": 12.5, "a.b-c_d": -3},
+            {"ctr": 1, "p95_ms": 12.5, "a.b-c_d": -3},
+            None,
+        ),
+        ({"ctr": None}, None, None),  # null: absent
+        ({}, None, None),
+        ({"ctr": True}, None, "custom metric 'ctr' is a bool; send 1 or 0"),
+        ({"ctr": "1", "ok": 2}, {"ok": 2}, "custom metric 'ctr' is a str; use a number"),
+        ({"ctr": [1]}, None, "custom metric 'ctr' is a list; use a number"),
+        ({"ctr": float("inf")}, None, "custom metric 'ctr' must be a finite number"),
+        ({"x" * 65: 1}, None, "custom metric name 'xxxxxxxx"),
+        ({"has space": 1, "9lives": 1}, None, "custom metric name 'has space' is not a plain"),
+        ([1, 2], None, "'metrics' must be an object of name -> number, got list"),
+        ({f"m{i}": 1 for i in range(65)}, None, "'metrics' has 65 names, over the limit of 64"),
+    ],
+)
+def test_bad_custom_metrics_are_dropped_and_the_rest_is_kept(
+    metrics: Any, kept: dict[str, float] | None, reason: str | None
+) -> None:
+    event = {"model": "m", "features": {}, "prediction": 1, "metrics": metrics}
+    assert check_prediction_event(event, EventLimits()) is None  # the event itself is fine
+    said = clean_custom_metrics(event, EventLimits())
+    assert event.get("metrics") == kept
+    if reason is None:
+        assert said is None
+    else:
+        assert said is not None and said.startswith(reason)
+    if isinstance(metrics, dict) and len(metrics) == 2 and kept is None and reason:
+        assert said is not None and said.endswith("(and 1 more dropped)")

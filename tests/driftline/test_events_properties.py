@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from driftline.events import (
     EventLimits,
     check_prediction_event,
+    clean_custom_metrics,
     deadletter_max_bytes,
     deadletter_record,
     decode_message,
@@ -21,7 +22,8 @@ from driftline.events import (
 
 NOW = 1_795_262_400.0
 LIMITS = EventLimits(max_message_bytes=20_000, max_features=6, max_string_length=12,
-                     max_name_length=10, max_segment_keys=2, max_classes=4)  # fmt: skip
+                     max_name_length=10, max_segment_keys=2, max_classes=4,
+                     max_custom_metrics=3, max_custom_metric_name_length=8)  # fmt: skip
 
 scalars = (
     st.none()
@@ -32,8 +34,9 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 short_scalars = (
@@ -74,6 +77,14 @@ events = st.fixed_dictionaries(
             st.dictionaries(names, st.text(max_size=12), max_size=2),
             json_values,
         ),
+        "metrics": st.one_of(
+            st.dictionaries(
+                st.sampled_from(["ctr", "gpu_mem", "a.b-c", "_x"]) | st.text(max_size=10),
+                st.none() | st.integers(-(2**63), 2**63 - 1) | st.floats() | scalars,
+                max_size=4,
+            ),
+            json_values,
+        ),
         "extra": json_values,
     },
 )
@@ -111,6 +122,8 @@ def test_every_event_is_kept_or_rejected_exactly_once(
         assert len(decoded.events) + len(decoded.rejected) == 1
     for event in decoded.events:
         assert check_prediction_event(dict(event), LIMITS) is None
+        assert clean_custom_metrics(dict(event), LIMITS) is None  # what is kept is clean
+        assert event.get("metrics", {"ok": 1})  # never an empty or null object
         ts = event.get("ts")
         when = broker_ts if ts is None else ts
         assert when is None or time_reason(when, NOW, LIMITS) is None
@@ -119,6 +132,10 @@ def test_every_event_is_kept_or_rejected_exactly_once(
         record = deadletter_record(rejected, "driftline.predictions", 0, 0, 64)
         assert len(record) <= deadletter_max_bytes(LIMITS)
         assert orjson.loads(record)["reason"]
+    # an event whose custom metrics were dropped is still kept: one of the kept, said once
+    kept = len(decoded.events)
+    assert len(decoded.dropped) <= kept
+    assert all(d.dropped == "metrics" and d.reason for d in decoded.dropped)
 
 
 @settings(max_examples=200, deadline=None)
@@ -130,3 +147,4 @@ def test_an_array_is_decoded_alike_on_the_fast_and_the_slow_path(batch: list[Any
     one_by_one = [decode_message(orjson.dumps(e), LIMITS, now=NOW) for e in batch]
     assert len(fast.rejected) == sum(len(d.rejected) for d in one_by_one)
     assert fast.events == [e for d in one_by_one for e in d.events]
+    assert [d.reason for d in fast.dropped] == [r.reason for d in one_by_one for r in d.dropped]

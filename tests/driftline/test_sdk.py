@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from helpers import consume
@@ -67,3 +68,23 @@ def test_the_sdk_refuses_an_event_time_the_worker_would_refuse() -> None:
     with pytest.raises(ValueError, match="in the future"):
         monitor.log_label("fraud", "id-1", 1, ts=time.time() + 30 * 86400)
     monitor.close(timeout=1)
+
+
+def test_bad_custom_metrics_are_dropped_with_a_warning_and_the_event_is_sent(
+    broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    ensure_topics(broker.bootstrap, topic_partitions(predictions=1, labels=1))
+    with Monitor(broker.bootstrap) as monitor:
+        sent_metrics: dict[str, Any] = {"ctr": 1, "gpu_mem_mb": 5120.5, "note": "hi"}
+        first = monitor.log_prediction("ads", {"x": 1}, 1, metrics=sent_metrics)
+        monitor.log_prediction("ads", {"x": 2}, 0, metrics={"bad name": 1, "ok": float("nan")})
+        monitor.log_label("ads", first, metrics={"clicked": 1})  # an outcome, no label
+        with pytest.raises(ValueError, match="or send 'metrics' alone"):
+            monitor.log_label("ads", first)
+    assert monitor.stats.metrics_dropped == 2 and monitor.stats.sent == 3
+    assert "custom metric 'note' is a str; use a number" in caplog.text
+    [(_, sent)] = consume(broker.bootstrap, topics.PREDICTIONS, 2)
+    assert [e.get("metrics") for e in sent] == [{"ctr": 1, "gpu_mem_mb": 5120.5}, None]
+    assert [e["features"] for e in sent] == [{"x": 1}, {"x": 2}]
+    [(_, labels)] = consume(broker.bootstrap, topics.LABELS, 1)
+    assert labels[0]["metrics"] == {"clicked": 1} and "label" not in labels[0]
