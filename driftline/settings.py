@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     max_string_length: int = Field(1024, ge=1)
     max_name_length: int = Field(256, ge=1, le=65_536, description="model, version, ids, names")
     max_segment_keys: int = Field(16, ge=1, le=1000, description="segment keys in one event")
+    # custom metrics (an event's ``metrics``): names per event and a name's length; a window
+    # summarises at most max_window_custom_metrics names (later ones: custom.names_over_cap)
+    max_custom_metrics: int = Field(64, ge=1, le=1000, description="custom metric names per event")
+    max_custom_metric_name_length: int = Field(64, ge=1, le=256)
+    max_window_custom_metrics: int = Field(100, ge=1, le=10_000)
     # an event time further from the time it is received than these is dead-lettered (a clock
     # or a unit gone wrong: milliseconds sent as seconds); replaying old data needs a larger age
     max_event_age_s: float = Field(10 * 365 * 86400.0, gt=0, le=50 * 365 * 86400.0)
@@ -187,6 +192,8 @@ class Settings(BaseSettings):
             max_string_length=self.max_string_length,
             max_name_length=self.max_name_length,
             max_segment_keys=self.max_segment_keys,
+            max_custom_metrics=self.max_custom_metrics,
+            max_custom_metric_name_length=self.max_custom_metric_name_length,
             max_age_s=self.max_event_age_s,
             max_future_s=self.max_event_future_s,
             max_deadletter_raw_bytes=self.max_deadletter_raw_bytes,

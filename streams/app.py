@@ -96,10 +96,14 @@ def create_app(
             window_seconds=settings.window_seconds,
             allowed_lateness_s=settings.allowed_lateness_s,
             idle_close_s=settings.idle_close_s,
-            profile=ProfileConfig(settings.sample_size, settings.max_categories),
+            profile=ProfileConfig(
+                settings.sample_size, settings.max_categories, settings.max_window_custom_metrics
+            ),
             max_segment_values=settings.max_segment_values,
             slice_profile=ProfileConfig(
-                settings.segment_sample_size, min(settings.max_categories, SLICE_CATEGORIES)
+                settings.segment_sample_size,
+                min(settings.max_categories, SLICE_CATEGORIES),
+                settings.max_window_custom_metrics,
             ),
             streaming={
                 model: tuple(StreamingSpec.of(name) for name in names)
@@ -152,6 +156,9 @@ def create_app(
             alpha=settings.drift_alpha,
             detectors=settings.concept_detectors,
             flag_detectors=settings.concept_flag_detectors,
+            outcome_profile=ProfileConfig(
+                settings.sample_size, settings.max_categories, settings.max_window_custom_metrics
+            ),
         ),
         manager.segments,
     )

@@ -63,6 +63,8 @@ class QualityConfig:
     # are stored; DDM and EDDM at river's defaults fired on most stationary 5,000-event streams
     # in our measurements (detectors/concept.py), ADWIN and HDDM_A on none.
     flag_detectors: tuple[str, ...] = ("hddm_a", "adwin")
+    # outcome metrics (labels.custom.*): the sample behind their percentiles, and the names cap
+    outcome_profile: ProfileConfig = field(default_factory=ProfileConfig)
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,6 @@ class QualityTracker:
         self.store = store
         self.config = config
         self.segments = segments  # the window pipeline's: one slice name per segment value
-        self.outcome_profile = ProfileConfig()  # samples for outcome metrics' percentiles
         self._clock = clock
         # only what was stored after start is "new" (a restart starts the detectors afresh)
         self._since_ms = int(clock() * 1000) - SAFETY_MS
@@ -245,9 +246,7 @@ class QualityTracker:
             if expired:
                 window.point(w, "labels.unlabelled", float(len(members) - len(mine)), segment)
             # business outcomes sent on label events (a click), with or without a label
-            outcomes = outcome_rows(
-                [rows[i].outcomes for i in members], self.outcome_profile, start
-            )
+            outcomes = outcome_rows([rows[i].outcomes for i in members], cfg.outcome_profile, start)
             for row in outcomes:
                 window.point(w, row.metric, row.value, segment)
             if segment == "" and any(

@@ -163,3 +163,25 @@ def test_merged_summaries_equal_one_pass_and_stay_bounded() -> None:
     assert isinstance(cats, CategoricalSummary) and isinstance(whole_cats, CategoricalSummary)
     assert cats.counts == whole_cats.counts
     assert merge_summaries(first.features["x"], first.features["country"]) is None
+
+
+def test_custom_metrics_are_summarised_per_name_and_capped_per_window() -> None:
+    rng = np.random.default_rng(3)
+    gpu = rng.normal(5000, 100, 300)
+    events = [
+        {"model": "m", "features": {}, "prediction": 1,
+         "metrics": {"gpu": float(g), **({"ctr": i % 2} if i < 100 else {}), f"n{i % 7}": 1}}
+        for i, g in enumerate(gpu)
+    ]  # fmt: skip
+    events.append({"model": "m", "features": {}, "prediction": 1})  # none sent
+    profile = profile_of(events, max_custom_metrics=5)  # gpu, ctr, n0, n1, n2; n3..n6 refused
+    rows = metric_map(profile.metrics({}))
+    assert rows[("custom.gpu.count", "", "")] == 300
+    assert rows[("custom.gpu.mean", "", "")] == pytest.approx(gpu.mean())
+    assert rows[("custom.gpu.sum", "", "")] == pytest.approx(gpu.sum())
+    assert rows[("custom.gpu.p50", "", "")] == pytest.approx(np.quantile(gpu, 0.5))
+    assert rows[("custom.gpu.p95", "", "")] == pytest.approx(np.quantile(gpu, 0.95))
+    assert rows[("custom.ctr.count", "", "")] == 100 and rows[("custom.ctr.sum", "", "")] == 50
+    names = {m.split(".")[1] for m, _, _ in rows if m.startswith("custom.") and m.count(".") == 2}
+    assert names == {"gpu", "ctr", "n0", "n1", "n2"}
+    assert rows[("custom.names_over_cap", "", "")] == 4
