@@ -309,6 +309,28 @@ const PREDICTION = "__prediction__"; // the output's name among drift results
 const SLICE_METRICS = ["quality.accuracy", "quality.mae", "quality.error_rate", "labels.coverage",
   "traffic.count", "output.mean", "output.null_rate", "latency.p95"];
 const MAX_SLICES = 12;
+// custom (business) metrics: custom.<name>.<stat> from prediction events, and
+// labels.custom.<name>.<stat> sent with labels (outcomes); a name may itself hold dots
+const CUSTOM_METRIC = /^((?:labels\.)?custom\.(.+))\.(count|mean|sum|p50|p95)$/;
+const CUSTOM_LINES = [["mean", PALETTE[5], null], ["p50", PALETTE[4], "4 3"], ["p95", PALETTE[3], "2 2"]];
+
+/** The custom metrics among a model's metric names: [{base, name, outcome}], sorted. */
+function customMetrics(metricNames) {
+  const found = new Map();
+  for (const n of metricNames) {
+    const m = CUSTOM_METRIC.exec(n);
+    if (m && !found.has(m[1])) found.set(m[1], { base: m[1], name: m[2], outcome: m[1].startsWith("labels.") });
+  }
+  return [...found.values()].sort((a, b) => a.outcome - b.outcome || a.name.localeCompare(b.name));
+}
+
+/** One custom metric's series over the page's time range (overall, like the other charts). */
+async function customSeries(model, names, c) {
+  const stats = ["mean", "p50", "p95", "count"];
+  const lists = await Promise.all(stats.map((stat) => (names.has(`${c.base}.${stat}`)
+    ? soft(metric(model, `${c.base}.${stat}`), []) : [])));
+  return { ...c, ...Object.fromEntries(stats.map((stat, i) => [stat, one(lists[i])])) };
+}
 
 /** One series per slice of the model for one metric (the API's segment= filter). */
 async function sliceSeries(model, name, segments) {
@@ -329,9 +351,12 @@ async function modelView(model) {
   }
   const names = new Set(detail.metrics);
   const want = (name, extra) => (names.has(name) ? metric(model, name, extra) : Promise.resolve([]));
-  const qualityNames = detail.metrics.filter((n) => QUALITY_PREFIXES.some((p) => n.startsWith(p)));
+  // outcome metrics (labels.custom.*) get their own charts, not lines on the quality chart
+  const qualityNames = detail.metrics.filter((n) => QUALITY_PREFIXES.some((p) => n.startsWith(p)) &&
+    !CUSTOM_METRIC.test(n));
+  const customs = customMetrics(detail.metrics);
   const [traffic, invalid, late, p50, p95, p99, missing, outMean, outP05, outP50, outP95,
-    outNull, classes, share, maxEffect, quality, drift, firing, resolved, jobs, versions] =
+    outNull, classes, share, maxEffect, quality, drift, firing, resolved, jobs, versions, custom] =
     await Promise.all([
       want("traffic.count"), want("traffic.invalid"), want("traffic.late"),
       want("latency.p50"), want("latency.p95"), want("latency.p99"), want("input.missing_rate"),
@@ -344,13 +369,15 @@ async function modelView(model) {
       has("/v1/retrain-jobs") ? soft(getJSON("v1/retrain-jobs", { model }).then(asList), []) : [],
       has("/v1/models/{model}/versions")
         ? soft(getJSON(`v1/models/${enc(model)}/versions`).then(asList), []) : [],
+      Promise.all(customs.map((c) => customSeries(model, names, c))),
     ]);
   const featureNames = detail.features.map((f) => f.name);
   const feature = featureNames.includes(state.feature) ? state.feature
     : drift.rows.find((r) => featureNames.includes(r)) ?? featureNames[0] ?? null;
   const kind = detail.features.find((f) => f.name === feature)?.kind;
   const segments = (detail.segments ?? []).slice(0, MAX_SLICES);
-  const sliceNames = SLICE_METRICS.filter((n) => names.has(n));
+  const sliceNames = [...SLICE_METRICS.filter((n) => names.has(n)),
+    ...customs.map((c) => `${c.base}.mean`).filter((n) => names.has(n))];
   const sliceMetric = sliceNames.includes(state.slice) ? state.slice : sliceNames[0] ?? null;
   // the feature explorer and the slices depend on the first round of answers: one more round
   const [explorer, slices] = await Promise.all([
@@ -395,6 +422,7 @@ async function modelView(model) {
       onchange: (e) => { state.slice = e.target.value; writeHash(); render(); } },
     sliceNames.map((n) => el("option", { value: n, selected: n === sliceMetric }, n)));
     const lastCount = latest(count);
+    const customSlots = new Map();
     const coverage = quality.find((s) => s.metric === "labels.coverage");
     const view = document.getElementById("view");
     view.replaceChildren(...[
@@ -438,6 +466,11 @@ async function modelView(model) {
           ? panel("By slice", slot("chart-slices"), { id: "slices", wide: true, tools: sliceSelect,
             note: `one line per segment value (${slices.length}${
               (detail.segments ?? []).length > MAX_SLICES ? ` of ${detail.segments.length}` : ""})` })
+          : null,
+        custom.length
+          ? panel("Custom metrics", el("div", { class: "columns custom-metrics" },
+            custom.map((c) => customBlock(c, customSlots))), { id: "custom-metrics", wide: true,
+            note: `mean per window, p50 and p95 where stored · ${custom.length} metric${custom.length > 1 ? "s" : ""}` })
           : null,
         panel("Retraining", retrainingBody(jobs, versions, detail.versions),
           { id: "retraining", wide: true })),
@@ -488,8 +521,27 @@ async function modelView(model) {
         series: slices.map((s, i) => ({ label: s.segment, color: PALETTE[i % PALETTE.length],
           points: pts(s.series) })) });
     }
+    for (const c of custom) {
+      timeChart(customSlots.get(c.base), { ...common, id: c.base,
+        empty: `No values of ${c.name} in this range`,
+        series: CUSTOM_LINES.map(([stat, color, dash]) => ({ label: `${c.base}.${stat}`, color,
+          dash, points: pts(c[stat]) })) });
+    }
     hideTooltip();
   };
+}
+
+/** A custom metric's title (its name, where it comes from, its latest count) and chart slot. */
+function customBlock(c, slots) {
+  const count = latest(c.count);
+  const slot = el("div", { class: "chart" });
+  slots.set(c.base, slot);
+  return el("div", { class: "custom-metric", "data-custom-metric": c.base,
+    "data-latest-count": count ? String(count.v) : null },
+  el("h3", {}, el("span", { class: "custom-name" }, c.name),
+    el("span", { class: "note" }, ` · ${c.outcome ? "outcome, sent with labels" : "sent with predictions"}` +
+      ` · latest count ${count ? fmtNumber(count.v) : "–"}`)),
+  slot);
 }
 
 function tile(label, value, sub, tone = "") {

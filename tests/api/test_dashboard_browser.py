@@ -46,6 +46,7 @@ CHROMIUM_ARGS = [
 STEP = 60
 WINDOWS = 40
 DRIFT_FROM = 30  # windows from this index on have drifted 'amount' and 'age'
+CLICKED_FROM = 10  # the outcome 'clicked' comes with labels from this window on
 
 
 @dataclass
@@ -114,6 +115,24 @@ def slice_accuracy(segment: str, i: int) -> float:
     return 0.5 if segment == "channel=mobile" and i >= DRIFT_FROM else 0.9
 
 
+def ctr(i: int, stat: str = "mean") -> float:
+    """The custom metric 'ctr' sent with predictions: its stored stats per window."""
+    return {"mean": 0.02, "p50": 0.015, "p95": 0.05, "count": 100.0}[stat] + (
+        i if stat == "count" else i / 1000
+    )
+
+
+def clicked(i: int, stat: str = "mean") -> float:
+    """The outcome 'clicked' sent with labels, from window CLICKED_FROM on."""
+    if stat == "count":
+        return 20.0 + i
+    return 0.25 if i >= DRIFT_FROM else 0.4
+
+
+def slice_ctr(segment: str, i: int) -> float:
+    return ctr(i) * (2 if segment == "channel=web" else 0.5)
+
+
 def drift_row(
     model: str, t: int, feature: str, test: str, drifted: bool, effect: float
 ) -> DriftRow:
@@ -178,11 +197,19 @@ def seed(store: Store, now: int) -> list[int]:
             point("drift.drifted", 0.0, "country"),
         ]
         points.append(point("quality.accuracy", 0.7 if drifted else 0.9))
+        points += [point(f"custom.ctr.{stat}", ctr(i, stat)) for stat in ("mean", "p50", "p95")]
+        points.append(point("custom.ctr.count", ctr(i, "count")))
+        if i >= CLICKED_FROM:
+            points += [
+                point(f"labels.custom.clicked.{s}", clicked(i, s)) for s in ("mean", "count")
+            ]
         for segment in ("channel=mobile", "channel=web"):
             points += [
                 MetricPoint("fraud", t, STEP, "traffic.count", traffic(i) / 2, segment=segment,
                             version="1"),
                 MetricPoint("fraud", t, STEP, "quality.accuracy", slice_accuracy(segment, i),
+                            segment=segment, version="1"),
+                MetricPoint("fraud", t, STEP, "custom.ctr.mean", slice_ctr(segment, i),
                             segment=segment, version="1"),
             ]  # fmt: skip
         rows = [
@@ -336,6 +363,68 @@ def test_model_page_charts_show_the_stored_values(
     page.wait_for_selector('#slices option[value="traffic.count"][selected]', state="attached")
     assert drawn(page, "slices", "channel=web") == [traffic(i) / 2 for i in range(WINDOWS)]
     screenshot(page, "dashboard-model.png")
+    assert browser.errors == []
+    page.close()
+
+
+def test_model_page_charts_custom_metrics_by_name(
+    browser: Browser, dashboard: tuple[str, Store, list[int]]
+) -> None:
+    url, _, starts = dashboard
+    page = browser.page()
+    page.goto(f"{url}/#/models/fraud?range=1h&refresh=0")
+    page.wait_for_selector('#custom-metrics [data-chart="labels.custom.clicked"]')
+
+    # one chart per name found in the data: sent with predictions first, then outcomes
+    blocks = page.eval_on_selector_all(
+        "#custom-metrics [data-custom-metric]",
+        "bs => bs.map(b => [b.dataset.customMetric, b.querySelector('.custom-name').textContent,"
+        " Number(b.dataset.latestCount)])",
+    )
+    assert blocks == [
+        ["custom.ctr", "ctr", ctr(WINDOWS - 1, "count")],
+        ["labels.custom.clicked", "clicked", clicked(WINDOWS - 1, "count")],
+    ]
+    assert f"latest count {ctr(WINDOWS - 1, 'count'):.0f}" in page.inner_text(
+        '[data-custom-metric="custom.ctr"] h3'
+    )
+    assert "outcome" in page.inner_text('[data-custom-metric="labels.custom.clicked"] h3')
+
+    # the mean over time, with p50 and p95 where they were stored
+    for stat in ("mean", "p50", "p95"):
+        assert drawn(page, "custom.ctr", f"custom.ctr.{stat}") == [
+            ctr(i, stat) for i in range(WINDOWS)
+        ]
+    assert drawn(page, "labels.custom.clicked", "labels.custom.clicked.mean") == [
+        clicked(i) for i in range(CLICKED_FROM, WINDOWS)
+    ]
+    assert page.locator('[data-chart="labels.custom.clicked"] [data-series]').count() == 1
+    # outcome metrics are not drawn a second time among the quality lines
+    assert page.locator('[data-chart="quality"] [data-series*="custom"]').count() == 0
+
+    # the custom charts follow the page's time range like the others
+    page.goto(f"{url}/#/models/fraud?range=custom&from={starts[5]}&to={starts[15]}&refresh=0")
+    in_range = [ctr(i) for i in range(5, 15)]
+    wait_until(lambda: drawn(page, "custom.ctr", "custom.ctr.mean") == in_range, timeout=10,
+               what="the custom range on the custom metric chart")  # fmt: skip
+    assert drawn(page, "labels.custom.clicked", "labels.custom.clicked.mean") == [
+        clicked(i) for i in range(CLICKED_FROM, 15)
+    ]
+
+    # and a custom metric's mean can be compared across slices
+    page.goto(f"{url}/#/models/fraud?range=1h&refresh=0&slice=custom.ctr.mean")
+    page.wait_for_selector('#slices option[value="custom.ctr.mean"][selected]', state="attached")
+    for segment in ("channel=mobile", "channel=web"):
+        wait_until(lambda segment=segment: drawn(page, "slices", segment)
+                   == [slice_ctr(segment, i) for i in range(WINDOWS)],
+                   timeout=10, what=f"custom.ctr.mean of {segment}")  # fmt: skip
+    screenshot(page, "dashboard-custom-metrics.png")
+
+    # a model without custom metrics has no such section
+    page.goto(f"{url}/#/models/churn?range=1h&refresh=0")
+    page.wait_for_selector('main h1:text-is("churn")')
+    page.wait_for_selector('[data-chart="traffic"]')
+    assert page.locator("#custom-metrics").count() == 0
     assert browser.errors == []
     page.close()
 
