@@ -170,6 +170,8 @@ class DemoProducer:
         self.label_share = label_share
         self.say = say
         self.rng = np.random.default_rng(seed)
+        # custom metrics draw from their own stream: the traffic stays what it was without them
+        self.serving_rng = np.random.default_rng(seed + 1)
         self.sent = 0
         self.labels_sent = 0
         self.version = ensure_champion(registry, say)
@@ -247,7 +249,11 @@ class DemoProducer:
         for event, score, label in zip(events, scores, labels, strict=True):
             event["prediction"] = round(float(score), 4)  # type: ignore[arg-type]
             event["version"] = self.version
-            ident = monitor.log_prediction(**event)
+            # the serving process's own figures, as custom metrics (custom.<name>.<stat>)
+            serving = self.serving_rng
+            custom = {"gpu_mem_mb": round(float(serving.normal(5120, 60)), 1),
+                      "queue_depth": int(serving.poisson(3))}  # fmt: skip
+            ident = monitor.log_prediction(**event, metrics=custom)
             self.sent += 1
             if self.rng.random() < self.label_share:
                 due = now + float(self.rng.uniform(low, high))
@@ -256,7 +262,9 @@ class DemoProducer:
     def _send_due_labels(self, monitor: Monitor, now: float) -> None:
         while self._pending and self._pending[0][0] <= now:
             _, ident, label = heapq.heappop(self._pending)
-            monitor.log_label(MODEL, ident, label)
+            # a business outcome with the label: the minutes an analyst spent on the case
+            minutes = round(float(self.serving_rng.gamma(2.0, 6.0 if label else 1.5)), 1)
+            monitor.log_label(MODEL, ident, label, metrics={"review_minutes": minutes})
             self.labels_sent += 1
 
     def _serve_updates(self, updates: KafkaConsumer) -> None:

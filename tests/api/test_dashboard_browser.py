@@ -415,9 +415,12 @@ def test_model_page_charts_custom_metrics_by_name(
     page.goto(f"{url}/#/models/fraud?range=1h&refresh=0&slice=custom.ctr.mean")
     page.wait_for_selector('#slices option[value="custom.ctr.mean"][selected]', state="attached")
     for segment in ("channel=mobile", "channel=web"):
-        wait_until(lambda segment=segment: drawn(page, "slices", segment)
-                   == [slice_ctr(segment, i) for i in range(WINDOWS)],
-                   timeout=10, what=f"custom.ctr.mean of {segment}")  # fmt: skip
+        expected = [slice_ctr(segment, i) for i in range(WINDOWS)]
+
+        def drawn_slice(segment: str = segment, expected: list[float] = expected) -> bool:
+            return drawn(page, "slices", segment) == expected
+
+        wait_until(drawn_slice, timeout=10, what=f"custom.ctr.mean of {segment}")
     screenshot(page, "dashboard-custom-metrics.png")
 
     # a model without custom metrics has no such section
