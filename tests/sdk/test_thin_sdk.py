@@ -53,7 +53,6 @@ SEND = textwrap.dedent(
 LIST = textwrap.dedent(
     """
     import json
-import shutil
     from importlib import metadata
     out = {}
     for dist in metadata.distributions():
