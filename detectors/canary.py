@@ -24,6 +24,10 @@ the null stays at most alpha (Ville's inequality on a test martingale):
   prior on the standardised harm (sd ``latency_mixture_sd``) with the scale-invariant prior on
   sigma, which is a test martingale under the null (group invariance; Perez-Ortiz et al. 2022).
   It needs two windows to say anything and, with few windows, at least ~5 to reject at 0.0025.
+  Where the spread is known from the baseline's windows before the canary
+  (``latency_spread``, put into ``CanaryConfig.latency_spread``), the log ratios go into the
+  same one-sided mSPRT as the rates instead, each window weighted by its events, and one window
+  can suffice. Latency traffic swings common to both arms inflate that spread: conservative.
 
 Each test's null is composite ("no worse than tolerance"), and a worse-than-boundary candidate
 only makes each statistic larger, so rejecting at the boundary is valid for all of it. Alpha is
@@ -59,6 +63,7 @@ ValueError: alpha must be in (0, 1), the overall false-rollback budget of a step
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,6 +78,7 @@ ERROR_RATE, NULL_RATE, INVALID_RATE, LATENCY = (
 )
 METRICS = (ERROR_RATE, NULL_RATE, INVALID_RATE, LATENCY)
 LATENCY_MIN_WINDOWS = 2  # a t-test needs two windows to estimate the spread
+LATENCY_LOG_MIXTURE_SD = 0.2  # with a known spread: harms of ~20 % beyond the tolerance
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,8 @@ class ArmWindow:
         p95 = self.latency_p95
         if p95 is not None and not (math.isfinite(p95) and p95 > 0):
             raise ValueError(f"latency_p95 must be a positive finite number or None; got {p95}")
+        if p95 is not None and self.events == 0:
+            raise ValueError("a window with no events has no latency p95; pass None")
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,9 @@ class CanaryConfig:
     Tolerances: error, null and invalid rates in absolute points (0.01 = 1 point), latency p95
     relative (0.10 = 10 % slower). The mixture scales say which harms beyond the tolerance the
     tests are most sensitive to: a few points for rates, a standardised shift of about one to
-    three per-window spreads for latency.
+    three per-window spreads for latency. ``latency_spread``: the sd of a window's log p95
+    times the square root of its events, measured on the baseline before the canary
+    (``latency_spread``); None when unknown.
     """
 
     alpha: float = 0.01
@@ -126,6 +136,7 @@ class CanaryConfig:
     latency_tolerance: float = 0.10
     rate_mixture_sd: float = 0.05
     latency_mixture_sd: float = 2.0
+    latency_spread: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -153,6 +164,9 @@ class CanaryConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ValueError(f"{name} must be > 0; got {value}")
+        spread = self.latency_spread
+        if spread is not None and not (math.isfinite(spread) and spread > 0.0):
+            raise ValueError(f"latency_spread must be > 0 or None (unknown); got {spread}")
 
     @property
     def metric_alpha(self) -> float:
@@ -259,6 +273,22 @@ def t_harm_log_evidence(n: int, total: float, total_sq: float, scale: float) -> 
     return -0.5 * math.log(g) - 0.5 * n * math.log(1.0 - share + share / g)
 
 
+def latency_spread(p95: Sequence[float], events: Sequence[int]) -> float:
+    """The spread of log p95 at one event, from windows of one arm (the baseline, before).
+
+    A quantile's sampling variance shrinks as 1 / events, so each window's squared deviation
+    from the events-weighted mean is scaled by its events.
+    """
+    if len(p95) != len(events) or len(p95) < 3:
+        raise ValueError("latency_spread needs the p95 and events of at least 3 windows")
+    if any(n <= 0 for n in events) or any(not (math.isfinite(v) and v > 0) for v in p95):
+        raise ValueError("latency_spread needs positive p95 values and events")
+    logs = [math.log(v) for v in p95]
+    mean = sum(n * x for n, x in zip(events, logs, strict=True)) / sum(events)
+    squares = sum(n * (x - mean) ** 2 for n, x in zip(events, logs, strict=True))
+    return math.sqrt(squares / (len(p95) - 1))
+
+
 class CanaryJudge:
     """Judges one step of a canary from its windows; ``update`` once per window."""
 
@@ -276,6 +306,9 @@ class CanaryJudge:
         self._log_p95 = [0.0, 0.0]
         self._excess_sum = 0.0
         self._excess_sq_sum = 0.0
+        # with a known spread: information (1 / variance) and information-weighted excess
+        self._information = 0.0
+        self._weighted_excess = 0.0
         self._min_p = dict.fromkeys(METRICS, 1.0)
         self._rolled_back: str | None = None
         self._verdict: Verdict | None = None
@@ -307,6 +340,12 @@ class CanaryJudge:
             self._log_p95[1] += log_c
             self._excess_sum += excess
             self._excess_sq_sum += excess**2
+            if self.config.latency_spread is not None:
+                variance = self.config.latency_spread**2 * (
+                    1 / baseline.events + 1 / candidate.events
+                )
+                self._information += 1 / variance
+                self._weighted_excess += excess / variance
         evidence = {metric: self._evidence(metric) for metric in METRICS}
         self._verdict = self._decide(evidence)
         return self._verdict
@@ -316,13 +355,25 @@ class CanaryJudge:
         tolerance = cfg.tolerance(metric)
         if metric == LATENCY:
             n = self._latency_windows
-            log_e = t_harm_log_evidence(
-                n, self._excess_sum, self._excess_sq_sum, cfg.latency_mixture_sd
-            )
+            if cfg.latency_spread is None:
+                log_e = t_harm_log_evidence(
+                    n, self._excess_sum, self._excess_sq_sum, cfg.latency_mixture_sd
+                )
+                needed = LATENCY_MIN_WINDOWS
+            else:
+                log_e = (
+                    _log_one_sided_mixture(
+                        self._weighted_excess / self._information,
+                        1 / self._information,
+                        LATENCY_LOG_MIXTURE_SD,
+                    )
+                    if n
+                    else 0.0
+                )
+                needed = 1
             baseline = math.exp(self._log_p95[0] / n) if n else None
             candidate = math.exp(self._log_p95[1] / n) if n else None
             effect = math.exp((self._log_p95[1] - self._log_p95[0]) / n) - 1 if n else None
-            needed = LATENCY_MIN_WINDOWS
         else:
             count, total = {ERROR_RATE: (4, 3), NULL_RATE: (2, 0), INVALID_RATE: (1, 0)}[metric]
             c = (self._candidate[count], self._candidate[total])

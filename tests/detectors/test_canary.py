@@ -12,6 +12,7 @@ from detectors.canary import (
     CanaryConfig,
     CanaryJudge,
     Decision,
+    latency_spread,
     rate_harm_log_evidence,
     t_harm_log_evidence,
 )
@@ -111,6 +112,37 @@ def test_a_slower_candidate_is_rolled_back_once_the_windows_pin_down_the_spread(
     assert all(d is not None and d >= 2 for d in delays), delays
 
 
+def _history_spread(seed: int) -> float:
+    """The latency spread of 20 baseline windows of all the traffic, before the canary."""
+    rng = np.random.default_rng(seed)
+    windows = [_arm(rng, WINDOW_EVENTS) for _ in range(20)]
+    return latency_spread([w.latency_p95 or 0.0 for w in windows], [w.events for w in windows])
+
+
+def test_latency_spread_measures_the_sd_of_log_p95_at_one_event() -> None:
+    # lognormal sigma 0.5: var(log p95) ~ 0.95 * 0.05 / (n * (pdf(1.645) / 0.5)^2)
+    expected = math.sqrt(0.95 * 0.05) * 0.5 / 0.10314
+    spreads = [_history_spread(seed) for seed in range(20)]
+    assert float(np.mean(spreads)) == pytest.approx(expected, rel=0.15)
+    with pytest.raises(ValueError, match="at least 3 windows"):
+        latency_spread([40.0, 41.0], [1000, 1000])
+
+
+def test_a_known_spread_rolls_back_a_slower_candidate_within_two_windows() -> None:
+    for seed in range(10):
+        config = CanaryConfig(latency_spread=_history_spread(100 + seed))
+        delays = _windows_to_rollback(_step(seed, 0.5, 10, config, slower=1.5))
+        assert delays is not None and delays <= 2, (seed, delays)
+
+
+def test_a_known_spread_keeps_identical_arms_from_rolling_back() -> None:
+    rollbacks = 0
+    for seed in range(100):
+        config = CanaryConfig(step_windows=20, latency_spread=_history_spread(1000 + seed))
+        rollbacks += "rollback" in _step(seed, 0.25, 20, config)
+    assert rollbacks <= 1
+
+
 def test_wait_under_min_events_says_how_many_it_has_and_needs() -> None:
     judge = CanaryJudge(CanaryConfig(min_events=100, min_labelled=100))
     verdict = judge.update(ArmWindow(960, labelled=900, errors=90), ArmWindow(40, labelled=40))
@@ -187,6 +219,7 @@ def test_latency_evidence_does_not_depend_on_the_scale_and_ignores_improvements(
         ({"min_events": -1}, "min_events must be >= 0"),
         ({"step_windows": 0}, "step_windows must be >= 1"),
         ({"rate_mixture_sd": 0.0}, "rate_mixture_sd must be > 0"),
+        ({"latency_spread": -1.0}, "latency_spread must be > 0 or None"),
     ],
 )
 def test_bad_config_says_what_is_wrong(kwargs: dict[str, float], message: str) -> None:
@@ -201,6 +234,7 @@ def test_bad_config_says_what_is_wrong(kwargs: dict[str, float], message: str) -
         ({"events": 10, "nulls": 11}, "among the events"),
         ({"events": 10, "labelled": 5, "errors": 6}, "among the labelled"),
         ({"events": 10, "latency_p95": 0.0}, "latency_p95 must be a positive finite number"),
+        ({"events": 0, "latency_p95": 40.0}, "no events has no latency p95"),
     ],
 )
 def test_bad_windows_say_what_is_wrong(window: dict[str, float], message: str) -> None:
