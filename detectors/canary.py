@@ -29,11 +29,14 @@ the null stays at most alpha (Ville's inequality on a test martingale):
   same one-sided mSPRT as the rates instead, each window weighted by its events, and one window
   can suffice. Latency traffic swings common to both arms inflate that spread: conservative.
 
-Each test's null is composite ("no worse than tolerance"), and a worse-than-boundary candidate
-only makes each statistic larger, so rejecting at the boundary is valid for all of it. Alpha is
-split equally over the four metrics (Bonferroni). The defaults (``CanaryConfig``): alpha 0.01,
-100 candidate events and 100 labelled ones, 10 windows a step; the candidate may be at most 1
-point worse in error rate, 0.5 point in null and invalid rate, and 10 % slower at p95.
+Each test's null is composite ("no worse than tolerance"); a candidate better than the boundary
+only makes each statistic smaller, so a test valid at the boundary is valid for all of it. The
+rate tests and the known-spread latency test are valid up to the normal approximation of pooled
+counts and a plug-in variance (the t-test needs neither). Alpha is split equally over the four
+metrics (Bonferroni). A rollback stays for the rest of the step; windows after the step's last
+keep being judged (promote, unless a harm test rejects later). The defaults (``CanaryConfig``):
+alpha 0.01, 100 candidate events and 100 labelled ones, 10 windows a step; the candidate may be
+at most 1 point worse in error rate, 0.5 point in null and invalid rate, and 10 % slower at p95.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)

@@ -1,4 +1,5 @@
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -172,6 +173,17 @@ def test_rollback_is_kept_for_the_rest_of_the_step_and_reset_starts_afresh() -> 
     assert (judge.windows, judge.verdict) == (0, None)
     decisions = [judge.update(_arm(rng, 500), _arm(rng, 500)).decision for _ in range(3)]
     assert decisions == ["hold", "hold", "promote"]
+
+
+def test_a_judge_pickles_with_its_state() -> None:
+    rng = np.random.default_rng(6)
+    judge = CanaryJudge(CanaryConfig(step_windows=3))
+    for _ in range(2):
+        judge.update(_arm(rng, 750), _arm(rng, 250))
+    copy = pickle.loads(pickle.dumps(judge))
+    baseline, candidate = _arm(rng, 750), _arm(rng, 250)
+    assert copy.update(baseline, candidate) == judge.update(baseline, candidate)
+    assert copy.windows == judge.windows == 3 and repr(copy) == repr(judge)
 
 
 def test_verdict_reports_every_metric_with_its_direction() -> None:
