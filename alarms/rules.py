@@ -23,6 +23,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import translate
 
+RESERVED = (
+    "@"  # cut labels of Driftline's own kinds (driftline/cuts.py, which alarms/ can't import)
+)
+VERSION_PREFIX = RESERVED + "version="
+
 SEVERITIES = ("info", "warning", "critical")
 ACTIONS = ("notify", "retrain")
 ANY = "*"
@@ -90,6 +95,9 @@ class Rule:
     feature: str = ANY
     segment: str = ANY
     category: str = ANY
+    # a model version (exact or glob): the rule then watches that version's cut, not the
+    # whole model or its slices. Kept as the cut label in ``segment`` ("@version=2")
+    version: str = ""
     for_windows: int = 1
     keep_firing_for: int = 0
     severity: str = "warning"
@@ -103,6 +111,15 @@ class Rule:
     _narrowing: tuple[tuple[int, Selector], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.version:
+            if self.segment not in (ANY, "") and self.segment != VERSION_PREFIX + self.version:
+                raise ValueError(
+                    "a rule watches a segment slice or a version, not both: leave 'segment' "
+                    f"out of a rule with a version (got segment {self.segment!r})"
+                )
+            object.__setattr__(self, "segment", VERSION_PREFIX + self.version)
+        elif self.segment.startswith(VERSION_PREFIX):  # as stored
+            object.__setattr__(self, "version", self.segment[len(VERSION_PREFIX) :])
         patterns = (self.model, self.feature, self.segment, self.category)
         selectors = tuple(Selector(p) for p in patterns)
         object.__setattr__(self, "_selectors", selectors)
@@ -116,6 +133,8 @@ class Rule:
 
     def selects(self, model: str, feature: str, segment: str = "", category: str = "") -> bool:
         model_s, feature_s, segment_s, category_s = self._selectors
+        if segment[:1] == RESERVED and segment_s.pattern[:1] != RESERVED:
+            return False  # a cut of Driftline's own (a version) is watched only when named
         return (
             model_s.matches(model)
             and feature_s.matches(feature)
@@ -169,6 +188,9 @@ class RuleIndex:
         if of_model is None:
             of_model = self._of_model[(metric, model)] = self._rules_of(metric, model)
         found, narrowing = of_model
+        if segment[:1] == RESERVED:  # a version cut: only the rules that name a version
+            found = ()
+            narrowing = tuple(g for g in narrowing if g[0].segment[:1] == RESERVED)
         values = (feature, segment, category)
         for rule, watches in narrowing:  # one check per distinct selector triple
             for i, selector in rule._narrowing:  # Selector.matches, inlined: the cold path

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
-from alarms.rules import Comparison, Rule, RuleIndex, is_label_metric
+from alarms.rules import VERSION_PREFIX, Comparison, Rule, RuleIndex, is_label_metric
 
 AlertKey = tuple[str, str, str, str]  # (rule id, model, feature, segment)
 
@@ -122,8 +122,9 @@ def alert_id(key: AlertKey, active_since: int) -> str:
 
 
 def alert_labels(rule: Rule, model: str, feature: str, segment: str) -> dict[str, str]:
-    """The rule's labels plus the alert's identity, for silences and subscription filters."""
-    return {
+    """The rule's labels plus the alert's identity, for silences and subscription filters;
+    an alert on a version's cut also says ``version``."""
+    labels = {
         **rule.labels,
         "alertname": rule.name,
         "rule_id": rule.id,
@@ -133,6 +134,9 @@ def alert_labels(rule: Rule, model: str, feature: str, segment: str) -> dict[str
         "metric": rule.metric,
         "severity": rule.severity,
     }
+    if segment.startswith(VERSION_PREFIX):
+        labels["version"] = segment[len(VERSION_PREFIX) :]
+    return labels
 
 
 def evaluate(

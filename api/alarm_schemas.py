@@ -50,6 +50,11 @@ class RuleCreate(BaseModel):
     model: Pattern = "*"
     feature: Pattern = Field("*", description="'' = model-level metrics only")
     segment: Pattern = Field("*", description="'' = the whole stream, not a slice")
+    version: Pattern = Field(
+        "",
+        description="a model version (exact or glob: '*' = every version): the rule watches "
+        "that version's own figures instead of the whole model's or its slices'",
+    )
     category: Pattern = "*"
     comparison: Annotated[Comparison, Strict(False)]
     threshold: float = Field(allow_inf_nan=False)
@@ -64,6 +69,17 @@ class RuleCreate(BaseModel):
     actions: list[Action] = Field(default_factory=_notify_only, max_length=2)
     description: str = Field("", max_length=2000)
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _slice_or_version(self) -> RuleCreate:
+        if self.version and self.segment not in ("*", ""):
+            raise ValueError(
+                "a rule watches a segment slice or a version, not both: "
+                f"drop 'segment' ({self.segment!r}) or 'version' ({self.version!r})"
+            )
+        if self.segment.startswith("@"):
+            raise ValueError("'segment' cannot start with '@': use 'version' for a version")
+        return self
 
 
 class RulePublic(RuleCreate):
@@ -83,6 +99,7 @@ class AlertPublic(BaseModel):
     model: str
     feature: str
     segment: str
+    version: str = Field("", description="the version whose cut the alert is on ('' if none)")
     metric: str
     comparison: str
     threshold: float

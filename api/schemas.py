@@ -50,8 +50,19 @@ class FeaturePublic(BaseModel):
     kind: str
 
 
+class VersionTrafficPublic(BaseModel):
+    version: str
+    events: int = Field(description="its events in every stored window")
+    share: float = Field(description="its share of the model's events over the last hour")
+    events_last_hour: int = Field(description="over the hour before the model's newest window")
+    last_window: str = Field(description="the newest window it had traffic in")
+
+
 class ModelPublic(ModelSummaryPublic):
     versions: list[str]
+    traffic: list[VersionTrafficPublic] = Field(
+        default_factory=list, description="per version, from its own figures (version=)"
+    )
     features: list[FeaturePublic]
     metrics: list[str]
     segments: list[str] = Field(description="slices its metrics are broken down by")

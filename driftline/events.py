@@ -133,6 +133,9 @@ def _decode_valid_array(
     for event in events:
         if "::" in event["model"]:
             return None
+        segment = event.get("segment")
+        if segment and any(k[:1] == "@" for k in segment):
+            return None  # a reserved key: the slow path says why
         if "metrics" in event and clean_custom_metrics(event, limits) is not None:
             return None  # the slow path keeps the event and says what was dropped
         ts = event.get("ts")

@@ -38,6 +38,7 @@ from detectors.quality import (
     reference_stats,
     score_quality,
 )
+from driftline.cuts import cut_version, version_cut
 from driftline.store import DriftRow, MetricPoint, Store
 from driftline.store.labels import Joined, LabelStore, WindowKey
 from driftline.units import unit_of
@@ -132,9 +133,13 @@ class _Measured:
                 category,
                 segment,
                 self.stage,
-                self.version,
+                self.version_of(segment),
             )
         )
+
+    def version_of(self, segment: str) -> str:
+        """The version a cut's figures are of: its own for a version cut, else the window's."""
+        return cut_version(segment) or self.version
 
 
 class QualityTracker:
@@ -187,7 +192,8 @@ class QualityTracker:
             rows = self.labels.window_joined(model, stage, start)
             window = self.measure(model, stage, start, rows, since, now)
             for segment, (result, _) in window.results.items():
-                history.setdefault((segment, window.version), {})[start] = history_values(result)
+                key = (segment, window.version_of(segment))
+                history.setdefault(key, {})[start] = history_values(result)
             measured.append(window)
         # per (slice, model version), from the version's first labelled windows: each version
         # is judged against its own start, so a retrained model that does as well as it did
@@ -236,6 +242,11 @@ class QualityTracker:
         unit = unit_of(model, stage)
         lookup = self.segments.lookup
         groups += sorted(slices_of(rows, lambda k, v: lookup(unit, k, v)).items())
+        # every version's cut, uncapped, even a window's only one (so version= always reads it)
+        by_version: dict[str, list[int]] = defaultdict(list)
+        for i, r in enumerate(rows):
+            by_version[r.version].append(i)
+        groups += [(version_cut(v), members) for v, members in sorted(by_version.items())]
         labelled_set = set(labelled)
         for segment, members in groups:
             mine = [i for i in members if i in labelled_set]
@@ -289,7 +300,7 @@ class QualityTracker:
         w = cfg.window_seconds
         for segment, (result, _) in window.results.items():
             drifted = False
-            ref = reference.get((segment, window.version))
+            ref = reference.get((segment, window.version_of(segment)))
             if ref is not None and window.start > ref[0] and result.count >= cfg.min_labels:
                 try:
                     test = quality_drop_test(ref[1], result.stats)

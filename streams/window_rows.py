@@ -1,8 +1,9 @@
 """The one route from a closed window to its stored rows.
 
 :func:`window_rows` turns a closed window, and its drift analysis, into everything written for
-it: the metrics and the drift rows of the whole window and of each of its cuts (today the
-segment slices, ``key=value``), addressed the same way (``segment``, ``stage``, ``version``
+it: the metrics and the drift rows of the whole window and of each of its cuts (the segment
+slices, ``key=value``, and the model versions, ``@version=<v>``: ``driftline/cuts.py``),
+addressed the same way (``segment``, ``stage``, ``version``
 columns). The unit name is split once, and the window's version is decided once
 (:func:`window_version`); nothing downstream decides either again.
 """
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from detectors.drift.window import DriftReport
 from detectors.profile import WindowProfile
+from driftline.cuts import cut_version, version_cut
 from driftline.store import DriftRow, MetricPoint, StoredReference
 from driftline.units import split_unit
 from streams.drift import DriftAnalyzer, drift_rows
@@ -86,20 +88,27 @@ class _Rows:
 
 def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> WindowResult:
     """Every row stored for ``window``: for the whole window and for each cut, its profile's
-    metrics and, with ``drift``, its drift test rows and drift metrics. Only the whole window
-    learns references; a cut is tested against the whole model's reference."""
+    metrics and, with ``drift``, its drift test rows and drift metrics.
+
+    Each version is tested against its own reference and learns it (its warm-up windows): the
+    whole window when it has one version, else each version's cut, while the whole and its
+    segment slices are compared with the reference of the window's version without learning.
+    A window of one version stores its whole rows a second time under that version's cut
+    label, so that ``version=`` always reads the cut, whatever the mix of the window."""
     profile = window.profile
     model, stage = split_unit(window.model)
     version = window_version(profile)
-    rows = _Rows(model, stage, profile.start, profile.seconds, version)
-    parts: list[tuple[str, WindowProfile]] = [("", profile), *sorted(window.slices.items())]
+    versioned = any(cut_version(label) is not None for label in window.cuts)
+    parts: list[tuple[str, WindowProfile]] = [("", profile), *sorted(window.cuts.items())]
     points: list[MetricPoint] = []
     tests: list[DriftRow] = []
     report = None
     learned: list[StoredReference] = []
-    for segment, part in parts:
+    for label, part in parts:
+        part_version = cut_version(label) or version
+        rows = _Rows(model, stage, profile.start, profile.seconds, part_version)
         points += rows.points(
-            segment,
+            label,
             (
                 (r.metric, r.feature, r.category, r.value)
                 for r in part.metrics(window.known_categories)
@@ -107,12 +116,18 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
         )
         if drift is None:
             continue
-        if segment:
-            part_report = drift.compare(window.model, version, part)
+        if (label == "" and not versioned) or cut_version(label) is not None:
+            part_report, part_learned = drift.analyze(window.model, part_version, part)
+            learned += part_learned
         else:
-            report, learned = drift.analyze(window.model, version, part)
-            part_report = report
-        tests += drift_rows(model, stage, part, part_report, segment)
+            part_report = drift.compare(window.model, version, part)
+        if label == "":
+            report = part_report
+        tests += drift_rows(model, stage, part, part_report, label)
         if part_report is not None:
-            points += rows.points(segment, ((m, f, "", v) for m, f, v in part_report.metrics))
+            points += rows.points(label, ((m, f, "", v) for m, f, v in part_report.metrics))
+    if not versioned:  # the one version's cut is the whole window
+        cut = version_cut(version)
+        points += [replace(p, segment=cut) for p in points if p.segment == ""]
+        tests += [replace(t, segment=cut) for t in tests if t.segment == ""]
     return WindowResult(window, points, report, tests, learned)

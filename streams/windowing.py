@@ -23,7 +23,9 @@ Pure bookkeeping (no Faust, no I/O), driven by the agent:
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,7 @@ import numpy as np
 from detectors.columns import EventBatch, ModelSchema, build_batch
 from detectors.profile import CategoricalSummary, ProfileConfig, WindowProfile
 from detectors.streaming import ColumnDetectors, StreamingSpec
+from driftline.cuts import version_cut
 from streams.segments import SegmentValues
 
 TP = tuple[str, int]  # (topic, partition)
@@ -87,7 +90,10 @@ class Failed:
 class OpenWindow:
     profile: WindowProfile
     min_offsets: dict[TP, int] = field(default_factory=dict)
-    slices: dict[str, WindowProfile] = field(default_factory=dict)  # "key=value" -> profile
+    # the window per cut (driftline/cuts.py): "key=value" segment slices and, once a second
+    # version shows up in the window, "@version=<v>" per version
+    cuts: dict[str, WindowProfile] = field(default_factory=dict)
+    versioned: bool = False  # the window has had events of more than one version
 
     # the lowest offsets of the late and invalid events counted here (a subset of the holds)
     aside_offsets: dict[TP, int] = field(default_factory=dict)
@@ -109,7 +115,7 @@ class ClosedWindow:
     known_categories: Mapping[str, set[str]]  # values seen before this window, per feature
     marks: Mapping[TP, int]  # offsets below which all of the model's events are now stored
     holds: Mapping[TP, int]  # the window's own lowest offsets, held until it is stored
-    slices: Mapping[str, WindowProfile] = field(default_factory=dict)  # "key=value" -> profile
+    cuts: Mapping[str, WindowProfile] = field(default_factory=dict)  # label -> profile
     # offsets below which every event of the model had been read when this window closed (and
     # is counted in this or an older window): on a replay, those of stored windows are skipped
     seen: Mapping[TP, int] = field(default_factory=dict)
@@ -293,7 +299,7 @@ class WindowManager:
                     rows = np.flatnonzero(window_of == start)
                     part = batch.take(rows)
                     held = on_time[rows]
-                window.profile.add(part)
+                self._fold(window, part)
                 if sliced:
                     segments = sliced if windows.size == 1 else [sliced[i] for i in rows]
                     self._add_slices(model, window, part, segments)
@@ -334,12 +340,39 @@ class WindowManager:
             for key, value in segment.items():
                 rows_of.setdefault(admit(model, key, value), []).append(row)
         for label, rows in rows_of.items():
-            profile = window.slices.get(label)
+            profile = window.cuts.get(label)
             if profile is None:
-                profile = window.slices[label] = WindowProfile(
+                profile = window.cuts[label] = WindowProfile(
                     window.profile.start, window.profile.seconds, self.config.slice_profile
                 )
             profile.add(batch.take(np.asarray(rows, dtype=np.int64)))
+
+    def _fold(self, window: OpenWindow, batch: EventBatch) -> None:
+        """Add a batch to the whole window and to its version cuts. A window of one version
+        has none (its whole is that version's, and ``streams/window_rows.py`` stores it as
+        both); when a second version arrives, the window so far becomes the first version's
+        cut, and from then on each version's events also go to their own."""
+        versions = batch.versions
+        first = versions[0]
+        uniform = bool((versions == first).all())
+        if not window.versioned:
+            seen = window.profile.versions
+            if uniform and (not seen or first in seen):  # the usual case: one version
+                window.profile.add(batch)
+                return
+            window.versioned = True
+            for only in seen:  # at most one: the window's version so far
+                window.cuts[version_cut(only)] = _version_part(window.profile)
+        window.profile.add(batch)
+        groups = [(first, batch)] if uniform else _by_version(batch)
+        for version, part in groups:
+            label = version_cut(version)
+            profile = window.cuts.get(label)
+            if profile is None:
+                profile = window.cuts[label] = WindowProfile(
+                    window.profile.start, window.profile.seconds, self.config.profile
+                )
+            profile.add(part)
 
     def _count_aside(
         self, model: str, tp: TP, offset: int, now: float, *, late: int = 0, invalid: int = 0
@@ -404,7 +437,7 @@ class WindowManager:
                         known,
                         self._marks(state),
                         window.min_offsets,
-                        window.slices,
+                        window.cuts,
                         self._seen(state),
                     )
                 )
@@ -484,3 +517,17 @@ def _learn_categories(known: dict[str, set[str]], profile: WindowProfile) -> Non
             seen = known.setdefault(name, set())
             if len(seen) < MAX_KNOWN_CATEGORIES:
                 seen.update(summary.counts)
+
+
+def _version_part(whole: WindowProfile) -> WindowProfile:
+    """The whole window so far, as the cut of its one version: what only the whole counts
+    (late and invalid events, change points) stays with the whole."""
+    part = copy.deepcopy(whole)
+    part.late = part.invalid = 0
+    part.change_points = Counter()
+    return part
+
+
+def _by_version(batch: EventBatch) -> list[tuple[str, EventBatch]]:
+    versions, codes = np.unique(batch.versions.astype(str), return_inverse=True)
+    return [(str(v), batch.take(np.flatnonzero(codes == i))) for i, v in enumerate(versions)]

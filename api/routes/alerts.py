@@ -12,8 +12,10 @@ from alarms.state import Alert, AlertState
 from api.alarm_schemas import AlertPublic
 from api.deps import AlarmStoreDep
 from api.errors import invalid
+from api.params import Version
 from api.rendering import render_each
 from api.schemas import error
+from driftline.cuts import cut_version, version_cut
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -25,6 +27,7 @@ def _public(alert: Alert) -> AlertPublic:
     return AlertPublic.model_validate(
         {
             **alert_document(alert),
+            "version": cut_version(alert.segment) or "",
             "notified_at": rfc3339(alert.notified_at),
             "updated_at": rfc3339(alert.updated_at),
         }
@@ -53,10 +56,15 @@ def read_alerts(
     ),
     model: str | None = Query(None, max_length=1000),
     rule_id: str | None = Query(None, max_length=100),
+    version: Version = None,
     limit: int = Query(1000, ge=1, le=100_000),
 ) -> list[AlertPublic]:
-    """Alerts, most recently updated first, with their values and timestamps."""
-    found = store.alerts(states=_states(state), model=model, rule_id=rule_id, limit=limit)
+    """Alerts, most recently updated first, with their values and timestamps. ``version``:
+    only the alerts on that version's own figures (rules with a ``version``)."""
+    segment = None if version is None else version_cut(version)
+    found = store.alerts(
+        states=_states(state), model=model, rule_id=rule_id, segment=segment, limit=limit
+    )
     return render_each(found, _public, "alert", lambda a: a.id)
 
 

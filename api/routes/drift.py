@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from api.auth import ADMIN_ONLY
 from api.deps import SettingsDep, StoreDep
 from api.errors import invalid
-from api.params import MAX_NAME, EndTime, ModelName, Segment, Stage, StartTime
+from api.params import MAX_NAME, EndTime, ModelName, Segment, Stage, StartTime, Version, cut_of
 from api.schemas import error
 from api.timeparse import iso, parse_time
 from detectors.drift.window import PREDICTION, ModelReference
@@ -226,7 +226,7 @@ def stored_decisions(
     return decided
 
 
-@router.get("/{model}/drift")
+@router.get("/{model}/drift", responses={404: error("the model has no windows of this version")})
 def read_drift(
     model: ModelName,
     store: StoreDep,
@@ -234,11 +234,13 @@ def read_drift(
     end: EndTime = None,
     segment: Segment = "",
     stage: Stage = "",
+    version: Version = None,
 ) -> DriftPublic:
     """Per window: which features drifted, the share, every test with its decision, and the
     concept-drift flag once labels have been joined (the quality-drop test and the
     error-stream detectors, as decided and stored by the worker)."""
     since, until = parse_time(start, "start"), parse_time(end, "end")
+    segment = cut_of(store, model, segment, version, stage)
     rows = store.drift_results(model, start=since, end=until, segment=segment, stage=stage)
     decisions = stored_decisions(store, model, since, until, segment, stage)
     by_window: dict[int, list[DriftRow]] = defaultdict(list)

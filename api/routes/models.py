@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import StoreDep
-from api.params import MAX_NAME, EndTime, ModelName, Segment, Stage, StartTime
+from api.params import MAX_NAME, EndTime, ModelName, Segment, Stage, StartTime, Version, cut_of
 from api.schemas import (
     FeaturePublic,
     MetricsPublic,
@@ -14,10 +14,11 @@ from api.schemas import (
     ModelSummaryPublic,
     PointPublic,
     SeriesPublic,
+    VersionTrafficPublic,
     error,
 )
 from api.timeparse import iso, parse_time
-from driftline.store import MetricPoint
+from driftline.store import MetricPoint, Store
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -51,13 +52,33 @@ def read_model(model: ModelName, store: StoreDep) -> ModelPublic:
     return ModelPublic(
         **_summary(row),
         versions=store.model_versions(model),
+        traffic=_traffic(store, model, int(row["last_window"])),
         features=[FeaturePublic(name=n, kind=k) for n, k in store.model_features(model)],
         metrics=store.metric_names(model),
         segments=store.segments(model),
     )
 
 
-@router.get("/{model}/metrics")
+def _traffic(store: Store, model: str, last_window: int) -> list[VersionTrafficPublic]:
+    """Each version's traffic, all told and over the last hour: its share is what a canary
+    or a blue-green switch has reached."""
+    recent = {
+        r["version"]: r["events"] for r in store.version_traffic(model, since=last_window - 3600)
+    }
+    total = sum(recent.values())
+    return [
+        VersionTrafficPublic(
+            version=r["version"],
+            events=r["events"],
+            share=recent.get(r["version"], 0) / total if total else 0.0,
+            events_last_hour=recent.get(r["version"], 0),
+            last_window=iso(r["last_window"]),
+        )
+        for r in store.version_traffic(model)
+    ]
+
+
+@router.get("/{model}/metrics", responses={404: error("the model has no windows of this version")})
 def read_metrics(
     model: ModelName,
     store: StoreDep,
@@ -71,9 +92,12 @@ def read_metrics(
     end: EndTime = None,
     segment: Segment = "",
     stage: Stage = "",
+    version: Version = None,
     limit: int = Query(10_000, ge=1, le=100_000),
 ) -> MetricsPublic:
-    """Per-window metric values as time series, one series per (metric, feature, category)."""
+    """Per-window metric values as time series, one series per (metric, feature, category).
+    ``version``: one version's own figures, from the windows it had traffic in."""
+    segment = cut_of(store, model, segment, version, stage)
     points = store.metrics(
         model,
         name=name,

@@ -300,9 +300,11 @@ class AlarmStore:
         states: Sequence[str] = (),
         model: str | None = None,
         rule_id: str | None = None,
+        segment: str | None = None,
         limit: int = 1000,
     ) -> list[Alert]:
-        """Newest first (by last update)."""
+        """Newest first (by last update). ``segment``: a cut label (a slice, or a version's
+        ``@version=<v>``: ``driftline/cuts.py``)."""
         where = ["1"]
         params: dict[str, Any] = {"limit": int(limit)}
         if states:
@@ -314,6 +316,9 @@ class AlarmStore:
         if rule_id is not None:
             where.append("rule_id = %(rule_id)s")
             params["rule_id"] = rule_id
+        if segment is not None:
+            where.append("segment = %(segment)s")
+            params["segment"] = segment
         sql = _select(ALERT_COLUMNS, "alarm_alerts", " AND ".join(where), "updated_at DESC, id")
         return [self._alert(r) for r in self.backend.execute(sql + " LIMIT %(limit)s", params)]
 

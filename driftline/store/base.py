@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from driftline.cuts import VERSION_PREFIX
 from driftline.settings import Settings
 from driftline.store import schema
 
@@ -433,6 +434,26 @@ class Store:
         )
         return [str(r[0]) for r in rows]
 
+    def version_traffic(self, model: str, stage: str = "", since: int = 0) -> list[dict[str, Any]]:
+        """Per version of the unit, from its version cuts: events, windows and the newest
+        window with traffic, over the windows starting at ``since`` or later."""
+        rows = self.backend.execute(
+            "SELECT segment, sum(value), uniqExact(window_start), toUInt32(max(window_start)) "
+            "FROM metrics FINAL WHERE model = %(model)s AND stage = %(stage)s "
+            "AND metric = 'traffic.count' AND segment LIKE %(prefix)s "
+            "AND window_start >= toDateTime(%(since)s) GROUP BY segment ORDER BY segment",
+            {"model": model, "stage": stage, "prefix": VERSION_PREFIX + "%", "since": int(since)},
+        )
+        return [
+            {
+                "version": str(r[0])[len(VERSION_PREFIX) :],
+                "events": int(float(r[1])),
+                "windows": int(r[2]),
+                "last_window": int(r[3]),
+            }
+            for r in rows
+        ]
+
     def metric_names(self, model: str) -> list[str]:
         rows = self.backend.execute(
             "SELECT DISTINCT metric FROM metrics FINAL WHERE model = %(model)s ORDER BY metric",
@@ -441,10 +462,12 @@ class Store:
         return [str(r[0]) for r in rows]
 
     def segments(self, model: str, stage: str = "") -> list[str]:
-        """The slices ("key=value") the model's metrics are broken down by."""
+        """The slices ("key=value") the model's metrics are broken down by (not the cuts
+        Driftline makes itself, such as versions: ``driftline/cuts.py``)."""
         rows = self.backend.execute(
             "SELECT DISTINCT segment FROM metrics FINAL WHERE model = %(model)s "
             "AND stage = %(stage)s AND segment != '' AND metric = 'traffic.count' "
+            "AND substring(segment, 1, 1) != '@' "
             "ORDER BY segment",
             {"model": model, "stage": stage},
         )

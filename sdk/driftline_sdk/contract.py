@@ -177,6 +177,9 @@ def _check_optional(event: dict[str, Any], limits: EventLimits) -> str | None:
             return f"'segment' has {len(segment)} keys, over the limit of {limits.max_segment_keys}"
         if any(len(k) > limits.max_name_length for k in segment):
             return f"a 'segment' key is longer than {limits.max_name_length} characters"
+        if any(k[:1] == "@" for k in segment):
+            # "@version=2" and the like are the labels of Driftline's own cuts
+            return "a 'segment' key cannot start with '@' (reserved for version and other cuts)"
         if any(len(v) > limits.max_string_length for v in segment.values()):
             return f"a 'segment' value is longer than {limits.max_string_length} characters"
     ts = event.get("ts")
