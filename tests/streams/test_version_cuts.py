@@ -1,0 +1,134 @@
+"""Versions are cuts (issue 14 and 15, point 1): a window is computed as a whole and per
+version present in it, uncapped; each version is tested against its own reference and learns
+it; a one-version window is stored as its version's cut too; ``version=`` reads them through
+the API; rules select versions. On both store backends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from helpers import in_process_worker
+
+from alarms.rules import Comparison, Rule, RuleIndex
+from api.main import create_app
+from detectors.drift.window import DriftConfig
+from driftline import topics
+from driftline.settings import Settings
+from driftline.store import Store, Stores
+from streams.drift import DriftAnalyzer
+from streams.references import ReferenceBook, ReferencePolicy
+
+WINDOW = 10  # in_process_worker's windows
+TP = (topics.PREDICTIONS, 0)
+
+
+def events(start: int, version: str, n: int, shift: float, rng: np.random.Generator) -> list[Any]:
+    return [
+        {"model": "rank", "ts": start + 1, "version": version, "prediction": 0.2 + shift / 10,
+         "features": {"x": float(x)}}
+        for x in rng.normal(shift, 1.0, n)
+    ]  # fmt: skip
+
+
+def value(store: Store, metric: str, start: int, cut: str, feature: str = "") -> float | None:
+    points = store.metrics("rank", name=metric, feature=feature, start=start, end=start + 1,
+                           segment=cut)  # fmt: skip
+    return points[0].value if points else None
+
+
+def test_each_version_is_a_cut_with_its_own_reference(store: Store) -> None:
+    rng = np.random.default_rng(7)
+    base = int(time.time() // WINDOW) * WINDOW - 10 * WINDOW
+    starts = [base + i * WINDOW for i in range(5)]
+    windows = [
+        events(starts[0], "1", 200, 0.0, rng),  # version 1 warms up its reference
+        events(starts[1], "1", 200, 0.0, rng),
+        # a 24 % canary of version 2, whose inputs differ (a feature bug, say)
+        events(starts[2], "1", 190, 0.0, rng) + events(starts[2], "2", 60, 3.0, rng),
+        events(starts[3], "2", 100, 3.0, rng),  # version 2 alone: it warms up its own
+        events(starts[4], "2", 100, 3.0, rng),
+    ]
+    drift = DriftAnalyzer(ReferenceBook(ReferencePolicy("warmup", 2, 50)), DriftConfig())
+    worker = in_process_worker(store, drift=drift, log_ids={topics.PREDICTIONS: "version-test"})
+
+    async def scenario() -> None:
+        for offset, batch in enumerate(windows):
+            await worker.process([(TP, offset, starts[offset] + 1.0, orjson.dumps(batch))])
+            worker.manager.close_due(time.time() + 7200)  # idle: the window closes
+            await worker.pipeline.store_closed()
+
+    asyncio.run(scenario())
+    worker.close()
+
+    v1, v2 = "@version=1", "@version=2"
+    # a one-version window is its version's cut too
+    assert value(store, "traffic.count", starts[0], "") == 200
+    assert value(store, "traffic.count", starts[0], v1) == 200
+    assert value(store, "traffic.count", starts[0], v2) is None
+    # the mixed window: the whole and each version, never capped or folded into __other__
+    assert value(store, "traffic.count", starts[2], "") == 250
+    assert value(store, "traffic.count", starts[2], v1) == 190
+    assert value(store, "traffic.count", starts[2], v2) == 60
+    assert value(store, "output.mean", starts[2], v1) == pytest.approx(0.2)
+    assert value(store, "output.mean", starts[2], v2) == pytest.approx(0.5)
+    mean_v1 = value(store, "input.mean", starts[2], v1, "x")
+    assert mean_v1 is not None and abs(mean_v1) < 0.3
+    # version 1's cut against version 1's reference: no drift; the whole (mixed) drifts
+    assert value(store, "drift.share_drifted", starts[2], v1) == 0
+    assert value(store, "drift.share_drifted", starts[2], "") == 1
+    # version 2 learned its own reference from its own windows, and is not drifted from it
+    assert {r.version for r in store.references("rank")} == {"1", "2"}
+    assert value(store, "drift.share_drifted", starts[4], v2) == 0
+    assert value(store, "drift.share_drifted", starts[4], "") == 0
+
+    settings = Settings()
+    with TestClient(create_app(settings, Stores(store))) as client:
+        model = client.get("/v1/models/rank").json()
+        traffic = {t["version"]: t for t in model["traffic"]}
+        assert traffic["1"]["events"] == 590 and traffic["2"]["events"] == 260
+        assert traffic["1"]["share"] + traffic["2"]["share"] == pytest.approx(1.0)
+        assert model["segments"] == []  # versions are not slices
+        reply = client.get("/v1/models/rank/metrics", params={"name": "traffic.count",
+                                                              "version": "2"})  # fmt: skip
+        [series] = reply.json()["series"]
+        assert [p["value"] for p in series["points"]] == [60, 100, 100]
+        assert {p["version"] for p in series["points"]} == {"2"}
+        drift_v2 = client.get("/v1/models/rank/drift", params={"version": "2"}).json()
+        assert [w["share_drifted"] for w in drift_v2["windows"]][-1] == 0
+        unknown = client.get("/v1/models/rank/metrics", params={"version": "9"})
+        assert unknown.status_code == 404 and "versions: '1', '2'" in unknown.json()["detail"]
+        both = client.get("/v1/models/rank/metrics", params={"version": "2", "segment": "a=b"})
+        assert both.status_code == 422
+        assert client.get("/v1/alerts", params={"version": "2"}).json() == []
+
+
+def test_rules_select_versions_and_version_cuts_only_when_named() -> None:
+    canary = Rule("c", "CanaryNulls", "output.null_rate", Comparison.GT, 0.1, version="2")
+    every = Rule("e", "AnyVersionNulls", "output.null_rate", Comparison.GT, 0.1, version="*")
+    whole = Rule("w", "Nulls", "output.null_rate", Comparison.GT, 0.1)  # segment "*"
+    index = RuleIndex([canary, every, whole])
+
+    def ids(segment: str) -> list[str]:
+        return sorted(r.id for r in index.candidates("output.null_rate", "m", "", segment))
+
+    assert ids("") == ["w"]
+    assert ids("channel=web") == ["w"]  # a slice: the segment selector
+    assert ids("@version=2") == ["c", "e"]  # a version's cut: only the rules that name one
+    assert ids("@version=1") == ["e"]
+    assert (
+        canary.segment == "@version=2" and Rule(**{**_fields(canary), "version": ""}).version == "2"
+    )
+    with pytest.raises(ValueError, match="a segment slice or a version, not both"):
+        Rule("x", "X", "output.null_rate", Comparison.GT, 0.1, segment="a=b", version="2")
+
+
+def _fields(rule: Rule) -> dict[str, Any]:
+    """A rule as the store gives it back: its version only in its segment."""
+    keys = ("id", "name", "metric", "comparison", "threshold", "model", "feature", "segment")
+    return {k: getattr(rule, k) for k in keys}
