@@ -176,6 +176,12 @@ class RuleIndex:
     def __len__(self) -> int:
         return len(self.rules)
 
+    @property
+    def watches_versions(self) -> bool:
+        """Whether some rule selects a version (and so must see one-version windows, which
+        store no version cut, as that version's cut too)."""
+        return any(rule.version for rule in self.rules.values())
+
     def watches(
         self, metric: str, model: str, feature: str = "", segment: str = "", category: str = ""
     ) -> tuple[Watch, ...]:

@@ -37,6 +37,7 @@ from alarms.routing import Silence, Subscription, active_silences, subscribers
 from alarms.rules import DEFAULT_RULES, RuleIndex
 from alarms.state import Alert, AlertBook, AlertState, Change, due_notifications, evaluate
 from driftline import topics
+from driftline.cuts import VERSION_PREFIX, version_cut
 from driftline.messages import AlertEvent, RetrainRequest
 from driftline.notify import RetryPolicy, WebhookDispatcher
 from driftline.settings import Settings
@@ -177,6 +178,8 @@ class AlarmService:
         own ``stage`` column is then ignored). ``only_metric``: see ``alarms.state.evaluate``."""
         if split_unit(unit)[1]:
             points = [replace(p, stage="") for p in points]
+        if self._index.watches_versions:
+            points = with_version_cut(points)
         model = unit
         now = self._clock()
         with self._lock:
@@ -556,3 +559,12 @@ def attach_alarms(
             await asyncio.get_running_loop().run_in_executor(None, service.stop)
 
     return service
+
+
+def with_version_cut(points: Sequence[Any]) -> Sequence[Any]:
+    """A one-version window's points, and its whole ones again as that version's cut: what
+    the store reads for ``version=`` (the window stores no cut of its own), so that a rule on a
+    version sees every window of it, whatever the mix."""
+    if any(p.segment.startswith(VERSION_PREFIX) for p in points):
+        return points
+    return [*points, *(replace(p, segment=version_cut(p.version)) for p in points if not p.segment)]

@@ -242,11 +242,12 @@ class QualityTracker:
         unit = unit_of(model, stage)
         lookup = self.segments.lookup
         groups += sorted(slices_of(rows, lambda k, v: lookup(unit, k, v)).items())
-        # every version's cut, uncapped, even a window's only one (so version= always reads it)
+        # every version's cut, uncapped, when there are several (one version's is the whole)
         by_version: dict[str, list[int]] = defaultdict(list)
         for i, r in enumerate(rows):
             by_version[r.version].append(i)
-        groups += [(version_cut(v), members) for v, members in sorted(by_version.items())]
+        if len(by_version) > 1:
+            groups += [(version_cut(v), members) for v, members in sorted(by_version.items())]
         labelled_set = set(labelled)
         for segment, members in groups:
             mine = [i for i in members if i in labelled_set]

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from detectors.drift.window import DriftReport
 from detectors.profile import WindowProfile
-from driftline.cuts import cut_version, version_cut
+from driftline.cuts import cut_version
 from driftline.store import DriftRow, MetricPoint, StoredReference
 from driftline.units import split_unit
 from streams.drift import DriftAnalyzer, drift_rows
@@ -93,8 +93,9 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
     Each version is tested against its own reference and learns it (its warm-up windows): the
     whole window when it has one version, else each version's cut, while the whole and its
     segment slices are compared with the reference of the window's version without learning.
-    A window of one version stores its whole rows a second time under that version's cut
-    label, so that ``version=`` always reads the cut, whatever the mix of the window."""
+    A window of one version has no version cut: its whole rows (``version`` column) are that
+    version's, and the store reads them as its cut (``Store.metrics(segment="@version=…")``),
+    so the usual case costs neither a second profile nor a second copy of its rows."""
     profile = window.profile
     model, stage = split_unit(window.model)
     version = window_version(profile)
@@ -126,8 +127,4 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
         tests += drift_rows(model, stage, part, part_report, label)
         if part_report is not None:
             points += rows.points(label, ((m, f, "", v) for m, f, v in part_report.metrics))
-    if not versioned:  # the one version's cut is the whole window
-        cut = version_cut(version)
-        points += [replace(p, segment=cut) for p in points if p.segment == ""]
-        tests += [replace(t, segment=cut) for t in tests if t.segment == ""]
     return WindowResult(window, points, report, tests, learned)

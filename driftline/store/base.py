@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from driftline.cuts import VERSION_PREFIX
+from driftline.cuts import VERSION_PREFIX, cut_version
 from driftline.settings import Settings
 from driftline.store import schema
 
@@ -321,12 +321,13 @@ class Store:
         stage: str = "",
         limit: int = 50_000,
     ) -> list[DriftRow]:
-        where = ["model = %(model)s", "segment = %(segment)s", "stage = %(stage)s"]
+        where = ["model = %(model)s", _cut_clause(segment), "stage = %(stage)s"]
         params: dict[str, Any] = {
             "model": model,
             "segment": segment,
             "stage": stage,
             "limit": int(limit),
+            "version": cut_version(segment) or "",
         }
         _window_range(where, params, start, end)
         rows = self.backend.execute(
@@ -435,18 +436,26 @@ class Store:
         return [str(r[0]) for r in rows]
 
     def version_traffic(self, model: str, stage: str = "", since: int = 0) -> list[dict[str, Any]]:
-        """Per version of the unit, from its version cuts: events, windows and the newest
-        window with traffic, over the windows starting at ``since`` or later."""
+        """Per version of the unit: events, windows and the newest window with traffic, over
+        the windows starting at ``since`` or later; from its cuts in windows of several
+        versions and from the whole of the windows it had to itself."""
         rows = self.backend.execute(
-            "SELECT segment, sum(value), uniqExact(window_start), toUInt32(max(window_start)) "
-            "FROM metrics FINAL WHERE model = %(model)s AND stage = %(stage)s "
-            "AND metric = 'traffic.count' AND segment LIKE %(prefix)s "
-            "AND window_start >= toDateTime(%(since)s) GROUP BY segment ORDER BY segment",
-            {"model": model, "stage": stage, "prefix": VERSION_PREFIX + "%", "since": int(since)},
+            "SELECT if(segment = '', version, substring(segment, %(cut)s)) AS v, sum(value), "
+            "uniqExact(window_start), toUInt32(max(window_start)) FROM metrics FINAL "
+            "WHERE model = %(model)s AND stage = %(stage)s AND metric = 'traffic.count' "
+            "AND window_start >= toDateTime(%(since)s) AND (segment LIKE %(prefix)s OR "
+            f"(segment = '' AND window_start NOT IN ({_VERSIONED_WINDOWS}))) GROUP BY v ORDER BY v",
+            {
+                "model": model,
+                "stage": stage,
+                "prefix": VERSION_PREFIX + "%",
+                "since": int(since),
+                "cut": len(VERSION_PREFIX) + 1,
+            },
         )
         return [
             {
-                "version": str(r[0])[len(VERSION_PREFIX) :],
+                "version": str(r[0]),
                 "events": int(float(r[1])),
                 "windows": int(r[2]),
                 "last_window": int(r[3]),
@@ -503,9 +512,16 @@ class Store:
         stage: str = "",
         limit: int = 10_000,
     ) -> list[MetricPoint]:
-        """Stored points of one model, oldest window first, filtered as given."""
-        where = ["model = %(model)s", "segment = %(segment)s", "stage = %(stage)s"]
-        params: dict[str, Any] = {"model": model, "segment": segment, "stage": stage}
+        """Stored points of one model, oldest window first, filtered as given. ``segment``: a
+        cut label: ``''`` (the whole), a slice, or a version's (``@version=<v>``), which also
+        reads the whole rows of the windows that version had to itself."""
+        where = ["model = %(model)s", _cut_clause(segment), "stage = %(stage)s"]
+        params: dict[str, Any] = {
+            "model": model,
+            "segment": segment,
+            "stage": stage,
+            "version": cut_version(segment) or "",
+        }
         if name is not None:
             where.append("metric = %(name)s")
             params["name"] = name
@@ -536,6 +552,29 @@ class Store:
             )
             for r in rows
         ]
+
+
+# the windows of the unit (%(model)s, %(stage)s) that have version cuts: several versions
+_VERSIONED_WINDOWS = (
+    "SELECT window_start FROM metrics WHERE model = %(model)s AND stage = %(stage)s "
+    "AND metric = 'traffic.count' AND segment LIKE %(prefix)s"
+)
+
+
+def _cut_clause(segment: str) -> str:
+    """The rows of one cut (params: segment, version, model, stage). A version's cut is its
+    cut rows where the window had several versions, and the whole rows of the windows it had to
+    itself (which store no cut: ``streams/window_rows.py``)."""
+    if cut_version(segment) is None:
+        return "segment = %(segment)s"
+    single = (
+        "SELECT window_start FROM metrics FINAL WHERE model = %(model)s AND stage = %(stage)s "
+        "AND metric = 'traffic.count' AND segment = '' AND version = %(version)s "
+        "AND window_start NOT IN (SELECT window_start FROM metrics WHERE model = %(model)s "
+        "AND stage = %(stage)s AND metric = 'traffic.count' AND substring(segment, 1, 9) = "
+        f"'{VERSION_PREFIX}')"
+    )
+    return f"(segment = %(segment)s OR (segment = '' AND window_start IN ({single})))"
 
 
 def _window_range(

@@ -16,11 +16,13 @@ from fastapi.testclient import TestClient
 from helpers import in_process_worker
 
 from alarms.rules import Comparison, Rule, RuleIndex
+from alarms.state import evaluate
 from api.main import create_app
 from detectors.drift.window import DriftConfig
 from driftline import topics
 from driftline.settings import Settings
-from driftline.store import Store, Stores
+from driftline.store import MetricPoint, Store, Stores
+from streams.alarms import with_version_cut
 from streams.drift import DriftAnalyzer
 from streams.references import ReferenceBook, ReferencePolicy
 
@@ -132,3 +134,27 @@ def _fields(rule: Rule) -> dict[str, Any]:
     """A rule as the store gives it back: its version only in its segment."""
     keys = ("id", "name", "metric", "comparison", "threshold", "model", "feature", "segment")
     return {k: getattr(rule, k) for k in keys}
+
+
+def test_a_version_rule_sees_one_version_windows_as_that_versions_cut() -> None:
+    """A one-version window stores no cut; the alarm service hands a version rule its whole
+    points as the version's cut, so the rule fires on a version at 100 % as at 5 %."""
+    rule = Rule("c", "CanaryNulls", "output.null_rate", Comparison.GT, 0.1, version="2")
+    index = RuleIndex([rule])
+    alone = [MetricPoint("m", 0, 10, "output.null_rate", 0.5, version="2")]
+    mixed = [
+        MetricPoint("m", 10, 10, "output.null_rate", 0.3, version="1"),
+        MetricPoint("m", 10, 10, "output.null_rate", 0.05, segment="@version=1", version="1"),
+        MetricPoint("m", 10, 10, "output.null_rate", 0.9, segment="@version=2", version="2"),
+    ]
+    assert (
+        index.watches_versions
+        and not RuleIndex([Rule("w", "W", "x.y", Comparison.GT, 1)]).watches_versions
+    )
+    fired = evaluate(index, {}, "m", 0, with_version_cut(alone), 1.0)
+    assert [(c.alert.segment, c.alert.value) for c in fired] == [("@version=2", 0.5)]
+    assert with_version_cut(mixed) == mixed  # the cuts are there: nothing is added
+    moved = evaluate(
+        index, {fired[0].alert.key: fired[0].alert}, "m", 10, with_version_cut(mixed), 2.0
+    )
+    assert [c.alert.value for c in moved] == [0.9]
