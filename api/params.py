@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import HTTPException, Path, Query, status
 
 from api.errors import invalid
 from api.timeparse import MAX_TIME_LENGTH
-from driftline.cuts import RESERVED, version_cut
+from driftline.cuts import RESERVED, SHADOW_CUT, decided_by_cut, version_cut
 from driftline.store import Store
 
 # names are as long as an event's strings may be (DRIFTLINE_MAX_STRING_LENGTH's default)
@@ -38,17 +38,52 @@ Version = Annotated[
 ]
 
 
-def cut_of(store: Store, model: str, segment: str, version: str | None, stage: str = "") -> str:
-    """The cut label a query asks for: a slice (``segment=``) or a version (``version=``),
-    one at a time. An unknown version is a 404 that lists the model's versions."""
+Shadow = Annotated[
+    bool | None,
+    Query(description='true: the shadow predictions\' figures (sent with "shadow": true)'),
+]
+DecidedBy = Annotated[
+    Literal["model", "human"] | None,
+    Query(description="the figures of the cases the model, or people, decided"),
+]
+
+
+def cut_of(
+    store: Store,
+    model: str,
+    segment: str,
+    version: str | None,
+    stage: str = "",
+    shadow: bool | None = None,
+    decided_by: str | None = None,
+) -> str:
+    """The cut label a query asks for: a slice (``segment=``), a version (``version=``), the
+    shadow predictions (``shadow=true``) or who decided (``decided_by=``), one at a time. An
+    unknown version is a 404 that lists the model's versions."""
     if segment.startswith(RESERVED):
         raise invalid(("query", "segment"), "a slice never starts with '@': use version=", segment)
+    asked = [
+        name
+        for name, given in (
+            ("segment", bool(segment)),
+            ("version", version is not None),
+            ("shadow", bool(shadow)),
+            ("decided_by", decided_by is not None),
+        )
+        if given
+    ]
+    if len(asked) > 1:
+        raise invalid(
+            ("query", asked[1]),
+            f"ask for one cut at a time: {' and '.join(asked)} were both given",
+            None,
+        )
+    if shadow:
+        return SHADOW_CUT
+    if decided_by is not None:
+        return decided_by_cut(decided_by)
     if version is None:
         return segment
-    if segment:
-        raise invalid(
-            ("query", "version"), "ask for a slice (segment=) or a version, not both", version
-        )
     known = store.model_versions(model)
     if version not in known:
         shown = ", ".join(repr(v) for v in known[:20]) or "none yet"

@@ -139,6 +139,11 @@ class EventBatch:
     versions: ObjectArray
     # custom metrics (the events' ``metrics``): per name, NaN where an event did not send it
     custom: Mapping[str, FloatArray] = field(default_factory=dict)
+    # what the cuts are made of, None when no event of the batch says: each event's segment
+    # mapping (or None), whether it is a shadow prediction, and who decided ("model", "human")
+    segments: ObjectArray | None = None
+    shadow: BoolArray | None = None
+    decided_by: ObjectArray | None = None
 
     def take(self, rows: npt.NDArray[np.intp]) -> EventBatch:
         return EventBatch(
@@ -149,6 +154,9 @@ class EventBatch:
             prediction=None if self.prediction is None else self.prediction.take(rows),
             versions=self.versions[rows],
             custom={name: values[rows] for name, values in self.custom.items()},
+            segments=None if self.segments is None else self.segments[rows],
+            shadow=None if self.shadow is None else self.shadow[rows],
+            decided_by=None if self.decided_by is None else self.decided_by[rows],
         )
 
 
@@ -217,8 +225,31 @@ def build_batch(events: list[dict[str, Any]], ts: FloatArray, schema: ModelSchem
         dtype=object,
     )
     return EventBatch(
-        len(events), ts, latency, columns, prediction, versions, custom_columns(events)
+        len(events),
+        ts,
+        latency,
+        columns,
+        prediction,
+        versions,
+        custom_columns(events),
+        segments=_objects([e.get("segment") for e in events]),
+        shadow=_shadow(events),
+        decided_by=_objects([e.get("decided_by") for e in events]),
     )
+
+
+def _objects(values: list[Any]) -> ObjectArray | None:
+    """``values`` as a 1-D object array, or None when none is set."""
+    if not any(values):
+        return None
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _shadow(events: list[dict[str, Any]]) -> BoolArray | None:
+    flags = [e.get("shadow") is True for e in events]
+    return np.array(flags, dtype=bool) if any(flags) else None
 
 
 def custom_columns(events: list[dict[str, Any]]) -> dict[str, FloatArray]:

@@ -7,6 +7,11 @@ in the same columns, told apart by the ``segment`` column, which holds the cut's
   capped per unit and key (``streams/segments.py``; later ones share ``channel=__other__``);
 * a **version** cut, from an event's ``version``: ``@version=2``. Versions are never capped:
   a 1 % canary is a version like any other;
+* the **shadow** cut, ``@shadow=true``: the events sent with ``"shadow": true``, monitored but
+  not acted on. They are left out of the whole window (and its other cuts), which is what the
+  model's users got;
+* a **decided_by** cut, ``@decided_by=human`` or ``@decided_by=model``: who decided the case,
+  for models that defer some to people;
 * ``""``: the whole window.
 
 Labels of the cut kinds that Driftline makes itself start with ``@``, which a segment key may
@@ -22,6 +27,13 @@ from __future__ import annotations
 
 RESERVED = "@"  # the first character of the labels of Driftline's own cut kinds
 VERSION_PREFIX = f"{RESERVED}version="
+SHADOW_CUT = f"{RESERVED}shadow=true"
+DECIDED_BY_PREFIX = f"{RESERVED}decided_by="
+DECIDED_BY = ("model", "human")  # the event contract's values of ``decided_by``
+
+
+def decided_by_cut(who: str) -> str:
+    return DECIDED_BY_PREFIX + who
 
 
 def version_cut(version: str) -> str:

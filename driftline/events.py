@@ -105,6 +105,8 @@ def _array_decoder(limits: EventLimits) -> msgspec.json.Decoder[Any]:
                 ]
             ],
             "ts": t.NotRequired[t.Union[float, str, None]],
+            "shadow": t.NotRequired[t.Optional[bool]],
+            "decided_by": t.NotRequired[t.Optional[t.Literal["model", "human"]]],
             # names are checked after decoding; bad ones send the message down the slow path
             "metrics": t.NotRequired[
                 t.Optional[
@@ -252,6 +254,8 @@ _PREDICTION_FIELDS = frozenset(
         "segment",
         "ts",
         "metrics",
+        "shadow",
+        "decided_by",
     }
 )
 

@@ -44,6 +44,7 @@ REASON_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("prediction", ("'prediction'",)),
     ("label", ("'label'",)),
     ("segment", ("'segment'",)),
+    ("deployment", ("'shadow'", "'decided_by'")),
     ("name", ("'model'", "'id'", "'version'", "'stage'", "must be a string")),
 )
 REASON_CLASS_NAMES = (*(name for name, _ in REASON_CLASSES), "other")

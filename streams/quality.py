@@ -38,7 +38,7 @@ from detectors.quality import (
     reference_stats,
     score_quality,
 )
-from driftline.cuts import cut_version, version_cut
+from driftline.cuts import cut_version, decided_by_cut, version_cut
 from driftline.store import DriftRow, MetricPoint, Store
 from driftline.store.labels import Joined, LabelStore, WindowKey
 from driftline.units import unit_of
@@ -248,6 +248,13 @@ class QualityTracker:
             by_version[r.version].append(i)
         if len(by_version) > 1:
             groups += [(version_cut(v), members) for v, members in sorted(by_version.items())]
+        # who decided: the quality of the cases the model decided, and of those people did
+        by_decider: dict[str, list[int]] = defaultdict(list)
+        for i, r in enumerate(rows):
+            who = r.event.get("decided_by")
+            if who is not None:
+                by_decider[who].append(i)
+        groups += [(decided_by_cut(w), members) for w, members in sorted(by_decider.items())]
         labelled_set = set(labelled)
         for segment, members in groups:
             mine = [i for i in members if i in labelled_set]

@@ -49,6 +49,9 @@ def keep_predictions(
             event_id = event.get("id")
             if event_id is None or (only is not None and event["model"] not in only):
                 continue
+            if event.get("shadow") is True:
+                # a shadow prediction shares its live twin's id: kept, it would replace it
+                continue
             ts = event.get("ts")
             if ts is None:
                 ts = broker_ts

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from detectors.drift.window import DriftReport
 from detectors.profile import WindowProfile
-from driftline.cuts import cut_version
+from driftline.cuts import SHADOW_CUT, cut_version, decided_by_cut
 from driftline.store import DriftRow, MetricPoint, StoredReference
 from driftline.units import split_unit
 from streams.drift import DriftAnalyzer, drift_rows
@@ -106,7 +106,10 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
     report = None
     learned: list[StoredReference] = []
     for label, part in parts:
-        part_version = cut_version(label) or version
+        # a version cut is its version's; the shadow cut, its own (the candidate's) version's
+        part_version = cut_version(label) or (
+            window_version(part) if label == SHADOW_CUT else version
+        )
         rows = _Rows(model, stage, profile.start, profile.seconds, part_version)
         points += rows.points(
             label,
@@ -127,4 +130,11 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
         tests += drift_rows(model, stage, part, part_report, label)
         if part_report is not None:
             points += rows.points(label, ((m, f, "", v) for m, f, v in part_report.metrics))
+    human = window.cuts.get(decided_by_cut("human"))
+    if human is not None or decided_by_cut("model") in window.cuts:
+        # how much is automated: the share of the window's (live) cases people decided
+        share = (human.count if human is not None else 0) / profile.count if profile.count else 0.0
+        points += _Rows(model, stage, profile.start, profile.seconds, version).points(
+            "", [("traffic.human_share", "", "", share)]
+        )
     return WindowResult(window, points, report, tests, learned)

@@ -35,7 +35,7 @@ import numpy as np
 from detectors.columns import EventBatch, ModelSchema, build_batch
 from detectors.profile import CategoricalSummary, ProfileConfig, WindowProfile
 from detectors.streaming import ColumnDetectors, StreamingSpec
-from driftline.cuts import version_cut
+from driftline.cuts import DECIDED_BY, SHADOW_CUT, decided_by_cut, version_cut
 from streams.segments import SegmentValues
 
 TP = tuple[str, int]  # (topic, partition)
@@ -287,7 +287,6 @@ class WindowManager:
         if on_time.size:
             events = group.events if on_time.size == ts.size else [group.events[i] for i in on_time]
             batch = build_batch(events, ts[on_time], state.schema)
-            sliced = _segments_of(events)
             window_of = starts[on_time]
             windows = np.unique(window_of)
             for start in windows:
@@ -299,15 +298,16 @@ class WindowManager:
                     rows = np.flatnonzero(window_of == start)
                     part = batch.take(rows)
                     held = on_time[rows]
-                self._fold(window, part)
-                if sliced:
-                    segments = sliced if windows.size == 1 else [sliced[i] for i in rows]
-                    self._add_slices(model, window, part, segments)
-                if specs:
-                    if state.detectors is None:
-                        state.detectors = ColumnDetectors(specs)
-                    # change points are counted in the window they fall in
-                    window.profile.change_points.update(state.detectors.feed(part))
+                live = self._add_shadow(window, part)
+                if live is not None:
+                    self._fold(window, live)
+                    if live.segments is not None or live.decided_by is not None:
+                        self._add_slices(model, window, live)
+                    if specs:
+                        if state.detectors is None:
+                            state.detectors = ColumnDetectors(specs)
+                        # change points are counted in the window they fall in
+                        window.profile.change_points.update(state.detectors.feed(live))
                 for code, tp in enumerate(tps):
                     mine = offsets[held] if len(tps) == 1 else offsets[held][codes[held] == code]
                     if mine.size:
@@ -324,28 +324,45 @@ class WindowManager:
                 state.max_offset[tp] = newest
         state.last_event_wall = now
 
-    def _add_slices(
-        self,
-        model: str,
-        window: OpenWindow,
-        batch: EventBatch,
-        segments: list[dict[str, str] | None],
-    ) -> None:
-        """Profile the batch's rows once more per segment value they carry."""
+    def _add_slices(self, model: str, window: OpenWindow, batch: EventBatch) -> None:
+        """Profile the batch's rows once more per segment value they carry (capped), and per
+        ``decided_by`` value (model or human)."""
         rows_of: dict[str, list[int]] = {}
         admit = self.segments.admit
-        for row, segment in enumerate(segments):
+        for row, segment in enumerate(batch.segments if batch.segments is not None else ()):
             if not segment:
                 continue
             for key, value in segment.items():
                 rows_of.setdefault(admit(model, key, value), []).append(row)
         for label, rows in rows_of.items():
-            profile = window.cuts.get(label)
-            if profile is None:
-                profile = window.cuts[label] = WindowProfile(
-                    window.profile.start, window.profile.seconds, self.config.slice_profile
-                )
-            profile.add(batch.take(np.asarray(rows, dtype=np.int64)))
+            self._add_cut(window, label, batch.take(np.asarray(rows, dtype=np.int64)))
+        if batch.decided_by is not None:
+            deciders = batch.decided_by
+            for who in DECIDED_BY:
+                rows_of_who = np.flatnonzero(deciders == who)
+                if rows_of_who.size:
+                    part = batch if rows_of_who.size == batch.size else batch.take(rows_of_who)
+                    self._add_cut(window, decided_by_cut(who), part, self.config.profile)
+
+    def _add_shadow(self, window: OpenWindow, batch: EventBatch) -> EventBatch | None:
+        """Shadow predictions go to the window's shadow cut only: they are monitored, but the
+        whole window is what was acted on. Returns the live rows (None: there are none)."""
+        if batch.shadow is None or not batch.shadow.any():
+            return batch
+        shadow = batch.shadow
+        self._add_cut(window, SHADOW_CUT, batch.take(np.flatnonzero(shadow)), self.config.profile)
+        live = np.flatnonzero(~shadow)
+        return batch.take(live) if live.size else None
+
+    def _add_cut(
+        self, window: OpenWindow, label: str, part: EventBatch, config: ProfileConfig | None = None
+    ) -> None:
+        profile = window.cuts.get(label)
+        if profile is None:
+            profile = window.cuts[label] = WindowProfile(
+                window.profile.start, window.profile.seconds, config or self.config.slice_profile
+            )
+        profile.add(part)
 
     def _fold(self, window: OpenWindow, batch: EventBatch) -> None:
         """Add a batch to the whole window and to its version cuts. A window of one version
@@ -366,13 +383,7 @@ class WindowManager:
         window.profile.add(batch)
         groups = [(first, batch)] if uniform else _by_version(batch)
         for version, part in groups:
-            label = version_cut(version)
-            profile = window.cuts.get(label)
-            if profile is None:
-                profile = window.cuts[label] = WindowProfile(
-                    window.profile.start, window.profile.seconds, self.config.profile
-                )
-            profile.add(part)
+            self._add_cut(window, version_cut(version), part, self.config.profile)
 
     def _count_aside(
         self, model: str, tp: TP, offset: int, now: float, *, late: int = 0, invalid: int = 0
@@ -483,12 +494,6 @@ class WindowManager:
                 if offset < low.get(tp, offset + 1):
                     low[tp] = offset
         return {tp: low.get(tp, newest + 1) for tp, newest in self._processed.items()}
-
-
-def _segments_of(events: list[dict[str, Any]]) -> list[dict[str, str] | None] | None:
-    """Each event's segment mapping, or None when no event in the batch has one."""
-    segments = [e.get("segment") for e in events]
-    return segments if any(segments) else None
 
 
 def _tps_of(group: _Pending) -> list[TP]:

@@ -16,7 +16,18 @@ from pydantic import BaseModel, Field
 from api.auth import ADMIN_ONLY
 from api.deps import SettingsDep, StoreDep
 from api.errors import invalid
-from api.params import MAX_NAME, EndTime, ModelName, Segment, Stage, StartTime, Version, cut_of
+from api.params import (
+    MAX_NAME,
+    DecidedBy,
+    EndTime,
+    ModelName,
+    Segment,
+    Shadow,
+    Stage,
+    StartTime,
+    Version,
+    cut_of,
+)
 from api.schemas import error
 from api.timeparse import iso, parse_time
 from detectors.drift.window import PREDICTION, ModelReference
@@ -235,12 +246,14 @@ def read_drift(
     segment: Segment = "",
     stage: Stage = "",
     version: Version = None,
+    shadow: Shadow = None,
+    decided_by: DecidedBy = None,
 ) -> DriftPublic:
     """Per window: which features drifted, the share, every test with its decision, and the
     concept-drift flag once labels have been joined (the quality-drop test and the
     error-stream detectors, as decided and stored by the worker)."""
     since, until = parse_time(start, "start"), parse_time(end, "end")
-    segment = cut_of(store, model, segment, version, stage)
+    segment = cut_of(store, model, segment, version, stage, shadow, decided_by)
     rows = store.drift_results(model, start=since, end=until, segment=segment, stage=stage)
     decisions = stored_decisions(store, model, since, until, segment, stage)
     by_window: dict[int, list[DriftRow]] = defaultdict(list)

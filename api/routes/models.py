@@ -6,7 +6,18 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import StoreDep
-from api.params import MAX_NAME, EndTime, ModelName, Segment, Stage, StartTime, Version, cut_of
+from api.params import (
+    MAX_NAME,
+    DecidedBy,
+    EndTime,
+    ModelName,
+    Segment,
+    Shadow,
+    Stage,
+    StartTime,
+    Version,
+    cut_of,
+)
 from api.schemas import (
     FeaturePublic,
     MetricsPublic,
@@ -93,11 +104,13 @@ def read_metrics(
     segment: Segment = "",
     stage: Stage = "",
     version: Version = None,
+    shadow: Shadow = None,
+    decided_by: DecidedBy = None,
     limit: int = Query(10_000, ge=1, le=100_000),
 ) -> MetricsPublic:
     """Per-window metric values as time series, one series per (metric, feature, category).
     ``version``: one version's own figures, from the windows it had traffic in."""
-    segment = cut_of(store, model, segment, version, stage)
+    segment = cut_of(store, model, segment, version, stage, shadow, decided_by)
     points = store.metrics(
         model,
         name=name,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 _SCALARS = (int, float, str, bool)
+DECIDED_BY = ("model", "human")  # who decided a case: the model, or a person it deferred to
 _FEATURE_TYPES = frozenset({int, float, bool, str, type(None)})
 
 
@@ -169,6 +170,12 @@ def _check_optional(event: dict[str, Any], limits: EventLimits) -> str | None:
     latency = event.get("latency_ms")
     if latency is not None and (type(latency) not in (int, float) or latency < 0):
         return "'latency_ms' must be a non-negative number"
+    shadow = event.get("shadow")
+    if shadow is not None and type(shadow) is not bool:
+        return "'shadow' must be true (a shadow prediction, not acted on), false or null"
+    decided_by = event.get("decided_by")
+    if decided_by is not None and decided_by not in DECIDED_BY:
+        return '\'decided_by\' must be "model" or "human" (who made the decision), or null'
     segment = event.get("segment")
     if segment is not None:
         if type(segment) is not dict or not all(type(v) is str for v in segment.values()):

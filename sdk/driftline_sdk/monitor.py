@@ -116,12 +116,16 @@ class Monitor:
         segment: Mapping[str, str] | None = None,
         stage: str | None = None,
         metrics: Mapping[str, float] | None = None,
+        shadow: bool | None = None,
+        decided_by: str | None = None,
     ) -> str:
         """Queue one prediction event; returns its id (generated when not given).
 
         ``metrics``: custom and business metrics (name -> number: ``{"gpu_mem_mb": 5120}``),
         aggregated per window as ``custom.<name>.<stat>``. Bad entries are dropped with a
         warning (and counted in ``stats.metrics_dropped``); the event is sent without them.
+        ``shadow``: a shadow prediction (monitored, not acted on; give it the live one's
+        ``id``). ``decided_by``: ``"model"`` or ``"human"``, for cases the model defers.
         """
         event: dict[str, Any] = {
             "model": model,
@@ -136,6 +140,8 @@ class Monitor:
             ("segment", dict(segment) if segment else None),
             ("stage", stage),
             ("metrics", dict(metrics) if isinstance(metrics, Mapping) else metrics),
+            ("shadow", shadow),
+            ("decided_by", decided_by),
         ):
             if value is not None:
                 event[key] = value

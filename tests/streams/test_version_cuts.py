@@ -24,6 +24,8 @@ from driftline.settings import Settings
 from driftline.store import MetricPoint, Store, Stores
 from streams.alarms import with_version_cut
 from streams.drift import DriftAnalyzer
+from streams.labels import label_rows
+from streams.quality import QualityConfig, QualityTracker
 from streams.references import ReferenceBook, ReferencePolicy
 
 WINDOW = 10  # in_process_worker's windows
@@ -158,3 +160,67 @@ def test_a_version_rule_sees_one_version_windows_as_that_versions_cut() -> None:
         index, {fired[0].alert.key: fired[0].alert}, "m", 10, with_version_cut(mixed), 2.0
     )
     assert [c.alert.value for c in moved] == [0.9]
+
+
+def test_shadow_predictions_and_who_decided_are_cuts(store: Store) -> None:
+    """Shadow predictions are monitored in their own cut and left out of the whole (what was
+    acted on); the cases people decided and those the model did are cuts, with the share of
+    human decisions and each group's quality once labels arrive."""
+    start = int(time.time() // WINDOW) * WINDOW - 3 * WINDOW
+    live = [
+        {"model": "loans", "id": f"c{i}", "ts": start + 1, "version": "1", "features": {"x": 1.0},
+         "prediction": "approve", "decided_by": "human" if i < 20 else "model"}
+        for i in range(100)
+    ]  # fmt: skip
+    shadow = [{**e, "version": "2", "prediction": "deny", "shadow": True} for e in live]
+    for e in shadow:
+        del e["decided_by"]
+    worker = in_process_worker(store, keep_events="all", log_ids={topics.PREDICTIONS: "shadow"})
+    tracker = QualityTracker(
+        worker.labels, store, QualityConfig(window_seconds=WINDOW, min_labels=1),
+        worker.manager.segments,
+    )  # fmt: skip
+    # people got every case right; the model, half of its own
+    labels = [{"model": "loans", "id": f"c{i}", "label": "approve" if i < 60 else "deny",
+               "ts": start + 5} for i in range(100)]  # fmt: skip
+
+    async def scenario() -> None:
+        await worker.process([(TP, 0, start + 1.0, orjson.dumps(live + shadow))])
+        worker.manager.close_due(time.time() + 7200)
+        await worker.pipeline.store_closed()
+        assert await worker.raw.flush()
+        worker.labels.write_labels(label_rows(labels, start + 5.0))
+        await worker.score_quality(tracker)
+
+    asyncio.run(scenario())
+    worker.close()
+
+    def stored(metric: str, cut: str = "", category: str = "") -> float | None:
+        points = [p for p in store.metrics("loans", name=metric, start=start, end=start + 1,
+                                           segment=cut) if p.category == category]  # fmt: skip
+        return points[0].value if points else None
+
+    assert stored("traffic.count") == 100  # the live predictions only
+    assert stored("traffic.count", "@shadow=true") == 100
+    assert stored("output.class_freq", "", "approve") == 1.0
+    assert stored("output.class_freq", "@shadow=true", "deny") == 1.0
+    shadow_points = store.metrics("loans", name="traffic.count", segment="@shadow=true")
+    assert {p.version for p in shadow_points} == {"2"}
+    assert stored("traffic.human_share") == pytest.approx(0.2)
+    assert stored("traffic.count", "@decided_by=human") == 20
+    assert stored("traffic.count", "@decided_by=model") == 80
+    # the label join kept the live predictions: a shadow twin did not replace them
+    assert stored("labels.count") == 100
+    assert stored("quality.error_rate", "@decided_by=human") == 0
+    assert stored("quality.error_rate", "@decided_by=model") == pytest.approx(0.5)
+
+    with TestClient(create_app(Settings(), Stores(store))) as client:
+        reply = client.get("/v1/models/loans/metrics",
+                           params={"name": "traffic.count", "shadow": "true"})  # fmt: skip
+        assert [p["value"] for p in reply.json()["series"][0]["points"]] == [100]
+        reply = client.get("/v1/models/loans/metrics",
+                           params={"name": "traffic.count", "decided_by": "human"})  # fmt: skip
+        assert [p["value"] for p in reply.json()["series"][0]["points"]] == [20]
+        both = client.get("/v1/models/loans/metrics", params={"shadow": "true", "version": "1"})
+        assert both.status_code == 422 and "one cut at a time" in both.text
+        assert client.get("/v1/models/loans").json()["segments"] == []
