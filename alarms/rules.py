@@ -29,7 +29,7 @@ RESERVED = (
 VERSION_PREFIX = RESERVED + "version="
 
 SEVERITIES = ("info", "warning", "critical")
-ACTIONS = ("notify", "retrain")
+ACTIONS = ("notify", "retrain", "rollback")
 ANY = "*"
 
 

@@ -20,7 +20,7 @@ from alarms.rules import Comparison
 from api.timeparse import Time
 
 Severity = Literal["info", "warning", "critical"]
-Action = Literal["notify", "retrain"]
+Action = Literal["notify", "retrain", "rollback"]
 LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
 Pattern = Annotated[str, Field(max_length=200, description="exact name, or a glob (* ? [..])")]
 Labels = Annotated[dict[LabelName, Annotated[str, Field(max_length=500)]], Field(max_length=50)]
@@ -66,7 +66,7 @@ class RuleCreate(BaseModel):
     )
     severity: Severity = "warning"
     labels: Labels = Field(default_factory=dict)
-    actions: list[Action] = Field(default_factory=_notify_only, max_length=2)
+    actions: list[Action] = Field(default_factory=_notify_only, max_length=3)
     description: str = Field("", max_length=2000)
     enabled: bool = True
 

@@ -13,6 +13,7 @@ from api.metrics import count_requests
 from api.routes import (
     alerts,
     dashboard,
+    deployments,
     drift,
     events,
     health,
@@ -65,6 +66,7 @@ def create_app(
         subscriptions,
         silences,
         retraining,
+        deployments,
         set_aside,
     )
     for resource in resources:

@@ -117,22 +117,26 @@ class ModelUpdate:
     reason: str
     at: float  # when it was announced (epoch s)
     previous_version: str | None = None  # the version it replaces (None: the first one)
+    # a deployment's traffic split to apply now: version -> share (%), the candidate first
+    # (None: all traffic to ``version``)
+    split: Mapping[str, float] | None = None
 
     @property
     def key(self) -> bytes:
         return self.model.encode()
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "model": self.model,
-                "version": self.version,
-                "previous_version": self.previous_version,
-                "event": self.event,
-                "reason": self.reason,
-                "at": self.at,
-            }
-        )
+        body: dict[str, Any] = {
+            "model": self.model,
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "event": self.event,
+            "reason": self.reason,
+            "at": self.at,
+        }
+        if self.split is not None:
+            body["split"] = dict(self.split)
+        return orjson.dumps(body)
 
     @classmethod
     def from_bytes(cls, value: bytes) -> ModelUpdate:
@@ -142,6 +146,13 @@ class ModelUpdate:
         previous = payload.get("previous_version")
         if previous is not None and (not isinstance(previous, str) or not previous):
             raise ValueError('"previous_version" must be a non-empty string or null')
+        split = payload.get("split")
+        if split is not None and not (
+            isinstance(split, dict)
+            and all(isinstance(v, str) and type(s) in (int, float) and 0 <= s <= 100
+                    for v, s in split.items())
+        ):  # fmt: skip
+            raise ValueError('"split" must be an object of version -> share in [0, 100], or null')
         return cls(
             model=_name(payload, "model", what),
             version=_name(payload, "version", what),
@@ -149,6 +160,7 @@ class ModelUpdate:
             reason=_text(payload, "reason"),
             at=_epoch(payload.get("at"), "at"),
             previous_version=previous,
+            split=None if split is None else {v: float(s) for v, s in split.items()},
         )
 
 

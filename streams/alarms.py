@@ -45,6 +45,7 @@ from driftline.store import MetricPoint, Stores
 from driftline.store.alarms import AlarmStore, Delivery
 from driftline.store.jobs import JobStore, admit
 from driftline.units import split_unit, unit_of
+from streams.deployments import DeploymentService
 from streams.quality import ScoredWindow
 from streams.window_rows import WindowResult
 from streams.worker import PredictionWorker
@@ -95,10 +96,13 @@ class AlarmService:
         publish: Publish | None = None,
         dispatcher: WebhookDispatcher | None = None,
         clock: Callable[[], float] = time.time,
+        rollback: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.publish = publish
+        # (model, reason, by): roll back the model's active deployment (a rule's ``rollback``)
+        self._rollback = rollback
         self.dispatcher = dispatcher or WebhookDispatcher(
             store,
             RetryPolicy(
@@ -245,9 +249,14 @@ class AlarmService:
         )
 
     def _publish_change(self, change: Change, now: float) -> None:
+        alert = change.alert
+        if change.event == "firing" and "rollback" in alert.actions and self._rollback:
+            why = f"alert {alert.id} fired: {alert.rule_name} ({alert.metric} = {alert.value})"
+            self._jobs.put(
+                functools.partial(self._rollback, alert.model, why, f"rule:{alert.rule_id}")
+            )
         if self.publish is None or change.event is None:
             return
-        alert = change.alert
         message = AlertEvent(alert, change.event, now)
         try:
             self.publish(topics.ALERTS, message.key, message.to_bytes())
@@ -496,8 +505,10 @@ def attach_alarms(
     app: faust.App, worker: PredictionWorker, settings: Settings, stores: Stores
 ) -> AlarmService:
     """Wire alarms into a worker's Faust app: hook, topics, rebalance reload, shutdown."""
-    alerts_topic = app.topic(topics.ALERTS, key_serializer="raw", value_serializer="raw")
-    retrain_topic = app.topic(topics.RETRAIN_JOBS, key_serializer="raw", value_serializer="raw")
+    targets = {
+        name: app.topic(name, key_serializer="raw", value_serializer="raw")
+        for name in (topics.ALERTS, topics.RETRAIN_JOBS, topics.MODEL_UPDATES)
+    }
     sending: set[asyncio.Task[Any]] = set()
 
     def sent(task: asyncio.Task[Any]) -> None:
@@ -506,7 +517,7 @@ def attach_alarms(
             log.error("could not publish an alert to Kafka: %s", task.exception())
 
     def send(topic: str, key: bytes, value: bytes) -> None:
-        target = alerts_topic if topic == topics.ALERTS else retrain_topic
+        target = targets[topic]
         task = asyncio.get_running_loop().create_task(target.send(key=key, value=value))
         sending.add(task)
         task.add_done_callback(sent)
@@ -520,7 +531,23 @@ def attach_alarms(
         else:
             send(topic, key, value)
 
-    service = AlarmService(stores.alarms, stores.jobs, settings, publish=publish).start()
+    deployments = DeploymentService(
+        stores.deployments,
+        stores.store,
+        settings.window_seconds,
+        publish=lambda update: publish(topics.MODEL_UPDATES, update.key, update.to_bytes()),
+        refresh_s=settings.alarm_refresh_s,
+    ).start()
+
+    def judge_deployment(result: WindowResult) -> None:
+        if not split_unit(result.model)[1]:  # pipeline stages have no deployments
+            deployments.on_window(result.model, result.window_start)
+
+    worker.on_stored.append(judge_deployment)
+    worker.on_close.append(deployments.stop)
+    service = AlarmService(
+        stores.alarms, stores.jobs, settings, publish=publish, rollback=deployments.roll_back
+    ).start()
     worker.on_stored.append(service.on_window)
 
     def on_set_aside(point: MetricPoint) -> None:

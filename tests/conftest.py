@@ -134,3 +134,8 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subproce
         if process.poll() is None:
             process.kill()
             process.wait()
+    # shown with a failed test's report (captured output): what each worker logged last
+    for path in sorted(tmp_path.glob("worker-*.log")):
+        lines = path.read_text(errors="replace").splitlines()
+        print(f"--- {path.name}, last {min(len(lines), 80)} of {len(lines)} lines ---")
+        print("\n".join(lines[-80:]))

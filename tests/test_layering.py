@@ -76,7 +76,7 @@ LAYERS: dict[str, Layer] = {
         "confluent_kafka faust kafka numpy orjson prometheus_client uvicorn",
     ),
     # benchmarks run the whole thing
-    "bench": layer(f"{FOUNDATION} streams api retrainer launch", "aiokafka numpy orjson"),
+    "bench": layer(f"{FOUNDATION} streams api retrainer launch", "aiokafka numpy orjson scipy"),
 }
 
 # what a pure row may not import from the standard library (a prefix covers its submodules)

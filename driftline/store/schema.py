@@ -288,6 +288,45 @@ ORDER BY id
 
 ALARM_TABLES = (ALARM_RULES, ALARM_ALERTS, ALARM_SUBSCRIPTIONS, ALARM_SILENCES, ALARM_DELIVERIES)
 
+# Deployments of a candidate version (driftline/store/deployments.py): a row per change.
+DEPLOYMENTS = """
+CREATE TABLE IF NOT EXISTS deployments (
+    id String,
+    model String,
+    strategy String,
+    baseline String,
+    candidate String,
+    steps String,
+    step_windows UInt32,
+    gates String,
+    state String,
+    step UInt32,
+    step_started Int64,
+    reason String,
+    by String,
+    created_at Float64,
+    updated_at Float64,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY (model, id)
+"""
+
+# The judge's verdict per deployment and window.
+DEPLOYMENT_VERDICTS = """
+CREATE TABLE IF NOT EXISTS deployment_verdicts (
+    deployment_id String,
+    model String,
+    window_start Int64,
+    step UInt32,
+    share Float64,
+    decision String,
+    reason String,
+    evidence String,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY (deployment_id, window_start)
+"""
+
 TABLES = (
     METRICS,
     WORKER_OFFSETS,
@@ -297,6 +336,8 @@ TABLES = (
     PREDICTIONS,
     LABELS,
     RETRAIN_JOBS,
+    DEPLOYMENTS,
+    DEPLOYMENT_VERDICTS,
     *ALARM_TABLES,
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from driftline.settings import Settings
 from driftline.store.alarms import AlarmStore
 from driftline.store.base import Store, open_store
+from driftline.store.deployments import DeploymentStore
 from driftline.store.jobs import JobStore
 from driftline.store.labels import LabelStore
 
@@ -26,6 +27,7 @@ class Stores:
         self.labels = LabelStore(store.backend)
         self.jobs = JobStore(store.backend)
         self.alarms = AlarmStore(store.backend)
+        self.deployments = DeploymentStore(store.backend)
 
     def close(self) -> None:
         self.store.close()

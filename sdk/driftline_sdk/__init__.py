@@ -13,6 +13,7 @@ from __future__ import annotations
 from driftline_sdk import topics
 from driftline_sdk.contract import EventLimits, check_label_event, check_prediction_event
 from driftline_sdk.monitor import DeliveryStats, Monitor
+from driftline_sdk.traffic import TrafficSplit
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,7 @@ __all__ = [
     "DeliveryStats",
     "EventLimits",
     "Monitor",
+    "TrafficSplit",
     "check_label_event",
     "check_prediction_event",
     "topics",
