@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from detectors.drift.window import DriftReport
 from detectors.profile import WindowProfile
+from detectors.shadow import shadow_rows
 from driftline.cuts import SHADOW_CUT, cut_version, decided_by_cut
 from driftline.store import DriftRow, MetricPoint, StoredReference
 from driftline.units import split_unit
@@ -130,6 +131,10 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
         tests += drift_rows(model, stage, part, part_report, label)
         if part_report is not None:
             points += rows.points(label, ((m, f, "", v) for m, f, v in part_report.metrics))
+    shadow = window.cuts.get(SHADOW_CUT)
+    if shadow is not None:  # the shadow model against the live one, on the same requests
+        rows = _Rows(model, stage, profile.start, profile.seconds, window_version(shadow))
+        points += rows.points(SHADOW_CUT, shadow_rows(window.shadow_pairs))
     human = window.cuts.get(decided_by_cut("human"))
     if human is not None or decided_by_cut("model") in window.cuts:
         # how much is automated: the share of the window's (live) cases people decided

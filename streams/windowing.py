@@ -43,6 +43,7 @@ TP = tuple[str, int]  # (topic, partition)
 log = logging.getLogger(__name__)
 
 MAX_KNOWN_CATEGORIES = 10_000  # per feature, for input.new_category_rate
+MAX_PAIRED_IDS = 200_000  # per window and side, for the shadow join (memory stays bounded)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,9 @@ class OpenWindow:
     # version shows up in the window, "@version=<v>" per version
     cuts: dict[str, WindowProfile] = field(default_factory=dict)
     versioned: bool = False  # the window has had events of more than one version
+    # outputs by event id, live and shadow, for the shadow join (models that send shadows)
+    live_outputs: dict[str, Any] = field(default_factory=dict)
+    shadow_outputs: dict[str, Any] = field(default_factory=dict)
 
     # the lowest offsets of the late and invalid events counted here (a subset of the holds)
     aside_offsets: dict[TP, int] = field(default_factory=dict)
@@ -119,6 +123,8 @@ class ClosedWindow:
     # offsets below which every event of the model had been read when this window closed (and
     # is counted in this or an older window): on a replay, those of stored windows are skipped
     seen: Mapping[TP, int] = field(default_factory=dict)
+    # (live output, shadow output) of the shadow predictions whose id a live one had
+    shadow_pairs: tuple[tuple[Any, Any], ...] = ()
 
 
 @dataclass
@@ -133,6 +139,7 @@ class ModelState:
     max_offset: dict[TP, int] = field(default_factory=dict)
     known: dict[str, set[str]] = field(default_factory=dict)
     detectors: ColumnDetectors | None = None  # the model's river detectors, once it has specs
+    has_shadow: bool = False  # the model has sent shadow predictions: pair outputs by id
 
 
 @dataclass
@@ -312,6 +319,10 @@ class WindowManager:
                     mine = offsets[held] if len(tps) == 1 else offsets[held][codes[held] == code]
                     if mine.size:
                         window.hold(tp, int(mine.min()))
+            if batch.shadow is not None:
+                state.has_shadow = True
+            if state.has_shadow:
+                _pair_outputs(state, events, window_of, batch.shadow)
             state.max_ts = max(state.max_ts, float(ts[on_time].max()))
         if counted.any():  # counted in bulk per partition, holding the lowest offset
             for code, tp in enumerate(tps):
@@ -450,6 +461,11 @@ class WindowManager:
                         window.min_offsets,
                         window.cuts,
                         self._seen(state),
+                        tuple(
+                            (window.live_outputs[ident], output)
+                            for ident, output in window.shadow_outputs.items()
+                            if ident in window.live_outputs
+                        ),
                     )
                 )
         self._unstored.extend(closed)
@@ -536,3 +552,22 @@ def _version_part(whole: WindowProfile) -> WindowProfile:
 def _by_version(batch: EventBatch) -> list[tuple[str, EventBatch]]:
     versions, codes = np.unique(batch.versions.astype(str), return_inverse=True)
     return [(str(v), batch.take(np.flatnonzero(codes == i))) for i, v in enumerate(versions)]
+
+
+def _pair_outputs(
+    state: ModelState,
+    events: list[dict[str, Any]],
+    window_of: np.ndarray[Any, Any],
+    shadow: np.ndarray[Any, Any] | None,
+) -> None:
+    """Note each event's output by id in its window, live or shadow, for the shadow join."""
+    for i, event in enumerate(events):
+        ident = event.get("id")
+        if ident is None:
+            continue
+        window = state.windows.get(int(window_of[i]))
+        if window is None:
+            continue
+        side = window.shadow_outputs if shadow is not None and shadow[i] else window.live_outputs
+        if len(side) < MAX_PAIRED_IDS:
+            side[ident] = event.get("prediction")

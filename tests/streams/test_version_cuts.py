@@ -206,6 +206,10 @@ def test_shadow_predictions_and_who_decided_are_cuts(store: Store) -> None:
     assert stored("output.class_freq", "@shadow=true", "deny") == 1.0
     shadow_points = store.metrics("loans", name="traffic.count", segment="@shadow=true")
     assert {p.version for p in shadow_points} == {"2"}
+    # joined by id to its live twin: the shadow model never agrees with the live one here
+    assert stored("shadow.joined", "@shadow=true") == 100
+    assert stored("shadow.agreement", "@shadow=true") == 0.0
+    assert stored("shadow.output_shift", "@shadow=true") == 1.0
     assert stored("traffic.human_share") == pytest.approx(0.2)
     assert stored("traffic.count", "@decided_by=human") == 20
     assert stored("traffic.count", "@decided_by=model") == 80
