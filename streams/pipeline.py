@@ -149,6 +149,13 @@ class WindowPipeline:
         """
         stats = self.stats
         stats.stale_dropped += stale
+        if stale:
+            log.warning(
+                "dropped %d messages fetched before a rebalance: they are replayed from the "
+                "committed offset (%d so far)",
+                stale,
+                stats.stale_dropped,
+            )
         await self.partitions.ready.wait()
         generation = self.partitions.generation
         if stats.first_message_at is None:
@@ -180,6 +187,11 @@ class WindowPipeline:
             if self.partitions.generation != generation:
                 # a rebalance came in meanwhile: the rest is replayed from the committed offset
                 self.stats.stale_dropped += len(raw) - start
+                log.warning(
+                    "a rebalance came in: %d messages of this batch are left to the replay "
+                    "from the committed offset",
+                    len(raw) - start,
+                )
                 return
         if self.manager.close_due(time.time()):
             await self.store_closed()

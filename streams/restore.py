@@ -56,7 +56,15 @@ class PartitionRestore:
     def forget(self, revoked: Iterable[TP]) -> None:
         self.generation += 1
         self.ready.clear()  # until the next assignment has been restored
-        self.manager.forget(revoked)
+        gone = list(revoked)
+        if gone:
+            # uncommon in a steady group: say it, so that a stall or a replay can be traced
+            log.warning(
+                "partitions revoked (rebalance %d): %s; their open windows are replayed",
+                self.generation,
+                ", ".join(f"{t}[{p}]" for t, p in sorted(gone)),
+            )
+        self.manager.forget(gone)
 
     def take_over(self) -> bool:
         """Whether partitions were assigned since the last call (the quality pass rescans)."""
