@@ -338,6 +338,149 @@ async function sliceSeries(model, name, segments) {
     .then((list) => ({ segment, series: one(list) }))));
 }
 
+// -- versions and deployments -------------------------------------------------------------
+// per version, side by side: its latest figure of each (the quality figure: the error rate,
+// else the accuracy, whichever is stored), read with version=<v>
+const VERSION_METRICS = [["quality.error_rate", "quality.accuracy"], ["latency.p95"],
+  ["output.null_rate"], ["drift.share_drifted"]];
+const VERSION_FORMAT = { "latency.p95": fmtMs };
+const MAX_VERSIONS = 8;
+const MAX_VERDICTS = 50;
+
+/** The versions (traffic, latest figures, share per window) and deployments of a model; null
+ * when there is nothing to compare: one version and no deployment. */
+async function versionsAndDeployments(model, detail, names) {
+  const traffic = (detail.traffic ?? []).slice(0, MAX_VERSIONS);
+  const listed = has("/v1/models/{model}/deployments")
+    ? asList(await getJSON(`v1/models/${enc(model)}/deployments`)) : [];
+  if (traffic.length < 2 && !listed.length) return null;
+  const metricNames = VERSION_METRICS.map((alts) => alts.find((n) => names.has(n)))
+    .filter(Boolean);
+  const [newest, figures, counts] = await Promise.all([
+    listed.length
+      ? soft(getJSON(`v1/models/${enc(model)}/deployments/${enc(listed[0].id)}`), null)
+        .then((d) => d ?? listed[0])
+      : null,
+    Promise.all(traffic.map(({ version }) => Promise.all(metricNames.map((n) =>
+      soft(metric(model, n, { version }), []).then((l) => latest(one(l))))))),
+    Promise.all(traffic.map(({ version }) =>
+      soft(metric(model, "traffic.count", { version }), []).then((l) => one(l)))),
+  ]);
+  // each version's share of the events, window by window
+  const totals = new Map();
+  for (const s of counts) for (const p of pts(s)) totals.set(p.t, (totals.get(p.t) ?? 0) + (p.v ?? 0));
+  const shares = counts.map((s) => pts(s).filter((p) => p.v !== null && totals.get(p.t) > 0)
+    .map((p) => ({ t: p.t, v: p.v / totals.get(p.t) })));
+  return {
+    versions: traffic.map((t, i) => ({ ...t, figures: figures[i], shares: shares[i] })),
+    more: (detail.traffic ?? []).length - traffic.length,
+    metricNames, newest, older: listed.slice(1),
+  };
+}
+
+const fmtShare = (pct) => `${fmtNumber(pct)}%`; // a deployment's shares are in %
+const stateText = (s) => String(s ?? "?").replace("_", " ");
+
+function versionsTable(vd) {
+  const roles = new Map();
+  if (vd.newest) {
+    roles.set(vd.newest.baseline, "baseline");
+    roles.set(vd.newest.candidate, "candidate");
+  }
+  return el("table", { class: "table versions" },
+    el("thead", {}, el("tr", {}, ["Version", "Share (last hour)", "Events (last hour)", "Events",
+      ...vd.metricNames].map((h, i) => el("th", { class: i ? "num" : null }, h)))),
+    el("tbody", {}, vd.versions.map((v) => el("tr", { "data-version": v.version,
+      "data-share": String(v.share) },
+    el("td", {}, v.version, roles.has(v.version)
+      ? el("span", { class: "note role" }, ` ${roles.get(v.version)}`) : null),
+    el("td", { class: "num share" }, fmtPercent(v.share)),
+    el("td", { class: "num" }, fmtNumber(v.events_last_hour)),
+    el("td", { class: "num" }, fmtNumber(v.events)),
+    vd.metricNames.map((n, i) => el("td", { class: "num", "data-metric": n },
+      (VERSION_FORMAT[n] ?? fmtPercent)(v.figures[i]?.v)))))));
+}
+
+/** A deployment's steps (the candidate's share at each), the current one highlighted. */
+function deploymentSteps(d) {
+  const steps = d.steps ?? [];
+  const current = Math.min(d.step ?? 0, steps.length - 1);
+  return el("ol", { class: "steps", "aria-label": "Steps" }, steps.map((s, i) => {
+    const where = i < current || (d.state === "promoted" && i === current) ? "done"
+      : i > current ? "pending" : d.state === "rolled_back" ? "rolled_back" : "current";
+    return el("li", { class: `step ${where}`, "data-step": String(i), "data-step-state": where,
+      "aria-current": i === current ? "step" : null },
+    el("span", { class: "step-n" }, `step ${i + 1}`), el("b", {}, fmtShare(s)));
+  }));
+}
+
+function verdictsTable(verdicts) {
+  if (!verdicts.length) return el("div", { class: "empty small" }, "No verdicts yet: the judge gives one per closed window");
+  return el("table", { class: "table verdicts" },
+    el("thead", {}, el("tr", {}, ["Window", "Step", "Candidate share", "Decision", "Reason"]
+      .map((h) => el("th", { class: h === "Candidate share" ? "num" : null }, h)))),
+    el("tbody", {}, verdicts.slice().reverse().slice(0, MAX_VERDICTS).map((v) => {
+      const t = epoch(v.window_start);
+      return el("tr", { class: "verdict", "data-decision": v.decision,
+        "data-window": t ? new Date(t * 1000).toISOString() : null },
+      el("td", { class: "when" }, t ? fmtWhen(t) : "–"),
+      el("td", {}, String((v.step ?? 0) + 1)),
+      el("td", { class: "num" }, fmtShare(v.share)),
+      el("td", {}, el("span", { class: `pill decision ${v.decision}` }, v.decision)),
+      el("td", {}, v.reason || "–"));
+    })));
+}
+
+function deploymentBlock(d) {
+  const created = epoch(d.created_at);
+  const verdicts = d.verdicts ?? [];
+  return el("div", { class: "deployment", id: "deployment", "data-deployment": d.id,
+    "data-state": d.state },
+  el("h3", {}, el("span", { class: "deploy-what" },
+    `${d.strategy === "blue_green" ? "Blue-green" : "Canary"} ${d.baseline} → ${d.candidate}`),
+  " ", el("span", { class: `pill ${d.state}` }, stateText(d.state))),
+  el("p", { class: "deploy-meta muted" }, [
+    `candidate share now ${fmtShare(d.share)}`,
+    created ? `started ${fmtWhen(created)}` : null,
+    d.state !== "active" && d.by ? `by ${d.by}` : null,
+    d.reason || null,
+  ].filter(Boolean).join(" · ")),
+  deploymentSteps(d),
+  el("h3", {}, "Verdicts", el("span", { class: "note" }, verdicts.length > MAX_VERDICTS
+    ? ` · newest ${MAX_VERDICTS} of ${verdicts.length}` : verdicts.length ? " · newest first" : "")),
+  verdictsTable(verdicts));
+}
+
+function olderDeployments(list) {
+  return el("table", { class: "table deployments-older" },
+    el("thead", {}, el("tr", {}, ["Started", "Strategy", "Baseline → candidate", "State", "By",
+      "Reason"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, list.slice(0, 10).map((d) => {
+      const created = epoch(d.created_at);
+      return el("tr", { "data-deployment": d.id, "data-state": d.state },
+        el("td", { class: "when" }, created ? fmtWhen(created) : "–"),
+        el("td", {}, d.strategy),
+        el("td", {}, `${d.baseline} → ${d.candidate}`),
+        el("td", {}, el("span", { class: `pill ${d.state}` }, stateText(d.state))),
+        el("td", {}, d.by || "–"),
+        el("td", {}, d.reason || "–"));
+    })));
+}
+
+function deploymentsBody(vd) {
+  return el("div", {},
+    el("div", { class: "columns" },
+      el("div", {}, el("h3", {}, "Versions side by side"), versionsTable(vd),
+        vd.more > 0 ? el("p", { class: "muted" }, `and ${vd.more} more`) : null),
+      el("div", {}, el("h3", {}, "Traffic share by version"),
+        el("div", { class: "chart", id: "chart-version-share" }))),
+    vd.newest ? deploymentBlock(vd.newest)
+      : el("p", { class: "muted" }, "No deployments yet"),
+    vd.older.length
+      ? el("div", {}, el("h3", {}, `Earlier deployments (${vd.older.length})`), olderDeployments(vd.older))
+      : null);
+}
+
 async function modelView(model) {
   const detail = await getJSON(`v1/models/${enc(model)}`);
   if (!detail) {
@@ -356,7 +499,8 @@ async function modelView(model) {
     !CUSTOM_METRIC.test(n));
   const customs = customMetrics(detail.metrics);
   const [traffic, invalid, late, p50, p95, p99, missing, outMean, outP05, outP50, outP95,
-    outNull, classes, share, maxEffect, quality, drift, firing, resolved, jobs, versions, custom] =
+    outNull, classes, share, maxEffect, quality, drift, firing, resolved, jobs, versions, custom,
+    deploys] =
     await Promise.all([
       want("traffic.count"), want("traffic.invalid"), want("traffic.late"),
       want("latency.p50"), want("latency.p95"), want("latency.p99"), want("input.missing_rate"),
@@ -370,6 +514,7 @@ async function modelView(model) {
       has("/v1/models/{model}/versions")
         ? soft(getJSON(`v1/models/${enc(model)}/versions`).then(asList), []) : [],
       Promise.all(customs.map((c) => customSeries(model, names, c))),
+      soft(versionsAndDeployments(model, detail, names), null),
     ]);
   const featureNames = detail.features.map((f) => f.name);
   const feature = featureNames.includes(state.feature) ? state.feature
@@ -472,6 +617,11 @@ async function modelView(model) {
             custom.map((c) => customBlock(c, customSlots))), { id: "custom-metrics", wide: true,
             note: `mean per window, p50 and p95 where stored · ${custom.length} metric${custom.length > 1 ? "s" : ""}` })
           : null,
+        deploys
+          ? panel("Versions and deployments", deploymentsBody(deploys), { id: "deployments",
+            wide: true, note: `${deploys.versions.length} version${deploys.versions.length > 1 ? "s" : ""}` +
+              ` · figures: latest window of each in range` })
+          : null,
         panel("Retraining", retrainingBody(jobs, versions, detail.versions),
           { id: "retraining", wide: true })),
     ].filter(Boolean));
@@ -520,6 +670,13 @@ async function modelView(model) {
         empty: `No ${sliceMetric} per slice in this range`,
         series: slices.map((s, i) => ({ label: s.segment, color: PALETTE[i % PALETTE.length],
           points: pts(s.series) })) });
+    }
+    if (deploys) {
+      timeChart(document.getElementById("chart-version-share"), { ...common, id: "version-share",
+        format: fmtPercent, yMin: 0, yMax: 1,
+        empty: "No traffic per version in this range",
+        stack: deploys.versions.map((v, i) => ({ label: `version ${v.version}`,
+          color: PALETTE[i % PALETTE.length], points: v.shares })) });
     }
     for (const c of custom) {
       timeChart(customSlots.get(c.base), { ...common, id: c.base,

@@ -28,6 +28,7 @@ from driftline.broker import free_port
 from driftline.settings import Settings
 from driftline.store import DriftRow, MetricPoint, Store, Stores
 from driftline.store.alarms import AlarmStore
+from driftline.store.deployments import StepVerdict
 from driftline.store.embedded import EmbeddedBackend
 from launch.services import ApiThread
 
@@ -236,7 +237,66 @@ def seed(store: Store, now: int) -> list[int]:
         updated_at=starts[4] + 70,
     )  # fmt: skip
     AlarmStore(store.backend).write_alerts([alert, resolved])
+    seed_versions(store, starts, now)
     return starts
+
+
+# 'ranker': version 1 alone for two windows, then a canary of version 2 at 5, 25 and 50 %
+RANKER_V2 = [0, 0, 50, 50, 250, 250, 500, 500]  # version 2's events per window (of 1000)
+RANKER_STEPS = [5.0, 25.0, 50.0, 100.0]
+RANKER_VERDICTS = [  # (window index, step, decision, reason) of the newest deployment
+    (2, 0, "wait", "too few events yet"),
+    (3, 0, "promote", "step 1 passed: no harm after 2 windows"),
+    (4, 1, "hold", "latency p95 not proven worse yet"),
+    (5, 1, "promote", "step 2 passed: no harm after 2 windows"),
+    (6, 2, "hold", "error rate within tolerance so far"),
+]
+
+
+def ranker(version: str, metric: str, i: int) -> float:
+    """A per-version figure of 'ranker' in window i: version 2 is a little slower."""
+    slower = version == "2"
+    return {
+        "quality.error_rate": 0.12 if slower else 0.10,
+        "latency.p95": (24.0 if slower else 20.0) + i,
+        "output.null_rate": 0.01 if slower else 0.0,
+    }[metric]
+
+
+def seed_versions(store: Store, starts: list[int], now: int) -> None:
+    """8 windows of 'ranker' (versions 1 and 2, each window's whole rows and its version cuts
+    where it had both), a rolled-back deployment and an active canary with its verdicts."""
+    windows = starts[-len(RANKER_V2) :]
+    for i, (t, v2) in enumerate(zip(windows, RANKER_V2, strict=True)):
+        counts = {"1": 1000.0 - v2, "2": float(v2)}
+        points = [MetricPoint("ranker", t, STEP, "traffic.count", 1000.0, version="1")]
+        points += [
+            MetricPoint("ranker", t, STEP, m, ranker("1", m, i), version="1")
+            for m in ("quality.error_rate", "latency.p95", "output.null_rate")
+        ]
+        if v2:  # a window of several versions stores a cut per version
+            for version, count in counts.items():
+                cut = f"@version={version}"
+                points.append(MetricPoint("ranker", t, STEP, "traffic.count", count,
+                                          segment=cut, version=version))  # fmt: skip
+                points += [
+                    MetricPoint("ranker", t, STEP, m, ranker(version, m, i), segment=cut,
+                                version=version)
+                    for m in ("quality.error_rate", "latency.p95", "output.null_rate")
+                ]  # fmt: skip
+        store.write_window(points, [])
+    deployments = Stores(store).deployments
+    old = deployments.create("ranker", "blue_green", "1", "2", [100.0], 1, {}, starts[0],
+                             now=now - 3000)  # fmt: skip
+    deployments.update(old, state="rolled_back", by="alice", reason="p95 latency up 30 %")
+    canary = deployments.create("ranker", "canary", "1", "2", RANKER_STEPS, 2, {}, windows[2],
+                                now=now - 600)  # fmt: skip
+    for index, step, decision, reason in RANKER_VERDICTS:
+        deployments.record_verdict(
+            StepVerdict(canary.id, "ranker", windows[index], step, RANKER_STEPS[step],
+                        decision, reason, {"events": 1000 - RANKER_V2[index]})
+        )  # fmt: skip
+    deployments.update(canary, step=2, step_started=windows[6], reason="step 2 passed")
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +323,7 @@ def test_overview_shows_models_with_health_and_opens_a_model(
     page = browser.page()
     page.goto(f"{url}/")
     page.wait_for_selector('[data-model="fraud"] svg.spark')
-    assert page.locator("[data-model]").count() == 2
+    assert page.locator("[data-model]").count() == 3  # fraud, churn and ranker
     assert page.get_attribute('[data-model="fraud"] [data-health]', "data-health") == "firing"
     assert page.get_attribute('[data-model="churn"] [data-health]', "data-health") == "healthy"
     spark = page.get_attribute('[data-model="fraud"] svg.spark', "data-values")
@@ -432,6 +492,100 @@ def test_model_page_charts_custom_metrics_by_name(
     page.close()
 
 
+def test_model_page_shows_versions_and_deployments(
+    browser: Browser, dashboard: tuple[str, Store, list[int]]
+) -> None:
+    url, _, _ = dashboard
+    page = browser.page()
+    page.goto(f"{url}/#/models/ranker?range=1h&refresh=0")
+    page.wait_for_selector('#deployments [data-chart="version-share"]')
+
+    # the versions side by side: share of the last hour's events, and each one's latest figures
+    rows = page.eval_on_selector_all(
+        "#deployments tr[data-version]",
+        "rs => rs.map(r => [r.dataset.version, Number(r.dataset.share),"
+        " r.querySelector('.share').textContent])",
+    )
+    v2 = sum(RANKER_V2)
+    total = 1000 * len(RANKER_V2)
+    assert [r[0] for r in rows] == ["1", "2"]
+    assert [round(r[1], 6) for r in rows] == [round((total - v2) / total, 6), round(v2 / total, 6)]
+    assert [r[2] for r in rows] == ["80%", "20%"]
+    headers = page.eval_on_selector_all(
+        "#deployments table.versions th", "hs => hs.map(h => h.textContent)"
+    )
+    # only the figures stored: 'ranker' has no drift results
+    assert headers[4:] == ["quality.error_rate", "latency.p95", "output.null_rate"]
+    last = len(RANKER_V2) - 1
+    for version in ("1", "2"):
+        cells = page.eval_on_selector_all(
+            f'#deployments tr[data-version="{version}"] td[data-metric]',
+            "cs => Object.fromEntries(cs.map(c => [c.dataset.metric, c.textContent]))",
+        )
+        assert cells == {
+            "quality.error_rate": "12%" if version == "2" else "10%",
+            "latency.p95": f"{ranker(version, 'latency.p95', last):.0f} ms",
+            "output.null_rate": "1.0%" if version == "2" else "0%",
+        }
+    assert "baseline" in page.inner_text('#deployments tr[data-version="1"]')
+    assert "candidate" in page.inner_text('#deployments tr[data-version="2"]')
+
+    # each version's share of the traffic, window by window (version 1 alone at first)
+    shares = drawn(page, "version-share", "version 2")
+    assert [round(v, 6) for v in shares] == [n / 1000 for n in RANKER_V2 if n]
+    assert drawn(page, "version-share", "version 1") == [(1000 - n) / 1000 for n in RANKER_V2]
+
+    # the newest deployment: an active canary at its third step (50 %)
+    block = page.locator("#deployment")
+    assert block.get_attribute("data-state") == "active"
+    assert "Canary 1 → 2" in block.inner_text() and "active" in block.inner_text()
+    assert "candidate share now 50%" in block.inner_text()
+    steps = page.eval_on_selector_all(
+        "#deployment .step",
+        "s => s.map(x => [x.querySelector('b').textContent, x.dataset.stepState])",
+    )
+    assert steps == [["5%", "done"], ["25%", "done"], ["50%", "current"], ["100%", "pending"]]
+    assert page.get_attribute("#deployment .step[aria-current]", "data-step") == "2"
+
+    # its verdicts, newest window first, each decision in its colour, with its reason
+    verdicts = page.eval_on_selector_all(
+        "#deployment tr.verdict",
+        "rs => rs.map(r => [r.dataset.window, r.dataset.decision,"
+        " r.cells[2].textContent, r.cells[4].textContent])",
+    )
+    windows = starts_of_ranker(dashboard[2])
+    assert verdicts == [
+        [iso(windows[index]), decision, f"{RANKER_STEPS[step]:.0f}%", reason]
+        for index, step, decision, reason in reversed(RANKER_VERDICTS)
+    ]
+    colour = "el => getComputedStyle(el).backgroundColor"
+    promote = page.eval_on_selector("#deployment .pill.decision.promote", colour)
+    hold = page.eval_on_selector("#deployment .pill.decision.hold", colour)
+    wait = page.eval_on_selector("#deployment .pill.decision.wait", colour)
+    assert promote == "rgb(220, 252, 231)"  # green
+    assert hold == wait == "rgb(226, 232, 240)"  # grey
+
+    # the earlier deployment, compactly: rolled back by alice, and why
+    older = page.inner_text("#deployments table.deployments-older tbody")
+    assert "blue_green" in older and "1 → 2" in older and "rolled back" in older
+    assert "alice" in older and "p95 latency up 30 %" in older
+    rolled = page.eval_on_selector("table.deployments-older .pill.rolled_back", colour)
+    assert rolled == "rgb(254, 226, 226)"  # red
+    screenshot(page, "dashboard-deployments.png")
+
+    # a model of one version and no deployment has no such section
+    page.goto(f"{url}/#/models/churn?range=1h&refresh=0")
+    page.wait_for_selector('main h1:text-is("churn")')
+    page.wait_for_selector('[data-chart="traffic"]')
+    assert page.locator("#deployments").count() == 0
+    assert browser.errors == []
+    page.close()
+
+
+def starts_of_ranker(starts: list[int]) -> list[int]:
+    return starts[-len(RANKER_V2) :]
+
+
 def test_time_range_picker_and_auto_refresh(
     browser: Browser, dashboard: tuple[str, Store, list[int]]
 ) -> None:
@@ -518,7 +672,7 @@ def test_with_an_api_key_the_dashboard_asks_for_it_then_shows_the_data(
         page.fill("#api-key", "read-key")  # the read-only key is enough to look
         page.click("#key-form button[type=submit]")
         page.wait_for_selector('[data-model="fraud"] svg.spark')
-        assert page.locator("[data-model]").count() == 2
+        assert page.locator("[data-model]").count() == 3
         assert page.evaluate("sessionStorage.getItem('driftline.apiKey')") == "read-key"
         screenshot(page, "dashboard-key.png")
 
