@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth import ADMIN_ONLY
 from api.deps import IngestDep, SettingsDep, StoreDep, StoresDep
+from api.errors import invalid
+from api.limits import ConfigBodyRoute
 from api.params import MAX_NAME, ModelName
 from api.schemas import error
 from api.timeparse import iso
@@ -29,7 +31,7 @@ from driftline.store.deployments import (
     split_update,
 )
 
-router = APIRouter(prefix="/v1/models", tags=["deployments"])
+router = APIRouter(prefix="/v1/models", tags=["deployments"], route_class=ConfigBodyRoute)
 Version = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 DeploymentId = Annotated[str, Path(max_length=100)]
 
@@ -143,6 +145,16 @@ def _deployments(stores: Any) -> DeploymentStore:
     return store
 
 
+def _found(deployments: DeploymentStore, model: str, deployment_id: str) -> Deployment:
+    found = deployments.deployment(deployment_id)
+    if found is None or found.model != model:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no deployment {deployment_id!r} of {model!r}: GET /v1/models/{model}/deployments",
+        )
+    return found
+
+
 def _announce(ingest: Any, update: ModelUpdate) -> None:
     ingest.publish(topics.MODEL_UPDATES, update.key, update.to_bytes())
 
@@ -171,15 +183,16 @@ async def create_deployment(
     known = await run_in_threadpool(store.model_versions, model)
     if body.baseline not in known:
         shown = ", ".join(repr(v) for v in known[:20]) or "none yet"
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise invalid(
+            ("body", "baseline"),
             f"baseline {body.baseline!r} has no stored windows for model {model!r} "
             f"(versions: {shown}): the baseline is the version serving now",
+            body.baseline,
         )
     try:
         judge_config(Deployment("", model, body.strategy, "", "", (100.0,), 1, body.gates))
     except (TypeError, ValueError) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"bad gates: {exc}") from None
+        raise invalid(("body", "gates"), f"bad gates: {exc}", body.gates) from None
     w = settings.window_seconds
     first = (int(time.time()) // w) * w
     try:
@@ -220,11 +233,7 @@ def read_deployment(
 ) -> DeploymentPublic:
     """One deployment with the judge's verdict for every window, oldest first."""
     deployments = _deployments(stores)
-    found = deployments.deployment(deployment_id)
-    if found is None or found.model != model:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"no deployment {deployment_id!r} of {model!r}"
-        )
+    found = _found(deployments, model, deployment_id)
     return _public(found, deployments.verdicts(deployment_id))
 
 
@@ -247,11 +256,7 @@ async def rollback_deployment(
     """Send all traffic back to the baseline now, with a record of who asked and why."""
     request = body or RollbackRequest()
     deployments = _deployments(stores)
-    found = await run_in_threadpool(deployments.deployment, deployment_id)
-    if found is None or found.model != model:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"no deployment {deployment_id!r} of {model!r}"
-        )
+    found = await run_in_threadpool(_found, deployments, model, deployment_id)
     if found.state != ACTIVE:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"deployment {deployment_id} has ended ({found.state})"

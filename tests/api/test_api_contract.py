@@ -57,7 +57,14 @@ FIXED_QUERY = {"POST /v1/models/{model}/retrain": {"wait": 0}}
 # so the operation is always reached past validation
 VALID_BODY: dict[str, Any] = {
     "POST /v1/silences": {"matchers": [{"name": "model", "value": "fraud"}], "duration_s": 60.0},
+    # a deployment needs a baseline with stored windows: the store's "fraud" version 1
+    "POST /v1/models/{model}/deployments": {
+        "strategy": "canary",
+        "baseline": "1",
+        "candidate": "2",
+    },
 }
+VALID_PATH: dict[str, dict[str, str]] = {"POST /v1/models/{model}/deployments": {"model": "fraud"}}
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +108,12 @@ def run_schema(
             test = _operation_test(strategy, headers, failures, seen)
             body = VALID_BODY.get(operation.label)
             if body is not None and mode is GenerationMode.POSITIVE:
-                test = example(case=operation.Case(body=body, media_type="application/json"))(
-                    test
+                case = operation.Case(
+                    body=body,
+                    media_type="application/json",
+                    path_parameters=VALID_PATH.get(operation.label),
                 )
+                test = example(case=case)(test)
             try:
                 test()
             except Unsatisfiable:
