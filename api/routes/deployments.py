@@ -155,8 +155,16 @@ def _found(deployments: DeploymentStore, model: str, deployment_id: str) -> Depl
     return found
 
 
-def _announce(ingest: Any, update: ModelUpdate) -> None:
-    ingest.publish(topics.MODEL_UPDATES, update.key, update.to_bytes())
+async def _announce(ingest: Any, update: ModelUpdate, done: str) -> None:
+    """Publish the split on driftline.model-updates; a 503 saying what was ``done`` if not."""
+    try:
+        await run_in_threadpool(ingest.publish, topics.MODEL_UPDATES, update.key, update.to_bytes())
+    except Exception as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"{done}, but its traffic split could not be sent on Kafka at {ingest.bootstrap} "
+            f"({exc}): serving code has not been told; apply the split by hand",
+        ) from exc
 
 
 @router.post(
@@ -210,14 +218,7 @@ async def create_deployment(
     except ValueError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     update = split_update(deployment, CANARY_STEP, "deployment started", time.time())
-    try:
-        await run_in_threadpool(_announce, ingest, update)
-    except Exception as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"deployment {deployment.id} is stored, but its traffic split could not be sent on "
-            f"Kafka at {ingest.bootstrap} ({exc}): serving code has not been told",
-        ) from exc
+    await _announce(ingest, update, f"deployment {deployment.id} is stored")
     return _public(deployment)
 
 
@@ -265,12 +266,5 @@ async def rollback_deployment(
         deployments.update, found, state="rolled_back", by=request.by, reason=request.reason
     )
     update = split_update(done, "rolled_back", request.reason, time.time())
-    try:
-        await run_in_threadpool(_announce, ingest, update)
-    except Exception as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"deployment {deployment_id} is rolled back in the store, but the traffic split "
-            f"could not be sent on Kafka at {ingest.bootstrap} ({exc}): roll back by hand",
-        ) from exc
+    await _announce(ingest, update, f"deployment {deployment_id} is rolled back in the store")
     return _public(done)

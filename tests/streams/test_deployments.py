@@ -146,6 +146,9 @@ def test_the_api_plans_lists_and_rolls_back_and_traffic_split_follows(
             ({**plan, "candidate": "1"}, "another version than the baseline"),
             ({**plan, "baseline": "9"}, "baseline '9' has no stored windows"),
             ({**plan, "gates": {"speed": 1}}, "unknown gates"),
+            ({**plan, "gates": {"alpha": 2}}, "alpha must be in (0, 1)"),
+            ({**plan, "gates": {"latency_tolerance": -0.1}}, "bad gates"),
+            ({**plan, "step_windows": 0}, "greater than or equal to 1"),
         ]
         for body, why in bad:
             reply = client.post("/v1/models/ads/deployments", json=body)
