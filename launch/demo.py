@@ -29,9 +29,9 @@ from driftline_sdk import Monitor
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from driftline import topics
-from driftline.messages import ModelUpdate
+from driftline.messages import PROMOTED, ROLLED_BACK, ModelUpdate
 from retrainer.data import Example
-from retrainer.registry import Registry
+from retrainer.registry import Registry, VersionNotFound
 from retrainer.train import TrainConfig, predict, train
 
 COUNTRIES = ["FR", "DE", "ES", "IT", "GB"]
@@ -278,7 +278,13 @@ class DemoProducer:
                     continue
                 if update.model != MODEL or update.version == self.version:
                     continue
-                self.model = self.registry.load(MODEL, update.version)
+                if update.event not in (PROMOTED, ROLLED_BACK):
+                    continue  # a deployment's step: this producer serves one version at a time
+                try:
+                    self.model = self.registry.load(MODEL, update.version)
+                except VersionNotFound as exc:
+                    self.say(f"demo: cannot serve version {update.version}: {exc}")
+                    continue
                 self.version = update.version
                 self.say(f"demo: now serving version {self.version} of {MODEL!r} ({update.event})")
 
