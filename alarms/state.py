@@ -349,3 +349,74 @@ def due_notifications(alerts: Iterable[Alert], now: float, repeat_interval_s: fl
         and "notify" in a.actions
         and (a.notified_at is None or now - a.notified_at >= repeat_interval_s)
     ]
+
+
+# A deployment's changes reach subscribers as alerts of this built-in rule (no rule to write):
+# each is an event, not a state, so it is notified firing once and stored resolved at once.
+DEPLOYMENT_RULE = "deployment"
+DEPLOYMENT_ALERTS = {  # a deployment's change -> (alert name, severity)
+    "step": ("DeploymentStepPassed", "info"),
+    "promoted": ("DeploymentPromoted", "info"),
+    "rolled_back": ("DeploymentRolledBack", "critical"),
+}
+
+
+def deployment_alert(
+    deployment_id: str,
+    model: str,
+    baseline: str,
+    candidate: str,
+    change: str,
+    share: float,
+    reason: str,
+    by: str,
+    now: float,
+) -> Alert:
+    """The alert that tells subscribers of one deployment change (``DEPLOYMENT_ALERTS``): its
+    value is the candidate's traffic share (%) after the change; its labels carry the
+    candidate's ``version``, the ``deployment`` and ``by`` (who or what decided), so
+    subscriptions and silences select deployment alerts as any other.
+
+    >>> a = deployment_alert("d1", "fraud", "1", "2", "rolled_back", 0.0, "nulls", "judge", 5.0)
+    >>> a.rule_name, a.severity, a.segment, a.labels["version"], str(a.state)
+    ('DeploymentRolledBack', 'critical', '@version=2', '2', 'firing')
+    """
+    name, severity = DEPLOYMENT_ALERTS[change]
+    segment = f"{VERSION_PREFIX}{candidate}"
+    text = "\x1f".join((DEPLOYMENT_RULE, deployment_id, change, f"{share:g}"))
+    labels = {
+        "alertname": name,
+        "rule_id": DEPLOYMENT_RULE,
+        "model": model,
+        "feature": "",
+        "segment": segment,
+        "metric": "deployment.share",
+        "severity": severity,
+        "version": candidate,
+        "baseline": baseline,
+        "deployment": deployment_id,
+        "by": by,
+    }
+    return Alert(
+        hashlib.blake2b(text.encode(), digest_size=8).hexdigest(),
+        DEPLOYMENT_RULE,
+        name,
+        model,
+        "",
+        segment,
+        "deployment.share",
+        Comparison.GE,
+        0.0,
+        severity,
+        AlertState.FIRING,
+        float(share),
+        int(now),
+        int(now),
+        breaches=1,
+        labels=labels,
+        actions=("notify",),
+        description=f"deployment {deployment_id} of {model!r} ({baseline} -> {candidate}): "
+        f"{reason}",
+        fired_at=now,
+        updated_at=now,
+    )

@@ -35,7 +35,15 @@ import orjson
 from alarms.alertmanager import alertmanager_alert
 from alarms.routing import Silence, Subscription, active_silences, subscribers
 from alarms.rules import DEFAULT_RULES, RuleIndex
-from alarms.state import Alert, AlertBook, AlertState, Change, due_notifications, evaluate
+from alarms.state import (
+    Alert,
+    AlertBook,
+    AlertState,
+    Change,
+    deployment_alert,
+    due_notifications,
+    evaluate,
+)
 from driftline import topics
 from driftline.cuts import VERSION_PREFIX, version_cut
 from driftline.messages import AlertEvent, RetrainRequest
@@ -43,6 +51,7 @@ from driftline.notify import RetryPolicy, WebhookDispatcher
 from driftline.settings import Settings
 from driftline.store import MetricPoint, Stores
 from driftline.store.alarms import AlarmStore, Delivery
+from driftline.store.deployments import Deployment
 from driftline.store.jobs import JobStore, admit
 from driftline.units import split_unit, unit_of
 from streams.deployments import DeploymentService
@@ -227,6 +236,45 @@ class AlarmService:
         if event == "firing" and not silenced_by:
             alert = replace(alert, notified_at=now)
         return Notice(alert, event, False, targets, silenced_by)
+
+    def deployment_changed(self, deployment: Deployment, change: str, reason: str) -> None:
+        """Tell subscribers of a deployment's change (``alarms.state.DEPLOYMENT_ALERTS``): a
+        step passed, the candidate promoted or rolled back. From any thread."""
+        now = self._clock()
+        alert = deployment_alert(
+            deployment.id,
+            deployment.model,
+            deployment.baseline,
+            deployment.candidate,
+            change,
+            deployment.share,
+            reason,
+            deployment.by or "judge",
+            now,
+        )
+        with self._lock:
+            silenced_by = tuple(active_silences(self._silences, alert.labels, now))
+            targets = tuple(subscribers(self._subscriptions.values(), alert.labels))
+        if not silenced_by:
+            alert = replace(alert, notified_at=now)
+        announce.info(
+            "DEPLOYMENT %s %s %r: version %s at %g%% (%s)",
+            change,
+            deployment.id,
+            deployment.model,
+            deployment.candidate,
+            deployment.share,
+            reason,
+        )
+        if self.publish is not None:
+            message = AlertEvent(alert, "firing", now)
+            try:
+                self.publish(topics.ALERTS, message.key, message.to_bytes())
+            except Exception:
+                log.exception("could not publish deployment alert %s", alert.id)
+        # an event, not a state: stored closed at once, never repeated
+        stored = replace(alert, state=AlertState.RESOLVED, resolved_at=now)
+        self._jobs.put(Outcome([stored], [Notice(alert, "firing", False, targets, silenced_by)]))
 
     def _announce(self, change: Change) -> None:
         if not announce.isEnabledFor(logging.INFO):
@@ -548,6 +596,7 @@ def attach_alarms(
     service = AlarmService(
         stores.alarms, stores.jobs, settings, publish=publish, rollback=deployments.roll_back
     ).start()
+    deployments.notify = service.deployment_changed
     worker.on_stored.append(service.on_window)
 
     def on_set_aside(point: MetricPoint) -> None:

@@ -31,6 +31,7 @@ from driftline.messages import PROMOTED, ROLLED_BACK, ModelUpdate
 from driftline.store import Store
 from driftline.store.deployments import (
     CANARY_STEP,
+    ENDED,
     Deployment,
     DeploymentStore,
     StepVerdict,
@@ -41,6 +42,7 @@ from driftline.store.deployments import (
 log = logging.getLogger(__name__)
 
 Publish = Callable[[ModelUpdate], None]
+Notify = Callable[[Deployment, str, str], None]  # (deployment, change, reason)
 ARM_METRICS = (
     "traffic.count",
     "traffic.invalid",
@@ -130,7 +132,11 @@ class DeploymentService:
         self.publish = publish
         self.refresh_s = refresh_s
         self._clock = clock
+        # tells alert subscribers of each change: "step", "promoted", "rolled_back"
+        self.notify: Notify | None = None
         self._active: dict[str, Deployment] = {}
+        self._told: set[tuple[str, str]] = set()  # (deployment id, change) already told
+        self._mine: set[str] = set()  # models whose windows this worker judges
         self._loaded = 0.0
         self._jobs: queue.Queue[tuple[str, int] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -161,6 +167,7 @@ class DeploymentService:
     # -- judging --------------------------------------------------------------------------
     def judge(self, model: str, window_start: int) -> StepVerdict | None:
         """Judge ``model``'s active deployment after one of its windows; act on the verdict."""
+        self._mine.add(model)
         deployment = self._deployment(model)
         if deployment is None or window_start < deployment.step_started:
             return None
@@ -194,12 +201,14 @@ class DeploymentService:
             log.info("deployment %s of %s: %.0f%% to %s (%s)", moved.id, moved.model,
                      moved.share, moved.candidate, reason)  # fmt: skip
             self._announce(split_update(moved, CANARY_STEP, moved.reason, now))
+            self._tell(moved, f"step{moved.step}", moved.reason)
             self._active[moved.model] = moved
             return
         done = self.deployments.update(deployment, state="promoted", by="judge", reason=reason)
         log.info("deployment %s of %s: %s promoted (%s)", done.id, done.model, done.candidate,
                  reason)  # fmt: skip
         self._announce(split_update(done, PROMOTED, reason, now))
+        self._tell(done, "promoted", reason)
         self._active.pop(done.model, None)
 
     def rollback(self, deployment: Deployment, reason: str, by: str) -> Deployment:
@@ -208,6 +217,7 @@ class DeploymentService:
         log.warning("deployment %s of %s: %s rolled back by %s (%s)", done.id, done.model,
                     done.candidate, by, reason)  # fmt: skip
         self._announce(split_update(done, ROLLED_BACK, reason, self._clock()))
+        self._tell(done, "rolled_back", reason)
         self._active.pop(done.model, None)
         return done
 
@@ -229,10 +239,31 @@ class DeploymentService:
         except Exception:
             log.exception("could not announce the traffic split of %s", update.model)
 
+    def _tell(self, deployment: Deployment, change: str, reason: str) -> None:
+        """Notify alert subscribers of a change, once (``change``: "step<k>", "promoted" or
+        "rolled_back")."""
+        if self.notify is None or (deployment.id, change) in self._told:
+            return
+        self._told.add((deployment.id, change))
+        try:
+            self.notify(deployment, "step" if change.startswith("step") else change, reason)
+        except Exception:
+            log.exception("could not notify the change of deployment %s", deployment.id)
+
     def _deployment(self, model: str) -> Deployment | None:
         now = self._clock()
         if now - self._loaded >= self.refresh_s:
-            self._active = {d.model: d for d in self.deployments.all_active()}
+            fresh = {d.model: d for d in self.deployments.all_active()}
+            for old in self._active.values():
+                current = fresh.get(old.model)
+                if (current is not None and current.id == old.id) or old.model not in self._mine:
+                    continue
+                # ended elsewhere (a rollback through the API): the worker that judges the
+                # model tells its subscribers
+                ended = self.deployments.deployment(old.id)
+                if ended is not None and ended.state in ENDED:
+                    self._tell(ended, ended.state, ended.reason)
+            self._active = fresh
             self._loaded = now
         return self._active.get(model)
 

@@ -265,3 +265,42 @@ def test_default_rules_are_seeded_and_can_be_turned_off(
     on.flush()
     [alert] = alarm_store.alerts()
     assert (alert.rule_id, alert.state, alert.feature) == ("default-missing-rate", "firing", "age")
+
+
+def test_deployment_changes_reach_subscribers_as_alerts_of_their_own(
+    alarm_store: AlarmStore, receiver: WebhookReceiver, services: Callable[..., Any]
+) -> None:
+    from driftline.store.deployments import Deployment
+
+    alarm_store.put_subscription(Subscription("hook", receiver.url))
+    alarm_store.put_subscription(Subscription("pager", receiver.url, severities=("critical",)))
+    service, published = services()
+    service.refresh()
+    canary = Deployment("d1", "ads", "canary", "1", "2", (5.0, 25.0, 100.0), 3, step=1)
+    service.deployment_changed(canary, "step", "step 1 passed: no metric worse than tolerated")
+    rolled = replace(canary, state="rolled_back", by="rule:nulls")
+    service.deployment_changed(rolled, "rolled_back", "output.null_rate is worse than tolerated")
+    wait_until(lambda: len(receiver.received) == 3, timeout=5, what="three deliveries")
+    service.flush()
+    by_name = [(r.json["subscription_id"], r.json["alert"]["rule_name"]) for r in receiver.received]
+    # the pager subscription takes critical alerts only: the rollback, not the step
+    assert sorted(by_name) == [
+        ("hook", "DeploymentRolledBack"),
+        ("hook", "DeploymentStepPassed"),
+        ("pager", "DeploymentRolledBack"),
+    ]
+    rollback = next(r.json for r in receiver.received if r.json["subscription_id"] == "pager")
+    assert rollback["event"] == "firing"
+    alert = rollback["alert"]
+    assert (alert["model"], alert["severity"], alert["value"]) == ("ads", "critical", 0.0)
+    assert alert["labels"]["version"] == "2" and alert["labels"]["by"] == "rule:nulls"
+    assert "null_rate" in alert["description"]
+    assert [e["alert"]["rule_name"] for t, _, e in published if t == topics.ALERTS] == [
+        "DeploymentStepPassed",
+        "DeploymentRolledBack",
+    ]
+    # events, not states: stored closed, never repeated, listed with the model's version
+    stored = {a.rule_name: a for a in alarm_store.alerts()}
+    assert {a.state for a in stored.values()} == {"resolved"}
+    assert stored["DeploymentRolledBack"].segment == "@version=2"
+    assert service.open_alerts() == []

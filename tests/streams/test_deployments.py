@@ -71,6 +71,8 @@ def test_a_sound_canary_is_promoted_step_by_step_and_a_broken_one_rolled_back(
     announced: list[ModelUpdate] = []
     service = DeploymentService(stores.deployments, store, WINDOW, publish=announced.append,
                                 refresh_s=0)  # fmt: skip
+    told: list[tuple[str, float, str]] = []  # what alert subscribers are told
+    service.notify = lambda d, change, reason: told.append((change, d.share, d.by))
     gates = {"min_labelled": 0, "min_events": 50}  # no labels in this test
     sound = stores.deployments.create("ads", "canary", "1", "2", [10, 50, 100], 2, gates, start)
     # the serving side follows the split: 10 % for two windows, 50 % for two, then all
@@ -85,6 +87,7 @@ def test_a_sound_canary_is_promoted_step_by_step_and_a_broken_one_rolled_back(
         ("canary_step", {"2": 100.0}),
         ("promoted", {"2": 100.0}),
     ]
+    assert told == [("step", 50.0, ""), ("step", 100.0, ""), ("promoted", 100.0, "judge")]
     verdicts = stores.deployments.verdicts(sound.id)
     assert [(v.step, v.share, v.decision) for v in verdicts][:2] == [
         (0, 10, "hold"),
@@ -104,7 +107,15 @@ def test_a_sound_canary_is_promoted_step_by_step_and_a_broken_one_rolled_back(
     assert [(u.event, u.version, u.split) for u in announced] == [
         ("rolled_back", "1", {"1": 100.0})
     ]
+    assert told[-1] == ("rolled_back", 0.0, "judge")
     assert stores.deployments.active("ads") is None
+
+    # a rollback made elsewhere (the API) is told by the worker that judges the model
+    third = stores.deployments.create("ads", "canary", "1", "2", [10, 100], 3, gates, later + 50)
+    assert service.judge("ads", later) is None  # before its first step: loaded, not judged
+    stores.deployments.update(third, state="rolled_back", by="alice", reason="paged")
+    service.judge("ads", later + 60)
+    assert told[-1] == ("rolled_back", 0.0, "alice")
 
 
 def test_a_rule_with_the_rollback_action_rolls_the_candidate_back(stores: Stores) -> None:
