@@ -32,7 +32,7 @@ from driftline.store.labels import Joined
 from driftline.units import split_unit
 from retrainer.data import Example, TrainingError
 from retrainer.evaluate import compare
-from retrainer.registry import Registry, VersionInfo
+from retrainer.registry import Registry, VersionInfo, VersionNotFound
 from retrainer.train import TrainConfig, TrainedModel, predict, train
 
 log = logging.getLogger(__name__)
@@ -323,6 +323,28 @@ def promote_version(
     return info
 
 
+def follow_deployment(registry: Registry, update: ModelUpdate) -> VersionInfo | None:
+    """The registry's side of a deployment that ended promoted (``driftline.model-updates``
+    with a ``split``, from the worker's judge): the candidate becomes the champion, so that
+    retraining warm-starts from, and compares with, what serves. Only the change the
+    deployment made is followed: its baseline must be the champion now (a replayed old
+    announcement changes nothing); a model or version the registry does not hold is not its
+    business (None). A rollback needs nothing: the baseline was the champion throughout."""
+    if update.event != PROMOTED or update.split is None:
+        return None
+    champion = registry.champion(update.model)
+    if champion is None or champion.version != update.previous_version:
+        return None
+    try:
+        registry.version(update.model, update.version)
+    except VersionNotFound:
+        return None
+    info = registry.promote(update.model, update.version, f"deployment: {update.reason}")
+    log.info("registry follows the deployment: version %s of %s is the champion",
+             update.version, update.model)  # fmt: skip
+    return info
+
+
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
@@ -354,6 +376,7 @@ def run_retrainer(
         log.warning("job %s for %s was left running; marked failed", job.id, job.model)
     consumer = KafkaConsumer(
         topics.RETRAIN_JOBS,
+        topics.MODEL_UPDATES,  # deployments that ended promoted: the registry follows
         bootstrap_servers=settings.kafka_bootstrap.split(","),
         group_id="driftline-retrainer",
         enable_auto_commit=False,
@@ -375,6 +398,10 @@ def run_retrainer(
             batches = consumer.poll(timeout_ms=int(poll_s * 1000))
             for tp, records in batches.items():
                 for record in records:
+                    if tp.topic == topics.MODEL_UPDATES:
+                        follow_update(retrainer.registry, record.value, record.offset)
+                        consumer.commit()
+                        continue
                     try:
                         admission = retrainer.decide(RetrainRequest.from_bytes(record.value))
                     except ValueError as exc:  # bad input: said, skipped, never retried
@@ -394,6 +421,20 @@ def run_retrainer(
         trainer.join()  # the job in hand finishes (or gives up waiting, once stop is set)
         consumer.close()
         close_producer()
+
+
+def follow_update(registry: Registry, value: bytes, offset: int) -> None:
+    """One record of ``driftline.model-updates``: :func:`follow_deployment`, bad input said
+    and skipped (a registry write that fails is logged: the next promotion fixes it)."""
+    try:
+        update = ModelUpdate.from_bytes(value)
+    except ValueError as exc:
+        log.warning("bad model update at offset %d: %s", offset, exc)
+        return
+    try:
+        follow_deployment(registry, update)
+    except Exception:  # e.g. the version was rejected in the registry meanwhile
+        log.exception("could not follow the model update at offset %d", offset)
 
 
 def train_admitted(

@@ -4,15 +4,18 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from helpers.retrainer_synthetic import binary, examples, table
 
+from driftline.messages import PROMOTED, ROLLED_BACK, ModelUpdate
 from retrainer.evaluate import compare
 from retrainer.registry import Registry, VersionNotFound
 from retrainer.train import TrainConfig, TrainedModel, predict, train
+from retrainer.worker import follow_deployment
 
 SMALL = TrainConfig(epochs=2, hidden=(8,))
 
@@ -173,3 +176,33 @@ def test_readers_never_see_a_partial_pointer(registry: Registry, trained: Traine
         thread.join()
     assert errors == []
     assert set(seen) <= {"1", "2"} and seen
+
+
+def test_the_registry_follows_a_deployment_that_ended_promoted(
+    registry: Registry, trained: TrainedModel
+) -> None:
+    for _ in range(3):
+        registry.register("fraud", trained, {})
+    registry.promote("fraud", "1")
+
+    def update(
+        version: str, previous: str, event: str = PROMOTED, model: str = "fraud"
+    ) -> ModelUpdate:
+        split = {version: 100.0}
+        return ModelUpdate(model, version, event, "no metric worse", 1.0, previous, split=split)
+
+    # the retrainer's own promotions (no split) and rollbacks change nothing here
+    assert follow_deployment(registry, replace(update("2", "1"), split=None)) is None
+    assert follow_deployment(registry, update("1", "2", ROLLED_BACK)) is None
+    info = follow_deployment(registry, update("2", "1"))
+    assert info is not None and info.status == "champion"
+    champion = registry.champion("fraud")
+    assert champion is not None and champion.version == "2"
+    assert champion.history[-1]["reason"] == "deployment: no metric worse"
+    assert registry.version("fraud", "1").status == "retired"
+    # a replayed old announcement (its baseline is no longer the champion), an unknown
+    # version or model: nothing
+    assert follow_deployment(registry, update("3", "1")) is None
+    assert follow_deployment(registry, update("9", "2")) is None
+    assert follow_deployment(registry, update("2", "1", model="other")) is None
+    assert [v.status for v in registry.versions("fraud")] == ["retired", "champion", "candidate"]

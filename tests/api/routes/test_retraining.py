@@ -13,15 +13,19 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from helpers import wait_until
+from helpers.retrainer_synthetic import binary, examples, table
 
 from api.main import create_app
+from driftline import topics
 from driftline.broker import EmbeddedBroker, ensure_topics
+from driftline.messages import PROMOTED, ModelUpdate
 from driftline.settings import Settings
 from driftline.store import Store, Stores
 from driftline.store.jobs import ACTIVE, JobStore
 from driftline.store.server import ServerBackend
 from driftline.topics import topic_partitions
-from retrainer.worker import run_retrainer
+from retrainer.train import TrainConfig, train
+from retrainer.worker import registry_of, run_retrainer
 
 
 @pytest.fixture
@@ -105,6 +109,12 @@ def test_concurrent_requests_on_two_replicas_admit_one_job(
 def test_a_request_the_retrainer_has_not_decided_yet_is_followed_by_its_id(
     settings: Settings, stores: list[Store]
 ) -> None:
+    registry = registry_of(settings)
+    data = table(100, seed=3)
+    trained = train(examples(data, binary(data.x1 > 0), start=1.0), TrainConfig(epochs=1))
+    for _ in range(2):  # the registry holds versions 1 (the champion) and 2
+        registry.register("m", trained, {})
+    registry.promote("m", "1")
     app = create_app(settings, Stores(stores[0]))
     try:
         with TestClient(app) as client:
@@ -124,5 +134,14 @@ def test_a_request_the_retrainer_has_not_decided_yet_is_followed_by_its_id(
                 assert stored["state"] in ACTIVE and stored["requested_at"] == job["requested_at"]
                 again = client.post("/v1/models/m/retrain")
                 assert again.status_code == 409 and "already" in again.json()["detail"]
+                # a deployment that ended promoted, on the wire: the registry follows it
+                registry = registry_of(settings)
+                follows = ModelUpdate("m", "2", PROMOTED, "judged", 1.0, "1", split={"2": 100.0})
+                app.state.ingest.publish(topics.MODEL_UPDATES, follows.key, follows.to_bytes())
+                wait_until(
+                    lambda: getattr(registry.champion("m"), "version", None) == "2",
+                    timeout=30,
+                    what="the registry following the deployment",
+                )
     finally:
         app.state.ingest.close()
