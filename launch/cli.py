@@ -134,6 +134,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     from driftline.metrics import new_registry
     from driftline.store import open_stores
     from launch.demo import DemoProducer, Drift
+    from launch.demo_release import ReleaseDemo
     from launch.demo_setup import seed_demo_rules
     from launch.services import ApiThread, RetrainerThread, prepare_topics, run_worker
     from retrainer.worker import registry_of
@@ -152,6 +153,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
             update={"kafka_bootstrap": broker.bootstrap, "consumer_session_timeout_s": 6.0}
         )
     producer = None
+    release = None
     api = None
     stores = None
     retrainer = None
@@ -182,6 +184,11 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
                 label_delay_s=(1.0 * w, 3.0 * w),
             )
             producer.start()
+            key = settings.api_key.get_secret_value() if settings.api_key else None
+            release = ReleaseDemo(
+                settings.kafka_bootstrap, f"http://127.0.0.1:{settings.api_port}", w, api_key=key
+            )
+            release.start()
         _print_alerts()
         run_worker(
             settings,
@@ -195,6 +202,8 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     finally:
         if producer is not None:
             producer.stop()
+        if release is not None:
+            release.stop()
         if retrainer is not None:
             retrainer.stop()
         if api is not None:

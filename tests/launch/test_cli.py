@@ -64,58 +64,6 @@ def kcat(bootstrap: str, args: list[str], stdin: bytes = b"") -> bytes:
     return done.stdout
 
 
-def test_demo_shows_window_metrics_through_the_api(tmp_path: Path) -> None:
-    api_port, kafka_port = free_port(), free_port()
-    log = tmp_path / "demo.log"
-    demo = start(
-        [
-            "demo",
-            "--duration", "45",
-            "--window-seconds", "3",
-            "--drift-after", "24",
-            "--api-port", str(api_port),
-            "--kafka-port", str(kafka_port),
-            "--data-dir", str(tmp_path / "data"),
-        ],
-        log,
-    )  # fmt: skip
-    api = f"http://127.0.0.1:{api_port}"
-    try:
-        wait_until(lambda: len(series(api, "fraud", "traffic.count")[0]["points"]) >= 2
-                   if series(api, "fraud", "traffic.count") else False,
-                   timeout=60, what="two demo windows in the API")  # fmt: skip
-        model = get_json(f"{api}/v1/models/fraud")
-        assert {f["name"] for f in model["features"]} >= {"amount", "age", "country"}
-        assert "input.missing_rate" in model["metrics"]
-
-        def drifted_windows() -> list[list[str]]:
-            body = get_json(f"{api}/v1/models/fraud/drift")
-            return [w["drifted_features"] for w in body["windows"]] if body else []
-
-        def two_drifted() -> bool:
-            return sum(1 for names in drifted_windows() if names) >= 2
-
-        # the warm-up reference is learned from the first windows, before the drift starts
-        wait_until(two_drifted, timeout=60, what="drift in the API")
-        windows = drifted_windows()
-        first = next(i for i, names in enumerate(windows) if names)
-        assert first >= 2 and not any(windows[:first])  # quiet before the injected drift
-        assert {"items", "age", "country"} <= set(windows[first + 1])
-        assert not {"channel", "amount", "account_days"} & set(windows[first + 1])
-        assert demo.wait(timeout=60) == 0
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-    out = log.read_text()
-    assert f"API        http://127.0.0.1:{api_port}" in out
-    assert f"bootstrap 127.0.0.1:{kafka_port}" in out
-    assert "stored window" in out and "injecting drift" in out and "DRIFT in" in out
-    assert "driftline: stopped" in out
-    # kafka-python's internal warnings go to the log file, not among the demo's lines
-    assert not LIBRARY_WARNING.search(out), out
-    assert LIBRARY_WARNING.search((tmp_path / "data" / "driftline.log").read_text())
-
-
 def test_up_takes_events_from_any_kafka_client_and_from_replay(tmp_path: Path) -> None:
     api_port, kafka_port = free_port(), free_port()
     up = start(

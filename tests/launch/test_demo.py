@@ -1,0 +1,236 @@
+"""`driftline demo` as a user runs it, one run for every story it tells, each checked through
+the API (one run: the stories share its start-up and its minutes):
+
+* window metrics and the injected data drift (quiet before it, the drifted features named);
+* the drift fires an alert that a real local webhook receiver gets, signed, and a resolved one
+  follows once the drift ends;
+* concept drift (labels only) drops quality on the mobile slice, sets the concept-drift flag,
+  fires the retrain rule; the retrainer trains, compares and promotes a new version, which
+  serving code loads, and quality recovers. A challenger rejected on a channel (a real drop
+  beyond chance on that channel's holdout rows: a few percent of runs) is retried a minute
+  later with more labels, so the test accepts version 2 or 3;
+* the ``spam`` release (``launch/demo_release.py``): version 2 in shadow, then a canary at
+  5 % → 25 % → 100 % promoted by the judge; version 3, broken, rolled back within a few
+  windows, and the rollback alerted.
+
+The tests run in file order on one demo; the last one stops it and reads its log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import get_json, wait_until
+from helpers.webhook_receiver import WebhookReceiver
+
+from driftline.broker import free_port
+
+# a warning of the libraries under Driftline (kafka-python, aiokafka, Faust), as logged
+LIBRARY_WARNING = re.compile(r"WARNING (kafka|aiokafka|faust|mode)[.:]")
+WINDOW = 4
+DRIFT_AFTER, DRIFT_FOR, CONCEPT_AFTER = 20, 20, 48
+
+
+@dataclass
+class Demo:
+    api: str
+    kafka_port: int
+    log: Path
+    data: Path
+    process: subprocess.Popen[bytes]
+    receiver: WebhookReceiver
+
+
+def subscribe(api: str, url: str) -> bool:
+    body = json.dumps({"url": url, "secret": "s3cret", "labels": {"feature": "age"}}).encode()
+    request = urllib.request.Request(
+        f"{api}/v1/subscriptions", body, {"content-type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return bool(reply.status == 201)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    tmp = tmp_path_factory.mktemp("demo")
+    api_port, kafka_port = free_port(), free_port()
+    log = tmp / "demo.log"
+    with WebhookReceiver() as receiver:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "launch.cli", "demo",
+             "--duration", "600", "--window-seconds", str(WINDOW),
+             "--drift-after", str(DRIFT_AFTER), "--drift-duration", str(DRIFT_FOR),
+             "--concept-after", str(CONCEPT_AFTER),
+             "--api-port", str(api_port), "--kafka-port", str(kafka_port),
+             "--data-dir", str(tmp / "data")],
+            stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        api = f"http://127.0.0.1:{api_port}"
+        try:
+            # before the drift starts: the demo trains its first model, then serves
+            wait_until(lambda: subscribe(api, receiver.url), timeout=30, what="a subscription")
+            yield Demo(api, kafka_port, log, tmp / "data", process, receiver)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+
+def series(api: str, model: str, name: str, cut: str = "") -> list[float]:
+    body = get_json(f"{api}/v1/models/{model}/metrics?name={name}{cut}")
+    if not body or not body["series"]:
+        return []
+    return [p["value"] for p in body["series"][0]["points"] if p["value"] is not None]
+
+
+def test_window_metrics_and_the_injected_data_drift(demo: Demo) -> None:
+    api = demo.api
+    wait_until(lambda: len(series(api, "fraud", "traffic.count")) >= 2, timeout=60,
+               what="two demo windows in the API")  # fmt: skip
+    model = get_json(f"{api}/v1/models/fraud")
+    assert {f["name"] for f in model["features"]} >= {"amount", "age", "country"}
+    assert "input.missing_rate" in model["metrics"]
+
+    def drifted_windows() -> list[list[str]]:
+        body = get_json(f"{api}/v1/models/fraud/drift")
+        return [w["drifted_features"] for w in body["windows"]] if body else []
+
+    # the warm-up reference is learned from the first windows, before the drift starts
+    wait_until(lambda: sum(1 for names in drifted_windows() if names) >= 2, timeout=90,
+               what="drift in the API")  # fmt: skip
+    windows = drifted_windows()
+    first = next(i for i, names in enumerate(windows) if names)
+    assert first >= 2 and not any(windows[:first])  # quiet before the injected drift
+    assert {"items", "age", "country"} <= set(windows[first + 1])
+    assert not {"channel", "amount", "account_days"} & set(windows[first + 1])
+
+
+def test_the_drift_fires_and_resolves_a_signed_webhook(demo: Demo) -> None:
+    receiver = demo.receiver
+    wait_until(lambda: [e for e, _ in receiver.events()] == ["firing", "resolved"],
+               timeout=120, what="the age alert firing, then resolved")  # fmt: skip
+    firing, resolved = (r.json for r in receiver.received)
+    assert firing["alert"]["rule_id"] == "default-missing-rate"
+    assert firing["alert"]["feature"] == "age" and firing["alert"]["value"] > 0.1
+    assert resolved["alert"]["id"] == firing["alert"]["id"]
+    assert all(r.signed_by("s3cret") for r in receiver.received)
+
+
+def test_the_spam_release_shadow_canary_promotion_and_rollback(demo: Demo) -> None:
+    api = demo.api
+
+    def deployments() -> list[dict[str, Any]]:
+        return get_json(f"{api}/v1/models/spam/deployments") or []
+
+    wait_until(lambda: [d["state"] for d in deployments()] == ["rolled_back", "promoted"],
+               timeout=240, what="version 2 promoted, then version 3 rolled back")  # fmt: skip
+    bad, good = deployments()
+    # version 2: 5 % -> 25 % -> 100 %, each step promoted by the judge
+    assert (good["baseline"], good["candidate"], good["by"]) == ("1", "2", "judge")
+    assert good["steps"] == [5, 25, 100]
+    verdicts = get_json(f"{api}/v1/models/spam/deployments/{good['id']}")["verdicts"]
+    promoted = [(v["step"], v["share"]) for v in verdicts if v["decision"] == "promote"]
+    assert promoted == [(0, 5), (1, 25), (2, 100)]
+    assert "rollback" not in {v["decision"] for v in verdicts}
+    # version 3, broken (a fifth of its answers missing): rolled back by the judge within a few
+    # windows of its first, on its null outputs
+    assert (bad["baseline"], bad["candidate"], bad["by"]) == ("2", "3", "judge")
+    assert "output.null_rate" in bad["reason"]
+    judged = get_json(f"{api}/v1/models/spam/deployments/{bad['id']}")["verdicts"]
+    assert judged[-1]["decision"] == "rollback" and len(judged) <= 5, judged
+    assert judged[-1]["evidence"]["output.null_rate"]["candidate"] > 0.1
+    # the rollback reached the alerts, on version 3
+    alerts = get_json(f"{api}/v1/alerts?model=spam&version=3") or []
+    assert "DeploymentRolledBack" in {a["rule_name"] for a in alerts}
+    # the shadow phase: version 2 against version 1 on the same requests
+    agreement = series(api, "spam", "shadow.agreement", "&shadow=true")
+    assert agreement and min(agreement) > 0.8
+    # every version monitored on its own; a tenth of the cases decided by people
+    model = get_json(f"{api}/v1/models/spam")
+    assert {t["version"] for t in model["traffic"]} >= {"1", "2", "3"}
+    human = series(api, "spam", "traffic.human_share")
+    assert human and 0.02 < sum(human) / len(human) < 0.3
+
+
+def test_concept_drift_is_retrained_and_promoted(demo: Demo) -> None:
+    api = demo.api
+    jobs: Any = wait_until(
+        lambda: [j for j in get_json(f"{api}/v1/retrain-jobs") or [] if j["state"] == "succeeded"],
+        timeout=300,
+        what="a succeeded retraining job",
+    )
+    job: dict[str, Any] = jobs[0]
+    new = job["version"]
+    assert job["reason"] == "alert" and job["alert_id"] and new in ("2", "3")
+    assert job["metrics"]["challenger"]["accuracy"] > job["metrics"]["champion"]["accuracy"]
+    assert job["data_start"] < job["data_end"]
+    every = get_json(f"{api}/v1/retrain-jobs")
+    assert [j["state"] for j in every] == ["succeeded"] + ["rejected"] * (int(new) - 2)
+    # retried until promoted: by the same alert, or by a new one if the first resolved
+    assert all(j["reason"] == "alert" and j["alert_id"] for j in every)
+    versions = get_json(f"{api}/v1/models/fraud/versions")
+    assert versions["champion"] == new
+    statuses = [v["status"] for v in versions["versions"]]
+    assert statuses == ["retired"] + ["rejected"] * (int(new) - 2) + ["champion"]
+    assert versions["versions"][-1]["warm_started"] is True
+    # the story, through the API: coverage, the mobile slice's quality drop, the flag
+    assert 0.0 < max(series(api, "fraud", "labels.coverage")) <= 1.0
+    mobile = series(api, "fraud", "quality.accuracy", "&segment=channel%3Dmobile")
+    assert max(mobile) > 0.75 and min(mobile) < 0.5
+    assert 1.0 in series(api, "fraud", "drift.concept")
+    drift = get_json(f"{api}/v1/models/fraud/drift")
+    assert any(w["concept_drifted"] for w in drift["windows"])
+    alerts = get_json(f"{api}/v1/alerts") or []
+    assert any(a["rule_id"] == "demo-concept-retrain" for a in alerts)
+    # serving code loaded the new version, its events are monitored as such, quality recovers
+    wait_until(
+        lambda: new in (get_json(f"{api}/v1/models/fraud") or {}).get("versions", []),
+        timeout=30,
+        what=f"events of version {new}",
+    )
+    wait_until(
+        lambda: series(api, "fraud", "quality.accuracy", "&segment=channel%3Dmobile")[-1]
+        > min(mobile) + 0.2,
+        timeout=40,
+        what=f"mobile accuracy recovering under version {new}",
+    )
+    demo.log.with_suffix(".version").write_text(new)
+
+
+def test_the_demo_stops_cleanly_and_its_log_tells_every_story(demo: Demo) -> None:
+    demo.process.terminate()
+    assert demo.process.wait(timeout=60) == 0
+    out = demo.log.read_text()
+    assert f"API        {demo.api}" in out and f"bootstrap 127.0.0.1:{demo.kafka_port}" in out
+    assert "stored window" in out and "injecting drift" in out and "DRIFT in" in out
+    assert "ALERT firing   FeatureMissingRateHigh" in out and "drift ends now" in out
+    assert "concept drift now" in out
+    served = demo.log.with_suffix(".version")
+    if served.exists():
+        assert f"now serving version {served.read_text()}" in out
+    for line in (
+        "version 2 runs in shadow",
+        "canary of 'spam' version 2 against 1: 5 % → 25 % → 100 %",
+        "'spam' version 2 now takes 25 %",
+        "'spam' version 2 promoted by the judge",
+        "canary of 'spam' version 3 against 2",
+        "'spam' version 3 rolled back by the judge",
+        "DEPLOYMENT rolled_back",
+    ):
+        assert line in out, line
+    assert "driftline: stopped" in out
+    # kafka-python's internal warnings go to the log file, not among the demo's lines
+    assert not LIBRARY_WARNING.search(out), out
+    assert LIBRARY_WARNING.search((demo.data / "driftline.log").read_text())
