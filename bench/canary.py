@@ -24,6 +24,12 @@ soon as it falls below 80 % (one failing metric of four scores 75 %: as if every
 critical) and promotes at the end of the step;
 "kayenta@0.0025" is the same at the sequential judge's per-metric alpha.
 
+The sequential judge promotes only through its non-inferiority gate (a harm of 3 points of
+error, null or invalid rate or 20 % of p95 ruled out at promote_alpha 0.05); a step it cannot
+yet show non-inferior is left undecided (held past the step's end, re-checked in later windows
+the bench does not simulate): not a false verdict, but printed, and counted as the whole step in
+the windows to a verdict.
+
 Prints, per candidate, share and judge: how often the step was promoted, rolled back or left
 undecided, the false-verdict rate (rollbacks of the good candidate, promotions of bad ones), and
 the median windows to a verdict; then the targets, met or not, with the arithmetic where a
