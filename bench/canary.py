@@ -24,6 +24,12 @@ soon as it falls below 80 % (one failing metric of four scores 75 %: as if every
 critical) and promotes at the end of the step;
 "kayenta@0.0025" is the same at the sequential judge's per-metric alpha.
 
+The sequential judge promotes only through its non-inferiority gate (a harm of 3 points of
+error, null or invalid rate or 20 % of p95 ruled out at promote_alpha 0.05); a step it cannot
+yet show non-inferior is left undecided (held past the step's end, re-checked in later windows
+the bench does not simulate): not a false verdict, but printed, and counted as the whole step in
+the windows to a verdict.
+
 Prints, per candidate, share and judge: how often the step was promoted, rolled back or left
 undecided, the false-verdict rate (rollbacks of the good candidate, promotions of bad ones), and
 the median windows to a verdict; then the targets, met or not, with the arithmetic where a
@@ -214,11 +220,12 @@ def kayenta_verdicts(
     return Outcome(decisions, at)
 
 
-def summarise(outcome: Outcome, good: bool) -> dict[str, Any]:
+def summarise(outcome: Outcome, good: bool, windows: int) -> dict[str, Any]:
+    """A step held past its end (undecided) counts as ``windows`` in the median to a verdict."""
     n = len(outcome.decision)
     promoted = float(np.mean(outcome.decision == "promote"))
     rolled = float(np.mean(outcome.decision == "rollback"))
-    decided = outcome.windows[outcome.windows > 0]
+    decided = np.where(outcome.windows > 0, outcome.windows, windows)
     return {
         "promoted": promoted,
         "rolled_back": rolled,
@@ -256,6 +263,23 @@ def limits(config: CanaryConfig, labelled_share: float) -> list[str]:
             f"  {100 * points:.0f} points worse: windows of labels a one-shot test at alpha "
             f"{config.metric_alpha:g} needs for 95 % power: {', '.join(cells)}"
         )
+    # the promotion gate's one look at the step's end, for an as-good candidate (normal approx.)
+    z = float(stats.norm.ppf(1 - config.step_end_alpha))
+    cells, needs = [], []
+    for share in SHARES:
+        per_c = EVENTS_PER_WINDOW * share * (1 - BASE_NULL) * labelled_share
+        per_b = per_c * (1 - share) / share
+        unit = BASE_ERROR * (1 - BASE_ERROR) * (1 / per_c + 1 / per_b)  # variance, one window
+        sd = math.sqrt(unit / config.step_windows)
+        cells.append(f"{stats.norm.cdf(config.error_rate_margin / sd - z):.0%} at {share:.0%}")
+        # windows for an 80 % chance: margin / sd(w) - z = z_0.8
+        needs.append(f"{unit * ((z + stats.norm.ppf(0.8)) / config.error_rate_margin) ** 2:.1f}")
+    out.append(
+        f"  promotion gate, error rate: the chance an as-good candidate rules out the "
+        f"{100 * config.error_rate_margin:g}-point margin at the step's end (one look at "
+        f"{config.step_end_alpha:g}): {', '.join(cells)}; windows for an 80 % chance: "
+        f"{', '.join(needs)}"
+    )
     scale, threshold = config.latency_mixture_sd, math.log(1 / config.metric_alpha)
     # the t-test's largest possible evidence after n windows is (1 + n tau^2)^((n - 1) / 2)
     first = next(n for n in range(2, 1000) if (n - 1) / 2 * math.log1p(n * scale**2) >= threshold)
@@ -322,7 +346,7 @@ def main() -> None:
                     "tolerated": candidate.tolerated,
                     "share": share,
                     "judge": judge,
-                    **summarise(run(baseline, cand, config), candidate.good),
+                    **summarise(run(baseline, cand, config), candidate.good, args.windows),
                 }
                 rows.append(row)
                 print(
@@ -366,20 +390,22 @@ def targets(
 
     five = _row(rows, "5 points worse", 0.05, "sequential")["promoted"]
     ok = "met" if five <= 0.05 else "NOT met"
-    out.append(f"  5 points worse at 5 % promoted <= 5 %: {ok} ({five:.1%})")
-    if five > 0.05:
-        per_window = EVENTS_PER_WINDOW * 0.05 * (1 - BASE_NULL) * labelled_share
-        needed = fixed_horizon_labels(0.05, config.error_rate_tolerance, 0.05, config.metric_alpha)
-        loose = fixed_horizon_labels(0.05, 0.0, 0.05, config.alpha)
-        out.append(
-            f"    not reachable in {config.step_windows} windows: at 5 % the candidate gets "
-            f"~{per_window:.0f} labels a window, {per_window * config.step_windows:.0f} a step; "
-            f"a one-shot z-test of 15 % vs 10 % (4 points past the 1-point tolerance) at alpha "
-            f"{config.metric_alpha:g} with 95 % power needs {needed:.0f} candidate labels "
-            f"({needed / per_window:.0f} windows), and even with no tolerance at the whole alpha "
-            f"{config.alpha:g}, {loose:.0f} ({loose / per_window:.0f} windows); a test valid at "
-            f"every window needs more than a one-shot test"
-        )
+    out.append(
+        f"  5 points worse at 5 % promoted <= 5 %: {ok} ({five:.1%}; the non-inferiority gate "
+        f"bounds it at promote_alpha {config.promote_alpha:g}: 5 points is past the "
+        f"{100 * config.error_rate_margin:g}-point margin)"
+    )
+    held = []
+    for share in SHARES:
+        cells = [
+            f"{_row(rows, name, share, 'sequential')['undecided']:.0%}"
+            for name in ("as good", "0.5 point worse", "p95 +5 %")
+        ]
+        held.append(f"{share:.0%}: {' / '.join(cells)}")
+    out.append(
+        "  good candidates held past the step, not yet shown non-inferior (undecided, not a "
+        f"false verdict; as good / 0.5 point worse / p95 +5 %): {'; '.join(held)}"
+    )
     medians = {
         share: _row(rows, "10 points worse", share, "sequential")["median_windows_to_rollback"]
         for share in (0.25, 0.50)
@@ -407,6 +433,8 @@ def targets(
             # a bad candidate's verdict should come early; a promotion counts as the whole step
             "windows": mean("median_windows", lambda r: not r["good"]),
             "tolerated rollbacks": mean("false_verdicts", lambda r: r["tolerated"]),
+            "held good": mean("undecided", lambda r: r["good"] and not r["tolerated"]),
+            "held bad": mean("undecided", lambda r: not r["good"]),
         }
 
     judges = list(dict.fromkeys(r["judge"] for r in rows))
@@ -414,11 +442,14 @@ def targets(
     keys = ("false rollbacks", "false promotions", "false verdicts", "windows")
     out.append(
         "  comparison over the brief's candidates (means over the rows; windows: median windows "
-        "to the verdict on a bad candidate, a promotion counting as the whole step; ratio: "
-        "against kayenta in this run):"
+        "to the verdict on a bad candidate, a promotion or a hold past the step counting as "
+        "the whole step; ratio: against kayenta in this run; held: undecided at the step's "
+        "end, good and bad candidates):"
     )
     out.append(
-        f"    {'judge':14}" + "".join(f" {k:>17}" for k in keys) + f" {'tolerated rollbacks':>20}"
+        f"    {'judge':14}"
+        + "".join(f" {k:>17}" for k in keys)
+        + f" {'tolerated rollbacks':>20} {'held good':>9} {'held bad':>9}"
     )
     base = summary["kayenta"]
     for judge, figures in summary.items():
@@ -428,6 +459,7 @@ def targets(
             f"    {judge:14}"
             + "".join(f" {c:>9} {r:>7}" for c, r in zip(cells, ratios, strict=True))
             + f" {figures['tolerated rollbacks']:20.1%}"
+            + f" {figures['held good']:9.1%} {figures['held bad']:9.1%}"
         )
     for judge in ("sequential", "sequential+h"):
         ours, theirs = summary[judge], base

@@ -265,6 +265,11 @@ GATES = (
     "null_rate_tolerance",
     "invalid_rate_tolerance",
     "latency_tolerance",
+    "error_rate_margin",
+    "null_rate_margin",
+    "invalid_rate_margin",
+    "latency_margin",
+    "promote_alpha",
 )
 
 

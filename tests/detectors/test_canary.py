@@ -252,3 +252,86 @@ def test_bad_config_says_what_is_wrong(kwargs: dict[str, float], message: str) -
 def test_bad_windows_say_what_is_wrong(window: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ArmWindow(**window)  # type: ignore[arg-type]
+
+
+# --- the non-inferiority gate: a promotion needs evidence, not the absence of it ---------
+
+
+def test_five_points_worse_at_five_percent_is_not_promoted() -> None:
+    # no harm test can reject this in 10 windows of ~50 labels; the gate must refuse it: the
+    # chance of passing is bounded by promote_alpha (0.05) since 5 points is past the margin
+    promoted = sum(
+        _step(seed, 0.05, 10, CanaryConfig(), error_rate=0.15)[-1] == "promote"
+        for seed in range(200)
+    )
+    assert promoted <= 10  # expected well under 5 %; 10 of 200 is 5 %
+
+
+def test_a_good_candidate_at_a_quarter_of_the_traffic_is_promoted_at_the_step_end() -> None:
+    promoted = [_step(100 + seed, 0.25, 10, CanaryConfig()) for seed in range(10)]
+    assert sum(d == ["hold"] * 9 + ["promote"] for d in promoted) >= 9
+
+
+def test_a_hold_says_what_is_missing() -> None:
+    rng = np.random.default_rng(11)
+    judge = CanaryJudge(CanaryConfig(step_windows=3))
+    for _ in range(3):
+        verdict = judge.update(_arm(rng, 950), _arm(rng, 50))
+    assert verdict.decision == "hold"
+    evidence = verdict.metrics[ERROR_RATE]
+    assert evidence.gated and not evidence.shown and evidence.margin == 0.03
+    assert evidence.upper is not None and evidence.upper > 0.03
+    assert "quality.error_rate: cannot yet rule out a harm of 3.0 points: upper bound" in (
+        verdict.reason
+    )
+    assert "more candidate labels needed" in verdict.reason or "would not rule" in verdict.reason
+    assert "always-valid test at 0.01" in verdict.reason
+
+
+def test_a_held_step_rechecks_and_promotes_once_the_data_show_it() -> None:
+    # at 5 % a 2-window step's end cannot show 3 points; the later windows re-check, always valid
+    config = CanaryConfig(step_windows=2)
+    late = 0
+    for seed in range(10):
+        decisions = _step(seed, 0.05, 40, config)
+        assert "rollback" not in decisions and decisions[1] != "promote"
+        late += "promote" in decisions  # measured: 9 of 10, between windows 9 and 40
+    assert late >= 6
+
+
+def test_without_labels_the_error_rate_is_not_gated_and_the_reason_says_so() -> None:
+    rng = np.random.default_rng(12)
+    judge = CanaryJudge(CanaryConfig(step_windows=2, min_labelled=0))
+    for _ in range(2):
+        b, c = _arm(rng, 750), _arm(rng, 250)
+        verdict = judge.update(
+            ArmWindow(b.events, b.invalid, b.nulls, latency_p95=b.latency_p95),
+            ArmWindow(c.events, c.invalid, c.nulls, latency_p95=c.latency_p95),
+        )
+    assert verdict.decision == "promote"
+    assert not verdict.metrics[ERROR_RATE].gated
+    assert "quality.error_rate: not gated (min_labelled is 0" in verdict.reason
+
+
+def test_a_step_without_baseline_traffic_promotes_with_nothing_to_compare() -> None:
+    judge = CanaryJudge(CanaryConfig(step_windows=1, min_labelled=0))
+    verdict = judge.update(ArmWindow(0), ArmWindow(1000, nulls=10, latency_p95=40.0))
+    assert verdict.decision == "promote"
+    assert "the baseline has no data to compare with" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"error_rate_margin": 0.005}, "error_rate_margin must be > 0 and >= error_rate_tolerance"),
+        ({"null_rate_margin": 0.0}, "null_rate_margin must be > 0"),
+        ({"invalid_rate_margin": math.inf}, "invalid_rate_margin must be > 0"),
+        ({"latency_margin": 0.05}, "latency_margin must be > 0 and >= latency_tolerance"),
+        ({"latency_tolerance": 0.3}, "latency_margin must be > 0 and >= latency_tolerance"),
+        ({"promote_alpha": 0.0}, "promote_alpha must be in"),
+        ({"promote_alpha": 1.0}, "promote_alpha must be in"),
+    ],
+)
+def test_bad_margins_say_what_is_wrong(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CanaryConfig(**kwargs)  # type: ignore[arg-type]
