@@ -70,6 +70,7 @@ class PredictionBatch:
     def _of(cls, rows: Sequence[PredictionRow]) -> PredictionBatch:
         if not rows:
             return cls()
+        # every field but the last, ``shadow``: the columns of the table
         columns = [list(column) for column in zip(*(r[:-1] for r in rows), strict=True)]
         models, stages, ids, ts, window_starts, versions, events = columns
         return cls(models, stages, ids, ts, window_starts, versions, [orjson.dumps(events)])
