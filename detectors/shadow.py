@@ -11,11 +11,29 @@ same window, is a pair (live output, shadow output). Per window:
   the two-sample Kolmogorov-Smirnov statistic for numbers, the total variation distance
   between the class frequencies for classes (0: the same, 1: disjoint).
 
+Once labels arrive, both versions are scored on the same labelled ids (``shadow_quality_rows``,
+each side scored as the quality pass scores a window, ``detectors/quality.py``):
+
+* ``shadow.quality.paired``: the labelled pairs (a null output on either side is left out);
+* ``shadow.quality.accuracy`` and ``shadow.quality.live_accuracy`` (classification), or
+  ``shadow.quality.mae`` and ``shadow.quality.live_mae`` (regression): the shadow's and the
+  live model's quality on those pairs;
+* ``shadow.quality.p_value``: the two-sided paired test that they differ (``detectors/paired.py``):
+  McNemar's exact test on who is right, or Wilcoxon signed-rank on the absolute errors.
+
+The figures are left out when the two sides are not comparable pair for pair: they score as
+different tasks, or some pair cannot be scored on one side (a label of the wrong kind).
+
 >>> rows = shadow_rows([("a", "a"), ("a", "b"), ("b", "b"), (None, "a")])
 >>> {r.metric: round(r.value, 3) for r in rows}
 {'shadow.joined': 3.0, 'shadow.agreement': 0.667, 'shadow.output_shift': 0.333}
 >>> [(r.metric, round(r.value, 3)) for r in shadow_rows([(0.2, 0.3), (0.4, 0.6)])][1:3]
 [('shadow.mean_abs_diff', 0.15), ('shadow.mean_diff', 0.15)]
+>>> triples = [("a", "a", "a"), ("b", "a", "a"), ("b", "b", "a"), (None, "a", "a")]
+>>> rows = shadow_quality_rows(triples)  # (live, shadow, label): one null live output
+>>> {r.metric: round(r.value, 3) for r in rows}  # doctest: +NORMALIZE_WHITESPACE
+{'shadow.quality.paired': 3.0, 'shadow.quality.accuracy': 0.667,
+ 'shadow.quality.live_accuracy': 0.333, 'shadow.quality.p_value': 1.0}
 """
 
 from __future__ import annotations
@@ -25,9 +43,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats
 
+from detectors.paired import p_more_errors
 from detectors.profile import MetricRow
+from detectors.quality import Label, Prediction, score_quality
 
 
 def _decision(output: Any) -> str | None:
@@ -79,3 +100,32 @@ def _total_variation(decisions: Sequence[tuple[str | None, str | None]]) -> floa
     shadow = Counter(b for _, b in decisions)
     n = len(decisions)
     return 0.5 * sum(abs(live[c] - shadow[c]) / n for c in live.keys() | shadow.keys())
+
+
+def shadow_quality_rows(
+    pairs: Iterable[tuple[Prediction, Prediction, Label]],
+) -> list[MetricRow]:
+    """The quality rows of (live output, shadow output, label) triples of the same ids."""
+    kept = [(a, b, y) for a, b, y in pairs if a is not None and b is not None]
+    rows = [MetricRow("shadow.quality.paired", "", "", float(len(kept)))]
+    labels = [y for _, _, y in kept]
+    live = score_quality([a for a, _, _ in kept], labels)
+    shadow = score_quality([b for _, b, _ in kept], labels)
+    if live.task is None or shadow.task != live.task or not live.count == shadow.count == len(kept):
+        return rows
+    classification = live.task == "classification"
+    name = "accuracy" if classification else "mae"
+    p_value = p_more_errors(
+        shadow.errors, live.errors, binary=classification, alternative="two-sided"
+    )
+    return [
+        *rows,
+        MetricRow(f"shadow.quality.{name}", "", "", _score(shadow.errors, classification)),
+        MetricRow(f"shadow.quality.live_{name}", "", "", _score(live.errors, classification)),
+        MetricRow("shadow.quality.p_value", "", "", p_value),
+    ]
+
+
+def _score(errors: npt.NDArray[np.float64], classification: bool) -> float:
+    """Accuracy (errors are 0/1 misclassified) or MAE (errors are absolute errors)."""
+    return float(1.0 - errors.mean()) if classification else float(errors.mean())

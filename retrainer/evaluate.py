@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
+from detectors.paired import p_more_errors
 from retrainer.data import Example, Task, label_key, label_number
 from retrainer.train import TrainedModel, predict_scores
 
@@ -223,18 +223,10 @@ def _segment(
 def p_worse(new: Pointwise, old: Pointwise, index: npt.NDArray[np.intp]) -> float:
     """One-sided paired p-value for "the challenger is worse on these rows"."""
     if "accuracy" in new:  # McNemar's exact test on the rows where exactly one is right
-        champion_only = int(np.sum((old["accuracy"][index] == 1) & (new["accuracy"][index] == 0)))
-        challenger_only = int(np.sum((old["accuracy"][index] == 0) & (new["accuracy"][index] == 1)))
-        if champion_only + challenger_only == 0:
-            return 1.0
-        test = stats.binomtest(
-            champion_only, champion_only + challenger_only, alternative="greater"
+        return p_more_errors(
+            1.0 - new["accuracy"][index], 1.0 - old["accuracy"][index], binary=True
         )
-        return float(test.pvalue)
-    gaps = new["mae"][index] - old["mae"][index]  # > 0 where the challenger errs more
-    if not np.any(gaps):
-        return 1.0
-    return float(stats.wilcoxon(gaps, alternative="greater").pvalue)
+    return p_more_errors(new["mae"][index], old["mae"][index], binary=False)
 
 
 def _pointwise(model: TrainedModel, examples: Sequence[Example]) -> Pointwise:

@@ -14,6 +14,12 @@ reference quality (the unit's first labelled windows) with a one-sided test, and
 error-stream detectors fed with each newly joined pair in event-time order. Labels are also
 counted per arrival window (``labels.received``, ``labels.unmatched``: no such prediction).
 
+Shadow mode: a window's shadow predictions (stored apart, joined to the same labels by id) are
+the shadow cut (``@shadow=true``), with the usual label and quality figures of the shadow
+version and its own drop test, and never count in the whole window or its other cuts. On the
+same cut, the shadow and the live model are compared on the labelled ids they share
+(``shadow.quality.*``, ``detectors/shadow.py``: both qualities and a paired test).
+
 With several workers, each scores only the units (model or ``model::stage``) whose predictions
 it consumes: the owner of the partitions their events are in. A worker that takes partitions
 over looks back ``RESCAN_S`` further once, for what changed while they moved. Label arrival
@@ -38,7 +44,8 @@ from detectors.quality import (
     reference_stats,
     score_quality,
 )
-from driftline.cuts import cut_version, decided_by_cut, version_cut
+from detectors.shadow import shadow_quality_rows
+from driftline.cuts import SHADOW_CUT, cut_version, decided_by_cut, version_cut
 from driftline.store import DriftRow, MetricPoint, Store
 from driftline.store.labels import Joined, LabelStore, WindowKey
 from driftline.units import unit_of
@@ -113,6 +120,7 @@ class _Measured:
     stage: str
     start: int
     version: str
+    shadow_version: str = ""  # the shadow predictions' version, when the window has some
     points: list[MetricPoint] = field(default_factory=list)
     drift_rows: list[DriftRow] = field(default_factory=list)
     results: dict[str, tuple[QualityResult, int]] = field(default_factory=dict)  # by slice
@@ -138,7 +146,10 @@ class _Measured:
         )
 
     def version_of(self, segment: str) -> str:
-        """The version a cut's figures are of: its own for a version cut, else the window's."""
+        """The version a cut's figures are of: its own for a version cut, the shadow's for the
+        shadow cut, else the window's."""
+        if segment == SHADOW_CUT:
+            return self.shadow_version
         return cut_version(segment) or self.version
 
 
@@ -185,12 +196,18 @@ class QualityTracker:
         # the first (reference) windows of a later one
         histories: dict[tuple[str, str], History] = {}
         measured = []
+        with_shadows = self.labels.shadow_units() if dirty else set()
         for model, stage, start in sorted(dirty, key=lambda k: (k[2], k[0], k[1])):
             history = histories.get((model, stage))
             if history is None:
                 history = histories[(model, stage)] = self.store.quality_history(model, stage)
             rows = self.labels.window_joined(model, stage, start)
-            window = self.measure(model, stage, start, rows, since, now)
+            shadows = (
+                self.labels.window_joined(model, stage, start, shadow=True)
+                if (model, stage) in with_shadows
+                else []
+            )
+            window = self.measure(model, stage, start, rows, since, now, shadows)
             for segment, (result, _) in window.results.items():
                 key = (segment, window.version_of(segment))
                 history.setdefault(key, {})[start] = history_values(result)
@@ -225,20 +242,25 @@ class QualityTracker:
         rows: Sequence[Joined],
         since_ms: int,
         now: float,
+        shadows: Sequence[Joined] = (),
     ) -> _Measured:
-        """Coverage and quality of one window, overall and per slice; feeds the detectors."""
+        """Coverage and quality of one window, overall and per slice; feeds the detectors.
+        ``shadows``: the window's shadow predictions, the shadow cut (and nothing else)."""
         cfg = self.config
         w = cfg.window_seconds
         horizon = cfg.horizon_s
         version = dominant_version(Counter(r.version for r in rows))
         expired = start + w + horizon <= now
-        labelled = [
+        # the live rows, then the shadow ones: one index space for every cut
+        every = [*rows, *shadows]
+        labelled_set = {
             i
-            for i, r in enumerate(rows)
+            for i, r in enumerate(every)
             if r.label is not None and r.label_ms / 1000 - r.ts <= horizon
-        ]
+        }
+        labelled = sorted(i for i in labelled_set if i < len(rows))  # the live ones
         window = _Measured(model, stage, start, version)
-        groups: list[tuple[str, list[int]]] = [("", list(range(len(rows))))]
+        groups: list[tuple[str, list[int]]] = [("", list(range(len(rows))))] if rows else []
         unit = unit_of(model, stage)
         lookup = self.segments.lookup
         groups += sorted(slices_of(rows, lambda k, v: lookup(unit, k, v)).items())
@@ -255,7 +277,9 @@ class QualityTracker:
             if who is not None:
                 by_decider[who].append(i)
         groups += [(decided_by_cut(w), members) for w, members in sorted(by_decider.items())]
-        labelled_set = set(labelled)
+        if shadows:
+            window.shadow_version = dominant_version(Counter(r.version for r in shadows))
+            groups.append((SHADOW_CUT, list(range(len(rows), len(every)))))
         for segment, members in groups:
             mine = [i for i in members if i in labelled_set]
             window.point(w, "labels.count", float(len(mine)), segment)
@@ -265,7 +289,9 @@ class QualityTracker:
             if expired:
                 window.point(w, "labels.unlabelled", float(len(members) - len(mine)), segment)
             # business outcomes sent on label events (a click), with or without a label
-            outcomes = outcome_rows([rows[i].outcomes for i in members], cfg.outcome_profile, start)
+            outcomes = outcome_rows(
+                [every[i].outcomes for i in members], cfg.outcome_profile, start
+            )
             for row in outcomes:
                 window.point(w, row.metric, row.value, segment)
             if segment == "" and any(
@@ -275,11 +301,13 @@ class QualityTracker:
             if not mine:
                 continue
             result = score_quality(
-                [rows[i].event.get("prediction") for i in mine], [rows[i].label for i in mine]
+                [every[i].event.get("prediction") for i in mine], [every[i].label for i in mine]
             )
             for metric in result.metrics:
                 window.point(w, metric.metric, metric.value, segment, metric.category)
             window.results[segment] = (result, len(members))
+        if shadows:
+            self._compare_shadow(window, rows, shadows, labelled)
         if labelled:
             window.fired = self._feed_detectors(model, stage, start, rows, labelled, since_ms)
             detections = self._detections.get((model, stage, start), Counter())
@@ -299,6 +327,23 @@ class QualityTracker:
                     )
                 )
         return window
+
+    def _compare_shadow(
+        self,
+        window: _Measured,
+        rows: Sequence[Joined],
+        shadows: Sequence[Joined],
+        labelled: Iterable[int],
+    ) -> None:
+        """The shadow and the live model on the same labelled ids (``shadow.quality.*``)."""
+        shadow_of = {r.id: r.event.get("prediction") for r in shadows}
+        triples = [
+            (rows[i].event.get("prediction"), shadow_of[rows[i].id], rows[i].label)
+            for i in labelled
+            if rows[i].id in shadow_of
+        ]
+        for row in shadow_quality_rows(triples):
+            window.point(self.config.window_seconds, row.metric, row.value, SHADOW_CUT)
 
     def test(
         self, window: _Measured, reference: dict[tuple[str, str], tuple[int, QualityStats]]

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Container, Iterable
+from typing import Any
 
 import orjson
 
@@ -36,36 +37,46 @@ def keep_predictions(
     only: Container[str] | None = None,
 ) -> None:
     """Add the events that carry an ``id`` to ``into`` (rows of the ``predictions`` table, for
-    the label join): a few list appends per event and one JSON dump per call. ``only``: the
-    units (``model`` or ``model::stage``) to keep; None keeps every one."""
+    the label join; shadow predictions to ``into.shadows``, rows of ``shadow_predictions``, as
+    a shadow shares its live twin's id): a few list appends per event and one JSON dump per
+    call and side. ``only``: the units (``model`` or ``model::stage``) to keep; None keeps
+    every one."""
     if only is not None and not only:
         return  # no unit has sent labels yet: nothing to look at
-    models, stages, ids = into.models, into.stages, into.ids
-    stamps, windows, versions = into.ts, into.window_starts, into.versions
-    kept = []
+    # per side (live, shadow): the events kept and their event times
+    taken: tuple[tuple[list[dict[str, Any]], list[float]], ...] = (([], []), ([], []))
     for message in messages:
         broker_ts = message.broker_ts
         for event in message.events:
-            event_id = event.get("id")
-            if event_id is None or (only is not None and event["model"] not in only):
-                continue
-            if event.get("shadow") is True:
-                # a shadow prediction shares its live twin's id: kept, it would replace it
+            if event.get("id") is None or (only is not None and event["model"] not in only):
                 continue
             ts = event.get("ts")
-            if ts is None:
-                ts = broker_ts
-            model, stage = split_unit(event["model"])
-            models.append(model)
-            stages.append(stage)
-            ids.append(event_id)
-            stamps.append(ts)
-            windows.append(int(ts // window_seconds) * window_seconds)
-            version = event.get("version")
-            versions.append(version if type(version) is str else str(version or "unknown"))
-            kept.append(event)
-    if kept:
-        into.events.append(orjson.dumps(kept))
+            events, stamps = taken[event.get("shadow") is True]
+            events.append(event)
+            stamps.append(broker_ts if ts is None else ts)
+    live, shadow = taken
+    if live[0]:
+        _add(into, *live, window_seconds)
+    if shadow[0]:
+        _add(into.shadow_batch(), *shadow, window_seconds)
+
+
+def _add(
+    into: PredictionBatch, events: list[dict[str, Any]], stamps: list[float], window_seconds: int
+) -> None:
+    """Append the rows of ``events`` (event times ``stamps``) to ``into``, and one JSON dump."""
+    models, stages, ids = into.models, into.stages, into.ids
+    windows, versions = into.window_starts, into.versions
+    for event, ts in zip(events, stamps, strict=True):
+        model, stage = split_unit(event["model"])
+        models.append(model)
+        stages.append(stage)
+        ids.append(event["id"])
+        windows.append(int(ts // window_seconds) * window_seconds)
+        version = event.get("version")
+        versions.append(version if type(version) is str else str(version or "unknown"))
+    into.ts.extend(stamps)
+    into.events.append(orjson.dumps(events))
 
 
 class RawPredictions:

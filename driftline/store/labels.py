@@ -5,6 +5,11 @@ Both tables are written by the worker (``streams/raw_predictions.py`` buffers pr
 (``streams/quality.py``) and the retrainer. The join itself is done here, per window, in
 Python over two keyed reads: it is the same on ClickHouse 18.16 and chDB and needs no JOIN
 dialect. Everything is keyed by (model, stage, id), so replays rewrite the same rows.
+
+Shadow predictions (``"shadow": true``) share their live twin's id, so they are kept in a table
+of their own, ``shadow_predictions``, with the same columns: only the quality pass's shadow
+comparison reads it (``window_joined(..., shadow=True)``), and the live side (quality figures,
+examples, training data) never counts a shadow row. Both join the same labels by id.
 """
 
 from __future__ import annotations
@@ -29,13 +34,16 @@ class PredictionRow(NamedTuple):
     window_start: int
     version: str
     event: Mapping[str, Any]  # the validated event
+    shadow: bool = False  # a shadow prediction: a row of ``shadow_predictions``
 
 
 @dataclass
 class PredictionBatch:
     """Raw predictions column by column, as the worker buffers them: a list per column, and
     the events as JSON arrays (one per chunk added, in row order). Nothing per event but the
-    list entries is kept, and the write hands ClickHouse these arrays as they are."""
+    list entries is kept, and the write hands ClickHouse these arrays as they are. Shadow
+    predictions taken with them are a batch of their own, ``shadows`` (rows of the
+    ``shadow_predictions`` table), written with them."""
 
     models: list[str] = field(default_factory=list)
     stages: list[str] = field(default_factory=list)
@@ -44,22 +52,41 @@ class PredictionBatch:
     window_starts: list[int] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
     events: list[bytes] = field(default_factory=list)  # JSON arrays of events
+    shadows: PredictionBatch | None = None  # the shadow predictions, made on first use
 
     def __len__(self) -> int:
-        return len(self.ids)
+        """The rows, live and shadow."""
+        return len(self.ids) + (len(self.shadows) if self.shadows is not None else 0)
 
     @classmethod
     def of(cls, rows: Iterable[PredictionRow]) -> PredictionBatch:
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        if not columns:
+        rows = list(rows)
+        batch = cls._of([r for r in rows if not r.shadow])
+        if any(r.shadow for r in rows):
+            batch.shadows = cls._of([r for r in rows if r.shadow])
+        return batch
+
+    @classmethod
+    def _of(cls, rows: Sequence[PredictionRow]) -> PredictionBatch:
+        if not rows:
             return cls()
+        # every field but the last, ``shadow``: the columns of the table
+        columns = [list(column) for column in zip(*(r[:-1] for r in rows), strict=True)]
         models, stages, ids, ts, window_starts, versions, events = columns
         return cls(models, stages, ids, ts, window_starts, versions, [orjson.dumps(events)])
+
+    def shadow_batch(self) -> PredictionBatch:
+        """The batch of the shadow predictions taken with these."""
+        if self.shadows is None:
+            self.shadows = PredictionBatch()
+        return self.shadows
 
     def extend(self, other: PredictionBatch) -> None:
         for mine, theirs in zip(self._columns(), other._columns(), strict=True):
             mine.extend(theirs)
         self.events.extend(other.events)
+        if other.shadows is not None:
+            self.shadow_batch().extend(other.shadows)
 
     def json_columns(self, stored_ms: int) -> list[bytes]:
         """The ``predictions`` columns (``schema.PREDICTION_COLUMNS`` order), JSON arrays."""
@@ -102,6 +129,8 @@ class Joined:
 
 
 Unit = tuple[str, str]  # (model, stage)
+# live predictions, and shadow ones kept apart (a shadow shares its live twin's id)
+PREDICTION_TABLES = ("predictions", "shadow_predictions")
 WindowKey = tuple[str, str, int]  # (model, stage, window start)
 
 
@@ -111,15 +140,15 @@ class LabelStore:
 
     # -- writes ---------------------------------------------------------------------------
     def write_predictions(self, rows: PredictionBatch | Iterable[PredictionRow]) -> None:
-        """One block (the worker's batches are a few tens of thousands of rows)."""
+        """One block per table (the worker's batches are a few tens of thousands of rows):
+        live predictions to ``predictions``, shadow ones to ``shadow_predictions``."""
         batch = rows if isinstance(rows, PredictionBatch) else PredictionBatch.of(rows)
-        if not batch:
-            return
-        self.backend.insert_json_columns(
-            "predictions",
-            schema.PREDICTION_COLUMNS,
-            batch.json_columns(time.time_ns() // 1_000_000),
-        )
+        stored_ms = time.time_ns() // 1_000_000
+        for table, part in (("predictions", batch), ("shadow_predictions", batch.shadows)):
+            if part is not None and part.ids:
+                self.backend.insert_json_columns(
+                    table, schema.PREDICTION_COLUMNS, part.json_columns(stored_ms)
+                )
 
     def write_labels(self, rows: Sequence[LabelRow]) -> None:
         stored_ms = time.time_ns() // 1_000_000
@@ -143,25 +172,39 @@ class LabelStore:
         rows = self.backend.execute("SELECT DISTINCT model, stage FROM labels")
         return {(str(r[0]), str(r[1])) for r in rows}
 
+    def shadow_units(self) -> set[Unit]:
+        """Units with shadow predictions stored."""
+        rows = self.backend.execute("SELECT DISTINCT model, stage FROM shadow_predictions")
+        return {(str(r[0]), str(r[1])) for r in rows}
+
     def windows_with_new_predictions(self, since_ms: int) -> set[WindowKey]:
-        """Windows of labelled units that got predictions stored after ``since_ms``."""
-        rows = self.backend.execute(
-            "SELECT DISTINCT model, stage, toUInt32(window_start) FROM predictions "
+        """Windows of labelled units that got predictions (live or shadow) stored after
+        ``since_ms``."""
+        return self._windows(
             "WHERE stored_ms > %(since)s "
             "AND (model, stage) IN (SELECT DISTINCT model, stage FROM labels)",
             {"since": int(since_ms)},
         )
-        return {(str(r[0]), str(r[1]), int(r[2])) for r in rows}
 
     def windows_with_new_labels(self, since_ms: int) -> set[WindowKey]:
-        """Windows holding the predictions that labels stored after ``since_ms`` belong to."""
-        rows = self.backend.execute(
-            "SELECT DISTINCT model, stage, toUInt32(window_start) FROM predictions "
+        """Windows holding the predictions (live or shadow) that labels stored after
+        ``since_ms`` belong to."""
+        return self._windows(
             "WHERE (model, stage, id) IN "
             "(SELECT model, stage, id FROM labels WHERE stored_ms > %(since)s)",
             {"since": int(since_ms)},
         )
-        return {(str(r[0]), str(r[1]), int(r[2])) for r in rows}
+
+    def _windows(self, where: str, params: dict[str, Any]) -> set[WindowKey]:
+        """The windows of the live and the shadow predictions matching ``where``."""
+        found: set[WindowKey] = set()
+        for table in PREDICTION_TABLES:
+            rows = self.backend.execute(
+                f"SELECT DISTINCT model, stage, toUInt32(window_start) FROM {table} {where}",
+                params,
+            )
+            found.update((str(r[0]), str(r[1]), int(r[2])) for r in rows)
+        return found
 
     def labelled_windows_between(self, start: int, end: int) -> set[WindowKey]:
         """Windows of labelled units starting in [start, end): those whose horizon just ended."""
@@ -185,17 +228,24 @@ class LabelStore:
 
     # -- the join -------------------------------------------------------------------------
     def _join(
-        self, where: str, params: dict[str, Any], *, labelled_only: bool, limit: str = ""
+        self,
+        where: str,
+        params: dict[str, Any],
+        *,
+        labelled_only: bool,
+        limit: str = "",
+        table: str = "predictions",
     ) -> list[Joined]:
         """Predictions of one unit matching ``where`` (oldest first), each with its latest
-        label: two keyed reads joined here, the same on ClickHouse 18.16 and chDB."""
+        label: two keyed reads joined here, the same on ClickHouse 18.16 and chDB. ``table``:
+        ``shadow_predictions`` for the shadow ones."""
         only = (
             " AND id IN (SELECT id FROM labels WHERE model = %(model)s AND stage = %(stage)s)"
             if labelled_only
             else ""
         )
         predictions = self.backend.execute(
-            "SELECT id, any(ts), any(version), any(event), max(stored_ms) FROM predictions "
+            f"SELECT id, any(ts), any(version), any(event), max(stored_ms) FROM {table} "
             f"WHERE {where}{only} GROUP BY id ORDER BY any(ts), id{limit}",
             params,
         )
@@ -206,7 +256,7 @@ class LabelStore:
             "maxIf(label_ms, label != 'null'), maxIf(stored_ms, label != 'null'), "
             "argMaxIf(metrics, label_ms, metrics != '') FROM labels "
             "WHERE model = %(model)s AND stage = %(stage)s AND id IN "
-            f"(SELECT id FROM predictions WHERE {where}) GROUP BY id",
+            f"(SELECT id FROM {table} WHERE {where}) GROUP BY id",
             params,
         )
         by_id = {
@@ -236,12 +286,16 @@ class LabelStore:
             )
         return joined
 
-    def window_joined(self, model: str, stage: str, window_start: int) -> list[Joined]:
-        """Every stored prediction of one window with its latest label."""
+    def window_joined(
+        self, model: str, stage: str, window_start: int, *, shadow: bool = False
+    ) -> list[Joined]:
+        """Every stored prediction of one window with its latest label; ``shadow``: the
+        window's shadow predictions instead, each with the label of its id (its live twin's)."""
         return self._join(
             "model = %(model)s AND stage = %(stage)s AND window_start = toDateTime(%(start)s)",
             {"model": model, "stage": stage, "start": int(window_start)},
             labelled_only=False,
+            table="shadow_predictions" if shadow else "predictions",
         )
 
     def label_bucket_counts(
@@ -299,7 +353,7 @@ class LabelStore:
         day = int(time.strftime("%Y%m%d", cutoff))
         month = day // 100
         dropped = []
-        for table, newest_gone in (("predictions", day), ("labels", month)):
+        for table, newest_gone in (*((t, day) for t in PREDICTION_TABLES), ("labels", month)):
             rows = self.backend.execute(
                 "SELECT DISTINCT partition FROM system.parts "
                 "WHERE database = currentDatabase() AND table = %(table)s AND active",

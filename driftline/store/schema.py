@@ -246,6 +246,12 @@ PARTITION BY toYYYYMMDD(window_start)
 ORDER BY (model, stage, window_start, id)
 """
 
+# Shadow predictions (``"shadow": true``) that carry an ``id``: the same rows as ``predictions``,
+# kept apart because a shadow shares its live twin's id and would replace it there. Only the
+# quality pass's shadow comparison reads them (``LabelStore.window_shadow_joined``): nothing that
+# reads ``predictions`` (quality, examples, training data) ever sees a shadow row.
+SHADOW_PREDICTIONS = PREDICTIONS.replace("predictions (", "shadow_predictions (", 1)
+
 # Labels as they arrive (``label_ms``: the label's ts, else its broker time). A duplicate label
 # for the same id is kept; reads take the latest (argMax by label_ms). An outcome event (custom
 # ``metrics`` without a label) has label 'null'; reads take the latest label and, apart, the
@@ -334,6 +340,7 @@ TABLES = (
     REFERENCES,
     DRIFT_RESULTS,
     PREDICTIONS,
+    SHADOW_PREDICTIONS,
     LABELS,
     RETRAIN_JOBS,
     DEPLOYMENTS,

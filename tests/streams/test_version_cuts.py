@@ -14,6 +14,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from helpers import in_process_worker
+from scipy import stats
 
 from alarms.rules import Comparison, Rule, RuleIndex
 from alarms.state import evaluate
@@ -215,6 +216,16 @@ def test_shadow_predictions_and_who_decided_are_cuts(store: Store) -> None:
     assert stored("traffic.count", "@decided_by=model") == 80
     # the label join kept the live predictions: a shadow twin did not replace them
     assert stored("labels.count") == 100
+    assert stored("quality.accuracy") == pytest.approx(0.6)
+    # the shadow's own quality on its cut, and both versions on the same labelled ids: of the
+    # 100 pairs exactly one is right each time, the live model 60 times (McNemar, two-sided)
+    assert stored("labels.count", "@shadow=true") == 100
+    assert stored("quality.accuracy", "@shadow=true") == pytest.approx(0.4)
+    assert stored("shadow.quality.paired", "@shadow=true") == 100
+    assert stored("shadow.quality.accuracy", "@shadow=true") == pytest.approx(0.4)
+    assert stored("shadow.quality.live_accuracy", "@shadow=true") == pytest.approx(0.6)
+    p_value = stats.binomtest(40, 100).pvalue
+    assert stored("shadow.quality.p_value", "@shadow=true") == pytest.approx(p_value)
     assert stored("quality.error_rate", "@decided_by=human") == 0
     assert stored("quality.error_rate", "@decided_by=model") == pytest.approx(0.5)
 

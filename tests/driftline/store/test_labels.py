@@ -63,13 +63,17 @@ def test_labelled_events_for_training(store: Store) -> None:
 def test_retention_drops_old_partitions(store: Store) -> None:
     labels = LabelStore(store.backend)
     old, recent = T0 - 40 * 86400, T0
-    labels.write_predictions([prediction(1, window=old), prediction(2, window=recent)])
+    shadow = prediction(1, window=old)._replace(shadow=True)  # kept apart, dropped alike
+    labels.write_predictions([prediction(1, window=old), prediction(2, window=recent), shadow])
     labels.write_labels([LabelRow("m", "", "p1", 1, old * 1000)])
+    assert [j.id for j in labels.window_joined("m", "", old, shadow=True)] == ["p1"]
     dropped = labels.drop_expired(keep_days=14, now=T0 + 60)
     assert any(d.startswith("predictions:") for d in dropped)
+    assert any(d.startswith("shadow_predictions:") for d in dropped)
     assert any(d.startswith("labels:") for d in dropped)
     assert [j.id for j in labels.window_joined("m", "", recent)] == ["p2"]
     assert labels.window_joined("m", "", old) == []
+    assert labels.window_joined("m", "", old, shadow=True) == []
 
 
 def test_the_workers_column_wise_batches_keep_every_event_exactly(store: Store) -> None:
@@ -91,8 +95,11 @@ def test_the_workers_column_wise_batches_keep_every_event_exactly(store: Store) 
     keep_predictions([Message(("t", 0), 0, T0, events[:2], {})], 60, first)
     keep_predictions([Message(("t", 0), 1, T0, [*events[2:], unnamed, staged], {})], 60, later)
     keep_predictions([], 60, later)  # nothing to add
+    # a shadow twin (same id) goes to the batch's shadows, not over its live twin
+    keep_predictions([Message(("t", 0), 2, T0, [{**events[0], "shadow": True}], {})], 60, later)
     first.extend(later)  # as the worker does when a write failed
-    assert len(first) == 6 and len(first.events) == 2
+    assert len(first) == 7 and len(first.events) == 2
+    assert first.shadows is not None and first.shadows.ids == ["q0"]
     LabelStore(store.backend).write_predictions(first)
     labels = LabelStore(store.backend)
     stored = {j.id: j for j in labels.window_joined("m", "", T0)}
@@ -100,3 +107,5 @@ def test_the_workers_column_wise_batches_keep_every_event_exactly(store: Store) 
     assert [stored[f"q{i}"].event for i in range(5)] == events
     assert stored["q1"].version == "3" and stored["q1"].ts == T0 + 1
     assert [j.id for j in labels.window_joined("m", "asr", T0)] == ["s0"]
+    [twin] = labels.window_joined("m", "", T0, shadow=True)
+    assert twin.id == "q0" and twin.event == {**events[0], "shadow": True}
