@@ -5,7 +5,7 @@ same window, is a pair (live output, shadow output). Per window:
 
 * ``shadow.joined``: the pairs;
 * ``shadow.agreement``: the share of pairs whose decisions agree (classification: the same
-  class; class probabilities: the same argmax);
+  class; class probabilities: the same argmax; scores in [0, 1]: the same side of 0.5);
 * ``shadow.mean_abs_diff`` and ``shadow.mean_diff`` (shadow minus live), for numeric outputs;
 * ``shadow.output_shift``: how far apart the two output distributions are over the pairs:
   the two-sample Kolmogorov-Smirnov statistic for numbers, the total variation distance
@@ -27,8 +27,10 @@ different tasks, or some pair cannot be scored on one side (a label of the wrong
 >>> rows = shadow_rows([("a", "a"), ("a", "b"), ("b", "b"), (None, "a")])
 >>> {r.metric: round(r.value, 3) for r in rows}
 {'shadow.joined': 3.0, 'shadow.agreement': 0.667, 'shadow.output_shift': 0.333}
->>> [(r.metric, round(r.value, 3)) for r in shadow_rows([(0.2, 0.3), (0.4, 0.6)])][1:3]
-[('shadow.mean_abs_diff', 0.15), ('shadow.mean_diff', 0.15)]
+>>> {r.metric: round(r.value, 3) for r in shadow_rows([(0.2, 0.3), (0.4, 0.6)])}
+... # doctest: +NORMALIZE_WHITESPACE
+{'shadow.joined': 2.0, 'shadow.mean_abs_diff': 0.15, 'shadow.mean_diff': 0.15,
+ 'shadow.output_shift': 0.5, 'shadow.agreement': 0.5}
 >>> triples = [("a", "a", "a"), ("b", "a", "a"), ("b", "b", "a"), (None, "a", "a")]
 >>> rows = shadow_quality_rows(triples)  # (live, shadow, label): one null live output
 >>> {r.metric: round(r.value, 3) for r in rows}  # doctest: +NORMALIZE_WHITESPACE
@@ -62,6 +64,13 @@ def _decision(output: Any) -> str | None:
     return str(output)
 
 
+SCORE_THRESHOLD = 0.5  # detectors/quality.py's default threshold for scores
+
+
+def _scores(values: npt.NDArray[np.float64]) -> bool:
+    return bool(values.min() >= 0.0 and values.max() <= 1.0)
+
+
 def _number(output: Any) -> float | None:
     kind = type(output)
     return float(output) if kind is int or kind is float else None
@@ -80,12 +89,17 @@ def shadow_rows(pairs: Iterable[tuple[Any, Any]]) -> list[MetricRow]:
         shadow = np.array([b for _, b in numeric], dtype=float)
         diff = shadow - live
         shift = float(stats.ks_2samp(live, shadow).statistic)
-        return [
-            *rows,
+        rows += [
             MetricRow("shadow.mean_abs_diff", "", "", float(np.abs(diff).mean())),
             MetricRow("shadow.mean_diff", "", "", float(diff.mean())),
             MetricRow("shadow.output_shift", "", "", shift),
         ]
+        if _scores(live) and _scores(shadow):
+            # scores in [0, 1]: a binary classifier's, deciding "1" from SCORE_THRESHOLD on,
+            # as the quality pass scores them
+            agree = float(np.mean((live >= SCORE_THRESHOLD) == (shadow >= SCORE_THRESHOLD)))
+            rows.append(MetricRow("shadow.agreement", "", "", agree))
+        return rows
     decisions = [(_decision(a), _decision(b)) for a, b in kept]
     agree = sum(a == b for a, b in decisions) / len(decisions)
     return [

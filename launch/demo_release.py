@@ -38,10 +38,13 @@ from driftline_sdk import Monitor, TrafficSplit
 
 MODEL = "spam"
 STEPS = (5.0, 25.0, 100.0)
-# labels come 1 to 3 windows late: the canary judges outputs, nulls, latency and invalid
-# events from the first window, and the error rate where labels have come (min_labelled 0:
-# the error rate does not hold a step back waiting for them)
-GATES = {"min_events": 30, "min_labelled": 0}
+# The demo's gates, on top of the judge's defaults (detectors/canary.py): labels come 1 to 3
+# windows late, so the error rate does not hold a step back waiting for them (min_labelled 0:
+# its harm test still runs on the labels that have come); and the p95 of the 50 requests a
+# 5 % step gets per window is noisy, so a step rules out a 50 % slowdown, not the default 20 %
+# (which takes about ten such windows). The harm tests keep their tolerances: 10 % on p95.
+GATES = {"min_labelled": 0, "latency_margin": 0.5}
+REQUESTS_PER_WINDOW = 1000
 WEIGHTS = np.array([1.8, 1.2, 5.0, -0.008])  # links, log length, caps ratio, sender age (days)
 BIAS = -6.6
 
@@ -86,7 +89,8 @@ VERSIONS = {
 
 
 class ReleaseDemo:
-    """Sends ``spam``'s traffic at ``rate`` per second and walks its release through the API."""
+    """Sends ``spam``'s traffic (1,000 requests a window) and walks its release through the
+    API."""
 
     def __init__(
         self,
@@ -94,7 +98,7 @@ class ReleaseDemo:
         api: str,
         window_seconds: int,
         *,
-        rate: float = 100.0,
+        rate: float | None = None,  # requests per second; None: REQUESTS_PER_WINDOW a window
         shadow_windows: int = 4,
         step_windows: int = 2,
         api_key: str | None = None,
@@ -104,7 +108,7 @@ class ReleaseDemo:
         self.bootstrap = bootstrap
         self.api = api.rstrip("/")
         self.w = window_seconds
-        self.rate = rate
+        self.rate = REQUESTS_PER_WINDOW / window_seconds if rate is None else rate
         self.shadow_windows = shadow_windows
         self.step_windows = step_windows
         self.api_key = api_key
