@@ -1,24 +1,19 @@
 """The dashboard in a real browser: headless Chromium (Debian's) driven by Playwright.
 
 The API serves windows written through the real Store API into the embedded ClickHouse
-engine; a second test opens the dashboard of a real ``driftline demo`` process. Screenshots
-go to test-artifacts/ (gitignored).
+engine (the dashboard of a real ``driftline demo`` process: tests/launch/test_demo.py).
+Screenshots go to test-artifacts/ (gitignored).
 """
 
 from __future__ import annotations
 
-import math
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from helpers import get_json, wait_until
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
+from helpers import wait_until
+from helpers.browser import Browser, drawn, open_browser, screenshot
 from pydantic import SecretStr
 
 from alarms.rules import Comparison
@@ -32,70 +27,15 @@ from driftline.store.deployments import StepVerdict
 from driftline.store.embedded import EmbeddedBackend
 from launch.services import ApiThread
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 STEP = 60
 WINDOWS = 40
 DRIFT_FROM = 30  # windows from this index on have drifted 'amount' and 'age'
 CLICKED_FROM = 10  # the outcome 'clicked' comes with labels from this window on
 
 
-@dataclass
-class Browser:
-    context: BrowserContext
-    errors: list[str]
-
-    def page(self) -> Page:
-        page = self.context.new_page()
-        page.on("console", lambda m: self._console(m))
-        page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
-        return page
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            self.errors.append(f"console {message.type}: {message.text}")
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),  # a fresh --user-data-dir
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1440, "height": 900},
-            timezone_id="UTC",
-            locale="en-GB",
-        )
-        try:
-            yield Browser(context, [])
-        finally:
-            context.close()
-
-
-def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
-def drawn(page: Page, chart: str, series: str) -> list[float]:
-    """The values a chart drew for one series (its data-values attribute)."""
-    raw = page.get_attribute(f'[data-chart="{chart}"] [data-series="{series}"]', "data-values")
-    assert raw is not None, f"chart {chart!r} drew no series {series!r}"
-    return [float(v) for v in raw.split(",") if v]
+    yield from open_browser(tmp_path_factory)
 
 
 def iso(t: int) -> str:
@@ -699,46 +639,3 @@ def test_assets_come_from_the_package() -> None:
     for asset in ("dashboard.js", "charts.js", "dashboard.css", "favicon.svg"):
         assert (STATIC / asset).is_file()
         assert "//cdn" not in (STATIC / asset).read_text()
-
-
-# -- a real `driftline demo` ---------------------------------------------------------------
-
-
-def test_dashboard_of_a_running_demo(browser: Browser, tmp_path: Path) -> None:
-    api_port, kafka_port = free_port(), free_port()
-    log = tmp_path / "demo.log"
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "launch.cli", "demo", "--duration", "90",
-         "--window-seconds", "3", "--drift-after", "12", "--api-port", str(api_port),
-         "--kafka-port", str(kafka_port), "--data-dir", str(tmp_path / "data")],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    api = f"http://127.0.0.1:{api_port}"
-    try:
-
-        def stored_counts() -> list[float]:
-            body = get_json(f"{api}/v1/models/fraud/metrics?name=traffic.count")
-            series = body["series"] if body else []
-            return [p["value"] for p in series[0]["points"]] if series else []
-
-        wait_until(lambda: len(stored_counts()) >= 3, timeout=60, what="three demo windows")
-        page = browser.page()
-        page.goto(f"{api}/#/models/fraud?range=15m&refresh=3")
-        page.wait_for_selector('[data-chart="traffic"] [data-series="traffic.count"]')
-        drawn_counts = drawn(page, "traffic", "traffic.count")
-        assert drawn_counts == stored_counts()[: len(drawn_counts)]
-        assert all(math.isfinite(v) and v > 0 for v in drawn_counts)
-        assert page.locator('[data-chart="latency"] [data-series="latency.p95"]').count() == 1
-
-        if "drift.share_drifted" in get_json(f"{api}/v1/models/fraud")["metrics"] or get_json(
-            f"{api}/openapi.json"
-        )["paths"].get("/v1/models/{model}/drift"):
-            # drift is tested: the injected drift shows up on the heat map by itself
-            page.wait_for_selector('.cell[data-drifted="1"]', timeout=60_000)
-        screenshot(page, "dashboard-demo.png")
-        assert f"Dashboard  {api}/" in log.read_text()  # the banner points people at it
-        assert browser.errors == []
-        page.close()
-    finally:
-        demo.terminate()
-        demo.wait(timeout=60)

@@ -9,9 +9,10 @@ the API (one run: the stories share its start-up and its minutes):
   serving code loads, and quality recovers. A challenger rejected on a channel (a real drop
   beyond chance on that channel's holdout rows: a few percent of runs) is retried a minute
   later with more labels, so the test accepts version 2 or 3;
+* the dashboard draws it: the stored counts, the drift on the heat map;
 * the ``spam`` release (``launch/demo_release.py``): version 2 in shadow, then a canary at
   5 % → 25 % → 100 % promoted by the judge; version 3, broken, rolled back within a few
-  windows, and the rollback alerted.
+  windows, the rollback alerted and shown on the dashboard.
 
 The tests run in file order on one demo; the last one stops it and reads its log.
 """
@@ -19,6 +20,7 @@ The tests run in file order on one demo; the last one stops it and reads its log
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from typing import Any
 
 import pytest
 from helpers import get_json, wait_until
+from helpers.browser import Browser, drawn, open_browser, screenshot
 from helpers.webhook_receiver import WebhookReceiver
 
 from driftline.broker import free_port
@@ -128,7 +131,35 @@ def test_the_drift_fires_and_resolves_a_signed_webhook(demo: Demo) -> None:
     assert all(r.signed_by("s3cret") for r in receiver.received)
 
 
-def test_the_spam_release_shadow_canary_promotion_and_rollback(demo: Demo) -> None:
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    yield from open_browser(tmp_path_factory)
+
+
+def test_the_dashboard_draws_the_demo(demo: Demo, browser: Browser) -> None:
+    api = demo.api
+
+    def stored_counts() -> list[float]:
+        return series(api, "fraud", "traffic.count")
+
+    page = browser.page()
+    page.goto(f"{api}/#/models/fraud?range=15m&refresh=3")
+    page.wait_for_selector('[data-chart="traffic"] [data-series="traffic.count"]')
+    drawn_counts = drawn(page, "traffic", "traffic.count")
+    assert drawn_counts == stored_counts()[: len(drawn_counts)]
+    assert all(math.isfinite(v) and v > 0 for v in drawn_counts)
+    assert page.locator('[data-chart="latency"] [data-series="latency.p95"]').count() == 1
+    # the injected drift shows up on the heat map by itself
+    page.wait_for_selector('.cell[data-drifted="1"]', timeout=60_000)
+    screenshot(page, "dashboard-demo.png")
+    assert f"Dashboard  {api}/" in demo.log.read_text()  # the banner points people at it
+    assert browser.errors == []
+    page.close()
+
+
+def test_the_spam_release_shadow_canary_promotion_and_rollback(
+    demo: Demo, browser: Browser
+) -> None:
     api = demo.api
 
     def deployments() -> list[dict[str, Any]]:
@@ -144,10 +175,11 @@ def test_the_spam_release_shadow_canary_promotion_and_rollback(demo: Demo) -> No
     promoted = [(v["step"], v["share"]) for v in verdicts if v["decision"] == "promote"]
     assert promoted == [(0, 5), (1, 25), (2, 100)]
     assert "rollback" not in {v["decision"] for v in verdicts}
-    # version 3, broken (a fifth of its answers missing): rolled back by the judge within a few
-    # windows of its first, on its null outputs
+    # version 3, broken (a fifth of its answers missing, slower, less accurate): rolled back by
+    # the judge within a few windows of its first, on whichever harm it proved first
     assert (bad["baseline"], bad["candidate"], bad["by"]) == ("2", "3", "judge")
-    assert "output.null_rate" in bad["reason"]
+    harms = ("output.null_rate", "latency.p95", "quality.error_rate")
+    assert any(f"{m} is worse than tolerated" in bad["reason"] for m in harms), bad["reason"]
     judged = get_json(f"{api}/v1/models/spam/deployments/{bad['id']}")["verdicts"]
     assert judged[-1]["decision"] == "rollback" and len(judged) <= 5, judged
     assert judged[-1]["evidence"]["output.null_rate"]["candidate"] > 0.1
@@ -162,6 +194,15 @@ def test_the_spam_release_shadow_canary_promotion_and_rollback(demo: Demo) -> No
     assert {t["version"] for t in model["traffic"]} >= {"1", "2", "3"}
     human = series(api, "spam", "traffic.human_share")
     assert human and 0.02 < sum(human) / len(human) < 0.3
+    # the dashboard: the versions side by side, the last deployment's steps and verdicts
+    page = browser.page()
+    page.goto(f"{api}/#/models/spam?range=15m")
+    page.wait_for_selector('#deployments tr[data-version="3"]')
+    assert page.locator("#deployment tr.verdict").count() == len(judged)
+    assert "rolled back" in page.inner_text("#deployment").replace("_", " ")
+    screenshot(page, "dashboard-release.png")
+    assert browser.errors == []
+    page.close()
 
 
 def test_concept_drift_is_retrained_and_promoted(demo: Demo) -> None:
@@ -201,8 +242,10 @@ def test_concept_drift_is_retrained_and_promoted(demo: Demo) -> None:
         what=f"events of version {new}",
     )
     wait_until(
-        lambda: series(api, "fraud", "quality.accuracy", "&segment=channel%3Dmobile")[-1]
-        > min(mobile) + 0.2,
+        lambda: (
+            series(api, "fraud", "quality.accuracy", "&segment=channel%3Dmobile")[-1]
+            > min(mobile) + 0.2
+        ),
         timeout=40,
         what=f"mobile accuracy recovering under version {new}",
     )
