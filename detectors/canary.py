@@ -25,7 +25,7 @@ falls below alpha under the null stays at most alpha (Ville's inequality on a te
   spread nobody knows in advance, goes into a sequential t-test: the Bayes factor of a normal
   prior on the standardised harm (sd ``latency_mixture_sd``) with the scale-invariant prior on
   sigma, which is a test martingale under the null (group invariance; Perez-Ortiz et al. 2022).
-  It needs two windows to say anything and, with few windows, at least ~5 to reject at 0.0025.
+  It needs two windows to say anything and, with few windows, at least ~5 to reject at 0.00225.
   Where the spread is known from the baseline's windows before the canary
   (``latency_spread``, put into ``CanaryConfig.latency_spread``), the log ratios go into the
   same one-sided mSPRT as the rates instead, each window weighted by its events, and one window
@@ -34,8 +34,20 @@ falls below alpha under the null stays at most alpha (Ville's inequality on a te
 Each test's null is composite ("no worse than tolerance"); a candidate better than the boundary
 only makes each statistic smaller, so a test valid at the boundary is valid for all of it. The
 rate tests and the known-spread latency test are valid up to the normal approximation of pooled
-counts and a plug-in variance (the t-test needs neither). Alpha is split equally over the four
-metrics (Bonferroni). A rollback stays for the rest of the step.
+counts and a plug-in variance (the t-test needs neither). Alpha is split (Bonferroni): 90 % of it
+equally over the four metrics, 10 % to the input mismatch test below. A rollback stays for the
+rest of the step.
+
+Mismatch tests. Both arms get the same traffic, so the candidate's inputs should look like the
+baseline's: if they differ, requests are routed by something that matters, or the candidate's
+feature code differs (a bug either way). Its outputs should differ only as the two models do.
+When the worker compares the two arms' window profiles (``Versus``: the drift tests of the
+candidate's cut against the baseline's cut of the same window), each window gives a p-value per
+kind; ``calibrated_log_e`` turns each into an e-value and their product over the step's windows
+is a test supermartingale under "no difference", read after every window like the others
+(``versus.inputs``, ``versus.output``). The input mismatch has ``MISMATCH_SHARE`` of alpha and
+can roll back, never hold a promotion back; the output shift is reported with its p-value, not
+judged: a new model's outputs are meant to differ, and its harms show in the other metrics.
 
 The non-inferiority gate. No rejection is no evidence: at 5 % of traffic a step has too few
 events for a harm test to reject a candidate 5 points worse, and promoting on silence promoted
@@ -97,7 +109,7 @@ quality.error_rate: harm of 3.0 points ruled out (upper bound +0.4 points)
 ['hold', 'rollback']
 >>> print(judge.verdict.reason)  # doctest: +NORMALIZE_WHITESPACE
 quality.error_rate is worse than tolerated: candidate 0.200 vs baseline 0.099
-(+10.1 points, tolerance 1.0 point); always-valid p 8.6e-05 <= 0.0025
+(+10.1 points, tolerance 1.0 point); always-valid p 8.6e-05 <= 0.0023
 
 At 5 % of the traffic, 5 windows of a candidate 5 points worse: no harm test rejects, but the
 gate cannot rule out a harm of 3 points, so the step holds and says what is missing.
@@ -140,6 +152,14 @@ ERROR_RATE, NULL_RATE, INVALID_RATE, LATENCY = (
     "latency.p95",
 )
 METRICS = (ERROR_RATE, NULL_RATE, INVALID_RATE, LATENCY)
+# the same traffic goes to both arms, so their inputs should not differ (else: a routing or
+# feature bug): a harm test on the per-window comparison of the two arms' profiles (``Versus``),
+# never a gate of a promotion. Their outputs differ as the two models do (a better model too):
+# the shift is measured and reported, not judged
+INPUT_MISMATCH, OUTPUT_SHIFT = "versus.inputs", "versus.output"
+MISMATCHES = (INPUT_MISMATCH, OUTPUT_SHIFT)
+MISMATCH_SHARE = 0.1  # of alpha, for the input mismatch; the rest is split over METRICS
+CALIBRATOR_KAPPA = 0.5  # p -> kappa * p ** (kappa - 1): an e-value from a p-value
 LATENCY_MIN_WINDOWS = 2  # a t-test needs two windows to estimate the spread
 LATENCY_LOG_MIXTURE_SD = 0.2  # with a known spread: harms of ~20 % beyond the tolerance
 # promote_alpha's share spent on the one fixed-sample look at the step's end; the rest goes to
@@ -178,6 +198,31 @@ class ArmWindow:
             raise ValueError(f"latency_p95 must be a positive finite number or None; got {p95}")
         if p95 is not None and self.events == 0:
             raise ValueError("a window with no events has no latency p95; pass None")
+
+
+@dataclass(frozen=True)
+class Versus:
+    """One window's comparison of the candidate's profile with the baseline's (the worker's
+    ``versus.*`` rows): the p-value that the inputs differ (the smallest multiplicity-adjusted
+    p over the features) and that the outputs differ (the output's drift test); None when
+    not tested. Under "no difference" each is uniform or larger (valid p-values)."""
+
+    inputs_p: float | None = None
+    output_p: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("inputs_p", "output_p"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"{name} must be a p-value in [0, 1] or None; got {value}")
+
+
+def calibrated_log_e(p: float, kappa: float = CALIBRATOR_KAPPA) -> float:
+    """log of the e-value kappa * p^(kappa - 1) of a p-value (Vovk & Wang 2021): its mean is
+    at most 1 under the null, so a product over independent windows is a test supermartingale
+    and may be read after each (Ville). p = 1 gives log(kappa) < 0: quiet windows count
+    against a rollback."""
+    return math.log(kappa) + (kappa - 1.0) * math.log(max(p, 1e-300))
 
 
 @dataclass(frozen=True)
@@ -255,8 +300,14 @@ class CanaryConfig:
 
     @property
     def metric_alpha(self) -> float:
-        """Each metric's share of ``alpha`` (Bonferroni over ``METRICS``)."""
-        return self.alpha / len(METRICS)
+        """Each metric's share of ``alpha`` (Bonferroni over ``METRICS``, after the share of
+        the mismatch tests)."""
+        return self.alpha * (1.0 - MISMATCH_SHARE) / len(METRICS)
+
+    @property
+    def mismatch_alpha(self) -> float:
+        """The input mismatch test's share of ``alpha``."""
+        return self.alpha * MISMATCH_SHARE
 
     @property
     def step_end_alpha(self) -> float:
@@ -327,9 +378,17 @@ class MetricEvidence:
 
     @property
     def harmful(self) -> bool:
-        return self.ready and self.p_value <= self.alpha
+        return self.ready and self.alpha > 0.0 and self.p_value <= self.alpha
 
     def describe(self) -> str:
+        if self.metric in MISMATCHES:
+            what = "inputs" if self.metric == INPUT_MISMATCH else "outputs"
+            why = " (a routing or feature bug)" if self.metric == INPUT_MISMATCH else ""
+            state = "differ" if self.harmful else "compared"
+            return (
+                f"{self.metric}: the candidate's {what} and the baseline's on the same traffic "
+                f"{state}{why} over {self.samples} windows"
+            )
         if self.candidate is None or self.baseline is None or self.effect is None:
             return f"{self.metric}: no data"
         if self.metric == LATENCY:
@@ -510,6 +569,9 @@ class CanaryJudge:
         self._min_safe_p = dict.fromkeys(METRICS, 1.0)
         self._looked = dict.fromkeys(METRICS, False)
         self._shown = dict.fromkeys(METRICS, False)
+        # the mismatch tests: windows compared, and the log e-process of each
+        self._versus_windows = dict.fromkeys(MISMATCHES, 0)
+        self._versus_log_e = dict.fromkeys(MISMATCHES, 0.0)
         self._rolled_back: str | None = None
         self._verdict: Verdict | None = None
 
@@ -526,8 +588,16 @@ class CanaryJudge:
         """The last verdict, or None before the first window of a step."""
         return self._verdict
 
-    def update(self, baseline: ArmWindow, candidate: ArmWindow) -> Verdict:
+    def update(
+        self, baseline: ArmWindow, candidate: ArmWindow, versus: Versus | None = None
+    ) -> Verdict:
+        """One window: both arms' counts, and the comparison of their profiles if made."""
         self._windows += 1
+        if versus is not None:
+            for metric, p in ((INPUT_MISMATCH, versus.inputs_p), (OUTPUT_SHIFT, versus.output_p)):
+                if p is not None:
+                    self._versus_windows[metric] += 1
+                    self._versus_log_e[metric] += calibrated_log_e(p)
         for pooled, arm in ((self._baseline, baseline), (self._candidate, candidate)):
             counts = (arm.events, arm.invalid, arm.nulls, arm.labelled, arm.errors)
             for i, count in enumerate(counts):
@@ -547,8 +617,23 @@ class CanaryJudge:
                 self._information += 1 / variance
                 self._weighted_ratio += ratio / variance
         evidence = {metric: self._evidence(metric) for metric in METRICS}
+        evidence.update({metric: self._mismatch(metric) for metric in MISMATCHES})
         self._verdict = self._decide(evidence)
         return self._verdict
+
+    def _mismatch(self, metric: str) -> MetricEvidence:
+        """A mismatch test: the e-process of the windows' p-values, as an always-valid p
+        (its running maximum: a product of e-values is a supermartingale under the null)."""
+        n = self._versus_windows[metric]
+        if n:
+            p = math.exp(-max(self._versus_log_e[metric], 0.0))
+            self._min_p[metric] = min(self._min_p.get(metric, 1.0), p)
+        judged = metric == INPUT_MISMATCH
+        return MetricEvidence(
+            metric, None, None, None, 0.0, self._min_p.get(metric, 1.0),
+            self.config.mismatch_alpha if judged else 0.0, n, 1, gated=False,
+            note="a harm test only" if judged else "reported, not judged",
+        )  # fmt: skip
 
     # --- the harm tests -------------------------------------------------------------------
 
@@ -779,7 +864,11 @@ class CanaryJudge:
         if labelled < cfg.min_labelled:
             return Verdict("wait", evidence, self._waiting(events, labelled))
         missing = [e for e in evidence.values() if e.gated and not e.shown]
-        ungated = "; ".join(e.describe_gate() for e in evidence.values() if not e.gated)
+        ungated = "; ".join(
+            e.describe_gate()
+            for e in evidence.values()
+            if not e.gated and e.metric not in MISMATCHES
+        )
         ungated = f"; {ungated}" if ungated else ""
         if missing:
             later = (

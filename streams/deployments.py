@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from detectors.canary import ArmWindow, CanaryJudge, MetricEvidence, Verdict
+from detectors.canary import ArmWindow, CanaryJudge, MetricEvidence, Verdict, Versus
 from driftline.cuts import version_cut
 from driftline.messages import PROMOTED, ROLLED_BACK, ModelUpdate
 from driftline.store import Store
@@ -50,6 +50,9 @@ ARM_METRICS = (
     "latency.p95",
     "labels.count",
     "quality.error_rate",
+    # on the cut of whichever version had less of the window: it against the other
+    "versus.inputs.p_value",
+    "versus.output.p_value",
 )
 
 
@@ -73,6 +76,19 @@ class ArmSeries:
             errors=min(labelled, errors),
             latency_p95=p95 if events and p95 is not None and p95 > 0 else None,
         )
+
+    def versus(self, start: int) -> Versus | None:
+        """The window's comparison of this version's profile with the other's, if stored
+        on this version's cut."""
+        figures = self.windows.get(start, {})
+        inputs, output = figures.get("versus.inputs.p_value"), figures.get("versus.output.p_value")
+        if inputs is None and output is None:
+            return None
+        return Versus(_p_value(inputs), _p_value(output))
+
+
+def _p_value(value: float | None) -> float | None:
+    return None if value is None else min(max(value, 0.0), 1.0)
 
 
 def read_arm(store: Store, model: str, version: str, start: int, end: int) -> ArmSeries:
@@ -109,7 +125,9 @@ def judge_step(
     judge = CanaryJudge(judge_config(deployment))
     verdict = judge.update(ArmWindow(0), ArmWindow(0)) if not windows else None
     for mine, theirs in zip(windows, baseline_windows, strict=True):
-        verdict = judge.update(old.arm(theirs), candidate.arm(mine))
+        # a canary's two versions share each window; a blue-green switch's never do
+        versus = (candidate.versus(mine) or old.versus(theirs)) if mine == theirs else None
+        verdict = judge.update(old.arm(theirs), candidate.arm(mine), versus)
     assert verdict is not None
     return verdict
 

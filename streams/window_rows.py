@@ -14,10 +14,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from detectors.drift.window import DriftReport
+from detectors.drift.window import (
+    DriftConfig,
+    DriftReport,
+    ModelReference,
+    compare_window,
+    versus_metrics,
+)
 from detectors.profile import WindowProfile
 from detectors.shadow import shadow_rows
-from driftline.cuts import SHADOW_CUT, cut_version, decided_by_cut
+from driftline.cuts import SHADOW_CUT, cut_version, decided_by_cut, version_cut
 from driftline.store import DriftRow, MetricPoint, StoredReference
 from driftline.units import split_unit
 from streams.drift import DriftAnalyzer, drift_rows
@@ -131,6 +137,8 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
         tests += drift_rows(model, stage, part, part_report, label)
         if part_report is not None:
             points += rows.points(label, ((m, f, "", v) for m, f, v in part_report.metrics))
+    if drift is not None and versioned:
+        points += _versus_rows(window, model, stage, version, drift.config)
     shadow = window.cuts.get(SHADOW_CUT)
     if shadow is not None:  # the shadow model against the live one, on the same requests
         rows = _Rows(model, stage, profile.start, profile.seconds, window_version(shadow))
@@ -143,3 +151,26 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
             "", [("traffic.human_share", "", "", share)]
         )
     return WindowResult(window, points, report, tests, learned)
+
+
+def _versus_rows(
+    window: ClosedWindow, model: str, stage: str, version: str, config: DriftConfig
+) -> list[MetricPoint]:
+    """Each other version of a window against the window's own version, on the same traffic
+    (a canary and its baseline): the drift tests of its cut with the version's cut as the
+    reference, as ``versus.*`` rows on its cut. Inputs that differ mean requests are routed by
+    something that matters, or feature code differs; the canary judge reads them."""
+    base = window.cuts.get(version_cut(version))
+    if base is None or not base.count:
+        return []
+    reference = ModelReference.from_profiles([base], version, source="versus")
+    profile = window.profile
+    points: list[MetricPoint] = []
+    for label, part in sorted(window.cuts.items()):
+        other = cut_version(label)
+        if other is None or other == version or not part.count:
+            continue
+        report = compare_window(reference, part, config, tag=f"versus:{version}")
+        rows = _Rows(model, stage, profile.start, profile.seconds, other)
+        points += rows.points(label, ((m, f, "", v) for m, f, v in versus_metrics(report)))
+    return points

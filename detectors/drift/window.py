@@ -442,3 +442,28 @@ def _metrics(report: DriftReport) -> Iterable[tuple[str, str, float]]:
 
 def _class_label(name: str) -> str:
     return f"class:{name[len(PREDICTION) + 1 : -1]}" if name.endswith("]") else ""
+
+
+def versus_metrics(report: DriftReport) -> Iterable[tuple[str, str, float]]:
+    """One version's window against another's in the same window (a canary against its
+    baseline, on the same traffic), as ``versus.*`` metrics: ``share_drifted``,
+    ``features_drifted``, ``drifted`` per feature, ``inputs.p_value`` (the smallest
+    multiplicity-adjusted p over the features' decision tests: a valid p-value of "no input
+    differs"), and ``output.p_value`` and ``output.effect`` when the output was tested."""
+    yield "versus.share_drifted", "", report.share_drifted
+    yield "versus.features_drifted", "", float(len(report.drifted_features))
+    flagged = set(report.drifted_features)
+    inputs = [r for r in report.rows if r.in_decision and not r.feature.startswith(PREDICTION)]
+    for feature in sorted({r.feature for r in inputs}):
+        yield "versus.drifted", feature, float(feature in flagged)
+    adjusted = [r.adjusted_p_value for r in inputs if r.adjusted_p_value is not None]
+    if adjusted:
+        yield "versus.inputs.p_value", "", min(adjusted)
+    output = [r for r in report.rows if r.in_decision and r.feature.startswith(PREDICTION)]
+    p_values = [
+        r.adjusted_p_value if r.adjusted_p_value is not None else r.result.p_value for r in output
+    ]
+    kept = [p for p in p_values if p is not None]
+    if kept:
+        yield "versus.output.p_value", "", min(kept)
+        yield "versus.output.effect", "", max(r.result.effect_size for r in output)

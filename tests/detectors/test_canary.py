@@ -8,6 +8,8 @@ from detectors.canary import (
     ERROR_RATE,
     LATENCY,
     METRICS,
+    MISMATCH_SHARE,
+    MISMATCHES,
     NULL_RATE,
     ArmWindow,
     CanaryConfig,
@@ -192,12 +194,14 @@ def test_verdict_reports_every_metric_with_its_direction() -> None:
     candidates = [_arm(rng, 250) for _ in range(3)]
     for candidate in candidates:
         verdict = judge.update(_arm(rng, 750), candidate)
-    assert tuple(verdict.metrics) == METRICS
+    assert tuple(verdict.metrics) == (*METRICS, *MISMATCHES)
     for metric in METRICS:
         evidence = verdict.metrics[metric]
         assert evidence.ready and not evidence.harmful
         assert 0.0 < evidence.p_value <= 1.0
-        assert evidence.alpha == pytest.approx(0.01 / 4)
+        assert evidence.alpha == pytest.approx(0.01 * (1 - MISMATCH_SHARE) / 4)
+    # no profile comparison was given: the mismatch tests have no windows, and no say
+    assert all(verdict.metrics[m].samples == 0 and not verdict.metrics[m].gated for m in MISMATCHES)
     assert verdict.metrics[ERROR_RATE].samples == sum(c.labelled for c in candidates)
     assert verdict.metrics[NULL_RATE].samples == 750
     assert verdict.metrics[LATENCY].samples == 3
@@ -335,3 +339,34 @@ def test_a_step_without_baseline_traffic_promotes_with_nothing_to_compare() -> N
 def test_bad_margins_say_what_is_wrong(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CanaryConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_mismatch_tests_stay_quiet_on_uniform_p_values_and_catch_a_routing_bug() -> None:
+    from detectors.canary import INPUT_MISMATCH, OUTPUT_SHIFT, Versus
+
+    rng = np.random.default_rng(11)
+    config = CanaryConfig(step_windows=10, min_labelled=0)
+    arm = ArmWindow(500, 2, 5, 0, 0, 80.0)
+    rolled = 0
+    for _ in range(2000):
+        judge = CanaryJudge(config)
+        for _ in range(10):
+            versus = Versus(float(rng.random()), float(rng.random()))
+            if judge.update(arm, arm, versus).decision == "rollback":
+                rolled += 1
+                break
+    # at most mismatch_alpha (0.001) under the null; allow for chance
+    assert rolled / 2000 <= 0.005, rolled
+    judge = CanaryJudge(config)
+    decisions = [judge.update(arm, arm, Versus(1e-6, 0.5)).decision for _ in range(2)]
+    assert decisions[-1] == "rollback"
+    verdict = judge.verdict
+    assert verdict is not None and "routing or feature bug" in verdict.reason
+    assert verdict.metrics[INPUT_MISMATCH].harmful
+    # outputs that differ are reported, never judged: a new model's outputs may
+    judge = CanaryJudge(config)
+    verdict = judge.update(arm, arm, Versus(0.5, 1e-12))
+    assert verdict.decision != "rollback" and verdict.metrics[OUTPUT_SHIFT].p_value < 1e-5
+    assert not verdict.metrics[OUTPUT_SHIFT].harmful
+    with pytest.raises(ValueError, match="p-value in"):
+        Versus(1.5)

@@ -18,6 +18,7 @@ from helpers import consume, in_process_worker, wait_until
 
 from alarms.rules import Comparison, Rule
 from api.main import create_app
+from detectors.drift.window import DriftConfig
 from driftline import topics
 from driftline.broker import EmbeddedBroker, ensure_topics
 from driftline.messages import ModelUpdate
@@ -26,32 +27,37 @@ from driftline.store import MetricPoint, Store, Stores
 from driftline.topics import topic_partitions
 from streams.alarms import AlarmService
 from streams.deployments import DeploymentService
+from streams.drift import DriftAnalyzer
+from streams.references import ReferenceBook, ReferencePolicy
 
 WINDOW = 10  # in_process_worker's windows
 TP = (topics.PREDICTIONS, 0)
 
 
-def traffic(start: int, version: str, n: int, null_rate: float, rng: np.random.Generator) -> Any:
+def traffic(start: int, version: str, n: int, null_rate: float, rng: np.random.Generator,
+            shift: float = 0.0) -> Any:  # fmt: skip
     return [
         {"model": "ads", "ts": start + 1, "version": version, "features": {"x": float(x)},
          "prediction": None if rng.random() < null_rate else 0.5, "latency_ms": 10.0}
-        for x in rng.normal(0, 1, n)
+        for x in rng.normal(shift, 1, n)
     ]  # fmt: skip
 
 
 def run_windows(store: Store, service: DeploymentService, plan: list[tuple[int, float]],
-                start: int) -> list[str]:  # fmt: skip
+                start: int, shift: float = 0.0) -> list[str]:  # fmt: skip
     """Windows of 1,000 events; per window (candidate share %, candidate null rate). Returns
     the judge's decision after each window."""
     rng = np.random.default_rng(3)
-    worker = in_process_worker(store, log_ids={topics.PREDICTIONS: f"deploy-{start}"})
+    # drift analysis on: a window of two versions compares them (the versus.* rows)
+    drift = DriftAnalyzer(ReferenceBook(ReferencePolicy("warmup", 2, 50)), DriftConfig())
+    worker = in_process_worker(store, log_ids={topics.PREDICTIONS: f"deploy-{start}"}, drift=drift)
     decisions = []
 
     async def scenario() -> None:
         for i, (share, nulls) in enumerate(plan):
             at = start + i * WINDOW
             n = int(1000 * share / 100)
-            batch = traffic(at, "1", 1000 - n, 0.01, rng) + traffic(at, "2", n, nulls, rng)
+            batch = traffic(at, "1", 1000 - n, 0.01, rng) + traffic(at, "2", n, nulls, rng, shift)
             await worker.process([(TP, i, at + 1.0, orjson.dumps(batch))])
             worker.manager.close_due(time.time() + 7200)
             await worker.pipeline.store_closed()
@@ -110,11 +116,22 @@ def test_a_sound_canary_is_promoted_step_by_step_and_a_broken_one_rolled_back(
     assert told[-1] == ("rolled_back", 0.0, "judge")
     assert stores.deployments.active("ads") is None
 
+    # a candidate that gets other inputs than the baseline on the same traffic (requests routed
+    # by something that matters, or its own feature code): rolled back on the mismatch
+    routed = stores.deployments.create("ads", "canary", "1", "2", [25, 100], 5, gates, later + 30)
+    decisions = run_windows(store, service, [(25, 0.01)] * 2, later + 30, shift=1.0)
+    assert "rollback" in decisions
+    ended = stores.deployments.deployment(routed.id)
+    assert ended is not None and "versus.inputs" in ended.reason, ended
+    assert "routing or feature bug" in ended.reason
+    verdicts = stores.deployments.verdicts(routed.id)
+    assert verdicts[-1].evidence["versus.inputs"]["p_value"] < 0.0005
+
     # a rollback made elsewhere (the API) is told by the worker that judges the model
-    third = stores.deployments.create("ads", "canary", "1", "2", [10, 100], 3, gates, later + 50)
+    third = stores.deployments.create("ads", "canary", "1", "2", [10, 100], 3, gates, later + 80)
     assert service.judge("ads", later) is None  # before its first step: loaded, not judged
     stores.deployments.update(third, state="rolled_back", by="alice", reason="paged")
-    service.judge("ads", later + 60)
+    service.judge("ads", later + 90)
     assert told[-1] == ("rolled_back", 0.0, "alice")
 
 
