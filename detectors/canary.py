@@ -25,7 +25,7 @@ falls below alpha under the null stays at most alpha (Ville's inequality on a te
   spread nobody knows in advance, goes into a sequential t-test: the Bayes factor of a normal
   prior on the standardised harm (sd ``latency_mixture_sd``) with the scale-invariant prior on
   sigma, which is a test martingale under the null (group invariance; Perez-Ortiz et al. 2022).
-  It needs two windows to say anything and, with few windows, at least ~5 to reject at 0.00225.
+  It needs two windows to say anything and, with few windows, at least ~5 to reject at 0.00245.
   Where the spread is known from the baseline's windows before the canary
   (``latency_spread``, put into ``CanaryConfig.latency_spread``), the log ratios go into the
   same one-sided mSPRT as the rates instead, each window weighted by its events, and one window
@@ -34,9 +34,10 @@ falls below alpha under the null stays at most alpha (Ville's inequality on a te
 Each test's null is composite ("no worse than tolerance"); a candidate better than the boundary
 only makes each statistic smaller, so a test valid at the boundary is valid for all of it. The
 rate tests and the known-spread latency test are valid up to the normal approximation of pooled
-counts and a plug-in variance (the t-test needs neither). Alpha is split (Bonferroni): 90 % of it
-equally over the four metrics, 10 % to the input mismatch test below. A rollback stays for the
-rest of the step.
+counts and a plug-in variance (the t-test needs neither). Alpha is split (Bonferroni): 98 % of it
+equally over the four metrics, 2 % to the input mismatch test below (a routing bug gives
+p-values far below that; a larger share would slow the latency test down by a window). A
+rollback stays for the rest of the step.
 
 Mismatch tests. Both arms get the same traffic, so the candidate's inputs should look like the
 baseline's: if they differ, requests are routed by something that matters, or the candidate's
@@ -109,7 +110,7 @@ quality.error_rate: harm of 3.0 points ruled out (upper bound +0.4 points)
 ['hold', 'rollback']
 >>> print(judge.verdict.reason)  # doctest: +NORMALIZE_WHITESPACE
 quality.error_rate is worse than tolerated: candidate 0.200 vs baseline 0.099
-(+10.1 points, tolerance 1.0 point); always-valid p 8.6e-05 <= 0.0023
+(+10.1 points, tolerance 1.0 point); always-valid p 8.6e-05 <= 0.0024
 
 At 5 % of the traffic, 5 windows of a candidate 5 points worse: no harm test rejects, but the
 gate cannot rule out a harm of 3 points, so the step holds and says what is missing.
@@ -158,7 +159,7 @@ METRICS = (ERROR_RATE, NULL_RATE, INVALID_RATE, LATENCY)
 # the shift is measured and reported, not judged
 INPUT_MISMATCH, OUTPUT_SHIFT = "versus.inputs", "versus.output"
 MISMATCHES = (INPUT_MISMATCH, OUTPUT_SHIFT)
-MISMATCH_SHARE = 0.1  # of alpha, for the input mismatch; the rest is split over METRICS
+MISMATCH_SHARE = 0.02  # of alpha, for the input mismatch; the rest is split over METRICS
 CALIBRATOR_KAPPA = 0.5  # p -> kappa * p ** (kappa - 1): an e-value from a p-value
 LATENCY_MIN_WINDOWS = 2  # a t-test needs two windows to estimate the spread
 LATENCY_LOG_MIXTURE_SD = 0.2  # with a known spread: harms of ~20 % beyond the tolerance

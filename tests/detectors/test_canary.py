@@ -355,8 +355,8 @@ def test_mismatch_tests_stay_quiet_on_uniform_p_values_and_catch_a_routing_bug()
             if judge.update(arm, arm, versus).decision == "rollback":
                 rolled += 1
                 break
-    # at most mismatch_alpha (0.001) under the null; allow for chance
-    assert rolled / 2000 <= 0.005, rolled
+    # at most mismatch_alpha (0.0002) under the null; allow for chance
+    assert rolled / 2000 <= 0.003, rolled
     judge = CanaryJudge(config)
     decisions = [judge.update(arm, arm, Versus(1e-6, 0.5)).decision for _ in range(2)]
     assert decisions[-1] == "rollback"
