@@ -349,14 +349,17 @@ const MAX_VERDICTS = 50;
 
 /** The versions (traffic, latest figures, share per window) and deployments of a model; null
  * when there is nothing to compare: one version and no deployment. */
+const SHADOW_SERIES = ["shadow.agreement", "shadow.quality.accuracy", "shadow.quality.live_accuracy"];
+
 async function versionsAndDeployments(model, detail, names) {
   const traffic = (detail.traffic ?? []).slice(0, MAX_VERSIONS);
   const listed = has("/v1/models/{model}/deployments")
     ? asList(await getJSON(`v1/models/${enc(model)}/deployments`)) : [];
-  if (traffic.length < 2 && !listed.length) return null;
+  const shadowed = names.has("shadow.joined");
+  if (traffic.length < 2 && !listed.length && !shadowed) return null;
   const metricNames = VERSION_METRICS.map((alts) => alts.find((n) => names.has(n)))
     .filter(Boolean);
-  const [newest, figures, counts] = await Promise.all([
+  const [newest, figures, counts, shadow] = await Promise.all([
     listed.length
       ? soft(getJSON(`v1/models/${enc(model)}/deployments/${enc(listed[0].id)}`), null)
         .then((d) => d ?? listed[0])
@@ -365,6 +368,9 @@ async function versionsAndDeployments(model, detail, names) {
       soft(metric(model, n, { version }), []).then((l) => latest(one(l))))))),
     Promise.all(traffic.map(({ version }) =>
       soft(metric(model, "traffic.count", { version }), []).then((l) => one(l)))),
+    // a shadow model against the live one on the same requests (the @shadow=true cut)
+    Promise.all(SHADOW_SERIES.filter((n) => shadowed && names.has(n)).map((n) =>
+      soft(metric(model, n, { shadow: "true" }), []).then((l) => ({ label: n, points: pts(one(l)) })))),
   ]);
   // each version's share of the events, window by window
   const totals = new Map();
@@ -375,6 +381,7 @@ async function versionsAndDeployments(model, detail, names) {
     versions: traffic.map((t, i) => ({ ...t, figures: figures[i], shares: shares[i] })),
     more: (detail.traffic ?? []).length - traffic.length,
     metricNames, newest, older: listed.slice(1),
+    shadow: shadow.filter((s) => s.points.length),
   };
 }
 
@@ -474,6 +481,11 @@ function deploymentsBody(vd) {
         vd.more > 0 ? el("p", { class: "muted" }, `and ${vd.more} more`) : null),
       el("div", {}, el("h3", {}, "Traffic share by version"),
         el("div", { class: "chart", id: "chart-version-share" }))),
+    vd.shadow.length
+      ? el("div", { class: "shadow" }, el("h3", {}, "Shadow against live",
+        el("span", { class: "note" }, " · the same requests: agreement, and accuracy once labels come")),
+      el("div", { class: "chart", id: "chart-shadow" }))
+      : null,
     vd.newest ? deploymentBlock(vd.newest)
       : el("p", { class: "muted" }, "No deployments yet"),
     vd.older.length
@@ -677,6 +689,13 @@ async function modelView(model) {
         empty: "No traffic per version in this range",
         stack: deploys.versions.map((v, i) => ({ label: `version ${v.version}`,
           color: PALETTE[i % PALETTE.length], points: v.shares })) });
+      if (deploys.shadow.length) {
+        timeChart(document.getElementById("chart-shadow"), { ...common, id: "shadow",
+          format: fmtPercent, yMin: 0, yMax: 1,
+          series: deploys.shadow.map((s, i) => ({ label: s.label,
+            color: PALETTE[(i + 3) % PALETTE.length], points: s.points,
+            dash: s.label.endsWith("live_accuracy") ? "4 3" : null })) });
+      }
     }
     for (const c of custom) {
       timeChart(customSlots.get(c.base), { ...common, id: c.base,

@@ -199,6 +199,8 @@ def test_the_spam_release_shadow_canary_promotion_and_rollback(
     page.goto(f"{api}/#/models/spam?range=15m")
     page.wait_for_selector('#deployments tr[data-version="3"]')
     assert page.locator("#deployment tr.verdict").count() == len(judged)
+    drawn_agreement = drawn(page, "shadow", "shadow.agreement")
+    assert drawn_agreement and min(drawn_agreement) > 0.8
     assert "rolled back" in page.inner_text("#deployment").replace("_", " ")
     screenshot(page, "dashboard-release.png")
     assert browser.errors == []
