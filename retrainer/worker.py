@@ -329,17 +329,23 @@ def follow_deployment(registry: Registry, update: ModelUpdate) -> VersionInfo | 
     retraining warm-starts from, and compares with, what serves. Only the change the
     deployment made is followed: its baseline must be the champion now (a replayed old
     announcement changes nothing); a model or version the registry does not hold is not its
-    business (None). A rollback needs nothing: the baseline was the champion throughout."""
-    if update.event != PROMOTED or update.split is None:
+    business (None). The rollback of an active deployment needs nothing (the baseline was the
+    champion throughout); that of a promoted one makes the baseline the champion again."""
+    if update.event not in (PROMOTED, ROLLED_BACK) or update.split is None:
         return None
     champion = registry.champion(update.model)
     if champion is None or champion.version != update.previous_version:
-        return None
+        return None  # a rollback of an active deployment: its baseline is the champion still
     try:
         registry.version(update.model, update.version)
     except VersionNotFound:
         return None
-    info = registry.promote(update.model, update.version, f"deployment: {update.reason}")
+    reason = f"deployment: {update.reason}"
+    older = update.version.isdigit() and int(update.version) < int(champion.version)
+    if update.event == ROLLED_BACK and older:  # a promoted deployment undone
+        info = registry.rollback(update.model, update.version, reason)
+    else:
+        info = registry.promote(update.model, update.version, reason)
     log.info("registry follows the deployment: version %s of %s is the champion",
              update.version, update.model)  # fmt: skip
     return info

@@ -155,6 +155,8 @@ class DeploymentService:
         self._active: dict[str, Deployment] = {}
         self._told: set[tuple[str, str]] = set()  # (deployment id, change) already told
         self._mine: set[str] = set()  # models whose windows this worker judges
+        # the latest deployment this worker promoted, per model: it may still be rolled back
+        self._promoted: dict[str, Deployment] = {}
         self._loaded = 0.0
         self._jobs: queue.Queue[tuple[str, int] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -228,6 +230,7 @@ class DeploymentService:
         self._announce(split_update(done, PROMOTED, reason, now))
         self._tell(done, "promoted", reason)
         self._active.pop(done.model, None)
+        self._promoted[done.model] = done
 
     def rollback(self, deployment: Deployment, reason: str, by: str) -> Deployment:
         """End ``deployment`` rolled back: all traffic to the baseline again."""
@@ -281,6 +284,14 @@ class DeploymentService:
                 ended = self.deployments.deployment(old.id)
                 if ended is not None and ended.state in ENDED:
                     self._tell(ended, ended.state, ended.reason)
+            for model, promoted in list(self._promoted.items()):
+                if model in fresh:  # a newer deployment: this one is history
+                    del self._promoted[model]
+                    continue
+                undone = self.deployments.deployment(promoted.id)
+                if undone is not None and undone.state == "rolled_back":
+                    self._tell(undone, "rolled_back", undone.reason)
+                    del self._promoted[model]
             self._active = fresh
             self._loaded = now
         return self._active.get(model)

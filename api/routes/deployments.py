@@ -243,7 +243,7 @@ def read_deployment(
     responses={
         **ADMIN_ONLY,
         404: error("no such deployment"),
-        409: error("the deployment has ended"),
+        409: error("the deployment has ended (and is not the model's latest, promoted)"),
         503: error("rolled back, but Kafka did not take the traffic split"),
     },
 )
@@ -254,14 +254,22 @@ async def rollback_deployment(
     ingest: IngestDep,
     body: RollbackRequest | None = None,
 ) -> DeploymentPublic:
-    """Send all traffic back to the baseline now, with a record of who asked and why."""
+    """Send all traffic back to the baseline now, with a record of who asked and why: an
+    active deployment, or the model's latest one after it was promoted (the previous champion
+    serves again)."""
     request = body or RollbackRequest()
     deployments = _deployments(stores)
     found = await run_in_threadpool(_found, deployments, model, deployment_id)
     if found.state != ACTIVE:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"deployment {deployment_id} has ended ({found.state})"
-        )
+        # a promoted one can still be undone while it is the model's latest: a blue-green
+        # switch (or a finished canary) switched back to its baseline
+        newest = (await run_in_threadpool(deployments.deployments, model))[0]
+        if found.state != "promoted" or newest.id != found.id:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"deployment {deployment_id} has ended ({found.state}); of the ended ones, "
+                "only the model's latest, promoted, can be rolled back",
+            )
     done = await run_in_threadpool(
         deployments.update, found, state="rolled_back", by=request.by, reason=request.reason
     )

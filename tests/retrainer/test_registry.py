@@ -191,7 +191,8 @@ def test_the_registry_follows_a_deployment_that_ended_promoted(
         split = {version: 100.0}
         return ModelUpdate(model, version, event, "no metric worse", 1.0, previous, split=split)
 
-    # the retrainer's own promotions (no split) and rollbacks change nothing here
+    # the retrainer's own promotions (no split) change nothing here, nor does the rollback of
+    # an active deployment (its baseline, the champion, serves on)
     assert follow_deployment(registry, replace(update("2", "1"), split=None)) is None
     assert follow_deployment(registry, update("1", "2", ROLLED_BACK)) is None
     info = follow_deployment(registry, update("2", "1"))
@@ -206,3 +207,8 @@ def test_the_registry_follows_a_deployment_that_ended_promoted(
     assert follow_deployment(registry, update("9", "2")) is None
     assert follow_deployment(registry, update("2", "1", model="other")) is None
     assert [v.status for v in registry.versions("fraud")] == ["retired", "champion", "candidate"]
+    # the promoted deployment undone (its rollback names the candidate as previous): version
+    # 1 serves again
+    info = follow_deployment(registry, update("1", "2", ROLLED_BACK))
+    assert info is not None and registry.champion("fraud").version == "1"  # type: ignore[union-attr]
+    assert registry.champion("fraud").history[-1]["event"] == "rolled_back"  # type: ignore[union-attr]

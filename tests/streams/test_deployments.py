@@ -94,6 +94,10 @@ def test_a_sound_canary_is_promoted_step_by_step_and_a_broken_one_rolled_back(
         ("promoted", {"2": 100.0}),
     ]
     assert told == [("step", 50.0, ""), ("step", 100.0, ""), ("promoted", 100.0, "judge")]
+    # undone after its promotion (through the API): the worker that promoted it tells
+    stores.deployments.update(done, state="rolled_back", by="bob", reason="p95 up after all")
+    assert service.judge("ads", start + 6 * WINDOW) is None
+    assert told[-1] == ("rolled_back", 0.0, "bob")
     verdicts = stores.deployments.verdicts(sound.id)
     assert [(v.step, v.share, v.decision) for v in verdicts][:2] == [
         (0, 10, "hold"),
@@ -206,9 +210,29 @@ def test_the_api_plans_lists_and_rolls_back_and_traffic_split_follows(
         assert twice.status_code == 409
         one = client.get(f"/v1/models/ads/deployments/{deployment['id']}").json()
         assert one["reason"] == "the pager went off" and one["verdicts"] == []
+        # a blue-green switch, promoted by the judge, switched back in one call
+        switch = client.post("/v1/models/ads/deployments", json={
+            "strategy": "blue_green", "baseline": "1", "candidate": "2"}).json()  # fmt: skip
+        assert switch["steps"] == [100] and switch["split"] == {"2": 100.0}
+        stores = Stores(store)
+        stored = stores.deployments.deployment(switch["id"])
+        assert stored is not None
+        stores.deployments.update(stored, state="promoted", by="judge")
+        back = client.post(f"/v1/models/ads/deployments/{switch['id']}/rollback",
+                           json={"by": "carol", "reason": "errors up"})  # fmt: skip
+        assert back.status_code == 200, back.text
+        assert (back.json()["state"], back.json()["by"], back.json()["split"]) == (
+            "rolled_back", "carol", {"1": 100.0})  # fmt: skip
+        wait_until(lambda: split.split == {"1": 100.0}, timeout=30, what="the switch back")
+        # an older one cannot be: the model's latest, promoted, only
+        older = client.post(f"/v1/models/ads/deployments/{deployment['id']}/rollback")
+        assert older.status_code == 409 and "only the model's latest" in older.text
     updates = [ModelUpdate.from_bytes(orjson.dumps(e)) for _, m in
-               consume(broker.bootstrap, topics.MODEL_UPDATES, 2) for e in [m]]  # fmt: skip
+               consume(broker.bootstrap, topics.MODEL_UPDATES, 4) for e in [m]]  # fmt: skip
     assert [(u.event, u.split) for u in updates] == [
         ("canary_step", {"2": 5.0, "1": 95.0}),
         ("rolled_back", {"1": 100.0}),
+        ("canary_step", {"2": 100.0}),
+        ("rolled_back", {"1": 100.0}),
     ]
+    assert (updates[-1].version, updates[-1].previous_version) == ("1", "2")
