@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # `make test PYTEST_ARGS="-n 0"` runs them in one
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: install demo test lint bench bench-detection bench-canary bench-promotion clean system-deps
+.PHONY: install demo test lint bench bench-detection bench-detectors bench-canary bench-promotion clean system-deps
 
 install: $(STAMP)
 
@@ -59,6 +59,9 @@ bench: install
 
 bench-detection: install
 	$(BIN)/python -m bench.detection $(ARGS)
+
+bench-detectors: install
+	$(BIN)/python -m bench.detectors $(ARGS)
 
 bench-canary: install
 	$(BIN)/python -m bench.canary $(ARGS)

@@ -24,7 +24,9 @@ False
 
 from __future__ import annotations
 
+import numpy as np
 from scipy import stats
+from scipy.stats._ksstats import kolmogn  # the tail ks_2samp's asymptotic p-value takes
 
 from detectors.drift.histograms import present_values
 from detectors.drift.result import DriftTestResult, DriftWhen, FloatArray, no_evidence
@@ -44,16 +46,41 @@ def ks_test(
     n_ref, n_cur = int(reference.sample.size), int(present.size)
     if n_ref == 0 or n_cur == 0:
         return no_evidence("ks", min_effect, n_ref, n_cur, has_p_value=True)
-    method = "exact" if n_ref * n_cur <= _EXACT_MAX_PAIRS else "asymp"
-    result = stats.ks_2samp(reference.sample, present, method=method)
-    d = float(result.statistic)
+    if n_ref * n_cur <= _EXACT_MAX_PAIRS:
+        result = stats.ks_2samp(reference.sample, present, method="exact")
+        d, p_value = float(result.statistic), float(result.pvalue)
+    else:
+        d, p_value = ks_asymptotic(reference.sample, present)
     return DriftTestResult(
         test="ks",
         statistic=d,
-        p_value=float(result.pvalue),
+        p_value=p_value,
         effect_size=d,
         min_effect=min_effect,
         n_reference=n_ref,
         n_current=n_cur,
         drift_when=DriftWhen.P_VALUE_AND_EFFECT,
     )
+
+
+def ks_statistic(reference: FloatArray, current: FloatArray) -> float:
+    """D of a *sorted* reference sample against values (no NaN): the largest gap between the
+    two empirical CDFs, over every value of either, as ``scipy.stats.ks_2samp`` finds it,
+    without sorting the reference again."""
+    values = np.sort(current)
+    points = np.concatenate((reference, values))
+    gaps = (
+        np.searchsorted(reference, points, side="right") / reference.size
+        - np.searchsorted(values, points, side="right") / values.size
+    )
+    return float(max(np.clip(-gaps.min(), 0.0, 1.0), gaps.max()))
+
+
+def ks_asymptotic(reference: FloatArray, current: FloatArray) -> tuple[float, float]:
+    """(D, p) with the asymptotic two-sided p-value: what ``ks_2samp(method="asymp")`` gives
+    (Smirnov's limit through ``kstwo``'s survival function at the rounded effective size),
+    without its per-call argument handling, which cost more than the test itself."""
+    d = ks_statistic(reference, current)
+    m, n = sorted((float(reference.size), float(current.size)), reverse=True)
+    p = float(np.clip(kolmogn(np.round(m * n / (m + n)), d, cdf=False), 0.0, 1.0))
+    return d, p

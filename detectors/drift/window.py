@@ -297,18 +297,19 @@ def _tests_for(
     kind, data = current
     if kind == "numeric" and isinstance(reference, NumericReference):
         numeric = {name: NUMERIC_TESTS[name](reference, data) for name in config.numeric_tests}
-        numeric.setdefault(
-            config.numeric_decision, NUMERIC_TESTS[config.numeric_decision](reference, data)
-        )
+        if config.numeric_decision not in numeric:  # each test once (setdefault would not)
+            numeric[config.numeric_decision] = NUMERIC_TESTS[config.numeric_decision](
+                reference, data
+            )
         return numeric, config.numeric_decision
     if kind == "categorical" and isinstance(reference, CategoricalReference):
         categorical = {
             name: CATEGORICAL_TESTS[name](reference, data) for name in config.categorical_tests
         }
-        categorical.setdefault(
-            config.categorical_decision,
-            CATEGORICAL_TESTS[config.categorical_decision](reference, data),
-        )
+        if config.categorical_decision not in categorical:
+            categorical[config.categorical_decision] = CATEGORICAL_TESTS[
+                config.categorical_decision
+            ](reference, data)
         return categorical, config.categorical_decision
     return None  # the feature changed kind: not comparable
 
@@ -385,9 +386,10 @@ def _test_output(
         for c, class_ref in enumerate(reference.classes):
             current = output.samples[c].values
             tests = {name: NUMERIC_TESTS[name](class_ref, current) for name in config.numeric_tests}
-            tests.setdefault(
-                config.numeric_decision, NUMERIC_TESTS[config.numeric_decision](class_ref, current)
-            )
+            if config.numeric_decision not in tests:
+                tests[config.numeric_decision] = NUMERIC_TESTS[config.numeric_decision](
+                    class_ref, current
+                )
             per_class[f"{PREDICTION}[{c}]"] = tests
         decision = decide(
             {name: tests[config.numeric_decision] for name, tests in per_class.items()},

@@ -1,0 +1,157 @@
+"""`make bench-detectors`: what one window's drift tests cost, per feature, against baselines
+measured in the same run.
+
+A reference of 20,000 events and a window of 10,000 (both uniform samples are capped as the
+product caps them: 5,000 and 2,048 values) at 10, 50 and 100 features, four in five numeric.
+For each test, the median time of one call per feature, as Driftline runs it
+(``detectors/drift``) and as the scipy call it replaced would (``ks_2samp``,
+``wasserstein_distance``, ``chi2_contingency``, ``norm.sf``: same data, same answers, see
+tests/detectors/drift/test_fast_paths.py); then the whole ``compare_window`` (every
+configured test, the missing-rate tests, the corrected decision, the output) per feature,
+against a plain per-feature scipy KS + chi-square loop on the same samples. Ratios are of this
+run's medians; the machine's noise moves both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from detectors.columns import ModelSchema, build_batch
+from detectors.drift import CATEGORICAL_TESTS, NUMERIC_TESTS, missing_rate_test
+from detectors.drift.histograms import category_counts, present_values
+from detectors.drift.window import DriftConfig, ModelReference, compare_window
+from detectors.profile import CategoricalSummary, NumericSummary, ProfileConfig, WindowProfile
+from detectors.reference import CategoricalReference, NumericReference
+
+REFERENCE_EVENTS, WINDOW_EVENTS = 20_000, 10_000
+CATEGORIES = ["a", "b", "c", "d", "e", "f"]
+
+
+def events(rng: np.random.Generator, n: int, features: int, shift: float) -> list[dict[str, Any]]:
+    numeric = features * 4 // 5
+    values = rng.normal(shift, 1.0, (n, numeric))
+    picks = rng.integers(0, len(CATEGORIES), (n, features - numeric))
+    return [
+        {
+            "features": {
+                **{f"x{j}": float(values[i, j]) for j in range(numeric)},
+                **{f"c{j}": CATEGORIES[picks[i, j]] for j in range(features - numeric)},
+            },
+            "prediction": float(values[i, 0]),
+        }
+        for i in range(n)
+    ]
+
+
+def window(rows: list[dict[str, Any]]) -> WindowProfile:
+    profile = WindowProfile(0, 60, ProfileConfig())
+    profile.add(build_batch(rows, np.zeros(len(rows)), ModelSchema(features={})))
+    return profile
+
+
+def median_s(call: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def scipy_calls(
+    ref: NumericReference | CategoricalReference, summary: Any
+) -> dict[str, Callable[[], object]]:
+    """The scipy call each of Driftline's tests replaced, on the same inputs."""
+    if isinstance(ref, NumericReference):
+        present = present_values(summary.sample.values)
+        return {
+            "ks": lambda: stats.ks_2samp(ref.sample, present, method="asymp"),
+            "wasserstein": lambda: stats.wasserstein_distance(ref.sample, present),
+            "missing_rate": lambda: 2 * stats.norm.sf(1.5),
+        }
+    return {"chi_square": partial(chi2_table, ref, summary)}
+
+
+def chi2_table(ref: CategoricalReference, summary: CategoricalSummary) -> object:
+    a, b = category_counts(ref, dict(summary.counts))
+    seen = (a + b) > 0
+    return stats.chi2_contingency(np.vstack((a[seen], b[seen])), correction=False)
+
+
+def run(features: int, repeat: int, seed: int) -> list[str]:
+    rng = np.random.default_rng([seed, features])
+    reference = ModelReference.from_rows(events(rng, REFERENCE_EVENTS, features, 0.0), "1")
+    current = window(events(rng, WINDOW_EVENTS, features, 0.05))
+    config = DriftConfig()
+    per_test: dict[str, list[tuple[float, float | None]]] = {}
+    for name, summary in sorted(current.features.items()):
+        ref = reference.features[name]
+        calls: dict[str, Callable[[], object]]
+        if isinstance(ref, NumericReference) and isinstance(summary, NumericSummary):
+            values = summary.sample.values
+            calls = {n: partial(NUMERIC_TESTS[n], ref, values) for n in config.numeric_tests}
+        elif isinstance(ref, CategoricalReference) and isinstance(summary, CategoricalSummary):
+            counts = dict(summary.counts)
+            calls = {
+                n: partial(CATEGORICAL_TESTS[n], ref, counts) for n in config.categorical_tests
+            }
+        else:
+            continue
+        baseline = scipy_calls(ref, summary)
+        calls["missing_rate"] = partial(missing_rate_test, ref, summary)
+        for test, call in calls.items():
+            theirs = median_s(baseline[test], repeat) if test in baseline else None
+            per_test.setdefault(test, []).append((median_s(call, repeat), theirs))
+    lines = []
+    for test, pairs in sorted(per_test.items()):
+        ours = statistics.median(p[0] for p in pairs)
+        known = [p[1] for p in pairs if p[1] is not None]
+        theirs = statistics.median(known) if known else None
+        ratio = f"{ours / theirs:6.2f}" if theirs else "     -"
+        lines.append(
+            f"{features:>8} {test:16} {1e6 * ours:12.1f} "
+            f"{'-' if theirs is None else f'{1e6 * theirs:.1f}':>14} {ratio}"
+        )
+    whole = median_s(lambda: compare_window(reference, current, config), repeat)
+    samples = [
+        (reference.features[n], s) for n, s in current.features.items() if n in reference.features
+    ]
+
+    def plain_loop() -> None:
+        for ref, summary in samples:
+            if isinstance(ref, NumericReference) and isinstance(summary, NumericSummary):
+                stats.ks_2samp(ref.sample, present_values(summary.sample.values))
+            elif isinstance(ref, CategoricalReference) and isinstance(summary, CategoricalSummary):
+                chi2_table(ref, summary)
+
+    loop = median_s(plain_loop, repeat)
+    lines.append(
+        f"{features:>8} {'compare_window':16} {1e6 * whole / features:12.1f} "
+        f"{1e6 * loop / features:14.1f} {whole / loop:6.2f}   (per feature; baseline: a plain "
+        f"scipy KS + chi-square loop, {1e3 * whole:.1f} ms vs {1e3 * loop:.1f} ms a window)"
+    )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--features", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--repeat", type=int, default=15, help="timed calls per test")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"{'features':>8} {'test':16} {'driftline µs':>12} {'scipy call µs':>14} {'ratio':>6}")
+    for features in args.features:
+        for line in run(features, args.repeat, args.seed):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
