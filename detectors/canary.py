@@ -664,24 +664,38 @@ class CanaryJudge:
         bounds: bool = True,
     ) -> _Gate:
         """The fixed-sample check, or the always-valid one (its bound and needs if ``bounds``)."""
-        cfg = self.config
         difference, variance = _agresti_caffo(c, b)
-        room, sd = margin - difference, math.sqrt(variance)
+        return self._normal_gate(
+            difference, variance, margin, self.config.rate_mixture_sd, fixed, bounds
+        )
+
+    def _normal_gate(
+        self,
+        estimate: float,
+        variance: float,
+        margin: float,
+        scale: float,
+        fixed: bool,
+        bounds: bool,
+    ) -> _Gate:
+        """The gate of an estimate ~ N(harm, variance) against ``margin``: the fixed-sample
+        z check at the step's end, or the always-valid mSPRT after it, with its upper bound
+        and the factor of more data it needs (if ``bounds``)."""
+        cfg = self.config
+        room, sd = margin - estimate, math.sqrt(variance)
         if fixed:
             z = special.ndtri(1.0 - cfg.step_end_alpha)
-            p = float(special.ndtr(-room / sd))
             more = (z * sd / room) ** 2 if room > 0 else None
-            return _Gate(p, difference + z * sd, more)
+            return _Gate(float(special.ndtr(-room / sd)), estimate + z * sd, more)
         threshold = math.log(1.0 / cfg.recheck_alpha)
-        scale = cfg.rate_mixture_sd
         p = _p_value(_log_one_sided_mixture(room, variance, scale))
         if not bounds:
             return _Gate(p, None, None)
         # the always-valid bound: the smallest u with evidence of "harm < u" at recheck_alpha
         upper = _root(
-            lambda u: _log_one_sided_mixture(u - difference, variance, scale) - threshold,
-            difference,
-            difference + 100 * sd + 1.0,
+            lambda u: _log_one_sided_mixture(u - estimate, variance, scale) - threshold,
+            estimate,
+            estimate + 100 * sd + 1.0,
         )
         more = None
         if room > 0:
@@ -695,28 +709,9 @@ class CanaryJudge:
         bound = math.log1p(cfg.latency_margin)
         if cfg.latency_spread is not None:
             mean, variance = self._weighted_ratio / self._information, 1 / self._information
-            room, sd = bound - mean, math.sqrt(variance)
-            if fixed:
-                z = special.ndtri(1.0 - cfg.step_end_alpha)
-                more = (z * sd / room) ** 2 if room > 0 else None
-                return _Gate(float(special.ndtr(-room / sd)), math.expm1(mean + z * sd), more)
-            threshold, scale = math.log(1.0 / cfg.recheck_alpha), LATENCY_LOG_MIXTURE_SD
-            log_e = _log_one_sided_mixture(room, variance, scale)
-            if not bounds:
-                return _Gate(_p_value(log_e), None, None)
-            upper = _root(
-                lambda u: _log_one_sided_mixture(u - mean, variance, scale) - threshold,
-                mean,
-                mean + 100 * sd + 1.0,
-            )
-            more = None
-            if room > 0:
-                more = _root(
-                    lambda k: _log_one_sided_mixture(room, variance / k, scale) - threshold,
-                    1.0,
-                    1e6,
-                )
-            return _Gate(_p_value(log_e), None if upper is None else math.expm1(upper), more)
+            gate = self._normal_gate(mean, variance, bound, LATENCY_LOG_MIXTURE_SD, fixed, bounds)
+            upper = None if gate.upper is None else math.expm1(gate.upper)
+            return _Gate(gate.p, upper, gate.more)
         # unknown spread: a t-test on the per-window log ratios
         mean = self._ratio_sum / n
         var = max(self._ratio_sq_sum - n * mean**2, 0.0) / (n - 1)

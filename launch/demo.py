@@ -140,7 +140,25 @@ def ensure_champion(registry: Registry, say: Callable[[str], None] = print) -> s
 MODEL = "fraud"
 
 
-class DemoProducer:
+class TrafficThread:
+    """A demo's traffic, sent from a daemon thread (``_run``) until :meth:`stop`."""
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class DemoProducer(TrafficThread):
     """Sends the demo model's events at ``rate`` per second and their labels after a delay,
     plus a few invalid messages; serves whichever version the registry says is champion."""
 
@@ -177,15 +195,7 @@ class DemoProducer:
         self.version = ensure_champion(registry, say)
         self.model = registry.load(MODEL, self.version)
         self._pending: list[tuple[float, str, int]] = []  # (due, id, label), a heap
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="driftline-demo", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        super().__init__("driftline-demo")
 
     def _run(self) -> None:
         monitor = Monitor(self.bootstrap, linger_s=0.1)

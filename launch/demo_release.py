@@ -23,7 +23,6 @@ Labels follow 1 to 3 windows later, for 80 % of the requests.
 from __future__ import annotations
 
 import heapq
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +34,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 from driftline_sdk import Monitor, TrafficSplit
+
+from launch.demo import TrafficThread
 
 MODEL = "spam"
 STEPS = (5.0, 25.0, 100.0)
@@ -88,7 +89,7 @@ VERSIONS = {
 }
 
 
-class ReleaseDemo:
+class ReleaseDemo(TrafficThread):
     """Sends ``spam``'s traffic (1,000 requests a window) and walks its release through the
     API."""
 
@@ -117,15 +118,7 @@ class ReleaseDemo:
         self.phase = "shadow"  # shadow | canary-2 | canary-3 | done
         self.deployment: dict[str, Any] | None = None
         self._pending: list[tuple[float, str, int]] = []  # (due, id, label): a heap
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="driftline-release", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        super().__init__("driftline-release")
 
     # -- the story ------------------------------------------------------------------------
     def _run(self) -> None:
