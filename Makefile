@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # `make test PYTEST_ARGS="-n 0"` runs them in one
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: install demo test lint bench bench-detection bench-detectors bench-canary bench-promotion clean system-deps
+.PHONY: install demo test lint bench bench-detection bench-detectors bench-catalogue bench-canary bench-promotion clean system-deps
 
 install: $(STAMP)
 
@@ -62,6 +62,9 @@ bench-detection: install
 
 bench-detectors: install
 	$(BIN)/python -m bench.detectors $(ARGS)
+
+bench-catalogue: install
+	$(BIN)/python -m bench.catalogue $(ARGS)
 
 bench-canary: install
 	$(BIN)/python -m bench.canary $(ARGS)

@@ -122,10 +122,17 @@ class Store:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        # catalogue rows this store has written (or found): each is written once per process
+        self._catalogued: set[tuple[str, str, str, str, str]] = set()
 
     def init_schema(self) -> None:
         for ddl in schema.TABLES:
             self.backend.execute(ddl)
+        (listed,) = self.backend.execute("SELECT count() FROM window_index")[0]
+        if not listed and self.backend.execute("SELECT count() FROM metrics")[0][0]:
+            # a store from before the catalogue: built from its metrics, once
+            for sql in schema.CATALOGUE_BACKFILL:
+                self.backend.execute(sql)
         for table, column, kind in schema.ADDED_COLUMNS:
             present = self.backend.execute(
                 "SELECT count() FROM system.columns WHERE database = currentDatabase() "
@@ -155,6 +162,8 @@ class Store:
         no information and are not stored.
         """
         written_at = time.time_ns()
+        catalogue: set[tuple[str, str, str, str, str]] = set()
+        windows: dict[tuple[str, str, int], float] = {}
         rows = (
             (
                 p.model,
@@ -170,10 +179,22 @@ class Store:
                 written_at,
             )
             for p in points
-            if math.isfinite(p.value)
+            if math.isfinite(p.value) and _catalogue(p, catalogue, windows)
         )
         while block := list(itertools.islice(rows, INSERT_BLOCK_ROWS)):
             self.backend.insert("metrics", schema.METRIC_COLUMNS, block)
+        new = catalogue - self._catalogued
+        if new:
+            self.backend.insert(
+                "catalogue", schema.CATALOGUE_COLUMNS, [(*k, written_at) for k in sorted(new)]
+            )
+            self._catalogued |= new
+        if windows:
+            self.backend.insert(
+                "window_index",
+                schema.WINDOW_INDEX_COLUMNS,
+                [(m, s, w, n, written_at) for (m, s, w), n in windows.items()],
+            )
         if drift_rows:
             self.backend.insert(
                 "drift_results",
@@ -385,13 +406,13 @@ class Store:
 
     def models(self) -> list[dict[str, Any]]:
         """Every model with a stored window, its own or one of its pipeline stages'.
-        ``events``: the model's own events, or (a pipeline without them) its stages' total."""
+        ``events``: the model's own events, or (a pipeline without them) its stages' total.
+        From the window index (a row per stored window), not the metrics history."""
         rows = self.backend.execute(
             "SELECT model, toUInt32(min(window_start)), toUInt32(max(window_start)), "
-            "sumIf(value, stage = ''), sum(value), uniqExact(window_start), "
+            "sumIf(events, stage = ''), sum(events), uniqExact(window_start), "
             "groupUniqArray(stage) "
-            "FROM metrics FINAL WHERE metric = 'traffic.count' AND segment = '' "
-            "GROUP BY model ORDER BY model"
+            "FROM window_index FINAL GROUP BY model ORDER BY model"
         )
         return [
             {
@@ -408,9 +429,9 @@ class Store:
     def model_features(self, model: str, stage: str = "") -> list[tuple[str, str]]:
         """(feature, kind) pairs; the kind is read off which metrics the feature has."""
         rows = self.backend.execute(
-            "SELECT feature, max(metric = 'input.category_freq') FROM metrics FINAL "
-            "WHERE model = %(model)s AND stage = %(stage)s AND feature != '' "
-            "AND metric LIKE 'input.%%' GROUP BY feature ORDER BY feature",
+            "SELECT name, max(detail = 'categorical') FROM catalogue FINAL "
+            "WHERE model = %(model)s AND stage = %(stage)s AND kind = 'feature' "
+            "GROUP BY name ORDER BY name",
             {"model": model, "stage": stage},
         )
         return [(str(r[0]), "categorical" if int(r[1]) else "numeric") for r in rows]
@@ -418,8 +439,8 @@ class Store:
     def known_categories(self, model: str, stage: str = "") -> dict[str, set[str]]:
         """Per categorical feature, every value a stored window has counted."""
         rows = self.backend.execute(
-            "SELECT DISTINCT feature, category FROM metrics FINAL "
-            "WHERE model = %(model)s AND stage = %(stage)s AND metric = 'input.category_freq'",
+            "SELECT DISTINCT name, detail FROM catalogue FINAL "
+            "WHERE model = %(model)s AND stage = %(stage)s AND kind = 'category'",
             {"model": model, "stage": stage},
         )
         known: dict[str, set[str]] = {}
@@ -429,8 +450,8 @@ class Store:
 
     def model_versions(self, model: str) -> list[str]:
         rows = self.backend.execute(
-            "SELECT DISTINCT version FROM metrics FINAL "
-            "WHERE model = %(model)s AND metric = 'traffic.count' ORDER BY version",
+            "SELECT DISTINCT name FROM catalogue FINAL "
+            "WHERE model = %(model)s AND kind = 'version' ORDER BY name",
             {"model": model},
         )
         return [str(r[0]) for r in rows]
@@ -465,7 +486,8 @@ class Store:
 
     def metric_names(self, model: str) -> list[str]:
         rows = self.backend.execute(
-            "SELECT DISTINCT metric FROM metrics FINAL WHERE model = %(model)s ORDER BY metric",
+            "SELECT DISTINCT name FROM catalogue FINAL "
+            "WHERE model = %(model)s AND kind = 'metric' ORDER BY name",
             {"model": model},
         )
         return [str(r[0]) for r in rows]
@@ -474,10 +496,8 @@ class Store:
         """The slices ("key=value") the model's metrics are broken down by (not the cuts
         Driftline makes itself, such as versions: ``driftline/cuts.py``)."""
         rows = self.backend.execute(
-            "SELECT DISTINCT segment FROM metrics FINAL WHERE model = %(model)s "
-            "AND stage = %(stage)s AND segment != '' AND metric = 'traffic.count' "
-            "AND substring(segment, 1, 1) != '@' "
-            "ORDER BY segment",
+            "SELECT DISTINCT name FROM catalogue FINAL WHERE model = %(model)s "
+            "AND stage = %(stage)s AND kind = 'segment' ORDER BY name",
             {"model": model, "stage": stage},
         )
         return [str(r[0]) for r in rows]
@@ -555,6 +575,29 @@ class Store:
 
 
 # the windows of the unit (%(model)s, %(stage)s) that have version cuts: several versions
+def _catalogue(
+    p: MetricPoint,
+    into: set[tuple[str, str, str, str, str]],
+    windows: dict[tuple[str, str, int], float],
+) -> bool:
+    """Note what a stored point adds to the catalogue (``schema.CATALOGUE``) and, for a
+    window's whole ``traffic.count``, to the window index; always True (a filter's side)."""
+    metric = p.metric
+    into.add((p.model, p.stage, "metric", metric, ""))
+    if metric == "traffic.count":
+        into.add((p.model, p.stage, "version", p.version, ""))
+        if not p.segment:
+            windows[(p.model, p.stage, p.window_start)] = p.value
+        elif not p.segment.startswith("@"):
+            into.add((p.model, p.stage, "segment", p.segment, ""))
+    elif p.feature and metric.startswith("input."):
+        categorical = metric == "input.category_freq"
+        into.add((p.model, p.stage, "feature", p.feature, "categorical" if categorical else ""))
+        if categorical:
+            into.add((p.model, p.stage, "category", p.feature, p.category))
+    return True
+
+
 _VERSIONED_WINDOWS = (
     "SELECT window_start FROM metrics WHERE model = %(model)s AND stage = %(stage)s "
     "AND metric = 'traffic.count' AND segment LIKE %(prefix)s"

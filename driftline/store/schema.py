@@ -23,6 +23,60 @@ PARTITION BY toYYYYMM(window_start)
 ORDER BY (model, metric, feature, category, segment, stage, window_start)
 """
 
+# What the catalogue reads list, kept as windows are written (``Store.write_window``), one row
+# per name: a unit's metric names, features (``detail``: "categorical" for a categorical one),
+# categories (``name`` the feature, ``detail`` the value), slices and versions. The lists the
+# API and the dashboard ask for every few seconds never scan the metrics history.
+CATALOGUE = """
+CREATE TABLE IF NOT EXISTS catalogue (
+    model String,
+    stage String,
+    kind String,
+    name String,
+    detail String,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY (model, stage, kind, name, detail)
+"""
+
+# One row per stored window of a unit, with its events: the models list, from a table a window
+# adds one row to rather than thousands.
+WINDOW_INDEX = """
+CREATE TABLE IF NOT EXISTS window_index (
+    model String,
+    stage String,
+    window_start DateTime,
+    events Float64,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY (model, stage, window_start)
+"""
+
+# A store made before the catalogue gets it from its metrics once, at start (one scan).
+CATALOGUE_BACKFILL = (
+    "INSERT INTO catalogue (model, stage, kind, name, detail, written_at) "
+    "SELECT DISTINCT model, stage, 'metric', metric, '', toUInt64(0) FROM metrics",
+    "INSERT INTO catalogue (model, stage, kind, name, detail, written_at) "
+    "SELECT DISTINCT model, stage, 'feature', feature, "
+    "if(metric = 'input.category_freq', 'categorical', ''), toUInt64(0) FROM metrics "
+    "WHERE feature != '' AND metric LIKE 'input.%'",
+    "INSERT INTO catalogue (model, stage, kind, name, detail, written_at) "
+    "SELECT DISTINCT model, stage, 'category', feature, category, toUInt64(0) FROM metrics "
+    "WHERE metric = 'input.category_freq'",
+    "INSERT INTO catalogue (model, stage, kind, name, detail, written_at) "
+    "SELECT DISTINCT model, stage, 'segment', segment, '', toUInt64(0) FROM metrics "
+    "WHERE metric = 'traffic.count' AND segment != '' AND substring(segment, 1, 1) != '@'",
+    "INSERT INTO catalogue (model, stage, kind, name, detail, written_at) "
+    "SELECT DISTINCT model, stage, 'version', version, '', toUInt64(0) FROM metrics "
+    "WHERE metric = 'traffic.count'",
+    "INSERT INTO window_index (model, stage, window_start, events, written_at) "
+    "SELECT model, stage, window_start, argMax(value, written_at), max(written_at) "
+    "FROM metrics WHERE metric = 'traffic.count' AND segment = '' "
+    "GROUP BY model, stage, window_start",
+)
+CATALOGUE_COLUMNS = ("model", "stage", "kind", "name", "detail", "written_at")
+WINDOW_INDEX_COLUMNS = ("model", "stage", "window_start", "events", "written_at")
+
 # Per model and Kafka log (topic id + partition): every event of the model below next_offset
 # is in a stored window. A restarted worker skips those events instead of folding them into a
 # partial copy of a window that is already stored.
@@ -335,6 +389,8 @@ ORDER BY (deployment_id, window_start)
 
 TABLES = (
     METRICS,
+    CATALOGUE,
+    WINDOW_INDEX,
     WORKER_OFFSETS,
     WINDOWS_SET_ASIDE,
     REFERENCES,

@@ -145,3 +145,110 @@ def test_a_store_from_before_seen_below_gets_the_column(store: Store) -> None:
     assert store.offset_marks(["log-1"]) == [OffsetMark("old", "log-1", 0, 7, W, 0)]
     store.write_window([], [OffsetMark("new", "log-1", 0, 9, W, seen_below=12)])
     assert OffsetMark("new", "log-1", 0, 9, W, 12) in store.offset_marks(["log-1"])
+
+
+# what the catalogue reads answered when they scanned the metrics history: the oracle
+HISTORY = {
+    "models": "SELECT model, toUInt32(min(window_start)), toUInt32(max(window_start)), "
+    "sumIf(value, stage = ''), sum(value), uniqExact(window_start), groupUniqArray(stage) "
+    "FROM metrics FINAL WHERE metric = 'traffic.count' AND segment = '' "
+    "GROUP BY model ORDER BY model",
+    "metric_names": "SELECT DISTINCT metric FROM metrics FINAL WHERE model = 'fraud' "
+    "ORDER BY metric",
+    "versions": "SELECT DISTINCT version FROM metrics FINAL WHERE model = 'fraud' "
+    "AND metric = 'traffic.count' ORDER BY version",
+    "segments": "SELECT DISTINCT segment FROM metrics FINAL WHERE model = 'fraud' "
+    "AND stage = '' AND segment != '' AND metric = 'traffic.count' "
+    "AND substring(segment, 1, 1) != '@' ORDER BY segment",
+    "features": "SELECT feature, max(metric = 'input.category_freq') FROM metrics FINAL "
+    "WHERE model = 'fraud' AND stage = '' AND feature != '' AND metric LIKE 'input.%' "
+    "GROUP BY feature ORDER BY feature",
+    "categories": "SELECT DISTINCT feature, category FROM metrics FINAL WHERE model = 'fraud' "
+    "AND stage = '' AND metric = 'input.category_freq' ORDER BY feature, category",
+}
+
+
+def catalogue_windows(store: Store) -> None:
+    for i in range(3):
+        start = W + 60 * i
+        store.write_window(points("fraud", start, 10 + i), [])
+        store.write_window(
+            [
+                MetricPoint("fraud", start, 60, "traffic.count", 4, segment="channel=web"),
+                MetricPoint(
+                    "fraud", start, 60, "traffic.count", 6, segment="@version=4", version="4"
+                ),
+                MetricPoint("fraud", start, 60, "input.category_freq", 1.0, "device", f"d{i}"),
+                MetricPoint("fraud", start, 60, "traffic.count", 3, stage="asr"),
+                MetricPoint("churn", start, 60, "traffic.count", 2, stage="asr"),
+            ],
+            [],
+        )
+
+
+def answers(store: Store) -> dict[str, object]:
+    return {
+        "models": [
+            (
+                m["model"],
+                m["first_window"],
+                m["last_window"],
+                m["events"],
+                m["windows"],
+                m["stages"],
+            )
+            for m in store.models()
+        ],
+        "metric_names": store.metric_names("fraud"),
+        "versions": store.model_versions("fraud"),
+        "segments": store.segments("fraud"),
+        "features": store.model_features("fraud"),
+        "categories": sorted(
+            (f, c) for f, cs in store.known_categories("fraud").items() for c in cs
+        ),
+    }
+
+
+def history(store: Store) -> dict[str, object]:
+    rows = {name: store.backend.execute(sql) for name, sql in HISTORY.items()}
+    return {
+        "models": [
+            (
+                str(r[0]),
+                int(r[1]),
+                int(r[2]),
+                int(float(r[3]) or float(r[4])),
+                int(r[5]),
+                sorted(str(s) for s in r[6] if s),
+            )
+            for r in rows["models"]
+        ],
+        "metric_names": [str(r[0]) for r in rows["metric_names"]],
+        "versions": [str(r[0]) for r in rows["versions"]],
+        "segments": [str(r[0]) for r in rows["segments"]],
+        "features": [
+            (str(r[0]), "categorical" if int(r[1]) else "numeric") for r in rows["features"]
+        ],
+        "categories": [(str(r[0]), str(r[1])) for r in rows["categories"]],
+    }
+
+
+def test_the_catalogue_answers_what_the_metrics_history_would(store: Store) -> None:
+    catalogue_windows(store)
+    listed = answers(store)
+    assert listed == history(store)
+    assert listed["versions"] == ["", "3", "4"] and listed["segments"] == ["channel=web"]
+    assert ("device", "categorical") in listed["features"]  # type: ignore[operator]
+    # a second process's store (its own memory of what it wrote) adds nothing twice
+    again = Store(store.backend)
+    again.write_window(points("fraud", W, 12), [])
+    assert answers(again) == history(again) == answers(store)
+
+
+def test_a_store_from_before_the_catalogue_builds_it_from_its_metrics(store: Store) -> None:
+    catalogue_windows(store)
+    before = answers(store)
+    for table in ("catalogue", "window_index"):
+        store.backend.execute(f"DROP TABLE {table}")
+    store.init_schema()  # an upgraded process starts on the old store
+    assert answers(store) == before == history(store)
