@@ -190,33 +190,13 @@ def build_batch(events: list[dict[str, Any]], ts: FloatArray, schema: ModelSchem
                 continue
             except (ValueError, TypeError):
                 pass  # a value of another type: the general path counts it
-        values = [f.get(name) for f in feature_dicts]
-        if kind is None:
-            kind = kind_of(_first_non_null(values))
-            if kind is None:  # all null so far: missing values of a kind not known yet
-                kind = Kind.NUMERIC
-            else:
-                schema.features[name] = kind
-        columns[name] = build_column(values, kind)
+        columns[name] = _general_column(name, [f.get(name) for f in feature_dicts], schema)
     # features the model sent before but that are absent from this batch are all missing
     for name, kind in schema.features.items():
         if name not in columns:
             columns[name] = build_column([None] * len(events), kind)
 
-    predictions = [e["prediction"] for e in events]
-    if schema.prediction is None:
-        first = _first_non_null(predictions)
-        schema.prediction = kind_of(first)
-        if type(first) is bool:
-            schema.prediction = Kind.CATEGORICAL
-        if schema.prediction is Kind.PROBABILITIES:
-            schema.prediction_width = len(first)
-    prediction = None
-    if schema.prediction is not None:
-        if schema.prediction is Kind.CATEGORICAL:
-            predictions = [_as_text(p) if type(p) is bool else p for p in predictions]
-        prediction = build_column(predictions, schema.prediction, schema.prediction_width)
-
+    prediction = _prediction_column([e["prediction"] for e in events], schema)
     latency = np.array(
         [_NAN if (v := e.get("latency_ms")) is None else v for e in events], dtype=float
     )
@@ -235,6 +215,59 @@ def build_batch(events: list[dict[str, Any]], ts: FloatArray, schema: ModelSchem
         segments=_objects([e.get("segment") for e in events]),
         shadow=_shadow(events),
         decided_by=_objects([e.get("decided_by") for e in events]),
+    )
+
+
+def _general_column(name: str, values: list[Any], schema: ModelSchema) -> Column:
+    """A feature's column of any kind, its kind the schema's or its first non-null value's."""
+    kind = schema.features.get(name)
+    if kind is None:
+        kind = kind_of(_first_non_null(values))
+        if kind is None:  # all null so far: missing values of a kind not known yet
+            kind = Kind.NUMERIC
+        else:
+            schema.features[name] = kind
+    return build_column(values, kind)
+
+
+def _prediction_column(predictions: list[Any], schema: ModelSchema) -> Column | None:
+    if schema.prediction is None:
+        first = _first_non_null(predictions)
+        schema.prediction = kind_of(first)
+        if type(first) is bool:
+            schema.prediction = Kind.CATEGORICAL
+        if schema.prediction is Kind.PROBABILITIES:
+            schema.prediction_width = len(first)
+    if schema.prediction is None:
+        return None
+    if schema.prediction is Kind.CATEGORICAL:
+        predictions = [_as_text(p) if type(p) is bool else p for p in predictions]
+    return build_column(predictions, schema.prediction, schema.prediction_width)
+
+
+def columns_batch(
+    features: Mapping[str, FloatArray | list[Any]], prediction: list[Any] | None
+) -> EventBatch:
+    """The batch of a table given by columns (an uploaded reference): what ``build_batch``
+    makes of the same rows, without making the rows. A float array is a numeric column with
+    NaN for missing; a list holds the values as an event would (None for missing)."""
+    sizes = {len(values) for values in features.values()}
+    if prediction is not None:
+        sizes.add(len(prediction))
+    if len(sizes) > 1:
+        raise ValueError(f"the columns have different lengths: {sorted(sizes)}")
+    n = sizes.pop() if sizes else 0
+    schema = ModelSchema(features={})
+    columns: dict[str, Column] = {}
+    for name, values in features.items():
+        if isinstance(values, np.ndarray) and values.dtype == np.float64:
+            schema.features[name] = Kind.NUMERIC
+            columns[name] = Column(Kind.NUMERIC, values)
+        else:
+            columns[name] = _general_column(name, list(values), schema)
+    predicted = _prediction_column(prediction if prediction is not None else [None] * n, schema)
+    return EventBatch(
+        n, np.zeros(n), np.full(n, _NAN), columns, predicted, np.full(n, "unknown", dtype=object)
     )
 
 

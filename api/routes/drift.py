@@ -117,21 +117,30 @@ def _public(stored: StoredReference) -> ReferencePublic:
     )
 
 
-def _rows(body: bytes, content_type: str, limits: EventLimits) -> list[dict[str, Any]]:
-    if "csv" in content_type:
-        import pandas as pd
+def _csv_reference(body: bytes, version: str) -> ModelReference:
+    """A CSV training sample's reference, built from its columns (the reference its rows
+    would make, ``ModelReference.from_columns``): numeric columns go as they are, others as
+    their values, NaN read as missing; a ``prediction`` column is the output."""
+    import pandas as pd
 
-        try:
-            frame = pd.read_csv(io.BytesIO(body))
-        except Exception as exc:
-            raise ValueError(f"not a readable CSV: {exc}") from None
-        return [
-            {
-                str(k): (None if isinstance(v, float) and math.isnan(v) else v)
-                for k, v in row.items()
-            }
-            for row in frame.to_dict(orient="records")
-        ]
+    try:
+        frame = pd.read_csv(io.BytesIO(body))
+    except Exception as exc:
+        raise ValueError(f"not a readable CSV: {exc}") from None
+    columns: dict[str, Any] = {}
+    for name in frame.columns:
+        series = frame[name]
+        if series.dtype.kind in "fiu" and name != "prediction":
+            columns[str(name)] = series.to_numpy(dtype="float64")
+        else:
+            columns[str(name)] = [
+                None if isinstance(v, float) and math.isnan(v) else v for v in series.tolist()
+            ]
+    prediction = columns.pop("prediction", None)
+    return ModelReference.from_columns(columns, prediction, version)
+
+
+def _rows(body: bytes, limits: EventLimits) -> list[dict[str, Any]]:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -191,8 +200,11 @@ async def update_reference(
             413, f"reference is {len(body)} bytes; the limit is {settings.max_reference_bytes}"
         )
     try:
-        rows = _rows(body, request.headers.get("content-type", ""), settings.event_limits())
-        reference = await run_in_threadpool(ModelReference.from_rows, rows, version)
+        if "csv" in request.headers.get("content-type", ""):
+            reference = await run_in_threadpool(_csv_reference, body, version)
+        else:
+            rows = _rows(body, settings.event_limits())
+            reference = await run_in_threadpool(ModelReference.from_rows, rows, version)
     except ValueError as exc:
         raise invalid(("body",), f"cannot build a reference: {exc}", None) from None
     stored = StoredReference(model, version, "uploaded", reference.to_dict(), int(time.time()))

@@ -9,7 +9,7 @@ feature drifted when one of its hypotheses is significant after correction and i
 at least the test's minimum. The other tests are reported beside it, uncorrected.
 
 >>> import numpy as np
->>> from detectors.columns import ModelSchema, build_batch
+>>> from detectors.columns import ModelSchema, build_batch, columns_batch
 >>> from detectors.profile import ProfileConfig, WindowProfile
 >>> rng = np.random.default_rng(0)
 >>> def window(shift: float) -> WindowProfile:
@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from detectors.columns import ModelSchema, build_batch
+from detectors.columns import FloatArray, ModelSchema, build_batch, columns_batch
 from detectors.drift import CATEGORICAL_TESTS, NUMERIC_TESTS, DriftTestResult, decide
 from detectors.drift.missing_rate import missing_rate_test
 from detectors.profile import (
@@ -135,6 +135,23 @@ class ModelReference:
         for profile in profiles:
             accumulator.add(profile)
         return accumulator.reference(version, source)
+
+    @classmethod
+    def from_columns(
+        cls,
+        features: Mapping[str, FloatArray | list[Any]],
+        prediction: list[Any] | None,
+        version: str,
+        source: str = "uploaded",
+    ) -> ModelReference:
+        """A training sample given by columns (``columns_batch``): the reference
+        :meth:`from_rows` makes of the same table, without a dict per row."""
+        batch = columns_batch(features, prediction)
+        if not batch.size:
+            raise ValueError("the reference sample has no rows")
+        profile = WindowProfile(0, 1, ProfileConfig(max(batch.size, 16), max_categories=10_000))
+        profile.add(batch)
+        return cls.from_profiles([profile], version, source)
 
     @classmethod
     def from_rows(

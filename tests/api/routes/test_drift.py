@@ -21,7 +21,7 @@ def client(store: Store) -> Iterator[TestClient]:
         yield c
 
 
-def test_upload_reference_as_json_rows_or_csv(client: TestClient) -> None:
+def test_upload_reference_as_json_rows_or_csv(client: TestClient, store: Store) -> None:
     rows = [
         {"features": {"amount": float(i), "country": "FR" if i % 3 else "DE"}, "prediction": i % 2}
         for i in range(300)
@@ -47,6 +47,13 @@ def test_upload_reference_as_json_rows_or_csv(client: TestClient) -> None:
     }
     listed = client.get("/v1/models/fraud/reference").json()
     assert [(r["version"], r["source"]) for r in listed] == [("*", "uploaded"), ("3", "uploaded")]
+    # a CSV is read by columns: the same reference as its rows sent as JSON
+    flat = [{"amount": 1.5, "country": "FR", "prediction": 0.2},
+            {"amount": None, "country": "DE", "prediction": 0.9},
+            {"amount": 3.0, "country": "FR", "prediction": 0.4}]  # fmt: skip
+    assert client.put("/v1/models/fraud/reference?version=7", content=orjson.dumps(flat)).is_success
+    profiles = {r.version: r.profile for r in store.references("fraud")}
+    assert profiles["7"]["profiles"] == profiles["*"]["profiles"]
 
 
 def test_bad_reference_uploads_say_why(client: TestClient) -> None:

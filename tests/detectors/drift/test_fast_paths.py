@@ -4,6 +4,8 @@ maths, were the cost)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -57,3 +59,50 @@ def test_the_missing_rate_tail_is_the_normal_one() -> None:
     cur = NumericReference.from_values(np.where(np.arange(500) % 4 == 0, np.nan, 1.0))
     result = missing_rate_test(ref, cur)
     assert result.p_value == pytest.approx(2 * stats.norm.sf(abs(result.statistic)), rel=1e-12)
+
+
+def test_a_reference_from_columns_is_the_one_its_rows_make() -> None:
+    from detectors.drift.window import ModelReference
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    amount = rng.lognormal(3, 1, n)
+    amount[rng.random(n) < 0.1] = np.nan
+    country = [None if rng.random() < 0.05 else str(c) for c in rng.choice(["FR", "DE"], n)]
+    items = rng.integers(0, 9, n)
+    flag = [bool(b) for b in rng.random(n) < 0.3]
+    mixed: list[object] = [1.5, "x", None] * (n // 3)
+    prediction = [None if i % 50 == 0 else float(p) for i, p in enumerate(rng.random(n))]
+    rows = [
+        {
+            "features": {
+                "amount": None if np.isnan(amount[i]) else float(amount[i]),
+                "country": country[i],
+                "items": int(items[i]),
+                "flag": flag[i],
+                "mixed": mixed[i],
+                "empty": None,
+            },
+            "prediction": prediction[i],
+        }
+        for i in range(n)
+    ]
+    columns: dict[str, Any] = {
+        "amount": amount,
+        "country": country,
+        "items": items.astype(np.float64),
+        "flag": flag,
+        "mixed": mixed,
+        "empty": np.full(n, np.nan),
+    }
+    by_rows = ModelReference.from_rows(rows, "3")
+    assert ModelReference.from_columns(columns, prediction, "3").to_dict() == by_rows.to_dict()
+    booleans = [bool(b) for b in rng.random(n) < 0.5]
+    assert (
+        ModelReference.from_columns(columns, booleans, "3").to_dict()
+        == ModelReference.from_rows(
+            [{**r, "prediction": b} for r, b in zip(rows, booleans, strict=True)], "3"
+        ).to_dict()
+    )
+    with pytest.raises(ValueError, match="different lengths"):
+        ModelReference.from_columns({"a": amount, "b": country[:10]}, None, "3")
