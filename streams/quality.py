@@ -8,8 +8,10 @@ figure simply improves as labels land, and a restart loses nothing.
 
 Per window and per slice (``segment`` values, capped per key): ``labels.count``,
 ``labels.coverage`` (share of the window's predictions labelled within the horizon; next to
-every quality figure), ``labels.unlabelled`` once the horizon has passed, and the quality
-metrics of ``detectors/quality.py``. Concept drift: the window's quality against the
+every quality figure), ``labels.unlabelled`` once the horizon has passed, label quality
+(``labels.conflicts``: labelled ids that have had two different labels, the latest of which
+counts; ``labels.delay_p50`` and ``labels.delay_p95``: seconds from prediction to label), and
+the quality metrics of ``detectors/quality.py``. Concept drift: the window's quality against the
 reference quality (the unit's first labelled windows) with a one-sided test, and river's
 error-stream detectors fed with each newly joined pair in event-time order. Labels are also
 counted per arrival window (``labels.received``, ``labels.unmatched``: no such prediction).
@@ -33,6 +35,8 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from detectors.concept import ErrorStreamDetector, detectors_for
 from detectors.profile import OUTCOME_PREFIX, ProfileConfig, outcome_rows
@@ -288,6 +292,14 @@ class QualityTracker:
             )
             if expired:
                 window.point(w, "labels.unlabelled", float(len(members) - len(mine)), segment)
+            if mine:
+                # label quality: ids labelled differently more than once, and how late
+                conflicts = sum(1 for i in mine if every[i].distinct_labels > 1)
+                window.point(w, "labels.conflicts", float(conflicts), segment)
+                delays = [every[i].label_ms / 1000 - every[i].ts for i in mine]
+                p50, p95 = np.percentile(delays, [50, 95])
+                window.point(w, "labels.delay_p50", float(p50), segment)
+                window.point(w, "labels.delay_p95", float(p95), segment)
             # business outcomes sent on label events (a click), with or without a label
             outcomes = outcome_rows(
                 [every[i].outcomes for i in members], cfg.outcome_profile, start

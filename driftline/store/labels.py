@@ -126,6 +126,8 @@ class Joined:
     label_stored_ms: int
     # the custom metrics of the latest label event that had some (outcomes such as a click)
     outcomes: Mapping[str, float] | None = None
+    # how many different labels the id has had (more than one: a conflict; the latest counts)
+    distinct_labels: int = 0
 
 
 Unit = tuple[str, str]  # (model, stage)
@@ -254,7 +256,9 @@ class LabelStore:
         labels = self.backend.execute(
             "SELECT id, argMaxIf(label, label_ms, label != 'null'), "
             "maxIf(label_ms, label != 'null'), maxIf(stored_ms, label != 'null'), "
-            "argMaxIf(metrics, label_ms, metrics != '') FROM labels "
+            "argMaxIf(metrics, label_ms, metrics != ''), "
+            # different labels for one id (a relabelling, a disagreement): counted, not hidden
+            "uniqExactIf(label, label != 'null') FROM labels "
             "WHERE model = %(model)s AND stage = %(stage)s AND id IN "
             f"(SELECT id FROM {table} WHERE {where}) GROUP BY id",
             params,
@@ -265,12 +269,15 @@ class LabelStore:
                 int(r[2]),
                 int(r[3]),
                 orjson.loads(r[4]) if r[4] else None,
+                int(r[5]),
             )
             for r in labels
         }
         joined = []
         for r in predictions:
-            label, label_ms, label_stored, outcomes = by_id.get(str(r[0]), (None, 0, 0, None))
+            label, label_ms, label_stored, outcomes, distinct = by_id.get(
+                str(r[0]), (None, 0, 0, None, 0)
+            )
             joined.append(
                 Joined(
                     str(r[0]),
@@ -282,6 +289,7 @@ class LabelStore:
                     label_ms,
                     label_stored,
                     outcomes,
+                    distinct,
                 )
             )
         return joined
