@@ -404,11 +404,20 @@ def _class_rows(encoded: _Encoded, present: IntArray, max_classes: int) -> list[
     fold[kept] = np.arange(len(kept))
     if len(ranked) > max_classes:
         names.append(OTHER_CLASS)
-    columns = _per_class(fold[encoded.y_true], fold[encoded.y_pred], len(kept) + 1)
+    actual, predicted_class = fold[encoded.y_true], fold[encoded.y_pred]
+    columns = _per_class(actual, predicted_class, len(kept) + 1)
     rows = []
     for i, name in enumerate(names):
         for metric, values in zip(("precision", "recall", "f1", "support"), columns, strict=True):
             rows.append(QualityMetric(f"quality.{metric}", name, float(values[i])))
+    # the confusion counts, a row per non-empty cell: category "<actual>|<predicted>"
+    width = len(kept) + 1
+    cells = np.bincount(actual * width + predicted_class, minlength=width * width)
+    for cell in np.flatnonzero(cells):
+        a, b = divmod(int(cell), width)
+        rows.append(
+            QualityMetric("quality.confusion", f"{names[a]}|{names[b]}", float(cells[cell]))
+        )
     return rows
 
 

@@ -507,8 +507,9 @@ async function modelView(model) {
   const names = new Set(detail.metrics);
   const want = (name, extra) => (names.has(name) ? metric(model, name, extra) : Promise.resolve([]));
   // outcome metrics (labels.custom.*) get their own charts, not lines on the quality chart
+  // (confusion counts are a table's, not a chart's: a line per cell would drown the rest)
   const qualityNames = detail.metrics.filter((n) => QUALITY_PREFIXES.some((p) => n.startsWith(p)) &&
-    !CUSTOM_METRIC.test(n));
+    !CUSTOM_METRIC.test(n) && n !== "quality.confusion");
   const customs = customMetrics(detail.metrics);
   const [traffic, invalid, late, p50, p95, p99, missing, outMean, outP05, outP50, outP95,
     outNull, classes, share, maxEffect, quality, drift, firing, resolved, jobs, versions, custom,

@@ -494,3 +494,16 @@ def test_reference_pools_the_first_windows_with_enough_labels() -> None:
     assert start == 120  # window 0 has too few labels, 180 is past the first two
     assert (pooled.task, pooled.n) == ("classification", 400)
     assert pooled.error_sum == pytest.approx(10 + 60)
+
+
+def test_confusion_counts_a_row_per_non_empty_cell() -> None:
+    predictions = ["cat", "cat", "dog", "dog", "dog", "bird"]
+    labels = ["cat", "dog", "dog", "dog", "cat", "bird"]
+    result = score_quality(predictions, labels, task="classification")
+    cells = {m.category: m.value for m in result.metrics if m.metric == "quality.confusion"}
+    assert cells == {"bird|bird": 1, "cat|cat": 1, "cat|dog": 1, "dog|cat": 1, "dog|dog": 2}
+    assert sum(cells.values()) == result.count
+    # skewed labels, a majority-class model: its confusion shows the minority never predicted
+    skewed = score_quality([0] * 100, [0] * 95 + [1] * 5, task="classification")
+    confusion = {m.category: m.value for m in skewed.metrics if m.metric == "quality.confusion"}
+    assert confusion == {"0|0": 95, "1|0": 5}
