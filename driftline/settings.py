@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     retrain_min_examples: int = Field(200, ge=20, description="labelled events to train on")
     retrain_label_wait_s: float = Field(120.0, ge=0, description="wait this long for them")
     retrain_seed: int = 0
+    # a classifier's promotion metric: accuracy, f1_macro, or recall:<class> (the recall of
+    # one class, e.g. recall:1 for the fraud class); every class's recall also vetoes
+    retrain_primary_metric: str = Field(
+        "accuracy", pattern=r"^(accuracy|f1_macro|recall:.+)$", max_length=300
+    )
     retrain_epochs: int = Field(30, ge=1)
 
     # Alarms (alarms/, streams/alarms.py, driftline/notify.py)

@@ -26,6 +26,19 @@ With no champion the challenger faces the best *constant* guess on the same hold
 majority class with the class frequencies as probabilities, or the label median): a model
 that cannot beat a constant learned nothing useful, or its labels are broken, and should not
 be the first to serve.
+
+Skewed classes. Accuracy rewards a model that always predicts the majority class, so:
+
+* the primary metric of a classifier is configurable (``primary``): ``accuracy`` (the
+  default), ``f1_macro``, or ``recall:<class>`` (the recall of one class, e.g. the fraud one);
+* every class is judged on its own F1 (``class=<class>``): a challenger whose F1 on a class
+  falls by more than ``class_tolerance`` beyond chance (a one-sided paired bootstrap over the
+  holdout rows, both models on the same resamples) is not promoted, however well it does
+  overall. F1, not recall: a better model may move errors between classes (after a concept
+  drift the fix often costs one class some recall and gains the other much more), while
+  giving a class up costs its F1 whatever else improves;
+* a classifier that predicts a single class for the whole holdout while its labels have
+  several is never promoted, whatever its scores: on skewed data that is the majority guess.
 """
 
 from __future__ import annotations
@@ -85,6 +98,7 @@ class Comparison:
     min_segment_examples: int
     promote: bool
     reason: str
+    class_tolerance: float = 0.10
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,9 +113,15 @@ def compare(
     min_segment_examples: int = 30,
     tolerance: float = 0.02,
     significance: float = 0.05,
+    primary: str = "accuracy",
+    class_tolerance: float = 0.10,
 ) -> Comparison:
     """Score both models on ``holdout`` and decide. ``tracked_segments``: segment keys
-    (``"region"``: every value) or ``"key=value"`` strings; None tracks every key."""
+    (``"region"``: every value) or ``"key=value"`` strings; None tracks every key (the
+    ``label=<class>`` segments are always tracked, with ``class_tolerance``: a better model
+    may move some errors between classes, not give a class up). ``primary``: a classifier's
+    metric, ``accuracy``, ``f1_macro`` or ``recall:<class>``; a regressor's is always
+    ``mae``."""
     task = challenger.spec.task
     if champion is not None and champion.spec.task != task:
         raise ValueError(
@@ -111,7 +131,13 @@ def compare(
     if isinstance(tracked_segments, str):  # one key, not its characters
         tracked_segments = (tracked_segments,)
     usable = [e for e in holdout if _target(task, e) is not None]
-    primary = "accuracy" if task == "classification" else "mae"
+    if task == "regression":
+        primary = "mae"
+    elif primary not in ("accuracy", "f1_macro") and not primary.startswith("recall:"):
+        raise ValueError(
+            f"primary metric {primary!r}: a classifier is judged on accuracy, f1_macro or "
+            "recall:<class>"
+        )
     overall: dict[str, float] = {}
     before = baseline = None
     segments: tuple[SegmentComparison, ...] = ()
@@ -127,14 +153,19 @@ def compare(
             _segment(name, index, new, old, _tracked(name, tracked_segments), min_segment_examples)
             for name, index in sorted(_segments(usable).items())
         )
+        if old is not None:
+            segments += _class_f1(new, old, min_segment_examples)
+        single = _single_class(task, new, usable)
         if old is None:
             baseline = _means(_constant_guess(task, usable), everything)
             promote, reason = _against_baseline(primary, overall, baseline, len(usable))
         else:
             before = _means(old, everything)
             promote, reason = _against_champion(
-                primary, overall, before, segments, tolerance, significance
+                primary, overall, before, segments, tolerance, significance, class_tolerance
             )
+        if single is not None:
+            promote, reason = False, single
     return Comparison(
         task=task,
         primary_metric=primary,
@@ -147,6 +178,7 @@ def compare(
         tolerance=tolerance,
         significance=significance,
         min_segment_examples=min_segment_examples,
+        class_tolerance=class_tolerance,
         promote=promote,
         reason=reason,
     )
@@ -158,7 +190,7 @@ def _against_baseline(
     scores = (
         f"challenger {primary} {_fmt(primary, overall)} vs constant guess {_fmt(primary, baseline)}"
     )
-    if _better(overall, baseline):
+    if _better(overall, baseline, primary):
         return True, f"no champion; {scores} on {n} holdout examples"
     return False, f"no champion, but {scores} on {n} holdout examples: the model learned nothing"
 
@@ -170,30 +202,99 @@ def _against_champion(
     segments: Sequence[SegmentComparison],
     tolerance: float,
     significance: float,
+    class_tolerance: float,
 ) -> tuple[bool, str]:
     scores = f"challenger {primary} {_fmt(primary, overall)} vs champion {_fmt(primary, before)}"
-    if not _better(overall, before):
+    if not _better(overall, before, primary):
         return False, f"{scores} overall: not better"
-    worse = [s for s in segments if s.vetoes(tolerance, significance)]
+    worse = [
+        s
+        for s in segments
+        if s.vetoes(class_tolerance if s.segment.startswith(CLASS_SEGMENT) else tolerance,
+                    significance)
+    ]  # fmt: skip
     material = f"worse by more than {tolerance:g} (p < {significance:g})"
+    if any(s.segment.startswith(CLASS_SEGMENT) for s in worse):
+        material += f" or a class's F1 down by more than {class_tolerance:g}"
     if not worse:
         return True, f"{scores} overall; no tracked segment {material}"
     worse.sort(key=lambda s: -(s.worse_by or 0.0))
-    listed = ", ".join(
-        f"{s.segment} ({_fmt(primary, s.challenger)} vs {_fmt(primary, s.champion or {})}, "
-        f"n={s.n}, p={s.p_value:.2g})"
-        for s in worse[:3]
-    )
+
+    def shown(s: SegmentComparison) -> str:
+        # a class comparison is of F1; a slice's, of accuracy (or MAE): what its veto judged
+        metric = next(m for m in ("f1", "accuracy", "mae") if m in s.challenger)
+        return f"{_fmt(metric, s.challenger)} vs {_fmt(metric, s.champion or {})}"
+
+    listed = ", ".join(f"{s.segment} ({shown(s)}, n={s.n}, p={s.p_value:.2g})" for s in worse[:3])
     more = f" and {len(worse) - 3} more" if len(worse) > 3 else ""
     return False, f"{scores} overall, but {material} on {listed}{more}"
 
 
-def _better(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+def _better(a: Mapping[str, float], b: Mapping[str, float], primary: str = "accuracy") -> bool:
     if "mae" in a:
         return a["mae"] < b["mae"]
-    if not math.isclose(a["accuracy"], b["accuracy"], abs_tol=1e-12):
-        return a["accuracy"] > b["accuracy"]
+    mine, theirs = a.get(primary, math.nan), b.get(primary, math.nan)
+    if not math.isclose(mine, theirs, abs_tol=1e-12):
+        return mine > theirs
     return a["log_loss"] < b["log_loss"]
+
+
+CLASS_SEGMENT = "class="  # a class's F1, challenger against champion
+IS, CALLED = "is:", "called:"  # the per-class indicator columns of a classifier's Pointwise
+BOOTSTRAP_RESAMPLES = 999
+
+
+def _f1(of: npt.NDArray[np.float64], called: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """F1 of a class along the last axis (0 where the class is neither true nor called)."""
+    hits = (of * called).sum(axis=-1)
+    total = of.sum(axis=-1) + called.sum(axis=-1)
+    return np.asarray(np.where(total > 0, 2 * hits / np.maximum(total, 1e-12), 0.0))
+
+
+def _class_f1(new: Pointwise, old: Pointwise, min_examples: int) -> tuple[SegmentComparison, ...]:
+    """Per class with at least ``min_examples`` holdout rows, the challenger's F1 against the
+    champion's, and the one-sided paired bootstrap p of "no worse" (the share of resamples of
+    the rows in which the challenger's F1 is at least the champion's). Seeded: the same
+    holdout gives the same p."""
+    if "accuracy" not in new:
+        return ()  # a regressor: no classes
+    n = len(new["accuracy"])
+    rng = np.random.default_rng(0)
+    resamples = rng.integers(0, n, (BOOTSTRAP_RESAMPLES, n))
+    out = []
+    for name in sorted(k for k in new if k.startswith(IS)):
+        c = name[len(IS) :]
+        of = new[name]
+        support = int(of.sum())
+        if support < min_examples or f"{CALLED}{c}" not in old:
+            continue
+        called_new, called_old = new[f"{CALLED}{c}"], old[f"{CALLED}{c}"]
+        f1_new, f1_old = float(_f1(of, called_new)), float(_f1(of, called_old))
+        boot = _f1(of[resamples], called_new[resamples]) - _f1(of[resamples], called_old[resamples])
+        p_value = float((1 + np.sum(boot >= 0)) / (BOOTSTRAP_RESAMPLES + 1))
+        out.append(
+            SegmentComparison(
+                f"{CLASS_SEGMENT}{c}", support, {"f1": f1_old}, {"f1": f1_new},
+                f1_old - f1_new, True, p_value,
+            )
+        )  # fmt: skip
+    return tuple(out)
+
+
+def _single_class(task: Task, new: Pointwise, examples: Sequence[Example]) -> str | None:
+    """Why a classifier that predicts one class for every holdout row whose labels have
+    several is not promoted (None: it predicts more than one, or the labels are one class)."""
+    if task != "classification" or len(examples) < 2:
+        return None
+    called = [n for n, values in new.items() if n.startswith(CALLED) and values.any()]
+    labels = {label_key(e.label) for e in examples}
+    if len(called) > 1 or len(labels) < 2:
+        return None
+    return (
+        f"the challenger predicts one class for all {len(examples)} holdout examples while "
+        f"their labels have {len(labels)}: on skewed data that is the majority guess, "
+        "whatever its accuracy"
+    )
 
 
 def _worse_by(champion: Mapping[str, float], challenger: Mapping[str, float]) -> float:
@@ -238,8 +339,25 @@ def _pointwise(model: TrainedModel, examples: Sequence[Example]) -> Pointwise:
     truth = np.array([positions.get(label_key(e.label) or "", -1) for e in examples])
     # a label the model never saw as a class gets probability 0: wrong, maximal log loss
     p_true = np.where(truth >= 0, scores[np.arange(len(truth)), np.maximum(truth, 0)], 0.0)
-    correct = (scores.argmax(axis=1) == truth).astype(np.float64)
-    return {"accuracy": correct, "log_loss": -np.log(np.clip(p_true, _EPS, 1.0))}
+    predicted = scores.argmax(axis=1)
+    correct = (predicted == truth).astype(np.float64)
+    return {
+        "accuracy": correct,
+        "log_loss": -np.log(np.clip(p_true, _EPS, 1.0)),
+        **_class_indicators(list(model.spec.classes), predicted, truth),
+    }
+
+
+def _class_indicators(
+    classes: Sequence[str], predicted: npt.NDArray[np.int64], truth: npt.NDArray[np.int64]
+) -> Pointwise:
+    """Per class (by name), which rows are of it (``is:<c>``) and which the model called it
+    (``called:<c>``): f1_macro and each class's recall come from them (``_means``)."""
+    out: Pointwise = {}
+    for i, name in enumerate(classes):
+        out[f"{IS}{name}"] = (truth == i).astype(np.float64)
+        out[f"{CALLED}{name}"] = (predicted == i).astype(np.float64)
+    return out
 
 
 def _constant_guess(task: Task, examples: Sequence[Example]) -> Pointwise:
@@ -251,7 +369,14 @@ def _constant_guess(task: Task, examples: Sequence[Example]) -> Pointwise:
     majority = min(counts, key=lambda c: (-counts[c], c or ""))
     share = np.array([counts[label] / len(labels) for label in labels])
     correct = np.array([label == majority for label in labels], dtype=np.float64)
-    return {"accuracy": correct, "log_loss": -np.log(share)}
+    names = sorted((c or "" for c in counts), key=str)
+    truth = np.array([names.index(label or "") for label in labels], dtype=np.int64)
+    predicted = np.full(len(labels), names.index(majority or ""), dtype=np.int64)
+    return {
+        "accuracy": correct,
+        "log_loss": -np.log(share),
+        **_class_indicators(names, predicted, truth),
+    }
 
 
 def _segments(examples: Sequence[Example]) -> dict[str, npt.NDArray[np.intp]]:
@@ -267,7 +392,28 @@ def _tracked(segment: str, tracked: Collection[str] | None) -> bool:
 
 
 def _means(pointwise: Pointwise, index: npt.NDArray[np.intp]) -> dict[str, float]:
-    return {name: float(values[index].mean()) for name, values in pointwise.items()}
+    """The scores on some rows: the means of the pointwise metrics, and for a classifier
+    its macro-F1 over the classes seen there and each class's recall (``recall:<c>``, c the
+    class's position in the model's classes)."""
+    scores = {
+        name: float(values[index].mean())
+        for name, values in pointwise.items()
+        if not name.startswith((IS, CALLED))
+    }
+    classes = [name[len(IS) :] for name in pointwise if name.startswith(IS)]
+    f1s = []
+    for c in classes:
+        of, called = pointwise[f"{IS}{c}"][index], pointwise[f"{CALLED}{c}"][index]
+        support, calls = float(of.sum()), float(called.sum())
+        if not support + calls:
+            continue  # a class neither in these labels nor predicted: no say in the macro
+        hits = float((of * called).sum())
+        f1s.append(2 * hits / (support + calls))
+        if support:
+            scores[f"recall:{c}"] = hits / support
+    if classes:
+        scores["f1_macro"] = float(np.mean(f1s)) if f1s else 0.0
+    return scores
 
 
 def _target(task: Task, example: Example) -> str | float | None:
@@ -276,4 +422,4 @@ def _target(task: Task, example: Example) -> str | float | None:
 
 def _fmt(metric: str, scores: Mapping[str, float]) -> str:
     value = scores.get(metric, math.nan)
-    return f"{value:.3f}" if metric == "accuracy" else f"{value:.4g}"
+    return f"{value:.4g}" if metric == "mae" else f"{value:.3f}"

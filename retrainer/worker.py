@@ -226,7 +226,9 @@ class Retrainer:
             )
         )
         challenger = train(training, config, warm_start=champion)
-        comparison = compare(champion, challenger, holdout)
+        comparison = compare(
+            champion, challenger, holdout, primary=self.settings.retrain_primary_metric
+        )
         info = self.registry.register(
             job.model,
             challenger,

@@ -197,10 +197,10 @@ def test_a_worse_challenger_is_rejected_and_rollback_is_one_call(
     store: Store, retrainer: tuple[Retrainer, Published]
 ) -> None:
     r, published = retrainer
-    load_events(store, n=600)
+    load_events(store, n=600, span=(1200.0, 600.0))
     assert r.take(queue(r).id).state == "succeeded"  # type: ignore[union-attr]
-    # the world flips (concept drift): a new job learns it and wins on recent data
-    load_events(store, n=600, flip=True, seed=1)
+    # the world flips (concept drift) from then on: a new job learns it and wins on recent data
+    load_events(store, n=900, flip=True, seed=1)
     r.settings.retrain_cooldown_s = 0
     second = r.take(queue(r).id)
     assert second is not None and second.state == "succeeded", second and second.log
