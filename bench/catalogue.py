@@ -12,13 +12,13 @@ write), written through ``Store.write_window`` as the worker writes them. Each r
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from bench.detectors import median_s
 from driftline.store import MetricPoint, Store
 from driftline.store.embedded import EmbeddedBackend
 
@@ -43,15 +43,6 @@ def window(model: str, start: int, features: int) -> list[MetricPoint]:
         for metric in ("mean", "std", "p05", "p50", "p95", "missing_rate"):
             points.append(MetricPoint(model, start, 60, f"input.{metric}", 1.0, feature=f"x{f}"))
     return points
-
-
-def median_ms(call: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
 
 
 def main() -> None:
@@ -82,8 +73,8 @@ def main() -> None:
         }
         print(f"{'read':14} {'catalogue ms':>13} {'history scan ms':>16} {'ratio':>7}")
         for name, read in reads.items():
-            ours = median_ms(read, args.repeat)
-            scan = median_ms(partial(store.backend.execute, SCANS[name]), args.repeat)
+            ours = 1e3 * median_s(read, args.repeat)
+            scan = 1e3 * median_s(partial(store.backend.execute, SCANS[name]), args.repeat)
             print(f"{name:14} {ours:13.1f} {scan:16.1f} {ours / scan:7.3f}", flush=True)
         store.close()
 

@@ -166,6 +166,8 @@ LATENCY_LOG_MIXTURE_SD = 0.2  # with a known spread: harms of ~20 % beyond the t
 # promote_alpha's share spent on the one fixed-sample look at the step's end; the rest goes to
 # the always-valid re-checks of the windows after it (a union bound: the two add up)
 STEP_END_SHARE = 0.8
+# why a metric is not gated once the baseline has stopped serving (a step of 100 %)
+GONE = "the baseline serves no traffic now: nothing left to compare with"
 
 
 @dataclass(frozen=True)
@@ -573,6 +575,8 @@ class CanaryJudge:
         # the mismatch tests: windows compared, and the log e-process of each
         self._versus_windows = dict.fromkeys(MISMATCHES, 0)
         self._versus_log_e = dict.fromkeys(MISMATCHES, 0.0)
+        self._baseline_now = True
+        self._latency_now = True
         self._rolled_back: str | None = None
         self._verdict: Verdict | None = None
 
@@ -594,6 +598,10 @@ class CanaryJudge:
     ) -> Verdict:
         """One window: both arms' counts, and the comparison of their profiles if made."""
         self._windows += 1
+        # whether the baseline still serves: at a step of 100 % its last requests end with the
+        # switch, and what they left is no comparison a promotion could wait on
+        self._baseline_now = baseline.events > 0
+        self._latency_now = baseline.latency_p95 is not None and candidate.latency_p95 is not None
         if versus is not None:
             for metric, p in ((INPUT_MISMATCH, versus.inputs_p), (OUTPUT_SHIFT, versus.output_p)):
                 if p is not None:
@@ -796,9 +804,11 @@ class CanaryJudge:
             baseline = math.exp(self._log_p95[0] / n) if n else None
             candidate = math.exp(self._log_p95[1] / n) if n else None
             effect = math.exp((self._log_p95[1] - self._log_p95[0]) / n) - 1 if n else None
-            gated = n > 0
-            if not gated:
+            gated = n > 0 and self._latency_now
+            if not n:
                 note = "no window with both arms' latency p95"
+            elif not gated:
+                note = GONE
         else:
             count, total = {ERROR_RATE: (4, 3), NULL_RATE: (2, 0), INVALID_RATE: (1, 0)}[metric]
             c = (self._candidate[count], self._candidate[total])
@@ -808,11 +818,17 @@ class CanaryJudge:
             baseline = b[0] / b[1] if b[1] else None
             effect = None if candidate is None or baseline is None else candidate - baseline
             n, needed = c[1], cfg.min_labelled if metric == ERROR_RATE else cfg.min_events
-            gated = b[1] > 0 and not (metric == ERROR_RATE and cfg.min_labelled == 0)
+            gated = (
+                b[1] > 0
+                and self._baseline_now
+                and not (metric == ERROR_RATE and cfg.min_labelled == 0)
+            )
             if metric == ERROR_RATE and cfg.min_labelled == 0:
                 note = "min_labelled is 0: a deployment without labels"
-            elif not gated:
+            elif not b[1]:
                 note = "the baseline has no data to compare with"
+            elif not gated:
+                note = GONE
         if n >= needed:
             # Ville: the running maximum of the evidence, read every window, stays valid
             self._min_p[metric] = min(self._min_p[metric], math.exp(-log_e))

@@ -370,3 +370,16 @@ def test_mismatch_tests_stay_quiet_on_uniform_p_values_and_catch_a_routing_bug()
     assert not verdict.metrics[OUTPUT_SHIFT].harmful
     with pytest.raises(ValueError, match="p-value in"):
         Versus(1.5)
+
+
+def test_a_step_of_all_traffic_promotes_when_the_baseline_has_gone() -> None:
+    """The switch to 100 % lands inside a window: the baseline serves a little of that one and
+    none after. What it left cannot be compared with; the step promotes after its windows
+    instead of holding for a baseline that will not come back."""
+    rng = np.random.default_rng(9)
+    judge = CanaryJudge(CanaryConfig(step_windows=2, min_labelled=0))
+    decisions = [judge.update(_arm(rng, 300), _arm(rng, 700)).decision]
+    decisions += [judge.update(ArmWindow(0), _arm(rng, 1000)).decision for _ in range(2)]
+    assert decisions == ["hold", "promote", "promote"]
+    verdict = judge.verdict
+    assert verdict is not None and "serves no traffic now" in verdict.reason

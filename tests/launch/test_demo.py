@@ -144,7 +144,8 @@ def test_the_dashboard_draws_the_demo(demo: Demo, browser: Browser) -> None:
 
     page = browser.page()
     page.goto(f"{api}/#/models/fraud?range=15m&refresh=3")
-    page.wait_for_selector('[data-chart="traffic"] [data-series="traffic.count"]')
+    # (under a loaded suite the page's first round of requests can take a while)
+    page.wait_for_selector('[data-chart="traffic"] [data-series="traffic.count"]', timeout=90_000)
     drawn_counts = drawn(page, "traffic", "traffic.count")
     assert drawn_counts == stored_counts()[: len(drawn_counts)]
     assert all(math.isfinite(v) and v > 0 for v in drawn_counts)
@@ -197,7 +198,7 @@ def test_the_spam_release_shadow_canary_promotion_and_rollback(
     # the dashboard: the versions side by side, the last deployment's steps and verdicts
     page = browser.page()
     page.goto(f"{api}/#/models/spam?range=15m")
-    page.wait_for_selector('#deployments tr[data-version="3"]')
+    page.wait_for_selector('#deployments tr[data-version="3"]', timeout=90_000)
     assert page.locator("#deployment tr.verdict").count() == len(judged)
     drawn_agreement = drawn(page, "shadow", "shadow.agreement")
     assert drawn_agreement and min(drawn_agreement) > 0.8
