@@ -1,4 +1,5 @@
-"""The demo's second model, ``spam``: a release told end to end, as serving code does it.
+"""The demo's second model, ``spam``: a release told end to end, as serving code does it (600
+requests a window).
 
 Window by window (``W``: the window length):
 
@@ -41,11 +42,11 @@ MODEL = "spam"
 STEPS = (5.0, 25.0, 100.0)
 # The demo's gates, on top of the judge's defaults (detectors/canary.py): labels come 1 to 3
 # windows late, so the error rate does not hold a step back waiting for them (min_labelled 0:
-# its harm test still runs on the labels that have come); and the p95 of the 50 requests a
+# its harm test still runs on the labels that have come); and the p95 of the 30 requests a
 # 5 % step gets per window is noisy, so a step rules out a 50 % slowdown, not the default 20 %
 # (which takes about ten such windows). The harm tests keep their tolerances: 10 % on p95.
 GATES = {"min_labelled": 0, "latency_margin": 0.5}
-REQUESTS_PER_WINDOW = 1000
+REQUESTS_PER_WINDOW = 600  # the 5 % step: 30 a window, enough for a verdict in a few
 WEIGHTS = np.array([1.8, 1.2, 5.0, -0.008])  # links, log length, caps ratio, sender age (days)
 BIAS = -6.6
 
@@ -90,7 +91,7 @@ VERSIONS = {
 
 
 class ReleaseDemo(TrafficThread):
-    """Sends ``spam``'s traffic (1,000 requests a window) and walks its release through the
+    """Sends ``spam``'s traffic (600 requests a window) and walks its release through the
     API."""
 
     def __init__(

@@ -143,7 +143,7 @@ def test_the_dashboard_draws_the_demo(demo: Demo, browser: Browser) -> None:
         return series(api, "fraud", "traffic.count")
 
     page = browser.page()
-    page.goto(f"{api}/#/models/fraud?range=15m&refresh=3")
+    page.goto(f"{api}/#/models/fraud?range=15m&refresh=3", timeout=90_000)
     # (under a loaded suite the page's first round of requests can take a while)
     page.wait_for_selector('[data-chart="traffic"] [data-series="traffic.count"]', timeout=90_000)
     drawn_counts = drawn(page, "traffic", "traffic.count")
@@ -197,7 +197,7 @@ def test_the_spam_release_shadow_canary_promotion_and_rollback(
     assert human and 0.02 < sum(human) / len(human) < 0.3
     # the dashboard: the versions side by side, the last deployment's steps and verdicts
     page = browser.page()
-    page.goto(f"{api}/#/models/spam?range=15m")
+    page.goto(f"{api}/#/models/spam?range=15m", timeout=90_000)
     page.wait_for_selector('#deployments tr[data-version="3"]', timeout=90_000)
     assert page.locator("#deployment tr.verdict").count() == len(judged)
     drawn_agreement = drawn(page, "shadow", "shadow.agreement")
