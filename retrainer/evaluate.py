@@ -166,6 +166,15 @@ def compare(
             )
         if single is not None:
             promote, reason = False, single
+        if primary not in overall:  # recall:<class> of a class no holdout label has
+            promote, reason = (
+                False,
+                (
+                    f"primary metric {primary!r}: no holdout example has class "
+                    f"{primary.split(':', 1)[1]!r}, so it cannot be judged; set "
+                    "DRIFTLINE_RETRAIN_PRIMARY_METRIC to a class the labels have"
+                ),
+            )
     return Comparison(
         task=task,
         primary_metric=primary,

@@ -188,6 +188,10 @@ class Store:
             self.backend.insert(
                 "catalogue", schema.CATALOGUE_COLUMNS, [(*k, written_at) for k in sorted(new)]
             )
+            if len(self._catalogued) + len(new) > CATALOGUE_REMEMBERED:
+                # only a cache of what needs no second write: forgetting costs a rewrite
+                # (the table keeps one row per name), never a wrong read
+                self._catalogued.clear()
             self._catalogued |= new
         if windows:
             self.backend.insert(
@@ -575,6 +579,9 @@ class Store:
 
 
 # the windows of the unit (%(model)s, %(stage)s) that have version cuts: several versions
+CATALOGUE_REMEMBERED = 200_000  # catalogue rows a store remembers writing (a bounded cache)
+
+
 def _catalogue(
     p: MetricPoint,
     into: set[tuple[str, str, str, str, str]],

@@ -209,3 +209,5 @@ def test_on_skewed_classes_a_majority_guesser_is_never_promoted() -> None:
     assert back.promote, back.reason
     with pytest.raises(ValueError, match="accuracy, f1_macro or recall:<class>"):
         compare(champion, majority, holdout, primary="auc")
+    unknown = compare(majority, champion, holdout, primary="recall:dog")
+    assert not unknown.promote and "no holdout example has class 'dog'" in unknown.reason
