@@ -886,21 +886,34 @@ let timer = null;
 function schedule() {
   clearInterval(timer);
   timer = state.refresh > 0
-    ? setInterval(() => { if (!document.hidden && !askingForKey) render(); }, state.refresh * 1000)
+    // a tick while a render is still waiting on the API is skipped: a slow API is not sent a
+    // new round of requests every few seconds on top of the ones it has not answered yet
+    ? setInterval(() => {
+      if (!document.hidden && !askingForKey && rendering === 0) render();
+    }, state.refresh * 1000)
     : null;
 }
 
 let renderSeq = 0;
+let drawnSeq = 0; // the newest render drawn so far
+let rendering = 0; // renders waiting on the API
 let lastDraw = null;
 async function render() {
   const seq = ++renderSeq;
+  const view = location.hash;
+  rendering += 1;
   problems = [];
   try {
     await discover();
     const draw = state.path.startsWith("/models/")
       ? await modelView(decodeURIComponent(state.path.slice("/models/".length)))
       : await overview();
-    if (seq !== renderSeq) return; // a newer render started meanwhile
+    // an older render that answers late never draws over a newer one, but a render still
+    // draws when a newer one has started and not yet drawn: under an API slower than the
+    // refresh interval the page would otherwise never draw at all (unless it is of another
+    // view: the user has moved on)
+    if (seq < drawnSeq || (seq !== renderSeq && view !== location.hash)) return;
+    drawnSeq = seq;
     draw();
     lastDraw = draw;
     const problem = document.getElementById("problem");
@@ -909,7 +922,7 @@ async function render() {
     document.getElementById("updated").textContent = `Updated ${fmtClock(Date.now() / 1000)}`;
     document.body.dataset.rendered = String(seq);
   } catch (err) {
-    if (seq !== renderSeq) return;
+    if (seq < drawnSeq || seq !== renderSeq) return;
     if (err instanceof NeedsKey) {
       if (err.hadKey) forgetKey();
       syncKeyButton();
@@ -920,6 +933,8 @@ async function render() {
     problem.textContent = `Could not load data from the Driftline API: ${err.message}. ` +
       (state.refresh ? "Retrying…" : "Reload to try again.");
     problem.hidden = false;
+  } finally {
+    rendering -= 1;
   }
 }
 

@@ -177,12 +177,13 @@ def test_the_spam_release_shadow_canary_promotion_and_rollback(
     assert promoted == [(0, 5), (1, 25), (2, 100)]
     assert "rollback" not in {v["decision"] for v in verdicts}
     # version 3, broken (a fifth of its answers missing, slower, less accurate): rolled back by
-    # the judge within a few windows of its first, on whichever harm it proved first
+    # the judge within a few windows of its first, on whichever harm it proved first (a loaded
+    # machine sends fewer requests a window: a few more windows of evidence)
     assert (bad["baseline"], bad["candidate"], bad["by"]) == ("2", "3", "judge")
     harms = ("output.null_rate", "latency.p95", "quality.error_rate")
     assert any(f"{m} is worse than tolerated" in bad["reason"] for m in harms), bad["reason"]
     judged = get_json(f"{api}/v1/models/spam/deployments/{bad['id']}")["verdicts"]
-    assert judged[-1]["decision"] == "rollback" and len(judged) <= 5, judged
+    assert judged[-1]["decision"] == "rollback" and len(judged) <= 8, judged
     assert judged[-1]["evidence"]["output.null_rate"]["candidate"] > 0.1
     # the rollback reached the alerts, on version 3
     alerts = get_json(f"{api}/v1/alerts?model=spam&version=3") or []
