@@ -29,6 +29,9 @@ def demo_settings(window_seconds: int | None) -> dict[str, Any]:
         retrain_cooldown_s=60.0,
         # enough recent labels that the holdout judges every channel fairly
         retrain_min_examples=2000,
+        # the demo's labels land within 5 windows: a window's labels are complete after 12,
+        # and its estimated quality is checked against the measured (the estimation error)
+        label_horizon_s=12.0 * window,
     )
     return updates
 
