@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # estimated quality before labels (streams/estimation.py): CBPE for classifiers that send
     # probabilities, DLE for regressors, fitted on each version's first labelled windows
     estimation_enabled: bool = True
+    estimation_reference_windows: int = Field(
+        5, ge=1, description="labelled windows the estimators are fitted on (at least)"
+    )
     estimation_reference_pairs: int = Field(
         2000, ge=200, description="labelled pairs the estimators are fitted on (at least)"
     )

@@ -32,6 +32,9 @@ def demo_settings(window_seconds: int | None) -> dict[str, Any]:
         # the demo's labels land within 5 windows: a window's labels are complete after 12,
         # and its estimated quality is checked against the measured (the estimation error)
         label_horizon_s=12.0 * window,
+        # estimated quality from the fourth labelled window on (the demo's drift starts early)
+        estimation_reference_windows=3,
+        estimation_reference_pairs=1500,
     )
     return updates
 

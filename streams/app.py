@@ -162,7 +162,7 @@ def create_app(
             ),
             estimation=EstimationConfig(
                 enabled=settings.estimation_enabled,
-                reference_windows=settings.quality_reference_windows,
+                reference_windows=settings.estimation_reference_windows,
                 reference_pairs=settings.estimation_reference_pairs,
                 min_labels=settings.quality_min_labels,
                 alpha=settings.drift_alpha,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from detectors.estimation import (
     CBPE,
@@ -33,7 +33,7 @@ from detectors.estimation import (
     EstimationUnavailable,
     estimated_drop_test,
 )
-from detectors.quality import QualityResult, QualityStats, infer_task
+from detectors.quality import QualityResult, QualityStats, infer_task, score_quality
 from driftline.cuts import SHADOW_CUT, version_cut
 from driftline.store.labels import Joined
 
@@ -49,7 +49,7 @@ History = Mapping[tuple[str, str], Mapping[int, Mapping[str, float]]]
 @dataclass(frozen=True)
 class EstimationConfig:
     enabled: bool = True
-    reference_windows: int = 5  # at least this many labelled windows, as the measured reference
+    reference_windows: int = 5  # at least this many labelled windows
     reference_pairs: int = 2_000  # then more windows until this many labelled pairs
     max_reference_windows: int = 50
     min_labels: int = 30  # a window's labels to count as a reference window
@@ -65,6 +65,10 @@ class Fitted:
     task: str = ""
     reason: str = ""
     message: str = ""
+    # the measured quality of the pairs it was fitted on, and the start of its last window:
+    # a later window's estimate of the version as a whole is tested against it for harm
+    reference: QualityStats | None = None
+    last_start: int = 0
 
     @property
     def method(self) -> str:
@@ -121,7 +125,8 @@ def fit(rows: Sequence[Joined]) -> Fitted:
             return Fitted(None, len(labelled), "", "no_labels", NO_LABELS)
     except EstimationUnavailable as exc:
         return Fitted(None, len(labelled), task or "", exc.reason, str(exc))
-    return Fitted(estimator, len(labelled), task)
+    measured = score_quality(predictions, labels, task=task).stats
+    return Fitted(estimator, len(labelled), task, reference=measured)
 
 
 NO_LABELS = (
@@ -235,9 +240,7 @@ class EstimatorBook:
         fitted = fit(rows)
         # remember the reference's pair count as the history says, so that the next refit
         # waits for a quarter more labels (not for what fit() could use of them)
-        self._fitted[key] = Fitted(
-            fitted.estimator, max(pairs, 1), fitted.task, fitted.reason, fitted.message
-        )
+        self._fitted[key] = replace(fitted, pairs=max(pairs, 1), last_start=starts[-1])
         return self._fitted[key]
 
     def forget(self, model: str, stage: str) -> None:

@@ -151,7 +151,9 @@ class _Measured:
     drift_rows: list[DriftRow] = field(default_factory=list)
     results: dict[str, tuple[QualityResult, int]] = field(default_factory=dict)  # by slice
     fired: tuple[str, ...] = ()  # error-stream detectors that fired in this window
-    estimates: dict[str, list[Estimate]] = field(default_factory=dict)  # by cut
+    # by cut: its estimates, and the estimator's reference (the version's) if the cut is a
+    # whole version (the window, a version's or the shadow cut), else None (a slice)
+    estimates: dict[str, tuple[list[Estimate], Fitted | None]] = field(default_factory=dict)
     outcomes_tested: bool = False  # some outcome metric has min_labels values (whole window)
 
     def point(
@@ -401,7 +403,8 @@ class QualityTracker:
             estimates = estimate(found, [every[i] for i in members])
             if not estimates:
                 continue
-            window.estimates[segment] = estimates
+            whole = segment == "" or segment == SHADOW_CUT or bool(cut_version(segment))
+            window.estimates[segment] = (estimates, found if whole else None)
             for metric, category, value in estimate_points(estimates):
                 window.point(w, metric, value, segment, category)
             measured = window.results.get(segment)
@@ -468,11 +471,16 @@ class QualityTracker:
             concept = drifted or (not segment and flagged)
             window.point(w, "drift.concept", float(concept), segment)
         estimated = False
-        for segment, estimates in window.estimates.items():
-            ref = reference.get((segment, window.version_of(segment)))
-            if ref is None or window.start <= ref[0]:
+        for segment, (estimates, fitted) in window.estimates.items():
+            # a version as a whole against the pairs its estimator was fitted on (from its
+            # first estimated window on); a slice against its own measured reference
+            if fitted is not None and fitted.reference is not None:
+                baseline: tuple[int, QualityStats] | None = (fitted.last_start, fitted.reference)
+            else:
+                baseline = reference.get((segment, window.version_of(segment)))
+            if baseline is None or window.start <= baseline[0]:
                 continue
-            rows, _ = drop_points(ref[1], estimates, cfg.estimation.alpha)
+            rows, _ = drop_points(baseline[1], estimates, cfg.estimation.alpha)
             for metric, category, value in rows:
                 window.point(w, metric, value, segment, category)
             estimated = estimated or segment == ""

@@ -228,7 +228,13 @@ def test_quality_is_estimated_before_labels_and_a_shift_that_hurts_is_harm(
     """Estimated quality end to end: two labelled windows of a calibrated classifier are the
     reference; the next two have no label at all, and are estimated from the model's
     probabilities, the second (scores crowding 0.5) as harm."""
-    start_worker({**label_env, "DRIFTLINE_ESTIMATION_REFERENCE_PAIRS": "200"})
+    start_worker(
+        {
+            **label_env,
+            "DRIFTLINE_ESTIMATION_REFERENCE_PAIRS": "200",
+            "DRIFTLINE_ESTIMATION_REFERENCE_WINDOWS": "1",
+        }
+    )
     rng = np.random.default_rng(4)
     with Monitor(broker.bootstrap) as monitor:
         for window in (0, 10, 20, 30):
