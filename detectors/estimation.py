@@ -73,8 +73,9 @@ MIN_REFERENCE_PAIRS = 200  # fewer labelled reference pairs: EstimationUnavailab
 PREFIX = "quality.estimated."
 TOP_CATEGORIES = 20  # DLE one-hot encodes this many reference categories per feature, + other
 HIDDEN_UNITS = 32
-PENALTIES = (1e-4, 1e-3, 1e-2)  # DLE's L2 penalties, one chosen on a held-out 20%
-MAX_ITERATIONS = 150
+PENALTY = 1e-3  # DLE's L2 penalty on the network's weights (inputs and targets standardised)
+MAX_ITERATIONS = 300  # L-BFGS-B iterations at most; it stops early on a held-out 20%:
+PATIENCE = 20  # after this many iterations without a better held-out loss
 
 Reason = Literal["no_probabilities", "no_labels", "one_class", "not_regression", "no_features"]
 
@@ -392,32 +393,58 @@ def _unpack(theta: FloatArray, d: int, h: int, o: int) -> tuple[FloatArray, ...]
 
 def _forward(theta: FloatArray, x: FloatArray, h: int, o: int) -> FloatArray:
     w1, b1, w2, b2 = _unpack(theta, x.shape[1], h, o)
-    out: FloatArray = np.tanh(x @ w1 + b1) @ w2 + b2
+    out: FloatArray = np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
     return out
 
 
-def _train(x: FloatArray, y: FloatArray, penalty: float, theta0: FloatArray, h: int) -> FloatArray:
-    """L-BFGS-B on mean squared error + penalty * |weights|^2, analytic gradient."""
+def _train(
+    x: FloatArray,
+    y: FloatArray,
+    held: tuple[FloatArray, FloatArray],
+    penalty: float,
+    theta0: FloatArray,
+    h: int,
+) -> FloatArray:
+    """L-BFGS-B on mean squared error + penalty * |weights|^2 with its analytic gradient,
+    stopped early: the weights of the iteration best on the ``held`` out (x, y)."""
     n, d = x.shape
     o = y.shape[1]
 
     def loss(theta: FloatArray) -> tuple[float, FloatArray]:
         w1, b1, w2, b2 = _unpack(theta, d, h, o)
-        hidden = np.tanh(x @ w1 + b1)
+        hidden = np.maximum(x @ w1 + b1, 0.0)
         residual = hidden @ w2 + b2 - y
         value = float(np.square(residual).sum() / n)
         value += penalty * float(np.square(w1).sum() + np.square(w2).sum())
         d_out = 2.0 * residual / n
         g_w2 = hidden.T @ d_out + 2.0 * penalty * w2
-        d_hidden = (d_out @ w2.T) * (1.0 - hidden * hidden)
+        d_hidden = (d_out @ w2.T) * (hidden > 0.0)
         g_w1 = x.T @ d_hidden + 2.0 * penalty * w1
         grad = np.concatenate([g_w1.ravel(), d_hidden.sum(axis=0), g_w2.ravel(), d_out.sum(axis=0)])
         return value, grad
 
-    result = optimize.minimize(
-        loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": MAX_ITERATIONS}
+    best_score, best_theta, iteration, best_iteration = math.inf, theta0, 0, 0
+
+    def watch(intermediate_result: optimize.OptimizeResult) -> None:
+        nonlocal best_score, best_theta, iteration, best_iteration
+        iteration += 1
+        theta = np.asarray(intermediate_result.x, dtype=np.float64)
+        # the absolute error's column decides (the MAE is the headline)
+        score = float(np.square(_forward(theta, held[0], h, o)[:, 0] - held[1][:, 0]).mean())
+        if score < best_score:
+            best_score, best_theta, best_iteration = score, theta.copy(), iteration
+        elif iteration - best_iteration >= PATIENCE:
+            raise StopIteration  # no better on the held-out rows for PATIENCE iterations
+
+    optimize.minimize(
+        loss,
+        theta0,
+        jac=True,
+        method="L-BFGS-B",
+        callback=watch,
+        options={"maxiter": MAX_ITERATIONS},
     )
-    return np.asarray(result.x, dtype=np.float64)
+    return best_theta
 
 
 def _regression_pairs(
@@ -444,7 +471,7 @@ def _check_rows(features: Sequence[Mapping[str, object]], predictions: Sequence[
 
 @dataclass(frozen=True)
 class DLE:
-    """Direct loss estimation: a one-hidden-layer MLP (tanh) that predicts each event's
+    """Direct loss estimation: a one-hidden-layer MLP (ReLU) that predicts each event's
     absolute and squared error from its features and prediction, fitted on the reference.
 
     State: the column encoding, the inputs' means / scales, the targets' scales and the
@@ -516,14 +543,8 @@ class DLE:
         order = rng.permutation(n)
         held = order[: n // 5]
         train = order[n // 5 :]
-        best: tuple[float, float, FloatArray] | None = None
-        for penalty in PENALTIES:
-            theta = _train(x[train], y[train], penalty, theta0, h)
-            score = float(np.square(_forward(theta, x[held], h, o) - y[held]).mean())
-            if best is None or score < best[0]:
-                best = (score, penalty, theta)
-        assert best is not None
-        return cls(columns, mean, scale, target_scale, best[2], h, best[1], int(n))
+        theta = _train(x[train], y[train], (x[held], y[held]), PENALTY, theta0, h)
+        return cls(columns, mean, scale, target_scale, theta, h, PENALTY, int(n))
 
     def estimate(
         self,
