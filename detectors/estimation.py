@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from scipy import optimize
 from scipy import stats as scipy_stats
 
@@ -274,8 +275,9 @@ class CBPE:
         spread_predicted = np.bincount(predicted, weights=spread[rows, predicted], minlength=k)
         spread_all = spread.sum(axis=0)
 
-        def ratio(a: FloatArray, b: FloatArray) -> FloatArray:
-            return np.divide(a, b, out=np.zeros(k), where=b > 0)
+        def ratio(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> FloatArray:
+            quotient: FloatArray = np.divide(a, b, out=np.zeros(k), where=b > 0)
+            return quotient
 
         def variances(a: FloatArray, b: FloatArray) -> tuple[FloatArray, float]:
             """Delta-method variances of per-class metrics whose derivative in event i's

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
+from detectors.drift.result import FloatArray
 from detectors.estimation import (
     CBPE,
     DLE,
@@ -18,10 +20,12 @@ from detectors.estimation import (
 )
 from detectors.quality import Prediction, QualityStats, score_quality
 
-FloatArray = np.ndarray
+Draw = Callable[[np.random.Generator], tuple[list[Prediction], list[int]]]
 
 
-def _binary(rng: np.random.Generator, n: int, a: float = 0.6, b: float = 0.6) -> tuple:
+def _binary(
+    rng: np.random.Generator, n: int, a: float = 0.6, b: float = 0.6
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
     """A perfectly calibrated binary model: y ~ Bernoulli(score)."""
     scores = rng.beta(a, b, n)
     return scores, (rng.random(n) < scores).astype(int)
@@ -32,7 +36,7 @@ def _by_name(estimates: list[Estimate]) -> dict[tuple[str, str], Estimate]:
 
 
 def _windows(
-    model: CBPE, rng: np.random.Generator, draw, count: int, metrics: tuple[str, ...]
+    model: CBPE, rng: np.random.Generator, draw: Draw, count: int, metrics: tuple[str, ...]
 ) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
     """(estimated - realised, covered by the band) of each metric over ``count`` windows."""
     errors: dict[str, list[float]] = {m: [] for m in metrics}
@@ -68,7 +72,7 @@ def test_calibrated_binary_estimates_match_realised_quality(calibrated: CBPE) ->
     headline = ("accuracy", "error_rate", "f1_macro", "precision_macro", "recall_macro")
     metrics = (*headline, "roc_auc", *per_class)
 
-    def draw(rng: np.random.Generator) -> tuple[list[float], list[int]]:
+    def draw(rng: np.random.Generator) -> tuple[list[Prediction], list[int]]:
         scores, labels = _binary(rng, 1_000)
         return scores.tolist(), labels.tolist()
 
@@ -189,7 +193,7 @@ def test_threshold_moves_the_predicted_class() -> None:
 # ---- CBPE, multi-class -----------------------------------------------------------------
 
 
-def _dirichlet(rng: np.random.Generator, n: int) -> tuple[list[list[float]], list[int]]:
+def _dirichlet(rng: np.random.Generator, n: int) -> tuple[list[Prediction], list[int]]:
     probabilities = rng.dirichlet([0.5, 0.5, 0.5], n)
     labels = (rng.random(n)[:, None] > np.cumsum(probabilities, axis=1)).sum(axis=1)
     return probabilities.tolist(), np.minimum(labels, 2).tolist()
