@@ -66,6 +66,7 @@ from detectors.quality import (
     _class_name,
     _encode,
     _types,
+    infer_task,
     probability_matrix,
     weighted_roc_auc,
 )
@@ -495,6 +496,44 @@ class DLE:
             f"n_reference={self.n_reference})"
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "numeric": list(self.columns.numeric),
+            "medians": list(self.columns.medians),
+            "categorical": list(self.columns.categorical),
+            "categories": [list(c) for c in self.columns.categories],
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "target_scale": self.target_scale.tolist(),
+            "theta": self.theta.tolist(),
+            "hidden": self.hidden,
+            "penalty": self.penalty,
+            "n_reference": self.n_reference,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DLE:
+        columns = _Columns(
+            tuple(str(c) for c in data["numeric"]),
+            tuple(float(m) for m in data["medians"]),
+            tuple(str(c) for c in data["categorical"]),
+            tuple(tuple(str(v) for v in c) for c in data["categories"]),
+        )
+
+        def array(name: str) -> FloatArray:
+            return np.asarray(data[name], dtype=np.float64)
+
+        return cls(
+            columns,
+            array("mean"),
+            array("scale"),
+            array("target_scale"),
+            array("theta"),
+            int(data["hidden"]),
+            float(data["penalty"]),
+            int(data.get("n_reference", 0)),
+        )
+
     @classmethod
     def fit(
         cls,
@@ -511,6 +550,12 @@ class DLE:
                 f"{len(predictions)} predictions but {len(labels)} labels: pass them in pairs"
             )
         predicted = _regression_pairs(predictions, labels)
+        if infer_task(predictions, labels) == "classification":
+            raise EstimationUnavailable(
+                "not_regression",
+                "these are a binary classifier's scores (numbers in [0, 1] against 0/1 labels): "
+                "estimate its quality with CBPE",
+            )
         actual = _as_numbers(labels)
         kept = np.flatnonzero(~np.isnan(predicted) & ~np.isnan(actual))
         if kept.size < MIN_REFERENCE_PAIRS:

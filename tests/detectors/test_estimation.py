@@ -340,6 +340,9 @@ def test_dle_is_deterministic_for_a_seed(dle: DLE) -> None:
     assert np.array_equal(again.theta, dle.theta)
     assert not np.array_equal(other.theta, dle.theta)
     assert repr(dle).startswith("DLE(") and len(repr(dle)) < 100
+    restored = DLE.from_dict(json.loads(json.dumps(dle.to_dict())))
+    features, predictions, _ = _regression(np.random.default_rng(25), 200)
+    assert restored.estimate(features, predictions) == dle.estimate(features, predictions)
 
 
 def test_dle_skips_missing_predictions_and_unknown_categories(dle: DLE) -> None:
@@ -361,6 +364,9 @@ def test_dle_input_errors() -> None:
     with pytest.raises(EstimationUnavailable) as classes:
         DLE.fit(features, [[0.2, 0.8]] * 300, [1.0] * 300)  # type: ignore[list-item]
     assert classes.value.reason == "not_regression"
+    with pytest.raises(EstimationUnavailable, match="CBPE") as scores:
+        DLE.fit(features, [0.2, 0.9, 0.4] * 100, [0, 1, 0] * 100)
+    assert scores.value.reason == "not_regression"
     with pytest.raises(EstimationUnavailable) as rows:
         DLE.fit(features[:10], predictions, labels)
     assert rows.value.reason == "no_features"
