@@ -94,6 +94,9 @@ class EstimationUnavailable(ValueError):
         super().__init__(message)
         self.reason: str = reason
 
+    def __reduce__(self) -> tuple[type[EstimationUnavailable], tuple[str, str]]:
+        return type(self), (self.reason, str(self))  # pickles with its reason
+
 
 @dataclass(frozen=True)
 class Estimate:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -255,6 +256,8 @@ def test_single_class_reference() -> None:
         CBPE.fit(scores, [1] * 500)
     assert caught.value.reason == "one_class"
     assert isinstance(caught.value, ValueError)
+    again = pickle.loads(pickle.dumps(caught.value))  # crosses process boundaries intact
+    assert (again.reason, str(again)) == ("one_class", str(caught.value))
 
 
 def test_unpaired_input_is_an_error() -> None:
