@@ -78,12 +78,12 @@ def test_calibrated_binary_estimates_match_realised_quality(calibrated: CBPE) ->
         return scores.tolist(), labels.tolist()
 
     errors, covered = _windows(calibrated, np.random.default_rng(2), draw, 200, metrics)
-    # measured: 0.010 for accuracy and the macro figures, 0.008 for AUC
+    # measured: 0.009 for accuracy and the macro figures, 0.007 for AUC; bias under 0.002
     for metric in (*headline, "roc_auc"):
         assert np.abs(errors[metric]).mean() < 0.015, metric
         assert abs(errors[metric].mean()) < 0.005, metric  # no bias
-    # the 95% band covers the realised value (measured 94.5% for accuracy; AUC's
-    # Hanley-McNeil band is wider, 97%)
+    # the 95% band covers the realised value (measured 96.5% for accuracy, 96-97% per class;
+    # AUC's Hanley-McNeil band is wider, 98%)
     for metric in metrics:
         assert 0.90 <= covered[metric].mean() <= 0.99, metric
 
@@ -118,7 +118,8 @@ def test_miscalibrated_scores_are_recalibrated() -> None:
         naive = float(np.where(shown >= 0.5, shown, 1.0 - shown).mean())
         errors.append(abs(estimate - realised))
         naive_errors.append(abs(naive - realised))
-    assert np.mean(errors) < 0.02  # measured 0.010
+    # measured 0.017 (a window's realised accuracy alone varies by about 0.015) against 0.25
+    assert np.mean(errors) < 0.025
     assert np.mean(naive_errors) > 0.1
 
 
@@ -206,7 +207,7 @@ def test_multiclass_estimates_match_realised_quality() -> None:
     assert repr(model) == "CBPE(3 classes, threshold=0.5, n_reference=5000)"
     metrics = ("accuracy", "f1_macro", "recall_macro", "roc_auc", "f1:0", "precision:2")
     errors, covered = _windows(model, rng, lambda r: _dirichlet(r, 1_000), 60, metrics)
-    # measured: 0.012 for accuracy and macro F1, 0.006 for AUC
+    # measured: 0.009 for accuracy and macro F1, 0.007 for AUC
     for metric in ("accuracy", "f1_macro", "recall_macro", "roc_auc"):
         assert np.abs(errors[metric]).mean() < 0.02, metric
     assert 0.85 <= covered["accuracy"].mean() <= 1.0
@@ -316,10 +317,10 @@ def test_dle_estimates_the_error_of_each_window(dle: DLE) -> None:
         assert estimates[("mae", "")].n == 1_000
     stationary = np.abs(np.asarray(relative[0.0])).mean(axis=0)
     shifted = np.abs(np.asarray(relative[1.5])).mean(axis=0)
-    # measured: MAE within 1.7% and RMSE within 2.7% of the realised ones in stationary
-    # windows; about 4% when x0 moves into the noisy region the reference saw little of
+    # measured: MAE within 2.7% and RMSE within 3.3% of the realised ones in stationary
+    # windows; 2.3% and 8% when x0 moves into the noisy region the reference saw little of
     assert (stationary < 0.05).all(), stationary
-    assert (shifted < 0.1).all(), shifted
+    assert shifted[0] < 0.08 and shifted[1] < 0.15, shifted
     # the estimated MAE rises with the noise (realised: from about 0.93 to 1.5)
     assert min(levels[1.5]) > max(levels[0.0]) + 0.3
 
