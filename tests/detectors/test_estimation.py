@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import numpy.typing as npt
 import pytest
+from scipy import optimize
 
 from detectors.drift.result import FloatArray
 from detectors.estimation import (
@@ -17,6 +18,7 @@ from detectors.estimation import (
     MIN_REFERENCE_PAIRS,
     Estimate,
     EstimationUnavailable,
+    _loss,
     estimated_drop_test,
 )
 from detectors.quality import Prediction, QualityStats, score_quality
@@ -358,6 +360,16 @@ def test_dle_skips_missing_predictions_and_unknown_categories(dle: DLE) -> None:
     odd = dle.estimate([{"segment": "never seen", "x9": 3}], [0.5])  # nothing known: imputed
     assert len(odd) == 2 and all(e.value >= 0 for e in odd)
     assert dle.estimate([], []) == []
+
+
+def test_dle_gradient_is_the_derivative_of_its_loss() -> None:
+    rng = np.random.default_rng(26)
+    x, y, h = rng.normal(size=(700, 5)), rng.normal(size=(700, 2)), 4  # 700: several blocks
+    theta = rng.normal(size=5 * h + h + h * 2 + 2)
+    error = optimize.check_grad(
+        lambda t: _loss(t, x, y, 1e-2, h)[0], lambda t: _loss(t, x, y, 1e-2, h)[1], theta
+    )
+    assert error < 1e-4 * np.linalg.norm(_loss(theta, x, y, 1e-2, h)[1])
 
 
 def test_dle_input_errors() -> None:
