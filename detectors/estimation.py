@@ -138,7 +138,12 @@ def _isotonic_map(scores: FloatArray, outcome: FloatArray) -> tuple[FloatArray, 
     knots, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
     means = np.bincount(inverse, weights=outcome, minlength=knots.size) / counts
     fitted = optimize.isotonic_regression(means, weights=counts.astype(np.float64)).x
-    return knots, np.clip(np.asarray(fitted, dtype=np.float64), 0.0, 1.0)
+    fitted = np.clip(np.asarray(fitted, dtype=np.float64), 0.0, 1.0)
+    # a step function: the two ends of each step give the same interpolation as every knot
+    # (a short state, a fast np.interp)
+    steps = np.flatnonzero(np.diff(fitted) != 0)
+    kept = np.unique(np.concatenate([[0, knots.size - 1], steps, steps + 1]))
+    return knots[kept], fitted[kept]
 
 
 def _hanley_mcneil(auc: float, positives: float, negatives: float) -> float:
