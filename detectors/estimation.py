@@ -716,11 +716,29 @@ def estimated_drop_test(
     )
 
 
+def errors_beyond_bands(standardised_errors: Sequence[float]) -> float:
+    """The chance of estimation errors this large if the bands were right: each window's
+    (estimated - measured) over its standard error is then about N(0, 1), so their sum of
+    squares is chi-square with one degree of freedom a window. Small: do not trust the
+    estimates (their calibration no longer holds, or concept drift). 1.0 for no windows.
+
+    >>> round(errors_beyond_bands([0.5, -1.0, 0.3, 1.2, -0.4]), 2)
+    0.71
+    >>> errors_beyond_bands([0.5, -1.0, 8.0, 1.2, -0.4]) < 1e-6
+    True
+    """
+    finite = [z for z in standardised_errors if math.isfinite(z)]
+    if not finite:
+        return 1.0
+    return float(scipy_stats.chi2.sf(sum(z * z for z in finite), len(finite)))
+
+
 __all__ = [
     "CBPE",
     "DLE",
     "MIN_REFERENCE_PAIRS",
     "Estimate",
     "EstimationUnavailable",
+    "errors_beyond_bands",
     "estimated_drop_test",
 ]

@@ -14,12 +14,12 @@ import math
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
-from scipy import stats
 
 from api.deps import StoreDep
 from api.params import ModelName, Stage, Version, cut_of
 from api.schemas import error
 from api.timeparse import iso
+from detectors.estimation import errors_beyond_bands
 from driftline.store import MetricPoint
 
 router = APIRouter(prefix="/v1/models", tags=["quality"])
@@ -187,8 +187,7 @@ def _reliability(
         return ReliabilityPublic(windows=0, mean_abs_error=None, p_value=None, reliable=None)
     abs_errors = [abs(errors[s]) for s in starts if s in errors and math.isfinite(errors[s])]
     mean_abs = sum(abs_errors) / len(abs_errors) if abs_errors else None
-    chi2 = sum(v * v for v in finite)
-    p_value = float(stats.chi2.sf(chi2, len(finite)))
+    p_value = errors_beyond_bands(finite)
     reliable = None if len(finite) < MIN_RELIABILITY_WINDOWS else p_value >= UNRELIABLE_P
     cause = ""
     if reliable is False:
