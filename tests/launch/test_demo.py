@@ -12,7 +12,10 @@ the API (one run: the stories share its start-up and its minutes):
 * the dashboard draws it: the stored counts, the drift on the heat map;
 * the ``spam`` release (``launch/demo_release.py``): version 2 in shadow, then a canary at
   5 % → 25 % → 100 % promoted by the judge; version 3, broken, rolled back within a few
-  windows, the rollback alerted and shown on the dashboard.
+  windows, the rollback alerted and shown on the dashboard;
+* harm before labels (``launch/demo_loans.py``): the loans model's shift that hurts is paged
+  by its estimated quality before the measured quality drop confirms it, and the fraud
+  model's harmless drift alerts as a warning while its estimated quality holds.
 
 The tests run in file order on one demo; the last one stops it and reads its log.
 """
@@ -306,6 +309,9 @@ def test_the_demo_stops_cleanly_and_its_log_tells_every_story(demo: Demo) -> Non
         "canary of 'spam' version 3 against 2",
         "'spam' version 3 rolled back by the judge",
         "DEPLOYMENT rolled_back",
+        "'loans' applicants move to the model's boundary now",
+        "ALERT firing   EstimatedQualityDrop (critical) 'loans'",
+        "ALERT firing   DriftShareHigh (warning) 'fraud'",
     ):
         assert line in out, line
     assert "driftline: stopped" in out
