@@ -2,8 +2,8 @@
 its labels land.
 
 A credit model scores applications with the chance of default; it is calibrated (its score is
-the true chance, give or take), and a loan's outcome is known only some windows later (here 3
-to 5 windows: repaid or not). After ``shift_after_s``, for ``shift_for_s``, applicants move
+the true chance, give or take), and a loan's outcome is known only some windows later (here 6
+to 9 windows: repaid or not). After ``shift_after_s``, for ``shift_for_s``, applicants move
 to the model's boundary (debt ratios near the line where the chance of default is one half):
 nothing about the world changes, but the model can no longer tell them apart, so its accuracy
 falls. Driftline's estimated quality (CBPE, from the model's own probabilities) drops in the
@@ -25,7 +25,7 @@ from launch.demo import TrafficThread
 
 MODEL = "loans"
 EVENTS_PER_WINDOW = 300
-LABEL_DELAY_WINDOWS = (3.0, 5.0)
+LABEL_DELAY_WINDOWS = (6.0, 9.0)
 
 
 def default_chance(
@@ -67,7 +67,7 @@ def applications(
 
 class LoansDemo(TrafficThread):
     """Sends ``loans``'s applications (``EVENTS_PER_WINDOW`` a window) and, for every one,
-    its outcome 3 to 5 windows later."""
+    its outcome 6 to 9 windows later."""
 
     def __init__(
         self,

@@ -236,22 +236,27 @@ class AlarmService:
             if window_start >= self._estimated.get(unit, (-1, False))[0]:
                 self._estimated[unit] = (window_start, harm)
 
-    def quality_holds(self, unit: str) -> bool:
-        """Whether the unit's newest estimated window showed no harm (False when its quality
-        is not estimated: then nothing says the drift is harmless)."""
+    def quality_holds(self, unit: str, since: int | None = None) -> bool:
+        """Whether the unit's newest estimated window showed no harm, and is no older than
+        ``since`` (False when its quality is not estimated, or the estimates lag behind the
+        drift: then nothing says the drift is harmless)."""
         newest = self._estimated.get(unit)
-        return newest is not None and not newest[1]
+        if newest is None or newest[1]:
+            return False
+        return since is None or newest[0] >= since
 
     def _demoted(self, change: Change) -> Change:
         """A critical data-drift alert fires as a warning while estimated quality holds: drift
-        becomes a ticket and harm a page (caller holds the lock). Each window decides again:
-        once the estimates show harm, the rule's own severity is back."""
+        becomes a ticket and harm a page (caller holds the lock). Only estimates of the drift's
+        own windows count (from its first breaching window on): while the quality pass has not
+        reached them the alert keeps its rule's severity. Each window decides again: once the
+        estimates show harm, the rule's own severity is back."""
         alert = change.alert
         if (
             not self.settings.demote_drift_while_quality_holds
             or alert.severity != "critical"
             or not is_data_drift_metric(alert.metric)
-            or not self.quality_holds(alert.model)
+            or not self.quality_holds(alert.model, since=alert.active_since)
         ):
             return change
         labels = {**alert.labels, "severity": "warning", "demoted": "estimated quality holds"}

@@ -93,18 +93,12 @@ def read_estimation(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {model!r} has no stored windows yet")
     segment = cut_of(store, model, "", version, stage)
     names = set(store.metric_names(model))
-    if "labels.count" not in names:
-        return EstimationPublic(
-            model=model,
-            status="no_labels",
-            method=None,
-            reason="no_labels",
-            message=WHAT_TO_SEND["no_labels"],
+    verdicts = None
+    if AVAILABLE in names:
+        verdicts = _newest(
+            store.metrics(model, name=AVAILABLE, segment=segment, stage=stage, limit=100_000)
         )
-    verdicts = _newest(
-        store.metrics(model, name=AVAILABLE, segment=segment, stage=stage, limit=100_000)
-    )
-    if verdicts is None:
+    if verdicts is None:  # the worker has not estimated a window of it: labels are missing
         return EstimationPublic(
             model=model,
             status="no_labels",

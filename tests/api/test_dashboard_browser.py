@@ -52,6 +52,10 @@ def p95(i: int) -> float:
     return 20.0 + i / 2
 
 
+def estimated(i: int) -> float:
+    return 0.72 if i >= DRIFT_FROM else 0.88
+
+
 def slice_accuracy(segment: str, i: int) -> float:
     """Mobile's accuracy falls with the drift, web's does not."""
     return 0.5 if segment == "channel=mobile" and i >= DRIFT_FROM else 0.9
@@ -139,6 +143,14 @@ def seed(store: Store, now: int) -> list[int]:
             point("drift.drifted", 0.0, "country"),
         ]
         points.append(point("quality.accuracy", 0.7 if drifted else 0.9))
+        # the estimate (no labels needed) and its band, the verdict, and its error
+        points += [
+            point("quality.estimated.accuracy", estimated(i)),
+            point("quality.estimated.accuracy.lower", estimated(i) - 0.03),
+            point("quality.estimated.accuracy.upper", estimated(i) + 0.03),
+            point("quality.estimated.accuracy.error", 0.01),
+            point("quality.estimated.available", 1.0),
+        ]
         points += [point(f"custom.ctr.{stat}", ctr(i, stat)) for stat in ("mean", "p50", "p95")]
         points.append(point("custom.ctr.count", ctr(i, "count")))
         if i >= CLICKED_FROM:
@@ -402,6 +414,12 @@ def test_model_page_charts_custom_metrics_by_name(
     assert page.locator('[data-chart="labels.custom.clicked"] [data-series]').count() == 1
     # outcome metrics are not drawn a second time among the quality lines
     assert page.locator('[data-chart="quality"] [data-series*="custom"]').count() == 0
+    # estimated quality: the headline and its band beside the measured accuracy, not a line
+    # per estimated figure
+    estimates = drawn(page, "quality", "quality.estimated.accuracy")
+    assert estimates == [estimated(i) for i in range(WINDOWS)]
+    assert page.locator('[data-chart="quality"] [data-band="estimated 95 %"]').count() == 1
+    assert page.locator('[data-chart="quality"] [data-series^="quality.estimated."]').count() == 1
 
     # the custom charts follow the page's time range like the others
     page.goto(f"{url}/#/models/fraud?range=custom&from={starts[5]}&to={starts[15]}&refresh=0")

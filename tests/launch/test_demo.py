@@ -222,7 +222,7 @@ def test_harm_is_paged_before_labels_and_harmless_drift_is_a_warning(demo: Demo)
         return [a for a in every if a["rule_id"] == rule and a["fired_at"]]
 
     # loans: applicants crowd the boundary. The estimate drops in the shifted windows and the
-    # estimated-harm alert fires; the labels of those windows land 3 to 5 windows later, and
+    # estimated-harm alert fires; the labels of those windows land 6 to 9 windows later, and
     # the measured quality drop (concept-drift rule) confirms it after
     harm: Any = wait_until(lambda: alerts("loans", "default-estimated-harm"), timeout=150,
                            what="the estimated-harm alert on loans")  # fmt: skip
@@ -311,7 +311,6 @@ def test_the_demo_stops_cleanly_and_its_log_tells_every_story(demo: Demo) -> Non
         "DEPLOYMENT rolled_back",
         "'loans' applicants move to the model's boundary now",
         "ALERT firing   EstimatedQualityDrop (critical) 'loans'",
-        "ALERT firing   DriftShareHigh (warning) 'fraud'",
     ):
         assert line in out, line
     assert "driftline: stopped" in out

@@ -390,3 +390,24 @@ def test_without_estimates_a_critical_drift_alert_stays_critical(
         other.evaluate_window("churn", W + 10 * i, [point])
     [churn] = [a for a in other.open_alerts() if a.model == "churn"]
     assert other.quality_holds("churn") and churn.severity == "critical"
+
+
+def test_estimates_older_than_the_drift_do_not_demote_it(
+    alarm_store: AlarmStore, services: Callable[..., Any]
+) -> None:
+    """The quality pass lags behind the windows: an estimate from before the drift began says
+    nothing about the drift, so the alert pages as its rule says."""
+    alarm_store.put_rule(default_rule("default-drift-share"))
+    service, _ = services()
+    service.estimated("fraud", W - 10, harm=False)  # the window before the drift
+    for i in range(2):
+        point = MetricPoint("fraud", W + 10 * i, 10, "drift.share_drifted", 0.8)
+        service.evaluate_window("fraud", W + 10 * i, [point])
+    [alert] = service.open_alerts()
+    assert alert.state == "firing" and alert.severity == "critical"
+    service.estimated("fraud", W, harm=False)  # the estimates reach the drift: it holds
+    service.evaluate_window(
+        "fraud", W + 20, [MetricPoint("fraud", W + 20, 10, "drift.share_drifted", 0.8)]
+    )
+    [alert] = service.open_alerts()
+    assert alert.severity == "warning" and alert.labels["demoted"] == "estimated quality holds"

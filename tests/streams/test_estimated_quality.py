@@ -204,3 +204,36 @@ def test_multi_class_probabilities_are_estimated(store: Store, model: str) -> No
     f1 = values(store, model, "quality.estimated.f1_macro")
     assert len(accuracy) >= 2 and all(0.5 < v < 0.95 for v in accuracy.values())
     assert set(f1) == set(accuracy)
+
+
+def test_a_regressor_gets_an_estimated_error_that_rises_where_it_is_noisy(store: Store) -> None:
+    """DLE in the quality pass: a regressor whose error grows with a feature; windows without
+    labels that move into the noisy region get a larger estimated MAE."""
+    rng = np.random.default_rng(13)
+    labels = LabelStore(store.backend)
+    starts = [now_start(16 - i) for i in range(10)]
+    for i, start in enumerate(starts):
+        x = rng.uniform(0.0, 1.0, N) if i < 8 else rng.uniform(0.7, 1.0, N)
+        truth = 3.0 * x + rng.normal(0.0, 0.1 + 1.5 * x * x, N)
+        ids = [f"reg-{start}-{j}" for j in range(N)]
+        store.write_window([MetricPoint("price", start, W, "traffic.count", float(N))], [])
+        labels.write_predictions(
+            PredictionRow("price", "", ident, start + 1, start, "1",
+                          {"model": "price", "id": ident, "prediction": float(3.0 * x[j]),
+                           "features": {"x": float(x[j])}})
+            for j, ident in enumerate(ids)
+        )  # fmt: skip
+        if i < 6:
+            labels.write_labels(
+                [LabelRow("price", "", ident, float(truth[j]), (start + 2) * 1000)
+                 for j, ident in enumerate(ids)]
+            )  # fmt: skip
+    tracker(store).run()
+    mae = values(store, "price", "quality.estimated.mae")
+    rmse = values(store, "price", "quality.estimated.rmse")
+    assert set(starts[6:]) <= set(mae) and set(mae) == set(rmse)
+    calm, noisy = mae[starts[7]], mae[starts[9]]
+    # E|e| for noise sd 0.1 + 1.5 x^2: about 0.48 over x in [0, 1], 0.95 over [0.7, 1]
+    assert 0.38 < calm < 0.6 and 0.8 < noisy < 1.15
+    harm = values(store, "price", "drift.harm")
+    assert harm[starts[7]] == 0.0 and harm[starts[9]] == 1.0
