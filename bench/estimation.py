@@ -286,12 +286,22 @@ class OurRun:
     estimated: list[dict[str, float]]
     estimates: list[Sequence[Any]]  # each chunk's Estimate list, for the drop test
     missing: set[str]
+    bands: list[dict[str, tuple[float, float]]]  # each chunk's (lower, upper) per metric
 
 
-def our_estimator(
-    data: Dataset,
-) -> tuple[float, Callable[[pd.DataFrame], Any], Callable[[pd.DataFrame], Sequence[Any]]]:
-    """Fit on the reference; return (fit seconds, the chunk -> inputs converter, estimate)."""
+Fitted = tuple[float, Callable[[pd.DataFrame], Any], Callable[[Any], Sequence[Any]]]
+_FITTED: dict[str, Fitted] = {}
+
+
+def our_estimator(data: Dataset) -> Fitted:
+    """Fit on the reference (once a data set: the fit does not depend on the chunk size);
+    return (fit seconds, the chunk -> inputs converter, estimate)."""
+    if data.name not in _FITTED:
+        _FITTED[data.name] = _fit(data)
+    return _FITTED[data.name]
+
+
+def _fit(data: Dataset) -> Fitted:
     from detectors.estimation import CBPE, DLE
 
     reference = data.reference
@@ -325,16 +335,20 @@ def run_ours(data: Dataset, bounds: Sequence[tuple[int, int]]) -> OurRun:
     elapsed = time.perf_counter() - began
     wanted = METRICS[data.task]
     missing: set[str] = set()
-    estimated = []
+    estimated, bands = [], []
+    nan = float("nan")
     for found in results:
-        by_key = {(e.metric, e.category): float(e.value) for e in found}
-        row = {}
+        by_key = {(e.metric, e.category): e for e in found}
+        row, band = {}, {}
         for ours_name, key in wanted.items():
             if key not in by_key:
                 missing.add(f"{key[0]}[{key[1]}]" if key[1] else key[0])
-            row[ours_name] = by_key.get(key, float("nan"))
+            e = by_key.get(key)
+            row[ours_name] = nan if e is None else float(e.value)
+            band[ours_name] = (nan, nan) if e is None else (float(e.lower), float(e.upper))
         estimated.append(row)
-    return OurRun(fit_s, elapsed / len(bounds), estimated, results, missing)
+        bands.append(band)
+    return OurRun(fit_s, elapsed / len(bounds), estimated, results, missing, bands)
 
 
 def _unavailable(error: Exception) -> str:
@@ -351,10 +365,26 @@ def _mae(estimated: Sequence[float], truth: Sequence[float]) -> float:
     return float(np.abs(a[keep] - b[keep]).mean()) if keep.any() else float("nan")
 
 
+def _coverage(bands: Sequence[tuple[float | None, float | None]], truth: Sequence[float]) -> float:
+    """The share of chunks whose realised value lies in the band."""
+    inside = [
+        lo <= t <= hi
+        for (lo, hi), t in zip(bands, truth, strict=True)
+        if lo is not None and hi is not None and np.isfinite(t) and np.isfinite(lo)
+    ]
+    return float(np.mean(inside)) if inside else float("nan")
+
+
 def _cell(value: float | None, fmt: str, width: int) -> str:
     if value is None or not np.isfinite(value):
         return f"{'-':>{width}}"
     return f"{value:>{width}{fmt}}"
+
+
+def _pct(value: float | None, width: int) -> str:
+    if value is None or not np.isfinite(value):
+        return f"{'-':>{width}}"
+    return f"{100 * value:>{width - 1}.0f}%"
 
 
 def _met(ok: bool | None) -> str:
@@ -369,7 +399,8 @@ def compare(
 ) -> tuple[list[str], dict[str, Any]]:
     header = (
         f"{'data set':12} {'chunk':>5} {'metric':8} {'n':>3} {'MAE ours':>10} {'MAE NML':>10} "
-        f"{'ours/NML':>8} {'≤1':>3} {'ms ours':>8} {'ms NML':>8} {'NML/ours':>8} {'≥10':>3}"
+        f"{'ours/NML':>8} {'≤1':>3} {'ms ours':>8} {'ms NML':>8} {'NML/ours':>8} {'≥10':>3} "
+        f"{'band ours':>9} {'band NML':>8}"
     )
     lines = [header, "-" * len(header)]
     fits: list[str] = []
@@ -421,6 +452,15 @@ def compare(
                     else None
                 )
                 ratio = mae_ours / mae_nml if mae_ours is not None and mae_nml else None
+                cover_ours = _coverage([b[metric] for b in ours.bands], actual) if ours else None
+                cover_nml = (
+                    _coverage(
+                        [(c["lower"][metric], c["upper"][metric]) for c in theirs["chunks"]],
+                        actual,
+                    )
+                    if theirs
+                    else None
+                )
                 ms_ours = 1e3 * ours.per_chunk_s if ours else None
                 ms_nml = 1e3 * theirs["per_chunk_s"] if theirs else None
                 speed = ms_nml / ms_ours if ms_ours and ms_nml else None
@@ -440,6 +480,8 @@ def compare(
                         "speed_ratio": speed,
                         "mae_target_met": ok_mae,
                         "speed_target_met": ok_speed,
+                        "band_coverage_ours": cover_ours,
+                        "band_coverage_nannyml": cover_nml,
                     }
                 )
                 small = data.task != "regression"
@@ -449,7 +491,8 @@ def compare(
                     f"{_cell(mae_ours, fmt, 10)} {_cell(mae_nml, fmt, 10)} "
                     f"{_cell(ratio, '.2f', 8)} {_met(ok_mae):>3} "
                     f"{_cell(ms_ours, '.2f', 8)} {_cell(ms_nml, '.1f', 8)} "
-                    f"{_cell(speed, '.0f', 7)}{'x' if speed else ' '} {_met(ok_speed):>3}"
+                    f"{_cell(speed, '.0f', 7)}{'x' if speed else ' '} {_met(ok_speed):>3} "
+                    f"{_pct(cover_ours, 9)} {_pct(cover_nml, 8)}"
                 )
     return [*lines, "fit times and checks:", *fits], summary
 
@@ -537,7 +580,8 @@ def time_to_fire(summary: Mapping[str, Any], size: int) -> list[str]:
 
         lines.append(
             f"  {name:11} estimated fires in {len(fired)} of {len(run.estimates)} chunks, "
-            f"first after the shift: {_first(data, stats, after, size)}; labelled test first: "
+            f"{'first after the shift' if start else 'first'}: "
+            f"{_first(data, stats, after, size)}; labelled test first: "
             f"{_first(data, stats, [k for k in labelled if (k + 1) * size > start], size)}"
             + (
                 f"; {early} estimated fires before the shift began at row {start:,}"
@@ -578,15 +622,25 @@ def main() -> None:
         action="store_true",
         help="skip NannyML (our side and the false-alarm check only)",
     )
+    parser.add_argument(
+        "--reuse-peer",
+        action="store_true",
+        help="reuse the NannyML results of an earlier run (bench-results/estimation/)",
+    )
     args = parser.parse_args()
     sizes = args.chunk_sizes or ([1000] if args.quick else [1000, 5000])
     windows = args.windows or (200 if args.quick else 1000)
     started = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
 
-    write_simulations(20_000, 20_000 if args.quick else 40_000, args.seed)
+    reuse = args.reuse_peer and (OUT / "nannyml.json").exists()
+    if not reuse:  # the data NannyML ran on stay as they are
+        write_simulations(20_000, 20_000 if args.quick else 40_000, args.seed)
     peer_runs: dict[tuple[str, int], Any] = {}
-    if not args.no_peer or not (DATA / "car_loan.json").exists():
+    if reuse:
+        found = json.loads((OUT / "nannyml.json").read_text())
+        peer_runs = {(r["dataset"], r["chunk_size"]): r for r in found["runs"]}
+    elif not args.no_peer or not (DATA / "car_loan.json").exists():
         python = peer_python()
         began = time.perf_counter()
         peer(python, "export", str(DATA))
@@ -616,6 +670,10 @@ def main() -> None:
     print("estimated vs realised, per chunk: mean absolute error (MAE); time per analysis chunk")
     for line in lines:
         print(line)
+    print(
+        "band: the share of chunks whose realised value lies in the side's band (ours 95 %; "
+        "NannyML's is +-3 sampling errors)"
+    )
     if ours_ok is None:
         print()
         print(f"false alarms of estimated_drop_test(...).is_drift(0.05), {windows:,} windows:")
