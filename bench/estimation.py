@@ -433,6 +433,7 @@ def compare(
                     note = _unavailable(error)
             if ours is not None:
                 summary["our_runs"][f"{name}/{size}"] = ours
+            agree = ""
             if theirs is not None:
                 worst = max(
                     abs(c["realised"][m] - t[m])
@@ -440,18 +441,20 @@ def compare(
                     for m in t
                     if np.isfinite(t[m])
                 )
-                fits.append(
-                    f"  {name} chunk {size}: fit ours "
-                    f"{'-' if ours is None else f'{ours.fit_s:.3f} s'}, NannyML "
-                    f"{theirs['fit_s']:.2f} s; realised values of the two sides agree "
-                    f"to {worst:.1e}"
-                    + (f"; ours: {note}" if note else "")
-                    + (
-                        f"; ours lacks {', '.join(sorted(ours.missing))}"
-                        if ours is not None and ours.missing
-                        else ""
-                    )
+                agree = (
+                    f", NannyML {theirs['fit_s']:.2f} s; realised values of the two sides "
+                    f"agree to {worst:.1e}"
                 )
+            fits.append(
+                f"  {name} chunk {size}: fit ours "
+                f"{'-' if ours is None else f'{ours.fit_s:.3f} s'}{agree}"
+                + (f"; ours: {note}" if note else "")
+                + (
+                    f"; ours lacks {', '.join(sorted(ours.missing))}"
+                    if ours is not None and ours.missing
+                    else ""
+                )
+            )
             for metric in METRICS[data.task]:
                 actual = [t[metric] for t in truth]
                 mae_ours = _mae([e[metric] for e in ours.estimated], actual) if ours else None
