@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import translate
+from typing import Literal
 
 RESERVED = (
     "@"  # cut labels of Driftline's own kinds (driftline/cuts.py, which alarms/ can't import)
@@ -236,11 +237,36 @@ def _watch(rule: Rule) -> Watch:
 
 
 LABEL_METRIC_PREFIXES = ("quality.", "labels.", "drift.concept", "drift.quality_drop")
+# estimated quality and the harm test on it: from predictions alone, in the quality pass
+ESTIMATED_METRIC_PREFIXES = ("quality.estimated.", "drift.estimated_drop", "drift.harm")
+
+
+def is_estimated_metric(metric: str) -> bool:
+    """Estimated quality (``quality.estimated.*``) and the harm test on it."""
+    return metric.startswith(ESTIMATED_METRIC_PREFIXES)
 
 
 def is_label_metric(metric: str) -> bool:
     """Metrics computed from joined labels, later than the window's own metrics."""
-    return metric.startswith(LABEL_METRIC_PREFIXES)
+    return metric.startswith(LABEL_METRIC_PREFIXES) and not is_estimated_metric(metric)
+
+
+MetricKind = Literal["window", "labels", "estimates"]
+
+
+def metric_kind(metric: str) -> MetricKind:
+    """When a metric is known: with the window, as its labels land, or once its predictions
+    are estimated. Each kind's alerts move only on evaluations of that kind."""
+    if is_estimated_metric(metric):
+        return "estimates"
+    return "labels" if is_label_metric(metric) else "window"
+
+
+def is_data_drift_metric(metric: str) -> bool:
+    """A window's drift of inputs or outputs from the reference (``drift.share_drifted``,
+    ``drift.prediction_drifted`` …), not of quality: a critical rule on one is demoted to a
+    warning while the model's estimated quality holds (``streams/alarms.py``)."""
+    return metric.startswith("drift.") and metric_kind(metric) == "window"
 
 
 # Shipped for every model (model "*") unless DRIFTLINE_DEFAULT_RULES=false; editable and
@@ -294,6 +320,22 @@ DEFAULT_RULES = (
         keep_firing_for=2,
         severity="critical",
         description="model quality on labelled events dropped below the reference's",
+        origin="default",
+    ),
+    Rule(
+        "default-estimated-harm",
+        "EstimatedQualityDrop",
+        "drift.harm",
+        Comparison.GE,
+        1.0,
+        segment="",
+        for_windows=1,
+        keep_firing_for=2,
+        severity="critical",
+        description="the model's estimated quality (from its own probabilities or, for a "
+        "regressor, its estimated error; no labels needed) dropped significantly below its "
+        "reference, by at least the quality-drop test's minimum effect. Assumes the scores' "
+        "calibration on the reference still holds: it cannot see concept drift (labels can)",
         origin="default",
     ),
     Rule(

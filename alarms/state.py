@@ -4,7 +4,7 @@ One open alert per (rule, model, feature, segment). Each stored window of a mode
 model's alerts one step; :func:`evaluate` is pure and returns the changes, which the caller
 applies to its :class:`AlertBook` and stores.
 
->>> from alarms.rules import Comparison, Rule, RuleIndex, is_label_metric
+>>> from alarms.rules import Comparison, Rule, RuleIndex
 >>> from types import SimpleNamespace as P
 >>> rule = Rule("r", "Missing", "input.missing_rate", Comparison.GT, 0.1, for_windows=2)
 >>> index, book = RuleIndex([rule]), AlertBook()
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
-from alarms.rules import VERSION_PREFIX, Comparison, Rule, RuleIndex, is_label_metric
+from alarms.rules import VERSION_PREFIX, Comparison, MetricKind, Rule, RuleIndex, metric_kind
 
 AlertKey = tuple[str, str, str, str]  # (rule id, model, feature, segment)
 
@@ -149,13 +149,16 @@ def evaluate(
     *,
     from_labels: bool = False,
     only_metric: str | None = None,
+    kind: MetricKind | None = None,
 ) -> list[Change]:
     """One stored window of ``model``: every alert it opens, moves or closes.
 
     Window metrics and label-based metrics (:func:`alarms.rules.is_label_metric`: quality,
     coverage, concept drift) are stored at different times, the latter again as labels land;
     each evaluation only moves alerts of its own kind (``from_labels``), so a window's
-    metrics never clear a quality alert for lack of quality points, nor the reverse.
+    metrics never clear a quality alert for lack of quality points, nor the reverse. Estimated
+    quality (:func:`alarms.rules.metric_kind` ``"estimates"``) is a third kind, evaluated
+    with ``kind="estimates"``; points of another kind than the evaluation's are ignored.
 
     ``open_alerts`` are the model's open alerts. A rule's metric that the window lacks counts
     as clear (as a vanished series does in Prometheus); an alert whose rule was deleted or
@@ -164,12 +167,14 @@ def evaluate(
     metric, evaluated apart from the window's others (a window set aside by the store), which
     move only the alerts on that metric.
     """
+    if kind is None:
+        kind = "labels" if from_labels else "window"
     breaching: dict[AlertKey, tuple[Rule, float]] = {}
     seen: dict[AlertKey, float] = {}  # latest clear values of open alerts, for display
     watched = {key[0] for key in open_alerts}  # rule ids with an open alert on this model
     for point in points:
         value = point.value
-        if point.stage or not math.isfinite(value):
+        if point.stage or not math.isfinite(value) or metric_kind(point.metric) != kind:
             continue
         feature, segment = point.feature, point.segment
         for rule, breached, threshold in index.watches(
@@ -187,7 +192,7 @@ def evaluate(
 
     changes = []
     for key, alert in open_alerts.items():
-        if window_start <= alert.last_window or is_label_metric(alert.metric) != from_labels:
+        if window_start <= alert.last_window or metric_kind(alert.metric) != kind:
             continue
         if only_metric is not None and alert.metric != only_metric:
             continue

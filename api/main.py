@@ -15,6 +15,7 @@ from api.routes import (
     dashboard,
     deployments,
     drift,
+    estimation,
     events,
     health,
     metrics,
@@ -60,6 +61,7 @@ def create_app(
         metrics,  # a key when one is configured: the read-only key will do for Prometheus
         models,
         drift,
+        estimation,
         events,
         rules,
         alerts,

@@ -9,8 +9,10 @@ regression. A classification given explicitly with other numbers treats them as 
 
 Classification reports accuracy, error rate, per-class precision / recall / F1 / support and
 their macro averages (the honest headline when classes are skewed: a class that is never
-predicted scores 0, never NaN), plus log loss and expected calibration error where the model
-gives probabilities, and the predicted and actual positive rates for binary models.
+predicted scores 0, never NaN), plus log loss, expected calibration error and ROC AUC
+(binary: of the score; probability lists: macro one-vs-rest; only while every class is in
+the labels) where the model gives probabilities, and the predicted and actual positive
+rates for binary models.
 Regression reports MAE, RMSE and bias (mean of prediction - label). Pairs that cannot be
 scored (no prediction, a label of the wrong kind) are counted in ``unscorable``, not dropped
 silently.
@@ -269,6 +271,8 @@ class _Encoded:
     prob_true: FloatArray | None = None  # the model's probability of the true class
     confidence: FloatArray | None = None  # its probability of the class it predicted
     positive: int | None = None  # the positive class's code, for a binary model
+    # the model's probabilities, a column per class (a binary score s is [1 - s, s])
+    probabilities: FloatArray | None = None
 
 
 def _encode_scores(
@@ -285,6 +289,7 @@ def _encode_scores(
         prob_true=np.where(y_true == 1, score, 1.0 - score),
         confidence=np.where(y_pred == 1, score, 1.0 - score),
         positive=1,
+        probabilities=np.column_stack([1.0 - score, score]),
     )
 
 
@@ -331,19 +336,35 @@ def _class_indices(labels: Sequence[Label]) -> FloatArray:
     return np.array([np.nan if i is None else float(i) for i in indices], dtype=np.float64)
 
 
+def probability_matrix(
+    predictions: Sequence[Prediction], width: int, keep: npt.NDArray[np.bool_] | None = None
+) -> tuple[FloatArray, IntArray]:
+    """The probability lists of ``width`` columns (and ``keep``), each divided by its sum, and
+    the positions they came from; rows of another width, non-numeric, negative or all-zero
+    rows are left out (unscorable)."""
+    lengths = np.fromiter(
+        (len(p) if isinstance(p, list | tuple) else -1 for p in predictions),
+        dtype=np.int64,
+        count=len(predictions),
+    )
+    wanted = lengths == width if keep is None else (lengths == width) & keep
+    scored = np.flatnonzero(wanted)
+    every = scored.size == len(predictions)
+    rows = list(predictions) if every else [predictions[i] for i in scored.tolist()]
+    matrix = _probability_rows(rows, width)
+    totals = matrix.sum(axis=1)
+    valid = np.isfinite(matrix).all(axis=1) & (matrix >= 0).all(axis=1) & (totals > 0)
+    # rows are divided by their sum so that log loss is defined for slightly unnormalised ones
+    return matrix[valid] / totals[valid, None], scored[valid]
+
+
 def _encode_probabilities(predictions: Sequence[Prediction], labels: Sequence[Label]) -> _Encoded:
     lengths = [len(p) if isinstance(p, list | tuple) else -1 for p in predictions]
     # Rows of the most common width are scored; others cannot be lined up with them.
     width = Counter(n for n in lengths if n >= 0).most_common(1)[0][0]
     index = _class_indices(labels)
-    scored = np.flatnonzero((np.asarray(lengths) == width) & (index < width))  # NaN: False
-    every = scored.size == len(predictions)
-    rows = list(predictions) if every else [predictions[i] for i in scored.tolist()]
-    matrix, y_true = _probability_rows(rows, width), index[scored].astype(np.int64)
-    totals = matrix.sum(axis=1)
-    valid = np.isfinite(matrix).all(axis=1) & (matrix >= 0).all(axis=1) & (totals > 0)
-    # rows are divided by their sum so that log loss is defined for slightly unnormalised ones
-    matrix, y_true = matrix[valid] / totals[valid, None], y_true[valid]
+    matrix, rows = probability_matrix(predictions, width, index < width)  # NaN: False
+    y_true = index[rows].astype(np.int64)
     y_pred = np.argmax(matrix, axis=1).astype(np.int64) if width else y_true
     return _Encoded(
         classes=tuple(str(k) for k in range(width)),
@@ -351,6 +372,7 @@ def _encode_probabilities(predictions: Sequence[Prediction], labels: Sequence[La
         y_pred=y_pred,
         prob_true=matrix[np.arange(y_true.size), y_true],
         confidence=matrix[np.arange(y_true.size), y_pred],
+        probabilities=matrix,
     )
 
 
@@ -431,6 +453,46 @@ def _calibration_error(confidence: FloatArray, correct: FloatArray) -> float:
     return float(np.abs(gap).sum() / confidence.size)
 
 
+def weighted_roc_auc(scores: FloatArray, positive: FloatArray) -> float | None:
+    """ROC AUC of ``scores`` where event i is positive with probability ``positive[i]``.
+
+    With 0/1 ``positive`` (labels) it is the measured AUC, U / (n1 n0) of the Mann-Whitney
+    test with ties counted half; with probabilities, the ratio of the expected count of
+    (positive, negative) pairs ranked in order (ties half) to the expected count of such pairs
+    (an event is never paired with itself). O(n log n); None when there is no pair (a class
+    absent).
+    """
+    order = np.argsort(scores, kind="stable")
+    s, p = scores[order], positive[order]
+    q = 1.0 - p
+    if s.size == 0:
+        return None
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    pos, neg = np.add.reduceat(p, starts), np.add.reduceat(q, starts)
+    below = np.cumsum(neg) - neg  # the negative weight of lower scores
+    self_pairs = float((p * q).sum())
+    pairs = float(p.sum() * q.sum()) - self_pairs
+    if pairs <= 1e-12:
+        return None
+    ordered = float((pos * below).sum() + 0.5 * (pos * neg).sum()) - 0.5 * self_pairs
+    return min(1.0, max(0.0, ordered / pairs))
+
+
+def _measured_auc(encoded: _Encoded) -> float | None:
+    """Binary: the AUC of the score; probability lists: macro one-vs-rest over the columns.
+    None when a class is absent from the labels (the AUC is undefined)."""
+    matrix = encoded.probabilities
+    k = 0 if matrix is None else matrix.shape[1]
+    if matrix is None or k < 2 or np.bincount(encoded.y_true, minlength=k).min() == 0:
+        return None
+    columns = [1] if k == 2 else range(k)
+    aucs = [
+        weighted_roc_auc(matrix[:, c], (encoded.y_true == c).astype(np.float64)) for c in columns
+    ]
+    present = [a for a in aucs if a is not None]
+    return float(np.mean(present)) if len(present) == len(aucs) else None
+
+
 def _classification(encoded: _Encoded, max_classes: int) -> tuple[list[QualityMetric], FloatArray]:
     correct = (encoded.y_true == encoded.y_pred).astype(np.float64)
     if correct.size == 0:
@@ -452,6 +514,9 @@ def _classification(encoded: _Encoded, max_classes: int) -> tuple[list[QualityMe
         metrics.append(QualityMetric("quality.log_loss", "", float(-np.log(clipped).mean())))
         ece = _calibration_error(encoded.confidence, correct)
         metrics.append(QualityMetric("quality.calibration_error", "", ece))
+    auc = _measured_auc(encoded)
+    if auc is not None:
+        metrics.append(QualityMetric("quality.roc_auc", "", auc))
     if encoded.positive is not None:
         rate = float((encoded.y_pred == encoded.positive).mean())
         label_rate = float((encoded.y_true == encoded.positive).mean())

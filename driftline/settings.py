@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     quality_interval_s: float = Field(10.0, gt=0, description="how often quality is recomputed")
     quality_reference_windows: int = Field(5, ge=1, description="first labelled windows")
     quality_min_labels: int = Field(30, ge=1, description="labels a window needs to be tested")
+    # estimated quality before labels (streams/estimation.py): CBPE for classifiers that send
+    # probabilities, DLE for regressors, fitted on each version's first labelled windows
+    estimation_enabled: bool = True
+    estimation_reference_windows: int = Field(
+        5, ge=1, description="labelled windows the estimators are fitted on (at least)"
+    )
+    estimation_reference_pairs: int = Field(
+        2000, ge=200, description="labelled pairs the estimators are fitted on (at least)"
+    )
     concept_detectors: tuple[str, ...] = ("ddm", "eddm", "hddm_a", "hddm_w", "adwin")
     # which of them raise drift.concept (with the quality-drop test): DDM and EDDM at river's
     # defaults fire on most stationary streams, so they are stored but do not flag by default
@@ -133,6 +142,9 @@ class Settings(BaseSettings):
 
     # Alarms (alarms/, streams/alarms.py, driftline/notify.py)
     default_rules: bool = True  # ship and evaluate alarms.rules.DEFAULT_RULES for every model
+    # page on harm, not on drift: a critical data-drift alert (drift.*) fires as a warning
+    # while the model's estimated quality holds (its latest estimated window shows no harm)
+    demote_drift_while_quality_holds: bool = True
     alarm_refresh_s: float = Field(5.0, gt=0, description="reload rules, subscriptions, silences")
     webhook_timeout_s: float = Field(5.0, gt=0)
     webhook_max_attempts: int = Field(10, ge=1)

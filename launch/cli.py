@@ -134,6 +134,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
     from driftline.metrics import new_registry
     from driftline.store import open_stores
     from launch.demo import DemoProducer, Drift
+    from launch.demo_loans import LoansDemo
     from launch.demo_release import ReleaseDemo
     from launch.demo_setup import seed_demo_rules
     from launch.services import ApiThread, RetrainerThread, prepare_topics, run_worker
@@ -154,6 +155,7 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
         )
     producer = None
     release = None
+    loans = None
     api = None
     stores = None
     retrainer = None
@@ -189,6 +191,13 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
                 settings.kafka_bootstrap, f"http://127.0.0.1:{settings.api_port}", w, api_key=key
             )
             release.start()
+            loans = LoansDemo(
+                settings.kafka_bootstrap,
+                w,
+                shift_after_s=None if args.no_drift else args.harm_after,
+                shift_for_s=args.harm_duration,
+            )
+            loans.start()
         _print_alerts()
         run_worker(
             settings,
@@ -204,6 +213,8 @@ def cmd_stack(args: argparse.Namespace, demo: bool) -> int:
             producer.stop()
         if release is not None:
             release.stop()
+        if loans is not None:
+            loans.stop()
         if retrainer is not None:
             retrainer.stop()
         if api is not None:
@@ -373,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=240.0,
         help="seconds before concept drift (mobile fraud moves to small amounts) starts",
     )
+    demo.add_argument(
+        "--harm-after",
+        type=float,
+        default=150.0,
+        help="seconds before the loans model's applicants move to its boundary (a shift that "
+        "hurts, seen by estimated quality before labels)",
+    )
+    demo.add_argument("--harm-duration", type=float, default=60.0, help="seconds that shift lasts")
     demo.set_defaults(func=lambda a: cmd_stack(a, demo=True))
 
     up = sub.add_parser("up", help="the whole stack on one machine, no synthetic traffic")

@@ -29,6 +29,12 @@ def demo_settings(window_seconds: int | None) -> dict[str, Any]:
         retrain_cooldown_s=60.0,
         # enough recent labels that the holdout judges every channel fairly
         retrain_min_examples=2000,
+        # the demo's labels land within 5 windows: a window's labels are complete after 12,
+        # and its estimated quality is checked against the measured (the estimation error)
+        label_horizon_s=12.0 * window,
+        # estimated quality from the fourth labelled window on (the demo's drift starts early)
+        estimation_reference_windows=3,
+        estimation_reference_pairs=1500,
     )
     return updates
 

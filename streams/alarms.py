@@ -34,7 +34,7 @@ import orjson
 
 from alarms.alertmanager import alertmanager_alert
 from alarms.routing import Silence, Subscription, active_silences, subscribers
-from alarms.rules import DEFAULT_RULES, RuleIndex
+from alarms.rules import DEFAULT_RULES, MetricKind, RuleIndex, is_data_drift_metric
 from alarms.state import (
     Alert,
     AlertBook,
@@ -134,6 +134,8 @@ class AlarmService:
         self._retrain_pending: dict[str, tuple[str, float]] = {}  # model → (job id, sent)
         self._rules_stamp: tuple[int, int] | None = None
         self._next_resend = time.monotonic() + settings.alertmanager_resend_s
+        # unit -> (start of its newest estimated window, whether it showed harm)
+        self._estimated: dict[str, tuple[int, bool]] = {}
         self._thread = threading.Thread(target=self._run, name="driftline-alarms", daemon=True)
 
     # -- life cycle -----------------------------------------------------------------------
@@ -186,9 +188,11 @@ class AlarmService:
         *,
         from_labels: bool = False,
         only_metric: str | None = None,
+        kind: MetricKind | None = None,
     ) -> None:
         """``unit``: a model, or ``model::stage`` (its alerts carry that name; the points'
-        own ``stage`` column is then ignored). ``only_metric``: see ``alarms.state.evaluate``."""
+        own ``stage`` column is then ignored). ``only_metric``, ``kind``: see
+        ``alarms.state.evaluate``."""
         if split_unit(unit)[1]:
             points = [replace(p, stage="") for p in points]
         if self._index.watches_versions:
@@ -205,9 +209,11 @@ class AlarmService:
                 now,
                 from_labels=from_labels,
                 only_metric=only_metric,
+                kind=kind,
             )
             if not changes:
                 return
+            changes = [self._demoted(change) for change in changes]
             decided: list[Change] = []
             notices: list[Notice] = []
             for change in changes:
@@ -223,6 +229,33 @@ class AlarmService:
                 self._announce(change)
                 self._publish_change(change, now)
         self._jobs.put(Outcome([c.alert for c in decided], notices))
+
+    def estimated(self, unit: str, window_start: int, harm: bool) -> None:
+        """The newest estimate of a unit's quality: a window and whether it showed harm."""
+        with self._lock:
+            if window_start >= self._estimated.get(unit, (-1, False))[0]:
+                self._estimated[unit] = (window_start, harm)
+
+    def quality_holds(self, unit: str) -> bool:
+        """Whether the unit's newest estimated window showed no harm (False when its quality
+        is not estimated: then nothing says the drift is harmless)."""
+        newest = self._estimated.get(unit)
+        return newest is not None and not newest[1]
+
+    def _demoted(self, change: Change) -> Change:
+        """A critical data-drift alert fires as a warning while estimated quality holds: drift
+        becomes a ticket and harm a page (caller holds the lock). Each window decides again:
+        once the estimates show harm, the rule's own severity is back."""
+        alert = change.alert
+        if (
+            not self.settings.demote_drift_while_quality_holds
+            or alert.severity != "critical"
+            or not is_data_drift_metric(alert.metric)
+            or not self.quality_holds(alert.model)
+        ):
+            return change
+        labels = {**alert.labels, "severity": "warning", "demoted": "estimated quality holds"}
+        return Change(replace(alert, severity="warning", labels=labels), change.previous)
 
     def _notice(self, change: Change, now: float) -> Notice | None:
         """Who to notify of a change, and the alert as notified (caller holds the lock)."""
@@ -607,12 +640,20 @@ def attach_alarms(
 
     newest_tested: dict[str, int] = {}
     newest_outcomes: dict[str, int] = {}  # windows whose outcome metrics alone went to the rules
+    newest_estimated: dict[str, int] = {}
 
     def on_quality(scored: ScoredWindow) -> None:
         """Label metrics go to the rules once a window has enough labels to be tested, newest
         window first seen only: an older window re-scored as its late labels land is stored
         but does not re-open an alert the newer windows have resolved."""
         unit, start = scored.unit, scored.window_start
+        # estimated quality, as soon as a window is estimated (labels need not be in)
+        if scored.estimated and start > newest_estimated.get(unit, -1):
+            newest_estimated[unit] = start
+            points = scored.estimated_points()
+            harm = any(p.metric == "drift.harm" and not p.segment and p.value for p in points)
+            service.estimated(unit, start, harm)
+            service.evaluate_window(unit, start, points, kind="estimates")
         if scored.tested and start > newest_tested.get(unit, -1):
             newest_tested[unit] = start
             newest_outcomes[unit] = max(start, newest_outcomes.get(unit, -1))

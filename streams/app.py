@@ -21,6 +21,7 @@ from driftline.settings import Settings
 from driftline.store import Stores
 from streams.alarms import attach_alarms
 from streams.drift import DriftAnalyzer
+from streams.estimation import EstimationConfig
 from streams.labels import LabelWorker
 from streams.metrics import WorkerCollector
 from streams.quality import QualityConfig, QualityTracker
@@ -158,6 +159,13 @@ def create_app(
             flag_detectors=settings.concept_flag_detectors,
             outcome_profile=ProfileConfig(
                 settings.sample_size, settings.max_categories, settings.max_window_custom_metrics
+            ),
+            estimation=EstimationConfig(
+                enabled=settings.estimation_enabled,
+                reference_windows=settings.estimation_reference_windows,
+                reference_pairs=settings.estimation_reference_pairs,
+                min_labels=settings.quality_min_labels,
+                alpha=settings.drift_alpha,
             ),
         ),
         manager.segments,

@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from alarms.rules import is_estimated_metric
 from detectors.concept import ErrorStreamDetector, detectors_for
+from detectors.estimation import Estimate
 from detectors.profile import OUTCOME_PREFIX, ProfileConfig, outcome_rows
 from detectors.quality import (
     QualityResult,
@@ -54,6 +56,16 @@ from driftline.store import DriftRow, MetricPoint, Store
 from driftline.store.labels import Joined, LabelStore, WindowKey
 from driftline.units import unit_of
 from streams.drift import change_point_row, test_result_row
+from streams.estimation import (
+    AVAILABLE,
+    EstimationConfig,
+    EstimatorBook,
+    Fitted,
+    drop_points,
+    error_points,
+    estimate,
+    estimate_points,
+)
 from streams.segments import SegmentValues
 from streams.window_rows import dominant_version
 
@@ -77,6 +89,8 @@ class QualityConfig:
     flag_detectors: tuple[str, ...] = ("hddm_a", "adwin")
     # outcome metrics (labels.custom.*): the sample behind their percentiles, and the names cap
     outcome_profile: ProfileConfig = field(default_factory=ProfileConfig)
+    # label-free estimates of quality (streams/estimation.py)
+    estimation: EstimationConfig = field(default_factory=EstimationConfig)
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,8 @@ class ScoredWindow:
     drift_rows: list[DriftRow] = field(default_factory=list)
     # some outcome metric (labels.custom.*) of the whole window has min_labels values
     outcomes_tested: bool = False
+    # the whole window's quality was estimated and tested for harm (drift.harm is set)
+    estimated: bool = False
 
     @property
     def tested(self) -> bool:
@@ -94,6 +110,12 @@ class ScoredWindow:
         Alarms only look at such windows: a window whose labels are still arriving says
         nothing yet, and must not clear an alert for lack of evidence."""
         return any(p.metric == "drift.concept" and not p.segment for p in self.points)
+
+    def estimated_points(self) -> list[MetricPoint]:
+        """The window's estimated quality and harm test (``quality.estimated.*``,
+        ``drift.estimated_drop``, ``drift.harm``): the rules see them as soon as the window's
+        predictions are estimated, long before its labels are in."""
+        return [p for p in self.points if is_estimated_metric(p.metric)]
 
     def outcome_points(self) -> list[MetricPoint]:
         """The window's outcome metrics (``labels.custom.*``): the rules see them once one has
@@ -129,6 +151,9 @@ class _Measured:
     drift_rows: list[DriftRow] = field(default_factory=list)
     results: dict[str, tuple[QualityResult, int]] = field(default_factory=dict)  # by slice
     fired: tuple[str, ...] = ()  # error-stream detectors that fired in this window
+    # by cut: its estimates, and the estimator's reference (the version's) if the cut is a
+    # whole version (the window, a version's or the shadow cut), else None (a slice)
+    estimates: dict[str, tuple[list[Estimate], Fitted | None]] = field(default_factory=dict)
     outcomes_tested: bool = False  # some outcome metric has min_labels values (whole window)
 
     def point(
@@ -178,6 +203,12 @@ class QualityTracker:
         self._expired_through = clock() - config.horizon_s - config.window_seconds
         self._detectors: dict[tuple[str, str], dict[str, ErrorStreamDetector]] = {}
         self._detections: dict[WindowKey, Counter[str]] = defaultdict(Counter)
+        self._estimators = EstimatorBook(
+            config.estimation,
+            lambda model, stage, start, shadow: labels.window_joined(
+                model, stage, start, shadow=shadow
+            ),
+        )
 
     def run(self, owned: Callable[[str], bool] | None = None) -> list[ScoredWindow]:
         """One pass: score every changed window of the ``owned`` units (default: all), store
@@ -211,7 +242,7 @@ class QualityTracker:
                 if (model, stage) in with_shadows
                 else []
             )
-            window = self.measure(model, stage, start, rows, since, now, shadows)
+            window = self.measure(model, stage, start, rows, since, now, shadows, history)
             for segment, (result, _) in window.results.items():
                 key = (segment, window.version_of(segment))
                 history.setdefault(key, {})[start] = history_values(result)
@@ -247,9 +278,12 @@ class QualityTracker:
         since_ms: int,
         now: float,
         shadows: Sequence[Joined] = (),
+        history: History | None = None,
     ) -> _Measured:
         """Coverage and quality of one window, overall and per slice; feeds the detectors.
-        ``shadows``: the window's shadow predictions, the shadow cut (and nothing else)."""
+        ``shadows``: the window's shadow predictions, the shadow cut (and nothing else).
+        ``history``: the unit's quality history, for the estimators' references (none: no
+        estimates)."""
         cfg = self.config
         w = cfg.window_seconds
         horizon = cfg.horizon_s
@@ -320,6 +354,8 @@ class QualityTracker:
             window.results[segment] = (result, len(members))
         if shadows:
             self._compare_shadow(window, rows, shadows, labelled)
+        if history is not None and cfg.estimation.enabled:
+            self._estimate(window, groups, every, history, expired)
         if labelled:
             window.fired = self._feed_detectors(model, stage, start, rows, labelled, since_ms)
             detections = self._detections.get((model, stage, start), Counter())
@@ -339,6 +375,42 @@ class QualityTracker:
                     )
                 )
         return window
+
+    def _estimate(
+        self,
+        window: _Measured,
+        groups: Sequence[tuple[str, list[int]]],
+        every: Sequence[Joined],
+        history: History,
+        complete: bool,
+    ) -> None:
+        """Estimated quality of every cut (``streams/estimation.py``), with the estimation
+        error once the window's labels are complete (``complete``: its horizon has passed)."""
+        w = self.config.window_seconds
+        fitted: dict[str, Fitted | None] = {}
+        for segment, members in groups:
+            version = window.version_of(segment)
+            if version not in fitted:
+                fitted[version] = self._estimators.get(window.model, window.stage, version, history)
+            found = fitted[version]
+            if segment == "":
+                if found is None:
+                    window.point(w, AVAILABLE, 0.0, "", "no_labels")
+                else:
+                    window.point(w, AVAILABLE, float(found.estimator is not None), "", found.reason)
+            if found is None or found.estimator is None:
+                continue
+            estimates = estimate(found, [every[i] for i in members])
+            if not estimates:
+                continue
+            whole = segment == "" or segment == SHADOW_CUT or bool(cut_version(segment))
+            window.estimates[segment] = (estimates, found if whole else None)
+            for metric, category, value in estimate_points(estimates):
+                window.point(w, metric, value, segment, category)
+            measured = window.results.get(segment)
+            if complete and measured is not None:
+                for metric, category, value in error_points(estimates, *measured):
+                    window.point(w, metric, value, segment, category)
 
     def _compare_shadow(
         self,
@@ -398,12 +470,27 @@ class QualityTracker:
             flagged = any(name in cfg.flag_detectors for name in window.fired)
             concept = drifted or (not segment and flagged)
             window.point(w, "drift.concept", float(concept), segment)
+        estimated = False
+        for segment, (estimates, fitted) in window.estimates.items():
+            # a version as a whole against the pairs its estimator was fitted on (from its
+            # first estimated window on); a slice against its own measured reference
+            if fitted is not None and fitted.reference is not None:
+                baseline: tuple[int, QualityStats] | None = (fitted.last_start, fitted.reference)
+            else:
+                baseline = reference.get((segment, window.version_of(segment)))
+            if baseline is None or window.start <= baseline[0]:
+                continue
+            rows, _ = drop_points(baseline[1], estimates, cfg.estimation.alpha)
+            for metric, category, value in rows:
+                window.point(w, metric, value, segment, category)
+            estimated = estimated or segment == ""
         return ScoredWindow(
             unit_of(window.model, window.stage),
             window.start,
             window.points,
             window.drift_rows,
             window.outcomes_tested,
+            estimated,
         )
 
     def _feed_detectors(

@@ -304,6 +304,22 @@ function stat(label, value, sub) {
 
 // -- model page ---------------------------------------------------------------------------
 const QUALITY_PREFIXES = ["quality.", "labels."];
+const ESTIMATED = "quality.estimated.";
+const ESTIMATED_HEADLINES = ["accuracy", "mae"]; // CBPE's for classifiers, DLE's for regressors
+
+/** What the estimation route says when the estimates are not to be trusted, or missing. */
+function estimationNote(e) {
+  if (!e || e.status === "estimating") {
+    const r = e?.reliability;
+    return r?.reliable ? el("p", { class: "muted", id: "estimation-status", "data-status": "estimating" },
+      `Estimates checked against ${r.windows} complete windows: mean error ${fmtNumber(r.mean_abs_error)}`)
+      : null;
+  }
+  const tone = e.status === "unreliable" ? "problem" : "muted";
+  const head = { unreliable: "Estimates unreliable: ", unavailable: "No estimated quality: ",
+    no_labels: "No estimated quality yet: " }[e.status] ?? "";
+  return el("p", { class: tone, id: "estimation-status", "data-status": e.status }, head + e.message);
+}
 const PREDICTION = "__prediction__"; // the output's name among drift results
 // model-level metrics worth comparing across slices (segment values), best first
 const SLICE_METRICS = ["quality.accuracy", "quality.mae", "quality.error_rate", "labels.coverage",
@@ -508,12 +524,15 @@ async function modelView(model) {
   const want = (name, extra) => (names.has(name) ? metric(model, name, extra) : Promise.resolve([]));
   // outcome metrics (labels.custom.*) get their own charts, not lines on the quality chart
   // (confusion counts are a table's, not a chart's: a line per cell would drown the rest)
+  // estimated quality (no labels needed) is drawn as one headline with its band, beside
+  // the measured figures, not as a line per estimated metric
   const qualityNames = detail.metrics.filter((n) => QUALITY_PREFIXES.some((p) => n.startsWith(p)) &&
-    !CUSTOM_METRIC.test(n) && n !== "quality.confusion");
+    !CUSTOM_METRIC.test(n) && n !== "quality.confusion" && !n.startsWith(ESTIMATED));
+  const estimatedName = ESTIMATED_HEADLINES.map((h) => ESTIMATED + h).find((n) => names.has(n));
   const customs = customMetrics(detail.metrics);
   const [traffic, invalid, late, p50, p95, p99, missing, outMean, outP05, outP50, outP95,
     outNull, classes, share, maxEffect, quality, drift, firing, resolved, jobs, versions, custom,
-    deploys] =
+    deploys, [estimated, estLower, estUpper], estimation] =
     await Promise.all([
       want("traffic.count"), want("traffic.invalid"), want("traffic.late"),
       want("latency.p50"), want("latency.p95"), want("latency.p99"), want("input.missing_rate"),
@@ -528,6 +547,10 @@ async function modelView(model) {
         ? soft(getJSON(`v1/models/${enc(model)}/versions`).then(asList), []) : [],
       Promise.all(customs.map((c) => customSeries(model, names, c))),
       soft(versionsAndDeployments(model, detail, names), null),
+      estimatedName ? Promise.all(["", ".lower", ".upper"].map((x) => metric(model, estimatedName + x)))
+        : [[], [], []],
+      has("/v1/models/{model}/estimation")
+        ? soft(getJSON(`v1/models/${enc(model)}/estimation`), null) : null,
     ]);
   const featureNames = detail.features.map((f) => f.name);
   const feature = featureNames.includes(state.feature) ? state.feature
@@ -618,7 +641,9 @@ async function modelView(model) {
         panel("Missing values", slot("chart-missing"), { note: "share of events, per feature" }),
         panel("Output distribution", slot("chart-output"),
           { note: classes.length ? "class shares" : "prediction p05–p95, median, mean" }),
-        panel("Quality and label coverage", slot("chart-quality")),
+        panel("Quality and label coverage", el("div", {}, slot("chart-quality"),
+          estimationNote(estimation)), { id: "quality",
+          note: estimatedName ? "measured as labels land; estimated (dashed, 95 % band) before" : null }),
         panel("Feature", slot("chart-feature"), { tools: featureSelect, note: kind ?? "" }),
         slices.length
           ? panel("By slice", slot("chart-slices"), { id: "slices", wide: true, tools: sliceSelect,
@@ -673,8 +698,14 @@ async function modelView(model) {
         ] });
     timeChart(document.getElementById("chart-quality"), { ...common, id: "quality", yMin: 0,
       empty: "No labels yet: send label events (topic driftline.labels, with the prediction id) to see accuracy and label coverage",
-      series: quality.map((s, i) => ({ label: s.metric, color: PALETTE[(i + 1) % PALETTE.length],
-        points: s.points, dash: s.metric.startsWith("labels.") ? "4 3" : null })) });
+      bands: estimatedName ? [{ label: "estimated 95 %", color: PALETTE[1],
+        lo: pts(one(estLower)), hi: pts(one(estUpper)) }] : [],
+      series: [
+        ...quality.map((s, i) => ({ label: s.metric, color: PALETTE[(i + 1) % PALETTE.length],
+          points: s.points, dash: s.metric.startsWith("labels.") ? "4 3" : null })),
+        ...(estimatedName ? [{ label: estimatedName, color: PALETTE[1], points: pts(one(estimated)),
+          dash: "6 3" }] : []),
+      ] });
     drawFeature(document.getElementById("chart-feature"), common, kind, explorer, feature);
     if (slices.length) {
       const isShare = /^(quality\.(accuracy|error_rate)|labels\.coverage|output\.null_rate)$/;

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from alarms.rules import DEFAULT_RULES, Comparison, Rule, RuleIndex, Selector
+from alarms.rules import (
+    DEFAULT_RULES,
+    Comparison,
+    Rule,
+    RuleIndex,
+    Selector,
+    is_data_drift_metric,
+    metric_kind,
+)
 
 
 @pytest.mark.parametrize(
@@ -91,6 +99,7 @@ def test_default_rules_cover_drift_missing_nulls_latency_concept_drift_and_set_a
     assert metrics == {
         "drift.share_drifted",
         "drift.concept",
+        "drift.harm",  # estimated harm, before labels
         "input.missing_rate",
         "output.null_rate",
         "latency.p99",
@@ -98,3 +107,13 @@ def test_default_rules_cover_drift_missing_nulls_latency_concept_drift_and_set_a
     }
     assert all(r.origin == "default" and r.model == "*" for r in DEFAULT_RULES)
     assert len({r.id for r in DEFAULT_RULES}) == len(DEFAULT_RULES)
+
+
+def test_metric_kinds_keep_window_label_and_estimated_alerts_apart() -> None:
+    assert metric_kind("drift.share_drifted") == "window"
+    assert metric_kind("quality.accuracy") == "labels" and metric_kind("drift.concept") == "labels"
+    assert metric_kind("quality.estimated.accuracy") == "estimates"
+    assert metric_kind("drift.harm") == "estimates" == metric_kind("drift.estimated_drop")
+    assert is_data_drift_metric("drift.share_drifted")
+    assert is_data_drift_metric("drift.prediction_drifted")
+    assert not is_data_drift_metric("drift.concept") and not is_data_drift_metric("drift.harm")

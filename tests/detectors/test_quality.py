@@ -21,6 +21,7 @@ from detectors.quality import (
     reference_stats,
     score_quality,
     stats_from_metrics,
+    weighted_roc_auc,
 )
 
 
@@ -115,6 +116,56 @@ def test_probability_lists_by_hand() -> None:
     assert _value(result, "quality.f1", "1") == pytest.approx(2 / 3)
     assert _value(result, "quality.f1", "2") == 1.0
     assert result.metric_value("quality.positive_rate") is None  # not a binary score
+
+
+def test_binary_roc_auc_is_the_mann_whitney_u_with_ties() -> None:
+    rng = np.random.default_rng(40)
+    labels = rng.integers(0, 2, 500)
+    scores = np.round(np.clip(0.3 * labels + rng.random(500) * 0.7, 0.0, 1.0), 1)  # many ties
+    result = score_quality(scores.tolist(), labels.tolist())
+    positives, negatives = scores[labels == 1], scores[labels == 0]
+    u = stats.mannwhitneyu(positives, negatives).statistic
+    assert _value(result, "quality.roc_auc") == pytest.approx(u / (positives.size * negatives.size))
+    # by hand: of the 4 (positive, negative) pairs, 0.9 > 0.2, 0.9 > 0.6, 0.4 > 0.2, 0.4 < 0.6
+    assert _value(score_quality([0.9, 0.2, 0.6, 0.4], [1, 0, 0, 1]), "quality.roc_auc") == 0.75
+
+
+def test_multiclass_roc_auc_is_the_macro_one_vs_rest() -> None:
+    rng = np.random.default_rng(41)
+    matrix = rng.dirichlet([1.0, 1.0, 1.0], 300)
+    labels = rng.integers(0, 3, 300)
+    result = score_quality(matrix.tolist(), labels.tolist())
+    aucs = []
+    for c in range(3):
+        inside, outside = matrix[labels == c, c], matrix[labels != c, c]
+        u = stats.mannwhitneyu(inside, outside).statistic
+        aucs.append(u / (inside.size * outside.size))
+    assert _value(result, "quality.roc_auc") == pytest.approx(np.mean(aucs))
+
+
+def test_roc_auc_is_omitted_when_a_class_is_absent_or_there_are_no_probabilities() -> None:
+    assert score_quality([0.2, 0.7, 0.9], [1, 1, 1]).metric_value("quality.roc_auc") is None
+    missing = score_quality([[0.5, 0.3, 0.2], [0.1, 0.8, 0.1]], [0, 1])  # no label of class 2
+    assert missing.metric_value("quality.roc_auc") is None
+    assert score_quality(["a", "b"], ["a", "b"]).metric_value("quality.roc_auc") is None
+    assert score_quality([True, False], [1, 0]).metric_value("quality.roc_auc") is None
+
+
+def test_weighted_roc_auc_of_probabilities_is_the_expected_pair_order() -> None:
+    scores = np.array([0.1, 0.5, 0.5, 0.9])
+    positive = np.array([0.2, 0.5, 0.6, 0.9])
+    ordered = pairs = 0.0
+    for i in range(4):
+        for j in range(4):
+            if i != j:
+                weight = positive[i] * (1 - positive[j])
+                pairs += weight
+                ordered += weight * (
+                    1.0 if scores[i] > scores[j] else 0.5 * (scores[i] == scores[j])
+                )
+    assert weighted_roc_auc(scores, positive) == pytest.approx(ordered / pairs)
+    assert weighted_roc_auc(scores, np.ones(4)) is None
+    assert weighted_roc_auc(np.zeros(0), np.zeros(0)) is None
 
 
 def test_probability_rows_are_normalised_and_bad_rows_are_unscorable() -> None:

@@ -304,3 +304,89 @@ def test_deployment_changes_reach_subscribers_as_alerts_of_their_own(
     assert {a.state for a in stored.values()} == {"resolved"}
     assert stored["DeploymentRolledBack"].segment == "@version=2"
     assert service.open_alerts() == []
+
+
+def default_rule(rule_id: str) -> Rule:
+    """A shipped rule as a user's (these services do not seed or run the defaults)."""
+    return replace(next(r for r in DEFAULT_RULES if r.id == rule_id), origin="user")
+
+
+def test_a_critical_drift_alert_is_a_warning_while_estimated_quality_holds(
+    alarm_store: AlarmStore, receiver: WebhookReceiver, services: Callable[..., Any]
+) -> None:
+    """Page on harm, not on drift: the default drift-share rule is critical, but while the
+    model's estimated quality holds its alert goes out as a warning; once the estimates show
+    harm the next window's notification is critical again, and the harm alert pages."""
+    share_rule = default_rule("default-drift-share")
+    harm_rule = default_rule("default-estimated-harm")
+    alarm_store.put_rule(share_rule)
+    alarm_store.put_rule(harm_rule)
+    alarm_store.put_subscription(Subscription("hook", receiver.url))
+    service, _ = services(repeat_interval_s=0.3)
+
+    def drifted(i: int) -> None:
+        point = MetricPoint("fraud", W + 10 * i, 10, "drift.share_drifted", 0.8)
+        service.evaluate_window("fraud", W + 10 * i, [point])
+
+    def estimated(i: int, harm: bool) -> None:
+        points = [
+            MetricPoint(
+                "fraud", W + 10 * i, 10, "quality.estimated.accuracy", 0.6 if harm else 0.9
+            ),
+            MetricPoint("fraud", W + 10 * i, 10, "drift.harm", float(harm)),
+        ]
+        service.estimated("fraud", W + 10 * i, harm)
+        service.evaluate_window("fraud", W + 10 * i, points, kind="estimates")
+
+    estimated(0, harm=False)
+    drifted(0)
+    drifted(1)  # fires (two windows)
+    wait_until(lambda: receiver.received, timeout=5, what="the drift notification")
+    first = receiver.received[0].json["alert"]
+    assert first["rule_id"] == "default-drift-share" and first["severity"] == "warning"
+    assert first["labels"]["severity"] == "warning"
+    assert first["labels"]["demoted"] == "estimated quality holds"
+    # the estimates now show harm: the harm alert fires (critical), and the drift alert is
+    # critical again from its next window on
+    estimated(1, harm=True)
+    drifted(2)
+    wait_until(
+        lambda: any(
+            r.json["alert"]["rule_id"] == "default-estimated-harm" for r in receiver.received
+        ),
+        timeout=5,
+        what="the harm notification",
+    )
+    harm = next(
+        r.json for r in receiver.received if r.json["alert"]["rule_id"] == "default-estimated-harm"
+    )
+    assert harm["alert"]["severity"] == "critical" and harm["event"] == "firing"
+    [drift] = [a for a in service.open_alerts() if a.rule_id == "default-drift-share"]
+    assert drift.severity == "critical" and "demoted" not in drift.labels
+    # a window's metrics never move the estimate's alert, nor the reverse
+    assert {a.rule_id for a in service.open_alerts()} == {
+        "default-drift-share",
+        "default-estimated-harm",
+    }
+
+
+def test_without_estimates_a_critical_drift_alert_stays_critical(
+    alarm_store: AlarmStore, receiver: WebhookReceiver, services: Callable[..., Any]
+) -> None:
+    share_rule = default_rule("default-drift-share")
+    alarm_store.put_rule(share_rule)
+    alarm_store.put_subscription(Subscription("hook", receiver.url))
+    service, _ = services()
+    for i in range(2):
+        point = MetricPoint("fraud", W + 10 * i, 10, "drift.share_drifted", 0.8)
+        service.evaluate_window("fraud", W + 10 * i, [point])
+    wait_until(lambda: receiver.received, timeout=5, what="the drift notification")
+    assert receiver.received[0].json["alert"]["severity"] == "critical"
+    # and the option turns demotion off: quality holding or not, drift pages as its rule says
+    other, _ = services(demote_drift_while_quality_holds=False)
+    other.estimated("churn", W, harm=False)
+    for i in range(2):
+        point = MetricPoint("churn", W + 10 * i, 10, "drift.share_drifted", 0.8)
+        other.evaluate_window("churn", W + 10 * i, [point])
+    [churn] = [a for a in other.open_alerts() if a.model == "churn"]
+    assert other.quality_holds("churn") and churn.severity == "critical"

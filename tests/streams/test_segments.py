@@ -101,9 +101,7 @@ def test_quality_slices_have_the_names_of_traffic_slices_past_the_cap(server_sto
     assert slices("traffic.count") == expected
     assert slices("labels.count") == expected
 
-    restarted = in_process_worker(
-        store, restored=False, log_ids={topics.PREDICTIONS: "seg-test"}
-    )
+    restarted = in_process_worker(store, restored=False, log_ids={topics.PREDICTIONS: "seg-test"})
     restarted.manager.segments.max_values = 2
     asyncio.run(restarted.restore([tp]))
     assert restarted.manager.segments.lookup("shops", "shop", "b") == "shop=b"

@@ -11,6 +11,7 @@ import signal
 import subprocess
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from helpers import wait_until
 
@@ -194,9 +195,9 @@ def test_by_default_predictions_are_kept_once_their_model_has_labels(
     with Monitor(broker.bootstrap) as monitor:
         monitor.log_label("fresh", "before0", 1, ts=BASE + 30)
     wait_until(
-        lambda: server_store.backend.execute("SELECT count() FROM labels WHERE model = 'fresh'")[
+        lambda: server_store.backend.execute("SELECT count() FROM labels WHERE model = 'fresh'")[0][
             0
-        ][0],
+        ],
         what="the model's first label stored",
     )
     with Monitor(broker.bootstrap) as monitor:
@@ -216,3 +217,45 @@ def test_by_default_predictions_are_kept_once_their_model_has_labels(
         lambda: value(server_store, "labels.unmatched", BASE + 30, model="fresh") == 1.0,
         what="the first label counted as unmatched",
     )
+
+
+def test_quality_is_estimated_before_labels_and_a_shift_that_hurts_is_harm(
+    broker: EmbeddedBroker,
+    label_env: dict[str, str],
+    start_worker: StartWorker,
+    server_store: Store,
+) -> None:
+    """Estimated quality end to end: two labelled windows of a calibrated classifier are the
+    reference; the next two have no label at all, and are estimated from the model's
+    probabilities, the second (scores crowding 0.5) as harm."""
+    start_worker(
+        {
+            **label_env,
+            "DRIFTLINE_ESTIMATION_REFERENCE_PAIRS": "200",
+            "DRIFTLINE_ESTIMATION_REFERENCE_WINDOWS": "1",
+        }
+    )
+    rng = np.random.default_rng(4)
+    with Monitor(broker.bootstrap) as monitor:
+        for window in (0, 10, 20, 30):
+            scores = rng.beta(6.0, 6.0, 150) if window == 30 else rng.beta(0.4, 0.4, 150)
+            for i, score in enumerate(scores):
+                ident = f"e{window}-{i}"
+                monitor.log_prediction(
+                    "credit", {"x": float(i)}, prediction=round(float(score), 4), id=ident,
+                    ts=BASE + window + 1,
+                )  # fmt: skip
+                if window < 20:
+                    label = int(rng.random() < score)
+                    monitor.log_label("credit", ident, label, ts=BASE + window + 5)
+        monitor.log_prediction("credit", {"x": 0.0}, prediction=0.5, ts=BASE + 55)
+
+    def harm(start: int) -> float | None:
+        return value(server_store, "drift.harm", start, model="credit")
+
+    wait_until(lambda: harm(BASE + 30) is not None, timeout=60, what="the estimated windows")
+    assert value(server_store, "quality.accuracy", BASE + 20, model="credit") is None  # no labels
+    stationary = value(server_store, "quality.estimated.accuracy", BASE + 20, model="credit")
+    shifted = value(server_store, "quality.estimated.accuracy", BASE + 30, model="credit")
+    assert stationary is not None and shifted is not None and stationary > shifted + 0.2
+    assert harm(BASE + 20) == 0.0 and harm(BASE + 30) == 1.0

@@ -1,0 +1,726 @@
+"""Label-free quality estimation: a window's quality before (or without) its labels.
+
+Two estimators in the manner of NannyML, fitted once on a labelled reference and then applied
+to unlabelled windows:
+
+* ``CBPE`` (confidence-based performance estimation) for classifiers that give probabilities.
+  An isotonic calibration map, fitted on the reference pairs, turns each score into the
+  probability that the event is positive (one map per class column, one-vs-rest, rows then
+  renormalised, for probability lists). The window's predicted classes come from the *raw*
+  scores, as the model decides; the expected confusion matrix under the calibrated
+  probabilities gives accuracy, per-class and macro precision / recall / F1 (ratios of the
+  expected counts) and the expected ROC AUC. The estimate follows covariate shift (scores
+  moving towards the threshold lower it) but not concept drift (P(y | score) changing): that
+  needs labels.
+* ``DLE`` (direct loss estimation) for regressors: a small numpy MLP, fitted on the reference,
+  predicts each event's absolute and squared error from its features and prediction.
+
+Every ``Estimate`` carries a band (95% by default) for the window's *realised* metric: the
+uncertainty of the labels the window will get, each event's outcome drawn from its calibrated
+probability (CBPE) or predicted error distribution (DLE), by the delta method. It does not
+include the estimator's own error (a calibration map fitted on a finite reference), so keep
+the reference at ``MIN_REFERENCE_PAIRS`` pairs or (much) more.
+
+``estimated_drop_test`` compares an estimate with a reference's measured ``QualityStats`` the
+way ``quality_drop_test`` compares two measured windows.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> scores = rng.beta(0.6, 0.6, 5_000)  # a calibrated binary model: y ~ Bernoulli(score)
+>>> labels = (rng.random(5_000) < scores).astype(int)
+>>> cbpe = CBPE.fit(scores.tolist(), labels.tolist())
+>>> window = rng.beta(0.6, 0.6, 1_000)
+>>> truth = (rng.random(1_000) < window).astype(int)
+>>> accuracy = next(e for e in cbpe.estimate(window.tolist()) if e.metric.endswith("accuracy"))
+>>> realised = float(((window >= 0.5) == truth).mean())
+>>> abs(accuracy.value - realised) < 0.03, accuracy.lower < realised < accuracy.upper
+(True, True)
+>>> CBPE.fit(["cat"] * 300, ["cat"] * 300)
+Traceback (most recent call last):
+...
+detectors.estimation.EstimationUnavailable: ... class probabilities ...
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import optimize
+from scipy import stats as scipy_stats
+
+from detectors.drift.result import DriftTestResult, DriftWhen, FloatArray, no_evidence
+from detectors.quality import (
+    MAX_RELATIVE_EFFECT,
+    QUALITY_DROP_MIN_EFFECT,
+    Label,
+    Prediction,
+    QualityStats,
+    _as_numbers,
+    _class_name,
+    _encode,
+    _types,
+    infer_task,
+    probability_matrix,
+    weighted_roc_auc,
+)
+
+MIN_REFERENCE_PAIRS = 200  # fewer labelled reference pairs: EstimationUnavailable("no_labels")
+PREFIX = "quality.estimated."
+TOP_CATEGORIES = 20  # DLE one-hot encodes this many reference categories per feature, + other
+HIDDEN_UNITS = 32
+PENALTY = 1e-3  # DLE's L2 penalty on the network's weights (inputs and targets standardised)
+MAX_ITERATIONS = 300  # L-BFGS-B iterations at most; it stops early on a held-out 20%:
+PATIENCE = 20  # after this many iterations without a better held-out loss
+BLOCK_ROWS = 256  # rows per matrix product (see _blocks)
+
+Reason = Literal["no_probabilities", "no_labels", "one_class", "not_regression", "no_features"]
+
+
+class EstimationUnavailable(ValueError):
+    """Why no estimate can be made; ``reason`` is a short code, ``str(exc)`` a sentence that
+    says what to send. Codes: "no_probabilities" (hard class predictions, strings, bools),
+    "no_labels" (fewer than ``MIN_REFERENCE_PAIRS`` labelled reference pairs), "one_class"
+    (reference labels of a single class), "not_regression" (DLE given class predictions or
+    labels), "no_features" (DLE given feature rows that do not line up with the predictions).
+    """
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason: str = reason
+
+    def __reduce__(self) -> tuple[type[EstimationUnavailable], tuple[str, str]]:
+        return type(self), (self.reason, str(self))  # pickles with its reason
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimated metric; [lower, upper] is a band for the window's *realised* value.
+
+    ``n`` is the count of events behind it (0 when unknown).
+    """
+
+    metric: str  # e.g. "quality.estimated.accuracy"
+    category: str  # the class for per-class metrics, else ""
+    value: float
+    lower: float
+    upper: float
+    n: int = 0
+
+
+@functools.lru_cache(maxsize=16)
+def _z(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence {confidence} is a probability: use a value in (0, 1)")
+    return float(scipy_stats.norm.ppf(0.5 + confidence / 2.0))
+
+
+def _estimate(
+    metric: str, category: str, value: float, variance: float, z: float, n: int, top: float = 1.0
+) -> Estimate:
+    half = z * math.sqrt(max(variance, 0.0))
+    return Estimate(
+        PREFIX + metric, category, value, max(0.0, value - half), min(top, value + half), n
+    )
+
+
+# ---- CBPE ------------------------------------------------------------------------------
+
+
+def _isotonic_map(scores: FloatArray, outcome: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Knots (sorted unique scores, P(outcome) there) of the isotonic fit of outcome on score."""
+    knots, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    means = np.bincount(inverse, weights=outcome, minlength=knots.size) / counts
+    fitted = optimize.isotonic_regression(means, weights=counts.astype(np.float64)).x
+    fitted = np.clip(np.asarray(fitted, dtype=np.float64), 0.0, 1.0)
+    # a step function: the two ends of each step give the same interpolation as every knot
+    # (a short state, a fast np.interp)
+    steps = np.flatnonzero(np.diff(fitted) != 0)
+    kept = np.unique(np.concatenate([[0, knots.size - 1], steps, steps + 1]))
+    return knots[kept], fitted[kept]
+
+
+def _hanley_mcneil(auc: float, positives: float, negatives: float) -> float:
+    if positives <= 0 or negatives <= 0:
+        return 0.0
+    q1, q2 = auc / (2.0 - auc), 2.0 * auc * auc / (1.0 + auc)
+    spread = auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+    return max(spread, 0.0) / (positives * negatives)
+
+
+@dataclass(frozen=True)
+class CBPE:
+    """Confidence-based performance estimation for a classifier with probabilities.
+
+    ``width`` 0 means binary positive-class scores (predicted positive at ``threshold``);
+    otherwise probability lists of ``width`` columns, the predicted class their argmax.
+    ``knots[c]`` / ``fitted[c]``: the calibration map of class column c (binary: one map for
+    the positive class). Plain values and arrays, round-tripping through ``to_dict``.
+    """
+
+    width: int
+    threshold: float
+    knots: tuple[FloatArray, ...] = field(repr=False)
+    fitted: tuple[FloatArray, ...] = field(repr=False)
+    n_reference: int = 0
+
+    def __repr__(self) -> str:
+        kind = "binary" if self.width == 0 else f"{self.width} classes"
+        return f"CBPE({kind}, threshold={self.threshold}, n_reference={self.n_reference})"
+
+    @classmethod
+    def fit(
+        cls, predictions: Sequence[Prediction], labels: Sequence[Label], *, threshold: float = 0.5
+    ) -> CBPE:
+        """The calibration of the reference pairs (``predictions[i]``, ``labels[i]``)."""
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold {threshold} is a probability: use a value in [0, 1]")
+        if len(predictions) != len(labels):
+            raise ValueError(
+                f"{len(predictions)} predictions but {len(labels)} labels: pass them in pairs"
+            )
+        encoded = _encode(predictions, labels, threshold)
+        if encoded.probabilities is None and _types(predictions):
+            raise EstimationUnavailable(
+                "no_probabilities",
+                "quality estimation needs the model's probabilities: send the positive-class "
+                "score (a number in [0, 1]) or a list of class probabilities as the prediction, "
+                "not the predicted class",
+            )
+        n = int(encoded.y_true.size)
+        if encoded.probabilities is None or n < MIN_REFERENCE_PAIRS:
+            raise EstimationUnavailable(
+                "no_labels",
+                f"quality estimation needs at least {MIN_REFERENCE_PAIRS} labelled reference "
+                f"pairs with probabilities; got {n}: send more labels for the reference",
+            )
+        if np.unique(encoded.y_true).size < 2:
+            raise EstimationUnavailable(
+                "one_class",
+                "the reference labels are all of one class, so nothing says how often the "
+                "model is wrong: send a reference with labels of every class",
+            )
+        matrix = encoded.probabilities
+        binary = encoded.positive is not None
+        columns = [1] if binary else range(matrix.shape[1])
+        maps = [
+            _isotonic_map(matrix[:, c], (encoded.y_true == c).astype(np.float64)) for c in columns
+        ]
+        return cls(
+            width=0 if binary else matrix.shape[1],
+            threshold=threshold,
+            knots=tuple(k for k, _ in maps),
+            fitted=tuple(f for _, f in maps),
+            n_reference=n,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "width": self.width,
+            "threshold": self.threshold,
+            "knots": [k.tolist() for k in self.knots],
+            "fitted": [f.tolist() for f in self.fitted],
+            "n_reference": self.n_reference,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CBPE:
+        return cls(
+            width=int(data["width"]),
+            threshold=float(data["threshold"]),
+            knots=tuple(np.asarray(k, dtype=np.float64) for k in data["knots"]),
+            fitted=tuple(np.asarray(f, dtype=np.float64) for f in data["fitted"]),
+            n_reference=int(data.get("n_reference", 0)),
+        )
+
+    def _decode(self, predictions: Sequence[Prediction]) -> tuple[FloatArray, FloatArray]:
+        """(raw scores, calibrated probabilities), a column per class, of the scorable rows."""
+        if self.width == 0:
+            score = _as_numbers(predictions)
+            score = score[(score >= 0.0) & (score <= 1.0)]  # NaN compares False
+            positive = np.clip(np.interp(score, self.knots[0], self.fitted[0]), 0.0, 1.0)
+            return (
+                np.column_stack([1.0 - score, score]),
+                np.column_stack([1.0 - positive, positive]),
+            )
+        raw, _ = probability_matrix(predictions, self.width)
+        calibrated = np.column_stack(
+            [
+                np.interp(raw[:, c], k, f)
+                for c, (k, f) in enumerate(zip(self.knots, self.fitted, strict=True))
+            ]
+        ).reshape(raw.shape)
+        totals = calibrated.sum(axis=1, keepdims=True)
+        uniform = np.full_like(calibrated, 1.0 / self.width)
+        out = np.zeros_like(calibrated)
+        calibrated = np.divide(calibrated, totals, out=out, where=totals > 0)
+        return raw, np.where(totals > 0, calibrated, uniform)
+
+    def estimate(
+        self, predictions: Sequence[Prediction], *, confidence: float = 0.95
+    ) -> list[Estimate]:
+        """The estimated quality of a window of predictions; [] when none is scorable."""
+        z = _z(confidence)
+        raw, p = self._decode(predictions)
+        n, k = p.shape
+        if n == 0:
+            return []
+        predicted = (
+            (raw[:, 1] >= self.threshold).astype(np.int64)
+            if self.width == 0
+            else np.argmax(raw, axis=1).astype(np.int64)
+        )
+        rows = np.arange(n)
+        hit = p[rows, predicted]  # calibrated probability that the prediction is right
+        tp = np.bincount(predicted, weights=hit, minlength=k)  # expected true positives
+        support = p.sum(axis=0)  # expected labels of each class
+        count = np.bincount(predicted, minlength=k).astype(np.float64)  # known
+        spread = p * (1.0 - p)  # the variance of each event's indicator of each class
+        spread_predicted = np.bincount(predicted, weights=spread[rows, predicted], minlength=k)
+        spread_all = spread.sum(axis=0)
+
+        def ratio(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> FloatArray:
+            quotient: FloatArray = np.divide(a, b, out=np.zeros(k), where=b > 0)
+            return quotient
+
+        def variances(a: FloatArray, b: FloatArray) -> tuple[FloatArray, float]:
+            """Delta-method variances of per-class metrics whose derivative in event i's
+            indicator of class c is a[c] [i predicted c] - b[c]: each class's metric (it
+            depends on its own column only) and their macro mean (each event's indicators
+            are one categorical draw, so they covary)."""
+            per_class = (a * a - 2.0 * a * b) * spread_predicted + b * b * spread_all
+            squares = float(((a * a - 2.0 * a * b) * tp + b * b * support).sum())
+            row = hit * a[predicted] - p @ b
+            return per_class, (squares - float(row @ row)) / (k * k)
+
+        accuracy = float(tp.sum() / n)
+        v_accuracy = float(spread[rows, predicted].sum()) / (n * n)
+        out = [
+            _estimate("accuracy", "", accuracy, v_accuracy, z, n),
+            _estimate("error_rate", "", 1.0 - accuracy, v_accuracy, z, n),
+        ]
+        both = count + support
+        metrics = (
+            ("precision", ratio(tp, count), ratio(np.ones(k), count), np.zeros(k)),
+            ("recall", ratio(tp, support), ratio(np.ones(k), support), ratio(tp, support**2)),
+            ("f1", ratio(2.0 * tp, both), ratio(2.0 * np.ones(k), both), ratio(2.0 * tp, both**2)),
+        )
+        rows_out: list[Estimate] = []
+        for name, values, a, b in metrics:
+            per_class, macro = variances(a, b)
+            out.append(_estimate(f"{name}_macro", "", float(values.mean()), macro, z, n))
+            rows_out.extend(
+                _estimate(name, str(c), float(values[c]), float(per_class[c]), z, n)
+                for c in range(k)
+            )
+        out.extend(rows_out)
+        auc = self._auc(raw, p)
+        if auc is not None:
+            out.append(_estimate("roc_auc", "", auc[0], auc[1], z, n))
+        return out
+
+    def _auc(self, raw: FloatArray, p: FloatArray) -> tuple[float, float] | None:
+        """Expected ROC AUC (binary: of the score; else macro one-vs-rest) and its variance."""
+        columns = [1] if self.width == 0 else range(p.shape[1])
+        values, variances = [], []
+        for c in columns:
+            auc = weighted_roc_auc(raw[:, c], p[:, c])
+            if auc is None:
+                return None
+            values.append(auc)
+            variances.append(_hanley_mcneil(auc, float(p[:, c].sum()), float((1 - p[:, c]).sum())))
+        return float(np.mean(values)), float(np.sum(variances)) / len(values) ** 2
+
+
+# ---- DLE -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """How DLE turns feature rows into numbers: numeric columns (NaN -> the reference median,
+    plus a missing indicator) and categorical ones (one-hot over top categories + other)."""
+
+    numeric: tuple[str, ...]
+    medians: tuple[float, ...]
+    categorical: tuple[str, ...]
+    categories: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def fit(cls, features: Sequence[Mapping[str, object]]) -> _Columns:
+        names = sorted({str(name) for row in features for name in row})
+        numeric, medians, categorical, categories = [], [], [], []
+        for name in names:
+            values = [row.get(name) for row in features]
+            types = _types(values)
+            if not types:
+                continue
+            if types <= {int, float}:
+                numbers = _as_numbers(values)
+                present = numbers[~np.isnan(numbers)]
+                if present.size:
+                    numeric.append(name)
+                    medians.append(float(np.median(present)))
+            elif types <= {str, bool, int, float}:
+                counts = Counter(c for c in map(_class_name, values) if c is not None)
+                top = sorted(counts, key=lambda c: (-counts[c], c))[:TOP_CATEGORIES]
+                categorical.append(name)
+                categories.append(tuple(top))
+        return cls(tuple(numeric), tuple(medians), tuple(categorical), tuple(categories))
+
+    def encode(self, features: Sequence[Mapping[str, object]], predicted: FloatArray) -> FloatArray:
+        blocks: list[FloatArray] = [predicted[:, None]]
+        for name, median in zip(self.numeric, self.medians, strict=True):
+            numbers = _as_numbers([row.get(name) for row in features])
+            missing = np.isnan(numbers)
+            blocks.append(np.column_stack([np.where(missing, median, numbers), missing]))
+        for name, top in zip(self.categorical, self.categories, strict=True):
+            index = {c: i for i, c in enumerate(top)}
+            codes = np.fromiter(
+                (index.get(_class_name(row.get(name)) or "", len(top)) for row in features),
+                dtype=np.int64,
+                count=len(features),
+            )
+            block = np.zeros((len(features), len(top) + 1))
+            block[np.arange(len(features)), codes] = 1.0
+            blocks.append(block)
+        return np.column_stack(blocks).astype(np.float64)
+
+
+def _unpack(theta: FloatArray, d: int, h: int, o: int) -> tuple[FloatArray, ...]:
+    i = 0
+    w1 = theta[i : i + d * h].reshape(d, h)
+    i += d * h
+    b1 = theta[i : i + h]
+    i += h
+    w2 = theta[i : i + h * o].reshape(h, o)
+    i += h * o
+    return w1, b1, w2, theta[i : i + o]
+
+
+def _blocks(n: int) -> list[slice]:
+    """Row blocks small enough that OpenBLAS multiplies them on one thread: its threads spin
+    on a busy machine (a fit took 10 s instead of 0.2 s at load 8 on 2 cores), and blocks that
+    fit in cache are faster on one core anyway."""
+    return [slice(start, start + BLOCK_ROWS) for start in range(0, n, BLOCK_ROWS)]
+
+
+def _forward(theta: FloatArray, x: FloatArray, h: int, o: int) -> FloatArray:
+    w1, b1, w2, b2 = _unpack(theta, x.shape[1], h, o)
+    out = np.empty((x.shape[0], o))
+    for rows in _blocks(x.shape[0]):
+        out[rows] = np.maximum(x[rows] @ w1 + b1, 0.0) @ w2 + b2
+    return out
+
+
+def _loss(
+    theta: FloatArray, x: FloatArray, y: FloatArray, penalty: float, h: int
+) -> tuple[float, FloatArray]:
+    """Mean squared error + penalty * |weights|^2 of the network, and its gradient."""
+    n, d = x.shape
+    o = y.shape[1]
+    w1, b1, w2, b2 = _unpack(theta, d, h, o)
+    squares = 0.0
+    g_w1, g_b1 = 2.0 * penalty * w1, np.zeros(h)
+    g_w2, g_b2 = 2.0 * penalty * w2, np.zeros(o)
+    for rows in _blocks(n):
+        xs = x[rows]
+        hidden = np.maximum(xs @ w1 + b1, 0.0)
+        residual = hidden @ w2 + b2 - y[rows]
+        squares += float(np.square(residual).sum())
+        d_out = residual * (2.0 / n)
+        d_hidden = (d_out @ w2.T) * (hidden > 0.0)
+        g_w2 += hidden.T @ d_out
+        g_b2 += d_out.sum(axis=0)
+        g_w1 += xs.T @ d_hidden
+        g_b1 += d_hidden.sum(axis=0)
+    value = squares / n + penalty * float(np.square(w1).sum() + np.square(w2).sum())
+    return value, np.concatenate([g_w1.ravel(), g_b1, g_w2.ravel(), g_b2])
+
+
+def _train(
+    x: FloatArray,
+    y: FloatArray,
+    held: tuple[FloatArray, FloatArray],
+    penalty: float,
+    theta0: FloatArray,
+    h: int,
+) -> FloatArray:
+    """L-BFGS-B on mean squared error + penalty * |weights|^2 with its analytic gradient,
+    stopped early: the weights of the iteration best on the ``held`` out (x, y)."""
+    o = y.shape[1]
+    best_score, best_theta, iteration, best_iteration = math.inf, theta0, 0, 0
+
+    def watch(intermediate_result: optimize.OptimizeResult) -> None:
+        nonlocal best_score, best_theta, iteration, best_iteration
+        iteration += 1
+        theta = np.asarray(intermediate_result.x, dtype=np.float64)
+        # the absolute error's column decides (the MAE is the headline)
+        score = float(np.square(_forward(theta, held[0], h, o)[:, 0] - held[1][:, 0]).mean())
+        if score < best_score:
+            best_score, best_theta, best_iteration = score, theta.copy(), iteration
+        elif iteration - best_iteration >= PATIENCE:
+            raise StopIteration  # no better on the held-out rows for PATIENCE iterations
+
+    optimize.minimize(
+        _loss,
+        theta0,
+        args=(x, y, penalty, h),
+        jac=True,
+        method="L-BFGS-B",
+        callback=watch,
+        options={"maxiter": MAX_ITERATIONS},
+    )
+    return best_theta
+
+
+def _regression_pairs(
+    predictions: Sequence[float | None], labels: Sequence[float] | None
+) -> FloatArray:
+    kinds = _types(predictions) | (_types(labels) if labels is not None else set())
+    if not kinds <= {int, float}:
+        raise EstimationUnavailable(
+            "not_regression",
+            "direct loss estimation is for regressors: send numeric predictions and labels "
+            "(use CBPE for a classifier's probabilities)",
+        )
+    return _as_numbers(predictions)
+
+
+def _check_rows(features: Sequence[Mapping[str, object]], predictions: Sequence[object]) -> None:
+    if len(features) != len(predictions):
+        raise EstimationUnavailable(
+            "no_features",
+            f"{len(features)} feature rows but {len(predictions)} predictions: send one "
+            "feature row (a mapping, empty if there are none) per prediction",
+        )
+
+
+@dataclass(frozen=True)
+class DLE:
+    """Direct loss estimation: a one-hidden-layer MLP (ReLU) that predicts each event's
+    absolute and squared error from its features and prediction, fitted on the reference.
+
+    State: the column encoding, the inputs' means / scales, the targets' scales and the
+    network's weights (``theta``), all plain values and arrays.
+    """
+
+    columns: _Columns = field(repr=False)
+    mean: FloatArray = field(repr=False)
+    scale: FloatArray = field(repr=False)
+    target_scale: FloatArray = field(repr=False)
+    theta: FloatArray = field(repr=False)
+    hidden: int = HIDDEN_UNITS
+    penalty: float = 0.0
+    n_reference: int = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"DLE({self.mean.size} inputs, hidden={self.hidden}, penalty={self.penalty:g}, "
+            f"n_reference={self.n_reference})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "numeric": list(self.columns.numeric),
+            "medians": list(self.columns.medians),
+            "categorical": list(self.columns.categorical),
+            "categories": [list(c) for c in self.columns.categories],
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "target_scale": self.target_scale.tolist(),
+            "theta": self.theta.tolist(),
+            "hidden": self.hidden,
+            "penalty": self.penalty,
+            "n_reference": self.n_reference,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DLE:
+        columns = _Columns(
+            tuple(str(c) for c in data["numeric"]),
+            tuple(float(m) for m in data["medians"]),
+            tuple(str(c) for c in data["categorical"]),
+            tuple(tuple(str(v) for v in c) for c in data["categories"]),
+        )
+
+        def array(name: str) -> FloatArray:
+            return np.asarray(data[name], dtype=np.float64)
+
+        return cls(
+            columns,
+            array("mean"),
+            array("scale"),
+            array("target_scale"),
+            array("theta"),
+            int(data["hidden"]),
+            float(data["penalty"]),
+            int(data.get("n_reference", 0)),
+        )
+
+    @classmethod
+    def fit(
+        cls,
+        features: Sequence[Mapping[str, object]],
+        predictions: Sequence[float | None],
+        labels: Sequence[float],
+        *,
+        seed: int = 0,
+    ) -> DLE:
+        """The error model of the reference (``features[i]``, ``predictions[i]``, ``labels[i]``)."""
+        _check_rows(features, predictions)
+        if len(predictions) != len(labels):
+            raise ValueError(
+                f"{len(predictions)} predictions but {len(labels)} labels: pass them in pairs"
+            )
+        predicted = _regression_pairs(predictions, labels)
+        if infer_task(predictions, labels) == "classification":
+            raise EstimationUnavailable(
+                "not_regression",
+                "these are a binary classifier's scores (numbers in [0, 1] against 0/1 labels): "
+                "estimate its quality with CBPE",
+            )
+        actual = _as_numbers(labels)
+        kept = np.flatnonzero(~np.isnan(predicted) & ~np.isnan(actual))
+        if kept.size < MIN_REFERENCE_PAIRS:
+            raise EstimationUnavailable(
+                "no_labels",
+                f"direct loss estimation needs at least {MIN_REFERENCE_PAIRS} labelled "
+                f"reference pairs; got {kept.size}: send more labels for the reference",
+            )
+        rows = [features[i] for i in kept.tolist()]
+        columns = _Columns.fit(rows)
+        x = columns.encode(rows, predicted[kept])
+        mean, scale = x.mean(axis=0), x.std(axis=0)
+        scale = np.where(scale > 1e-12, scale, 1.0)
+        x = (x - mean) / scale
+        error = np.abs(predicted[kept] - actual[kept])
+        y = np.column_stack([error, error * error])
+        target_scale = y.std(axis=0)
+        target_scale = np.where(target_scale > 1e-12, target_scale, 1.0)
+        y = y / target_scale
+
+        rng = np.random.default_rng(seed)
+        n, d = x.shape
+        h, o = HIDDEN_UNITS, 2
+        theta0 = np.concatenate(
+            [
+                rng.normal(0.0, 1.0 / math.sqrt(d), d * h),
+                np.zeros(h),
+                rng.normal(0.0, 1.0 / math.sqrt(h), h * o),
+                y.mean(axis=0),
+            ]
+        )
+        order = rng.permutation(n)
+        held = order[: n // 5]
+        train = order[n // 5 :]
+        theta = _train(x[train], y[train], (x[held], y[held]), PENALTY, theta0, h)
+        return cls(columns, mean, scale, target_scale, theta, h, PENALTY, int(n))
+
+    def estimate(
+        self,
+        features: Sequence[Mapping[str, object]],
+        predictions: Sequence[float | None],
+        *,
+        confidence: float = 0.95,
+    ) -> list[Estimate]:
+        """Estimated MAE and RMSE of a window; events without a prediction are skipped."""
+        z = _z(confidence)
+        _check_rows(features, predictions)
+        predicted = _regression_pairs(predictions, None)
+        kept = np.flatnonzero(~np.isnan(predicted))
+        n = int(kept.size)
+        if n == 0:
+            return []
+        rows = [features[i] for i in kept.tolist()] if n < len(features) else list(features)
+        x = (self.columns.encode(rows, predicted[kept]) - self.mean) / self.scale
+        out = _forward(self.theta, x, self.hidden, 2) * self.target_scale
+        absolute = np.maximum(out[:, 0], 0.0)
+        squared = np.maximum(out[:, 1], absolute * absolute)
+        mae = float(absolute.mean())
+        mse = float(squared.mean())
+        v_mae = float((squared - absolute * absolute).sum()) / n**2
+        # Var(e^2) of a normal error is 2 E[e^2]^2; RMSE = sqrt(MSE) by the delta method
+        v_mse = float((2.0 * squared * squared).sum()) / n**2
+        rmse = math.sqrt(mse)
+        v_rmse = v_mse / (4.0 * mse) if mse > 0 else 0.0
+        return [
+            _estimate("mae", "", mae, v_mae, z, n, top=math.inf),
+            _estimate("rmse", "", rmse, v_rmse, z, n, top=math.inf),
+        ]
+
+
+# ---- the drop test ---------------------------------------------------------------------
+
+
+def estimated_drop_test(
+    reference: QualityStats,
+    estimates: Sequence[Estimate],
+    *,
+    min_effect: float | None = None,
+    confidence: float = 0.95,
+) -> DriftTestResult:
+    """One-sided test that a window's *estimated* quality is worse than the reference's
+    measured quality; decide with ``is_drift``.
+
+    Classification compares the estimated error rate with the reference's, regression the
+    estimated MAE; effects and default minimum effects are those of ``quality_drop_test``
+    (+0.05 error rate; +10% relative MAE), 0 for an improvement. The estimate's standard
+    error is read off its band (``confidence`` is the band's, its wider side over z) and
+    combined with the reference's sampling error in a z-test.
+    """
+    task = reference.task
+    if min_effect is None:
+        min_effect = QUALITY_DROP_MIN_EFFECT[task] if task else 0.0
+    wanted = PREFIX + ("error_rate" if task == "classification" else "mae")
+    found = [e for e in estimates if e.metric == wanted and e.category == ""]
+    if task == "classification" and not found:  # an accuracy alone says the same
+        found = [
+            Estimate(wanted, "", 1.0 - e.value, 1.0 - e.upper, 1.0 - e.lower, e.n)
+            for e in estimates
+            if e.metric == PREFIX + "accuracy" and e.category == ""
+        ]
+    n0 = reference.n
+    n1 = found[0].n if found else 0
+    if task is None or n0 < 2 or not found:
+        return no_evidence("estimated_quality_drop", min_effect, n0, n1, has_p_value=True)
+    estimate = found[0]
+    m0, m1 = reference.error_sum / n0, estimate.value
+    se1 = max(estimate.upper - m1, m1 - estimate.lower, 0.0) / _z(confidence)
+    if task == "classification":
+        v0 = m0 * (1.0 - m0) / n0
+        effect = max(0.0, m1 - m0)
+    else:
+        v0 = max(0.0, (reference.error_sq_sum - n0 * m0 * m0) / (n0 - 1)) / n0
+        effect = max(0.0, (m1 - m0) / m0) if m0 > 0 else (MAX_RELATIVE_EFFECT if m1 > 0 else 0.0)
+    se = math.sqrt(v0 + se1 * se1)
+    if se > 0:
+        statistic = (m1 - m0) / se
+        p_value = float(scipy_stats.norm.sf(statistic))
+    else:
+        statistic, p_value = 0.0, 0.0 if m1 > m0 else 1.0
+    return DriftTestResult(
+        test="estimated_quality_drop",
+        statistic=statistic,
+        p_value=p_value,
+        effect_size=min(effect, MAX_RELATIVE_EFFECT),
+        min_effect=min_effect,
+        n_reference=n0,
+        n_current=n1,
+        drift_when=DriftWhen.P_VALUE_AND_EFFECT,
+    )
+
+
+__all__ = [
+    "CBPE",
+    "DLE",
+    "MIN_REFERENCE_PAIRS",
+    "Estimate",
+    "EstimationUnavailable",
+    "estimated_drop_test",
+]
