@@ -503,7 +503,7 @@ def compare(
                     f"{_cell(mae_ours, fmt, 10)} {_cell(mae_nml, fmt, 10)} "
                     f"{_cell(ratio, '.3f', 8)} {_met(ok_mae):>3} "
                     f"{_cell(ms_ours, '.2f', 8)} {_cell(ms_nml, '.1f', 8)} "
-                    f"{_cell(speed, '.0f', 7)}{'x' if speed else ' '} {_met(ok_speed):>3} "
+                    f"{_cell(speed, '.1f', 7)}{'x' if speed else ' '} {_met(ok_speed):>3} "
                     f"{_pct(cover_ours, 9)} {_pct(cover_nml, 8)}"
                 )
     return [*lines, "fit times and checks:", *fits], summary
