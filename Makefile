@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # `make test PYTEST_ARGS="-n 0"` runs them in one
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: install demo test lint bench bench-detection bench-detectors bench-catalogue bench-canary bench-promotion clean system-deps
+.PHONY: install demo test lint bench bench-detection bench-detectors bench-catalogue bench-canary bench-promotion bench-estimation clean system-deps
 
 install: $(STAMP)
 
@@ -72,5 +72,10 @@ bench-canary: install
 bench-promotion: install
 	$(BIN)/python -m bench.promotion $(ARGS)
 
+# against NannyML's CBPE and DLE, which run in their own virtualenv (.bench-venvs/nannyml,
+# created on first use): `make bench-estimation ARGS=--quick`
+bench-estimation: install
+	$(BIN)/python -m bench.estimation $(ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info sdk/*.egg-info sdk/build .pytest_cache .mypy_cache .ruff_cache driftline-data
+	rm -rf $(VENV) build *.egg-info sdk/*.egg-info sdk/build .pytest_cache .mypy_cache .ruff_cache driftline-data .bench-venvs

@@ -1,0 +1,727 @@
+"""`make bench-estimation`: label-free quality estimation, Driftline's against NannyML's CBPE
+and DLE, side by side on the same chunks.
+
+NannyML (0.13.1, the peer) runs in its own virtualenv, ``.bench-venvs/nannyml``, created here
+when missing (it pins pandas < 3 and needs statsmodels, which clash with the project's own
+environment; it is never a dependency of the project). There ``bench/nannyml_side.py`` exports
+the three synthetic data sets NannyML ships (binary car loan, multi-class credit card, car
+price regression) and runs NannyML on them and on three shifts simulated here (seeded):
+
+    sim_hurt    a calibrated binary model whose inputs drift towards its decision boundary
+                (more events the model is unsure of: accuracy falls from ~0.81 to ~0.74)
+    sim_benign  the same model whose inputs drift away from it, plus a shift in a feature the
+                model ignores (covariate shift that does not hurt: accuracy rises to ~0.88)
+    sim_hetero  a regression whose noise grows with x1, and x1 drifts into the noisy region
+                (MAE from ~0.6 to ~1.6)
+
+Then, in this interpreter and on the very chunks NannyML used (chunk sizes 1,000 and 5,000):
+``detectors.estimation``'s CBPE / DLE fit on the reference, estimate each analysis chunk, and
+the realised metric comes from the targets (``score_quality``; ROC AUC in numpy).
+
+Prints per data set x chunk size x metric the mean absolute error of each side's estimate
+against the realised value, the ratio ours / NannyML (target <= 1), the time an analysis chunk
+costs each side (NannyML's estimate of the whole analysis / chunks; ours the sum of its
+per-chunk calls / chunks, the rows already decoded as the product receives them; the median
+of ``--repeat`` passes each; fits reported apart) and the ratio NannyML / ours (target >= 10),
+and the share of chunks whose realised value lies in each side's band. Then the false-alarm
+check: how often ``estimated_drop_test(reference, estimates).is_drift(0.05)`` fires over
+stationary windows of 1,000 (target <= 1 in 1,000), and how soon it fires after a shift that
+hurts. ``--quick``: chunks of 1,000 only, every reference cut to its first 10,000 rows (both
+sides), shorter simulations, 200 stationary windows. Writes only under
+``bench-results/estimation/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from detectors.quality import QualityStats, quality_drop_test, score_quality
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".bench-venvs" / "nannyml"
+PEER = ["nannyml==0.13.1", "pandas<3", "statsmodels"]  # nannyml imports statsmodels undeclared
+OUT = ROOT / "bench-results" / "estimation"
+DATA = OUT / "data"
+NANNYML_DATASETS = ["car_loan", "credit_card", "car_price"]
+SIM_DATASETS = ["sim_hurt", "sim_benign", "sim_hetero"]
+SHIFT_START = 10_000  # analysis rows of the simulations before their shift begins
+# NannyML's metric name -> ours (metric, category), by task
+METRICS: Mapping[str, Mapping[str, tuple[str, str]]] = {
+    "binary": {
+        "roc_auc": ("quality.estimated.roc_auc", ""),
+        "f1": ("quality.estimated.f1", "1"),
+        "accuracy": ("quality.estimated.accuracy", ""),
+    },
+    "multiclass": {
+        "roc_auc": ("quality.estimated.roc_auc", ""),
+        "f1": ("quality.estimated.f1_macro", ""),
+        "accuracy": ("quality.estimated.accuracy", ""),
+    },
+    "regression": {"mae": ("quality.estimated.mae", ""), "rmse": ("quality.estimated.rmse", "")},
+}
+FloatArray = npt.NDArray[np.float64]
+
+
+# ---- the peer's virtualenv and worker ------------------------------------------------------
+
+
+def peer_python() -> Path:
+    """The NannyML virtualenv's interpreter, created and installed on first use."""
+    python = VENV / "bin" / "python"
+    stamp = VENV / ".installed"
+    if python.exists() and stamp.exists() and stamp.read_text() == " ".join(PEER):
+        return python
+    print(f"creating {VENV.relative_to(ROOT)} ({', '.join(PEER)}): a few minutes, once")
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PEER],
+        check=True,
+    )
+    stamp.write_text(" ".join(PEER))
+    return python
+
+
+def peer(python: Path, *args: str) -> None:
+    env = {**os.environ, "NML_DISABLE_USAGE_LOGGING": "1", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(
+        [str(python), str(ROOT / "bench" / "nannyml_side.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise PeerFailed(f"the NannyML worker failed ({done.returncode})")
+    for line in done.stderr.splitlines():
+        if line.startswith("  nannyml"):
+            print(line, flush=True)
+
+
+# ---- the simulated shifts ------------------------------------------------------------------
+
+
+def _sigmoid(x: FloatArray) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
+
+
+def _binary_rows(
+    rng: np.random.Generator, n: int, near: FloatArray, far: FloatArray, x3_shift: FloatArray
+) -> pd.DataFrame:
+    """A calibrated binary model: p = sigmoid(2 x1 + x2), y ~ Bernoulli(p), x3 unused.
+
+    ``near`` / ``far`` (per row, in [0, 1]): the share of rows drawn near the boundary
+    (x1 ~ N(0, 0.3)) / far from it (|x1| ~ 1.5 + |N(0, 0.5)|) instead of x1 ~ N(0, 1.2).
+    """
+    x1 = rng.normal(0.0, 1.2, n)
+    u = rng.random(n)
+    x1 = np.where(u < near, rng.normal(0.0, 0.3, n), x1)
+    far_x = rng.choice([-1.0, 1.0], n) * (1.5 + np.abs(rng.normal(0.0, 0.5, n)))
+    x1 = np.where((u >= near) & (u < near + far), far_x, x1)
+    x2 = rng.normal(0.0, 0.8, n)
+    x3 = rng.normal(x3_shift, 1.0, n)
+    p = _sigmoid(2.0 * x1 + x2)
+    y = (rng.random(n) < p).astype(int)
+    score = np.round(p, 4)  # the prediction is of the score as stored
+    return pd.DataFrame(
+        {
+            "x1": x1,
+            "x2": x2,
+            "x3": x3,
+            "y_pred_proba": score,
+            "y_pred": (score >= 0.5).astype(int),
+            "y_true": y,
+        }
+    )
+
+
+def _hetero_rows(rng: np.random.Generator, n: int, x1_mean: FloatArray) -> pd.DataFrame:
+    """y = 3 x1 + 2 x2 + offset(c) + noise whose sd grows from 0.5 to 3 past x1 = 1.5; the
+    model predicts the conditional mean (right on average, its error all noise)."""
+    x1 = rng.normal(x1_mean, 1.0, n)
+    x2 = rng.normal(0.0, 1.0, n)
+    c = rng.choice(np.array(["a", "b", "c"]), n, p=[0.5, 0.3, 0.2])
+    mean = 3.0 * x1 + 2.0 * x2 + np.select([c == "a", c == "b"], [0.0, 1.0], 2.5)
+    sd = 0.5 + 2.5 * _sigmoid(3.0 * (x1 - 1.5))
+    y = mean + rng.normal(0.0, 1.0, n) * sd
+    return pd.DataFrame({"x1": x1, "x2": x2, "c": c, "y_pred": mean, "y_true": y})
+
+
+def _ramp(n: int, start: int, top: float) -> FloatArray:
+    """0 for the first ``start`` rows, then a straight rise to ``top`` at the last row."""
+    at = np.arange(n, dtype=np.float64)
+    return np.clip((at - start) / max(1, n - start - 1), 0.0, 1.0) * top
+
+
+def simulate(name: str, rng: np.random.Generator, n: int, shifted: bool) -> pd.DataFrame:
+    ramp = _ramp(n, SHIFT_START, 1.0) if shifted else np.zeros(n)
+    if name == "sim_hurt":
+        return _binary_rows(rng, n, 0.6 * ramp, np.zeros(n), np.zeros(n))
+    if name == "sim_benign":
+        return _binary_rows(rng, n, np.zeros(n), 0.5 * ramp, 2.0 * ramp)
+    return _hetero_rows(rng, n, 1.8 * ramp)
+
+
+def write_simulations(reference_rows: int, analysis_rows: int, seed: int) -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(SIM_DATASETS):
+        reference = simulate(name, np.random.default_rng([seed, i, 0]), reference_rows, False)
+        analysis = simulate(name, np.random.default_rng([seed, i, 1]), analysis_rows, True)
+        reference.to_parquet(DATA / f"{name}_reference.parquet")
+        analysis.to_parquet(DATA / f"{name}_analysis.parquet")
+        regression = name == "sim_hetero"
+        meta = {
+            "task": "regression" if regression else "binary",
+            "features": ["x1", "x2", "c"] if regression else ["x1", "x2", "x3"],
+            "proba": [] if regression else ["y_pred_proba"],
+            "classes": [] if regression else ["0", "1"],
+            "source": f"driftline simulation, seed {seed}",
+            "shift_start": SHIFT_START,
+            "rows": [reference_rows, analysis_rows],
+        }
+        (DATA / f"{name}.json").write_text(json.dumps(meta, indent=1))
+
+
+# ---- the data in this interpreter ----------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    name: str
+    meta: dict[str, Any]
+    reference: pd.DataFrame
+    analysis: pd.DataFrame
+
+    @property
+    def task(self) -> str:
+        return str(self.meta["task"])
+
+    def predictions(self, frame: pd.DataFrame) -> list[Any]:
+        if self.task == "multiclass":
+            return [list(map(float, row)) for row in frame[self.meta["proba"]].to_numpy()]
+        column = "y_pred_proba" if self.task == "binary" else "y_pred"
+        return [float(v) for v in frame[column].to_numpy()]
+
+    def labels(self, frame: pd.DataFrame) -> list[Any]:
+        if self.task == "multiclass":
+            index = {c: i for i, c in enumerate(self.meta["classes"])}
+            return [index[str(v)] for v in frame["y_true"]]
+        if self.task == "binary":
+            return [int(v) for v in frame["y_true"]]
+        return [float(v) for v in frame["y_true"]]
+
+    def features(self, frame: pd.DataFrame) -> list[dict[str, object]]:
+        records: list[dict[str, object]] = frame[self.meta["features"]].to_dict("records")
+        return records
+
+
+def load(name: str) -> Dataset:
+    meta = json.loads((DATA / f"{name}.json").read_text())
+    return Dataset(
+        name,
+        meta,
+        pd.read_parquet(DATA / f"{name}_reference.parquet"),
+        pd.read_parquet(DATA / f"{name}_analysis.parquet"),
+    )
+
+
+def _auc(score: FloatArray, positive: npt.NDArray[np.bool_]) -> float:
+    n1 = int(positive.sum())
+    n0 = positive.size - n1
+    if n0 == 0 or n1 == 0:
+        return float("nan")
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n0 * n1))
+
+
+def realised(data: Dataset, frame: pd.DataFrame) -> dict[str, float]:
+    """The realised value of every compared metric on one chunk, from its targets."""
+    result = score_quality(data.predictions(frame), data.labels(frame))
+    if data.task == "regression":
+        return {
+            "mae": result.metric_value("quality.mae") or 0.0,
+            "rmse": result.metric_value("quality.rmse") or 0.0,
+        }
+    values = {"accuracy": result.metric_value("quality.accuracy") or 0.0}
+    if data.task == "binary":
+        values["f1"] = result.metric_value("quality.f1", "1") or 0.0
+        values["roc_auc"] = _auc(
+            frame["y_pred_proba"].to_numpy(float), frame["y_true"].to_numpy() == 1
+        )
+    else:
+        values["f1"] = result.metric_value("quality.f1_macro") or 0.0
+        truth = frame["y_true"].astype(str).to_numpy()
+        values["roc_auc"] = float(
+            np.mean(
+                [
+                    _auc(frame[column].to_numpy(float), truth == c)
+                    for c, column in zip(data.meta["classes"], data.meta["proba"], strict=True)
+                ]
+            )
+        )
+    return values
+
+
+def reference_stats(data: Dataset, frame: pd.DataFrame) -> QualityStats:
+    return score_quality(data.predictions(frame), data.labels(frame)).stats
+
+
+# ---- our side ------------------------------------------------------------------------------
+
+
+@dataclass
+class OurRun:
+    fit_s: float
+    per_chunk_s: float
+    estimated: list[dict[str, float]]
+    estimates: list[Sequence[Any]]  # each chunk's Estimate list, for the drop test
+    missing: set[str]
+    bands: list[dict[str, tuple[float, float]]]  # each chunk's (lower, upper) per metric
+
+
+Fitted = tuple[float, Callable[[pd.DataFrame], Any], Callable[[Any], Sequence[Any]]]
+_FITTED: dict[str, Fitted] = {}
+
+
+def our_estimator(data: Dataset) -> Fitted:
+    """Fit on the reference (once a data set: the fit does not depend on the chunk size);
+    return (fit seconds, the chunk -> inputs converter, estimate)."""
+    if data.name not in _FITTED:
+        _FITTED[data.name] = _fit(data)
+    return _FITTED[data.name]
+
+
+def _fit(data: Dataset) -> Fitted:
+    from detectors.estimation import CBPE, DLE
+
+    reference = data.reference
+    if data.task == "regression":
+        inputs_r = (data.features(reference), data.predictions(reference))
+        began = time.perf_counter()
+        dle = DLE.fit(*inputs_r, data.labels(reference), seed=0)
+        fit_s = time.perf_counter() - began
+
+        def to_inputs(frame: pd.DataFrame) -> Any:
+            return data.features(frame), data.predictions(frame)
+
+        return fit_s, to_inputs, lambda inputs: dle.estimate(*inputs)
+    predictions = data.predictions(reference)
+    began = time.perf_counter()
+    cbpe = CBPE.fit(predictions, data.labels(reference), threshold=0.5)
+    fit_s = time.perf_counter() - began
+    return fit_s, data.predictions, lambda inputs: cbpe.estimate(inputs)
+
+
+def run_ours(data: Dataset, bounds: Sequence[tuple[int, int]], repeat: int) -> OurRun:
+    fit_s, to_inputs, estimate = our_estimator(data)
+    # inputs are built before the clock starts: the product receives decoded JSON rows, as
+    # NannyML receives its DataFrame
+    inputs = [to_inputs(data.analysis.iloc[a:b]) for a, b in bounds]
+    estimate(inputs[0])  # warm-up (imports, first-call caches), as NannyML's fit warms it
+    passes = []
+    for _ in range(repeat):  # the median of ``repeat`` passes: the machine may be shared
+        results = []
+        began = time.perf_counter()
+        for chunk in inputs:
+            results.append(estimate(chunk))
+        passes.append(time.perf_counter() - began)
+    elapsed = statistics.median(passes)
+    wanted = METRICS[data.task]
+    missing: set[str] = set()
+    estimated, bands = [], []
+    nan = float("nan")
+    for found in results:
+        by_key = {(e.metric, e.category): e for e in found}
+        row, band = {}, {}
+        for ours_name, key in wanted.items():
+            if key not in by_key:
+                missing.add(f"{key[0]}[{key[1]}]" if key[1] else key[0])
+            e = by_key.get(key)
+            row[ours_name] = nan if e is None else float(e.value)
+            band[ours_name] = (nan, nan) if e is None else (float(e.lower), float(e.upper))
+        estimated.append(row)
+        bands.append(band)
+    return OurRun(fit_s, elapsed / len(bounds), estimated, results, missing, bands)
+
+
+def _unavailable(error: Exception) -> str:
+    reason = getattr(error, "reason", None)
+    return f"{type(error).__name__}: {reason or error}"
+
+
+# ---- the comparison ------------------------------------------------------------------------
+
+
+def _mae(estimated: Sequence[float], truth: Sequence[float]) -> float:
+    a, b = np.asarray(estimated, float), np.asarray(truth, float)
+    keep = ~(np.isnan(a) | np.isnan(b))
+    return float(np.abs(a[keep] - b[keep]).mean()) if keep.any() else float("nan")
+
+
+def _coverage(bands: Sequence[tuple[float | None, float | None]], truth: Sequence[float]) -> float:
+    """The share of chunks whose realised value lies in the band."""
+    inside = [
+        lo <= t <= hi
+        for (lo, hi), t in zip(bands, truth, strict=True)
+        if lo is not None and hi is not None and np.isfinite(t) and np.isfinite(lo)
+    ]
+    return float(np.mean(inside)) if inside else float("nan")
+
+
+def _cell(value: float | None, fmt: str, width: int) -> str:
+    if value is None or not np.isfinite(value):
+        return f"{'-':>{width}}"
+    return f"{value:>{width}{fmt}}"
+
+
+def _pct(value: float | None, width: int) -> str:
+    if value is None or not np.isfinite(value):
+        return f"{'-':>{width}}"
+    return f"{100 * value:>{width - 1}.0f}%"
+
+
+def _met(ok: bool | None) -> str:
+    return "-" if ok is None else ("yes" if ok else "NO")
+
+
+def compare(
+    datasets: Sequence[str],
+    peer_runs: Mapping[tuple[str, int], Any],
+    chunk_sizes: Sequence[int],
+    ours_ok: str | None,
+    repeat: int,
+) -> tuple[list[str], dict[str, Any]]:
+    header = (
+        f"{'data set':12} {'chunk':>5} {'metric':8} {'n':>3} {'MAE ours':>10} {'MAE NML':>10} "
+        f"{'ours/NML':>8} {'≤1':>3} {'ms ours':>8} {'ms NML':>8} {'NML/ours':>8} {'≥10':>3} "
+        f"{'band ours':>9} {'band NML':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    fits: list[str] = []
+    summary: dict[str, Any] = {"rows": [], "our_runs": {}}
+    for name in datasets:
+        data = load(name)
+        for size in chunk_sizes:
+            theirs = peer_runs.get((name, size))
+            if theirs is not None:
+                bounds = [(c["start"], c["end"]) for c in theirs["chunks"]]
+            else:
+                n = len(data.analysis)
+                bounds = [(a, a + size) for a in range(0, n - size + 1, size)]
+            truth = [realised(data, data.analysis.iloc[a:b]) for a, b in bounds]
+            ours: OurRun | None = None
+            note = ours_ok
+            if note is None:
+                try:
+                    ours = run_ours(data, bounds, repeat)
+                except Exception as error:  # an unavailable estimate is reported, not fatal
+                    note = _unavailable(error)
+            if ours is not None:
+                summary["our_runs"][f"{name}/{size}"] = ours
+            agree = ""
+            if theirs is not None:
+                worst = max(
+                    abs(c["realised"][m] - t[m])
+                    for c, t in zip(theirs["chunks"], truth, strict=True)
+                    for m in t
+                    if np.isfinite(t[m])
+                )
+                agree = (
+                    f", NannyML {theirs['fit_s']:.2f} s; realised values of the two sides "
+                    f"agree to {worst:.1e}"
+                )
+            fits.append(
+                f"  {name} chunk {size}: fit ours "
+                f"{'-' if ours is None else f'{ours.fit_s:.3f} s'}{agree}"
+                + (f"; ours: {note}" if note else "")
+                + (
+                    f"; ours lacks {', '.join(sorted(ours.missing))}"
+                    if ours is not None and ours.missing
+                    else ""
+                )
+            )
+            for metric in METRICS[data.task]:
+                actual = [t[metric] for t in truth]
+                mae_ours = _mae([e[metric] for e in ours.estimated], actual) if ours else None
+                mae_nml = (
+                    _mae([c["estimated"][metric] for c in theirs["chunks"]], actual)
+                    if theirs
+                    else None
+                )
+                ratio = mae_ours / mae_nml if mae_ours is not None and mae_nml else None
+                cover_ours = _coverage([b[metric] for b in ours.bands], actual) if ours else None
+                cover_nml = (
+                    _coverage(
+                        [(c["lower"][metric], c["upper"][metric]) for c in theirs["chunks"]],
+                        actual,
+                    )
+                    if theirs
+                    else None
+                )
+                ms_ours = 1e3 * ours.per_chunk_s if ours else None
+                ms_nml = 1e3 * theirs["per_chunk_s"] if theirs else None
+                speed = ms_nml / ms_ours if ms_ours and ms_nml else None
+                ok_mae = None if ratio is None or not np.isfinite(ratio) else ratio <= 1.0
+                ok_speed = None if speed is None else speed >= 10.0
+                summary["rows"].append(
+                    {
+                        "dataset": name,
+                        "chunk_size": size,
+                        "metric": metric,
+                        "chunks": len(bounds),
+                        "mae_ours": mae_ours,
+                        "mae_nannyml": mae_nml,
+                        "mae_ratio": ratio,
+                        "ms_ours": ms_ours,
+                        "ms_nannyml": ms_nml,
+                        "speed_ratio": speed,
+                        "mae_target_met": ok_mae,
+                        "speed_target_met": ok_speed,
+                        "band_coverage_ours": cover_ours,
+                        "band_coverage_nannyml": cover_nml,
+                    }
+                )
+                small = data.task != "regression"
+                fmt = ".4f" if small else ".4g"
+                lines.append(
+                    f"{name:12} {size:>5} {metric:8} {len(bounds):>3} "
+                    f"{_cell(mae_ours, fmt, 10)} {_cell(mae_nml, fmt, 10)} "
+                    f"{_cell(ratio, '.3f', 8)} {_met(ok_mae):>3} "
+                    f"{_cell(ms_ours, '.2f', 8)} {_cell(ms_nml, '.1f', 8)} "
+                    f"{_cell(speed, '.1f', 7)}{'x' if speed else ' '} {_met(ok_speed):>3} "
+                    f"{_pct(cover_ours, 9)} {_pct(cover_nml, 8)}"
+                )
+    return [*lines, "fit times and checks:", *fits], summary
+
+
+# ---- the drop test: false alarms and time to fire ------------------------------------------
+
+
+def _window(frame: pd.DataFrame, size: int, i: int) -> pd.DataFrame:
+    return frame.iloc[i * size : (i + 1) * size]
+
+
+def false_alarms(windows: int, size: int, seed: int) -> list[str]:
+    """``estimated_drop_test`` over stationary windows: car-loan reference rows resampled, and
+    fresh draws from the stationary simulations (binary and regression)."""
+    from detectors.estimation import estimated_drop_test
+
+    lines = []
+    rng = np.random.default_rng(seed)
+    cases: list[tuple[str, Dataset, Callable[[int], pd.DataFrame]]] = []
+    if (DATA / "car_loan.json").exists():  # NannyML's export
+        loan = load("car_loan")
+
+        def resampled(i: int) -> pd.DataFrame:
+            return loan.reference.iloc[rng.integers(0, len(loan.reference), size)]
+
+        cases.append(("car_loan reference resampled", loan, resampled))
+    for name in ("sim_hurt", "sim_hetero"):
+        data = load(name)
+        index = SIM_DATASETS.index(name)
+        fresh = simulate(name, np.random.default_rng([seed, index, 2]), windows * size, False)
+        cases.append((f"{name} fresh stationary draws", data, partial(_window, fresh, size)))
+    for label, data, draw in cases:
+        _, to_inputs, estimate = our_estimator(data)
+        stats = reference_stats(data, data.reference)
+        fired = 0
+        labelled = 0
+        for i in range(windows):
+            frame = draw(i)
+            if estimated_drop_test(stats, estimate(to_inputs(frame))).is_drift(0.05):
+                fired += 1
+            if quality_drop_test(stats, reference_stats(data, frame)).is_drift(0.05):
+                labelled += 1
+        rate = 1000 * fired / windows
+        lines.append(
+            f"  {label:34} {fired:>4} of {windows:,} windows of {size:,} fired "
+            f"({rate:.1f} in 1,000; target <= 1: {_met(rate <= 1.0)}); the labelled "
+            f"quality_drop_test: {labelled}"
+        )
+    return lines
+
+
+def _first(data: Dataset, stats: QualityStats, chunks: list[int], size: int) -> str:
+    if not chunks:
+        return "never"
+    k = chunks[0]
+    current = reference_stats(data, _window(data.analysis, size, k)).mean_error or 0.0
+    unit = "error rate" if data.task != "regression" else "MAE"
+    return (
+        f"chunk {k} (rows {k * size:,}-{(k + 1) * size:,}, realised {unit} "
+        f"{stats.mean_error or 0.0:.3g} -> {current:.3g})"
+    )
+
+
+def time_to_fire(summary: Mapping[str, Any], size: int) -> list[str]:
+    """On each analysis (chunks of ``size``): the first chunk the estimated test fires in, the
+    first the labelled test fires in, and fires before the simulated shift began."""
+    from detectors.estimation import estimated_drop_test
+
+    lines = []
+    for name in (*NANNYML_DATASETS, *SIM_DATASETS):
+        run: OurRun | None = summary["our_runs"].get(f"{name}/{size}")
+        if run is None:
+            continue
+        data = load(name)
+        stats = reference_stats(data, data.reference)
+        start = int(data.meta.get("shift_start", 0))
+        fired, labelled = [], []
+        for k, estimates in enumerate(run.estimates):
+            frame = _window(data.analysis, size, k)
+            if estimated_drop_test(stats, estimates).is_drift(0.05):
+                fired.append(k)
+            if quality_drop_test(stats, reference_stats(data, frame)).is_drift(0.05):
+                labelled.append(k)
+        early = sum(1 for k in fired if (k + 1) * size <= start)
+        after = [k for k in fired if (k + 1) * size > start]
+
+        lines.append(
+            f"  {name:11} estimated fires in {len(fired)} of {len(run.estimates)} chunks, "
+            f"{'first after the shift' if start else 'first'}: "
+            f"{_first(data, stats, after, size)}; labelled test first: "
+            f"{_first(data, stats, [k for k in labelled if (k + 1) * size > start], size)}"
+            + (
+                f"; {early} estimated fires before the shift began at row {start:,}"
+                if start
+                else ""
+            )
+        )
+    return lines
+
+
+class PeerFailed(RuntimeError):
+    """The NannyML worker exited with an error (its stderr's tail is printed)."""
+
+
+def run_peer(
+    export_only: bool, max_reference: int, sizes: Sequence[int], repeat: int
+) -> dict[tuple[str, int], Any]:
+    python = peer_python()
+    began = time.perf_counter()
+    peer(python, "export", str(DATA), "--max-reference", str(max_reference))
+    if export_only:
+        return {}
+    peer(
+        python,
+        "run",
+        str(DATA),
+        str(OUT / "nannyml.json"),
+        "--datasets",
+        *NANNYML_DATASETS,
+        *SIM_DATASETS,
+        "--chunk-sizes",
+        *map(str, sizes),
+        "--repeat",
+        str(repeat),
+    )
+    print(f"NannyML side: {time.perf_counter() - began:.0f} s", flush=True)
+    found = json.loads((OUT / "nannyml.json").read_text())
+    return {(r["dataset"], r["chunk_size"]): r for r in found["runs"]}
+
+
+# ---- main ----------------------------------------------------------------------------------
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, OurRun):
+        return {
+            "fit_s": value.fit_s,
+            "per_chunk_s": value.per_chunk_s,
+            "estimated": value.estimated,
+        }
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(type(value).__name__)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="chunks of 1,000, references of 10,000, shorter simulations, 200 stationary windows",
+    )
+    parser.add_argument("--chunk-sizes", type=int, nargs="+")
+    parser.add_argument("--windows", type=int, help="stationary windows of the false-alarm check")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes, median (each side)")
+    parser.add_argument(
+        "--no-peer",
+        action="store_true",
+        help="skip NannyML (our side and the false-alarm check only)",
+    )
+    parser.add_argument(
+        "--reuse-peer",
+        action="store_true",
+        help="reuse the NannyML results of an earlier run (bench-results/estimation/)",
+    )
+    args = parser.parse_args()
+    sizes = args.chunk_sizes or ([1000] if args.quick else [1000, 5000])
+    windows = args.windows or (200 if args.quick else 1000)
+    started = time.perf_counter()
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    max_reference = 10_000 if args.quick else 0  # NannyML's references: 50,000 and 60,000
+    reuse = args.reuse_peer and (OUT / "nannyml.json").exists()
+    if not reuse:  # the data NannyML ran on stay as they are
+        write_simulations(max_reference or 20_000, 20_000 if args.quick else 40_000, args.seed)
+    peer_runs: dict[tuple[str, int], Any] = {}
+    if reuse:
+        found = json.loads((OUT / "nannyml.json").read_text())
+        peer_runs = {(r["dataset"], r["chunk_size"]): r for r in found["runs"]}
+    elif not args.no_peer or not (DATA / "car_loan.json").exists():
+        try:
+            peer_runs = run_peer(args.no_peer, max_reference, sizes, args.repeat)
+        except (OSError, subprocess.CalledProcessError, PeerFailed) as error:
+            print(f"NannyML side unavailable ({error}): Driftline's side alone", flush=True)
+
+    ours_ok: str | None = None
+    try:
+        import detectors.estimation  # noqa: F401
+    except ImportError as error:
+        ours_ok = f"detectors.estimation is not on this branch ({error})"
+    present = [n for n in (*NANNYML_DATASETS, *SIM_DATASETS) if (DATA / f"{n}.json").exists()]
+    lines, summary = compare(present, peer_runs, sizes, ours_ok, args.repeat)
+    print()
+    print("estimated vs realised, per chunk: mean absolute error (MAE); time per analysis chunk")
+    for line in lines:
+        print(line)
+    print(
+        "band: the share of chunks whose realised value lies in the side's band (ours 95 %; "
+        "NannyML's is +-3 sampling errors)"
+    )
+    if ours_ok is None:
+        print()
+        print(f"false alarms of estimated_drop_test(...).is_drift(0.05), {windows:,} windows:")
+        for line in false_alarms(windows, 1000, args.seed):
+            print(line, flush=True)
+        print("time to fire on the analyses, chunks of 1,000:")
+        for line in time_to_fire(summary, 1000):
+            print(line)
+    else:
+        print(f"\nours: {ours_ok}; the false-alarm check needs it")
+    (OUT / "summary.json").write_text(json.dumps(summary, default=_json_default, indent=1))
+    print(
+        f"\n{time.perf_counter() - started:.0f} s; results in "
+        f"{OUT.relative_to(ROOT)}/ (nannyml.json, summary.json, data/)"
+    )
+
+
+if __name__ == "__main__":
+    main()
