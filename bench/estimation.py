@@ -50,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from detectors.quality import QualityStats, quality_drop_test, score_quality
+from detectors.quality import QualityStats, quality_drop_test, score_quality, weighted_roc_auc
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".bench-venvs" / "nannyml"
@@ -241,12 +241,9 @@ def load(name: str) -> Dataset:
 
 
 def _auc(score: FloatArray, positive: npt.NDArray[np.bool_]) -> float:
-    n1 = int(positive.sum())
-    n0 = positive.size - n1
-    if n0 == 0 or n1 == 0:
-        return float("nan")
-    ranks = pd.Series(score).rank(method="average").to_numpy()
-    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n0 * n1))
+    """The measured ROC AUC, as Driftline computes ``quality.roc_auc``."""
+    auc = weighted_roc_auc(score, positive.astype(np.float64))
+    return float("nan") if auc is None else auc
 
 
 def realised(data: Dataset, frame: pd.DataFrame) -> dict[str, float]:
