@@ -242,7 +242,3 @@ class EstimatorBook:
         # waits for a quarter more labels (not for what fit() could use of them)
         self._fitted[key] = replace(fitted, pairs=max(pairs, 1), last_start=starts[-1])
         return self._fitted[key]
-
-    def forget(self, model: str, stage: str) -> None:
-        for key in [k for k in self._fitted if k[:2] == (model, stage)]:
-            del self._fitted[key]
