@@ -163,8 +163,14 @@ def _render(page: ExamplesPublic, rows: list[dict[str, Any]], fmt: Format) -> Re
 
 ROW_HEADERS = {
     "X-Total-Count": {"description": "rows passing the filters", "schema": {"type": "integer"}},
-    "X-Next-Offset": {"description": "the next page's offset (absent on the last page)"},
-    "X-Candidates-Truncated": {"description": f"true: {EXAMPLES_MAX_ROWS} candidates were read"},
+    "X-Next-Offset": {
+        "description": "the next page's offset (absent on the last page)",
+        "schema": {"type": "integer"},
+    },
+    "X-Candidates-Truncated": {
+        "description": f"true: the read stopped at {EXAMPLES_MAX_ROWS} candidates",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
 }
 
 
