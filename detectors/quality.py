@@ -711,3 +711,52 @@ def reference_stats(
             if stats is not None:
                 out[key] = (picked[-1][0], stats)
     return out
+
+
+def pair_errors(
+    predictions: Sequence[Prediction],
+    labels: Sequence[Label],
+    *,
+    task: Task | None = None,
+    threshold: float = 0.5,
+) -> tuple[Task | None, list[float | None]]:
+    """Each pair's error as ``score_quality`` counts it, in order, None where the pair cannot
+    be scored: 0.0 / 1.0 (misclassified) for classification, the absolute error for
+    regression. The task is inferred over all the pairs unless given, as there.
+
+    >>> pair_errors([0.9, 0.2, None, 0.7], [1, 1, 0, "x"])
+    ('classification', [0.0, 1.0, None, None])
+    >>> pair_errors([2.5, 1.0], [2.0, 4.0])
+    ('regression', [0.5, 3.0])
+    """
+    _check_pairs(predictions, labels)
+    task = task or infer_task(predictions, labels)
+    errors: FloatArray = np.full(len(predictions), np.nan)
+    if task == "regression":
+        errors = np.abs(_as_numbers(predictions) - _as_numbers(labels))
+    elif task == "classification":
+        types = _types(predictions)
+        if any(issubclass(t, list | tuple) for t in types):
+            lengths = [len(p) if isinstance(p, list | tuple) else -1 for p in predictions]
+            width = Counter(n for n in lengths if n >= 0).most_common(1)[0][0]
+            index = _class_indices(labels)
+            matrix, rows = probability_matrix(predictions, width, index < width)
+            if rows.size:
+                predicted = np.argmax(matrix, axis=1).astype(np.float64)
+                errors[rows] = (predicted != index[rows]).astype(np.float64)
+        elif types and all(issubclass(t, bool) for t in types):
+            bits = np.array([float(p) if isinstance(p, bool) else np.nan for p in predictions])
+            truth = _binary_labels(labels)
+            scored = ~np.isnan(bits) & ~np.isnan(truth)
+            errors = np.where(scored, (bits != truth).astype(np.float64), np.nan)
+        elif _all_scores(predictions):
+            score, truth = _as_numbers(predictions), _binary_labels(labels)
+            scored = (score >= 0.0) & (score <= 1.0) & ~np.isnan(truth)
+            wrong = ((score >= threshold).astype(np.float64) != truth).astype(np.float64)
+            errors = np.where(scored, wrong, np.nan)
+        else:
+            for i, (p, y) in enumerate(zip(predictions, labels, strict=True)):
+                name, label = _class_name(p), _class_name(y)
+                if name is not None and label is not None:
+                    errors[i] = float(name != label)
+    return task, [None if math.isnan(e) else float(e) for e in errors.tolist()]

@@ -134,6 +134,17 @@ Unit = tuple[str, str]  # (model, stage)
 # live predictions, and shadow ones kept apart (a shadow shares its live twin's id)
 PREDICTION_TABLES = ("predictions", "shadow_predictions")
 WindowKey = tuple[str, str, int]  # (model, stage, window start)
+# the latest label of each id and, apart, the latest custom metrics: an outcome event (metrics,
+# no label) neither hides the label nor counts as one; different labels for one id (a
+# relabelling, a disagreement) are counted, not hidden. Followed by the ids' subquery.
+LATEST_LABELS = (
+    "SELECT id, argMaxIf(label, label_ms, label != 'null'), "
+    "maxIf(label_ms, label != 'null'), maxIf(stored_ms, label != 'null'), "
+    "argMaxIf(metrics, label_ms, metrics != ''), uniqExactIf(label, label != 'null') "
+    "FROM labels WHERE model = %(model)s AND stage = %(stage)s AND id IN "
+)
+# the most candidate rows one read of labelled examples takes (``LabelStore.examples``)
+EXAMPLES_MAX_ROWS = 100_000
 
 
 class LabelStore:
@@ -251,48 +262,10 @@ class LabelStore:
             f"WHERE {where}{only} GROUP BY id ORDER BY any(ts), id{limit}",
             params,
         )
-        # the latest label and, apart, the latest custom metrics: an outcome event (metrics, no
-        # label) neither hides the label nor counts as one
         labels = self.backend.execute(
-            "SELECT id, argMaxIf(label, label_ms, label != 'null'), "
-            "maxIf(label_ms, label != 'null'), maxIf(stored_ms, label != 'null'), "
-            "argMaxIf(metrics, label_ms, metrics != ''), "
-            # different labels for one id (a relabelling, a disagreement): counted, not hidden
-            "uniqExactIf(label, label != 'null') FROM labels "
-            "WHERE model = %(model)s AND stage = %(stage)s AND id IN "
-            f"(SELECT id FROM {table} WHERE {where}) GROUP BY id",
-            params,
+            f"{LATEST_LABELS}(SELECT id FROM {table} WHERE {where}) GROUP BY id", params
         )
-        by_id = {
-            str(r[0]): (
-                orjson.loads(r[1]) if r[1] else None,
-                int(r[2]),
-                int(r[3]),
-                orjson.loads(r[4]) if r[4] else None,
-                int(r[5]),
-            )
-            for r in labels
-        }
-        joined = []
-        for r in predictions:
-            label, label_ms, label_stored, outcomes, distinct = by_id.get(
-                str(r[0]), (None, 0, 0, None, 0)
-            )
-            joined.append(
-                Joined(
-                    str(r[0]),
-                    float(r[1]),
-                    str(r[2]),
-                    orjson.loads(r[3]),
-                    int(r[4]),
-                    label,
-                    label_ms,
-                    label_stored,
-                    outcomes,
-                    distinct,
-                )
-            )
-        return joined
+        return _joined(predictions, labels)
 
     def window_joined(
         self, model: str, stage: str, window_start: int, *, shadow: bool = False
@@ -326,6 +299,68 @@ class LabelStore:
             params,
         )
         return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+
+    # -- examples, for error analysis -----------------------------------------------------
+    def has_labels(self, model: str, stage: str = "") -> bool:
+        """Whether the unit has a label stored (an outcome event alone is none)."""
+        rows = self.backend.execute(
+            "SELECT count() FROM (SELECT id FROM labels WHERE model = %(model)s "
+            "AND stage = %(stage)s AND label != 'null' LIMIT 1)",
+            {"model": model, "stage": stage},
+        )
+        return bool(rows and int(rows[0][0]))
+
+    def examples(
+        self,
+        model: str,
+        stage: str = "",
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        version: str | None = None,
+        segment: tuple[str, str] | None = None,
+        limit: int = EXAMPLES_MAX_ROWS,
+    ) -> list[Joined]:
+        """Labelled live predictions of a unit, newest first (event time, then id, both
+        descending), at most ``limit`` (capped at ``EXAMPLES_MAX_ROWS``), each with its latest
+        label: event time in [start, end), of one ``version``, and with ``segment`` (key,
+        value) the events whose text holds ``"key":"value"`` (stored events are compact JSON;
+        a feature of that name and value matches too: the caller checks the decoded
+        ``segment``). Both reads are bounded: the labels are those of the ids returned."""
+        where = [
+            "model = %(model)s",
+            "stage = %(stage)s",
+            "id IN (SELECT id FROM labels WHERE model = %(model)s AND stage = %(stage)s "
+            "AND label != 'null')",
+        ]
+        params: dict[str, Any] = {
+            "model": model,
+            "stage": stage,
+            "limit": max(0, min(int(limit), EXAMPLES_MAX_ROWS)),
+        }
+        if start is not None:
+            where.append("ts >= %(start)s")
+            params["start"] = float(start)
+        if end is not None:
+            where.append("ts < %(end)s")
+            params["end"] = float(end)
+        if version is not None:
+            where.append("version = %(version)s")
+            params["version"] = version
+        if segment is not None:
+            where.append("position(event, %(needle)s) > 0")
+            params["needle"] = (orjson.dumps(segment[0]) + b":" + orjson.dumps(segment[1])).decode()
+        chosen = (
+            f"FROM predictions WHERE {' AND '.join(where)} GROUP BY id "
+            "ORDER BY any(ts) DESC, id DESC LIMIT %(limit)s"
+        )
+        predictions = self.backend.execute(
+            f"SELECT id, any(ts), any(version), any(event), max(stored_ms) {chosen}", params
+        )
+        if not predictions:
+            return []
+        labels = self.backend.execute(f"{LATEST_LABELS}(SELECT id {chosen}) GROUP BY id", params)
+        return _joined(predictions, labels)
 
     # -- training data --------------------------------------------------------------------
     def labelled_events(
@@ -373,3 +408,39 @@ class LabelStore:
                     self.backend.execute(f"ALTER TABLE {table} DROP PARTITION {int(text)}")
                     dropped.append(f"{table}:{text}")
         return dropped
+
+
+def _joined(predictions: Sequence[Sequence[Any]], labels: Sequence[Sequence[Any]]) -> list[Joined]:
+    """The rows of a prediction read (id, ts, version, event, stored_ms) and of a label read
+    (id, label, label_ms, label stored_ms, metrics, distinct labels) joined by id, in the
+    predictions' order."""
+    by_id = {
+        str(r[0]): (
+            orjson.loads(r[1]) if r[1] else None,
+            int(r[2]),
+            int(r[3]),
+            orjson.loads(r[4]) if r[4] else None,
+            int(r[5]),
+        )
+        for r in labels
+    }
+    joined = []
+    for r in predictions:
+        label, label_ms, label_stored, outcomes, distinct = by_id.get(
+            str(r[0]), (None, 0, 0, None, 0)
+        )
+        joined.append(
+            Joined(
+                str(r[0]),
+                float(r[1]),
+                str(r[2]),
+                orjson.loads(r[3]),
+                int(r[4]),
+                label,
+                label_ms,
+                label_stored,
+                outcomes,
+                distinct,
+            )
+        )
+    return joined
