@@ -63,6 +63,7 @@ from detectors.quality import (
     Prediction,
     QualityStats,
     _as_numbers,
+    _calibration_error,
     _class_name,
     _encode,
     _types,
@@ -73,6 +74,7 @@ from detectors.quality import (
 
 MIN_REFERENCE_PAIRS = 200  # fewer labelled reference pairs: EstimationUnavailable("no_labels")
 PREFIX = "quality.estimated."
+CV_FOLDS = 5  # CBPE: folds of the reference that decide whether calibrating helps
 TOP_CATEGORIES = 20  # DLE one-hot encodes this many reference categories per feature, + other
 HIDDEN_UNITS = 32
 PENALTY = 1e-3  # DLE's L2 penalty on the network's weights (inputs and targets standardised)
@@ -133,8 +135,14 @@ def _estimate(
 # ---- CBPE ------------------------------------------------------------------------------
 
 
+IDENTITY = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))  # the raw scores kept as they are
+
+
 def _isotonic_map(scores: FloatArray, outcome: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Knots (sorted unique scores, P(outcome) there) of the isotonic fit of outcome on score."""
+    """Knots (sorted unique scores, P(outcome) there) of the isotonic fit of outcome on score.
+
+    A step function, not smoothed between blocks: interpolating between block centres would
+    blur a sharp step (a score that separates the classes) over the scores between them."""
     knots, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
     means = np.bincount(inverse, weights=outcome, minlength=knots.size) / counts
     fitted = optimize.isotonic_regression(means, weights=counts.astype(np.float64)).x
@@ -144,6 +152,27 @@ def _isotonic_map(scores: FloatArray, outcome: FloatArray) -> tuple[FloatArray, 
     steps = np.flatnonzero(np.diff(fitted) != 0)
     kept = np.unique(np.concatenate([[0, knots.size - 1], steps, steps + 1]))
     return knots[kept], fitted[kept]
+
+
+def _needs_calibration(scores: FloatArray, outcome: FloatArray) -> bool:
+    """Whether the isotonic map lowers the expected calibration error of held-out reference
+    rows below that of the raw scores, on average over ``CV_FOLDS`` folds (NannyML's
+    ``needs_calibration`` test): a calibrated model keeps its scores, which a map fitted on a
+    finite reference could only add noise to. The folds are a fixed shuffle (deterministic)."""
+    order = np.random.default_rng(0).permutation(scores.size)
+    raw = calibrated = 0.0
+    for held in np.array_split(order, CV_FOLDS):
+        train = np.ones(scores.size, dtype=bool)
+        train[held] = False
+        knots, fitted = _isotonic_map(scores[train], outcome[train])
+        raw += _calibration_error(scores[held], outcome[held])
+        calibrated += _calibration_error(np.interp(scores[held], knots, fitted), outcome[held])
+    return calibrated < raw
+
+
+def _calibration_map(scores: FloatArray, outcome: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The isotonic map when it helps on held-out rows, else the identity."""
+    return _isotonic_map(scores, outcome) if _needs_calibration(scores, outcome) else IDENTITY
 
 
 def _hanley_mcneil(auc: float, positives: float, negatives: float) -> float:
@@ -210,7 +239,8 @@ class CBPE:
         binary = encoded.positive is not None
         columns = [1] if binary else range(matrix.shape[1])
         maps = [
-            _isotonic_map(matrix[:, c], (encoded.y_true == c).astype(np.float64)) for c in columns
+            _calibration_map(matrix[:, c], (encoded.y_true == c).astype(np.float64))
+            for c in columns
         ]
         return cls(
             width=0 if binary else matrix.shape[1],

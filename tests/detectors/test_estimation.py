@@ -125,6 +125,21 @@ def test_miscalibrated_scores_are_recalibrated() -> None:
     assert np.mean(naive_errors) > 0.1
 
 
+def test_a_calibrated_model_keeps_its_scores(calibrated: CBPE) -> None:
+    # cross-validation on the reference finds that the isotonic map does not lower the
+    # held-out calibration error: the map is the identity, 0.45 stays 0.45 (no bend at 0.5)
+    assert calibrated.knots[0].tolist() == [0.0, 1.0]
+    assert calibrated.fitted[0].tolist() == [0.0, 1.0]
+    rng = np.random.default_rng(6)
+    truth, labels = _binary(rng, 5_000, 2.0, 2.0)
+    cubed = CBPE.fit((truth**3).tolist(), labels.tolist())
+    assert cubed.knots[0].size > 2  # miscalibrated scores are mapped
+    scores, labels = _binary(rng, 5_000)
+    assert CBPE.fit(scores.tolist(), labels.tolist()).to_dict() == CBPE.fit(
+        scores.tolist(), labels.tolist()
+    ).to_dict()  # the folds are deterministic
+
+
 def test_estimated_auc_of_certain_probabilities_is_the_measured_auc() -> None:
     rng = np.random.default_rng(5)
     scores = np.round(rng.random(MIN_REFERENCE_PAIRS * 2), 2)
