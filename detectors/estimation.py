@@ -68,7 +68,6 @@ from detectors.quality import (
     Prediction,
     QualityStats,
     _as_numbers,
-    _calibration_error,
     _class_name,
     _encode,
     _types,
@@ -80,6 +79,7 @@ from detectors.quality import (
 MIN_REFERENCE_PAIRS = 200  # fewer labelled reference pairs: EstimationUnavailable("no_labels")
 PREFIX = "quality.estimated."
 CV_FOLDS = 5  # CBPE: folds of the reference that decide whether calibrating helps
+ECE_BINS = 10  # bins of the calibration error those folds compare
 TOP_CATEGORIES = 20  # DLE one-hot encodes this many reference categories per feature, + other
 HIDDEN_UNITS = 32
 PENALTY = 1e-3  # DLE's L2 penalty on the network's weights (inputs and targets standardised)
@@ -163,20 +163,35 @@ def _isotonic_map(scores: FloatArray, outcome: FloatArray) -> tuple[FloatArray, 
     return knots[kept], fitted[kept]
 
 
+def _calibration_error(probability: FloatArray, outcome: FloatArray) -> float:
+    """Expected calibration error over ``ECE_BINS`` bins of equal count (NannyML's binning):
+    the mean over bins, weighted by size, of |mean probability - share of outcomes|."""
+    order = np.argsort(probability, kind="stable")
+    starts = np.array([b[0] for b in np.array_split(np.arange(order.size), ECE_BINS) if b.size])
+    gap = np.add.reduceat(probability[order], starts) - np.add.reduceat(outcome[order], starts)
+    return float(np.abs(gap).sum() / order.size)
+
+
 def _needs_calibration(scores: FloatArray, outcome: FloatArray) -> bool:
     """Whether the isotonic map lowers the expected calibration error of held-out reference
-    rows below that of the raw scores, on average over ``CV_FOLDS`` folds (NannyML's
-    ``needs_calibration`` test): a calibrated model keeps its scores, which a map fitted on a
-    finite reference could only add noise to. The folds are a fixed shuffle (deterministic)."""
+    rows below that of the raw scores in *every* one of ``CV_FOLDS`` folds (a fixed shuffle:
+    deterministic). A calibrated model keeps its scores: there the map, fitted on a finite
+    reference, is the identity plus noise, and which of the two scores better on one pooled
+    held-out set is a coin flip (NannyML's ``needs_calibration`` pools its splits and so
+    calibrates such a model about half the time); a miscalibrated model's map wins each fold."""
+    if scores.size < CV_FOLDS * ECE_BINS * 2:
+        return True  # too few rows to judge: calibrate, as before the test
     order = np.random.default_rng(0).permutation(scores.size)
-    raw = calibrated = 0.0
     for held in np.array_split(order, CV_FOLDS):
         train = np.ones(scores.size, dtype=bool)
         train[held] = False
         knots, fitted = _isotonic_map(scores[train], outcome[train])
-        raw += _calibration_error(scores[held], outcome[held])
-        calibrated += _calibration_error(np.interp(scores[held], knots, fitted), outcome[held])
-    return calibrated < raw
+        calibrated = np.interp(scores[held], knots, fitted)
+        if _calibration_error(calibrated, outcome[held]) >= _calibration_error(
+            scores[held], outcome[held]
+        ):
+            return False
+    return True
 
 
 def _calibration_map(scores: FloatArray, outcome: FloatArray) -> tuple[FloatArray, FloatArray]:
