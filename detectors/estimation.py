@@ -6,20 +6,24 @@ to unlabelled windows:
 * ``CBPE`` (confidence-based performance estimation) for classifiers that give probabilities.
   An isotonic calibration map, fitted on the reference pairs, turns each score into the
   probability that the event is positive (one map per class column, one-vs-rest, rows then
-  renormalised, for probability lists). The window's predicted classes come from the *raw*
-  scores, as the model decides; the expected confusion matrix under the calibrated
+  renormalised, for probability lists), when it helps: a map that does not lower the
+  calibration error of held-out reference rows (``CV_FOLDS``-fold cross-validation) is the
+  identity, the model's scores taken at their word. The window's predicted classes come from
+  the *raw* scores, as the model decides; the expected confusion matrix under the calibrated
   probabilities gives accuracy, per-class and macro precision / recall / F1 (ratios of the
   expected counts) and the expected ROC AUC. The estimate follows covariate shift (scores
   moving towards the threshold lower it) but not concept drift (P(y | score) changing): that
   needs labels.
 * ``DLE`` (direct loss estimation) for regressors: a small numpy MLP, fitted on the reference,
-  predicts each event's absolute and squared error from its features and prediction.
+  predicts each event's absolute and squared error from its features and prediction (numeric
+  inputs clipped to the reference's range, so that it stays flat beyond it).
 
 Every ``Estimate`` carries a band (95% by default) for the window's *realised* metric: the
 uncertainty of the labels the window will get, each event's outcome drawn from its calibrated
-probability (CBPE) or predicted error distribution (DLE), by the delta method. It does not
-include the estimator's own error (a calibration map fitted on a finite reference), so keep
-the reference at ``MIN_REFERENCE_PAIRS`` pairs or (much) more.
+probability (CBPE) or predicted error distribution (DLE), by the delta method. CBPE's does
+not include the estimator's own error (a calibration map fitted on a finite reference), so
+keep the reference at ``MIN_REFERENCE_PAIRS`` pairs or (much) more; DLE's adds the error
+model's relative error of the mean on held-out reference rows (a bias every window shares).
 
 ``estimated_drop_test`` compares an estimate with a reference's measured ``QualityStats`` the
 way ``quality_drop_test`` compares two measured windows.
@@ -44,11 +48,12 @@ detectors.estimation.EstimationUnavailable: ... class probabilities ...
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -73,11 +78,20 @@ from detectors.quality import (
 
 MIN_REFERENCE_PAIRS = 200  # fewer labelled reference pairs: EstimationUnavailable("no_labels")
 PREFIX = "quality.estimated."
+CV_FOLDS = 5  # CBPE: folds of the reference that decide whether calibrating helps
+ECE_BINS = 10  # bins of the calibration error those folds compare
+# folds of CV_FOLDS the map must win to be applied: all of them (a calibrated model's map
+# wins each about half the time, all 5 by chance 1 in 32; 4 of 5 would be 6 in 32)
+CALIBRATION_WINS = CV_FOLDS
 TOP_CATEGORIES = 20  # DLE one-hot encodes this many reference categories per feature, + other
 HIDDEN_UNITS = 32
 PENALTY = 1e-3  # DLE's L2 penalty on the network's weights (inputs and targets standardised)
 MAX_ITERATIONS = 300  # L-BFGS-B iterations at most; it stops early on a held-out 20%:
 PATIENCE = 20  # after this many iterations without a better held-out loss
+# DLE clips each numeric input (and the prediction) to these percentiles of the reference:
+# beyond them the network would extrapolate the error linearly (upwards, typically), where
+# it has seen no errors; clipped, it stays flat there, as a tree model's estimate does
+CLIP_PERCENTILES = (0.5, 99.5)
 BLOCK_ROWS = 256  # rows per matrix product (see _blocks)
 
 Reason = Literal["no_probabilities", "no_labels", "one_class", "not_regression", "no_features"]
@@ -133,8 +147,14 @@ def _estimate(
 # ---- CBPE ------------------------------------------------------------------------------
 
 
+IDENTITY = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))  # the raw scores kept as they are
+
+
 def _isotonic_map(scores: FloatArray, outcome: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Knots (sorted unique scores, P(outcome) there) of the isotonic fit of outcome on score."""
+    """Knots (sorted unique scores, P(outcome) there) of the isotonic fit of outcome on score.
+
+    A step function, not smoothed between blocks: interpolating between block centres would
+    blur a sharp step (a score that separates the classes) over the scores between them."""
     knots, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
     means = np.bincount(inverse, weights=outcome, minlength=knots.size) / counts
     fitted = optimize.isotonic_regression(means, weights=counts.astype(np.float64)).x
@@ -144,6 +164,42 @@ def _isotonic_map(scores: FloatArray, outcome: FloatArray) -> tuple[FloatArray, 
     steps = np.flatnonzero(np.diff(fitted) != 0)
     kept = np.unique(np.concatenate([[0, knots.size - 1], steps, steps + 1]))
     return knots[kept], fitted[kept]
+
+
+def _calibration_error(probability: FloatArray, outcome: FloatArray) -> float:
+    """Expected calibration error over ``ECE_BINS`` bins of equal count (NannyML's binning):
+    the mean over bins, weighted by size, of |mean probability - share of outcomes|."""
+    order = np.argsort(probability, kind="stable")
+    starts = np.array([b[0] for b in np.array_split(np.arange(order.size), ECE_BINS) if b.size])
+    gap = np.add.reduceat(probability[order], starts) - np.add.reduceat(outcome[order], starts)
+    return float(np.abs(gap).sum() / order.size)
+
+
+def _needs_calibration(scores: FloatArray, outcome: FloatArray) -> bool:
+    """Whether the isotonic map lowers the expected calibration error of held-out reference
+    rows below that of the raw scores in at least ``CALIBRATION_WINS`` of ``CV_FOLDS`` folds
+    (a fixed shuffle: deterministic). A calibrated model keeps its scores: there the map,
+    fitted on a finite reference, is the identity plus noise and wins each fold about half
+    the time; which of the two scores better on one pooled held-out set is a coin flip
+    (NannyML's ``needs_calibration`` pools its splits). A miscalibrated model's map wins
+    every fold."""
+    if scores.size < CV_FOLDS * ECE_BINS * 2:
+        return True  # too few rows to judge: calibrate, as before the test
+    order = np.random.default_rng(0).permutation(scores.size)
+    wins = 0
+    for held in np.array_split(order, CV_FOLDS):
+        train = np.ones(scores.size, dtype=bool)
+        train[held] = False
+        knots, fitted = _isotonic_map(scores[train], outcome[train])
+        calibrated = np.interp(scores[held], knots, fitted)
+        raw = _calibration_error(scores[held], outcome[held])
+        wins += _calibration_error(calibrated, outcome[held]) < raw
+    return wins >= CALIBRATION_WINS
+
+
+def _calibration_map(scores: FloatArray, outcome: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The isotonic map when it helps on held-out rows, else the identity."""
+    return _isotonic_map(scores, outcome) if _needs_calibration(scores, outcome) else IDENTITY
 
 
 def _hanley_mcneil(auc: float, positives: float, negatives: float) -> float:
@@ -210,7 +266,8 @@ class CBPE:
         binary = encoded.positive is not None
         columns = [1] if binary else range(matrix.shape[1])
         maps = [
-            _isotonic_map(matrix[:, c], (encoded.y_true == c).astype(np.float64)) for c in columns
+            _calibration_map(matrix[:, c], (encoded.y_true == c).astype(np.float64))
+            for c in columns
         ]
         return cls(
             width=0 if binary else matrix.shape[1],
@@ -374,22 +431,57 @@ class _Columns:
         return cls(tuple(numeric), tuple(medians), tuple(categorical), tuple(categories))
 
     def encode(self, features: Sequence[Mapping[str, object]], predicted: FloatArray) -> FloatArray:
+        """The input matrix: a column per numeric feature (then its missing indicator) and a
+        one-hot block per categorical one, built a column at a time (one pass over the rows
+        per feature, the rest in numpy)."""
+        n = len(features)
+        column = _column_reader(features)
         blocks: list[FloatArray] = [predicted[:, None]]
         for name, median in zip(self.numeric, self.medians, strict=True):
-            numbers = _as_numbers([row.get(name) for row in features])
+            numbers = _as_numbers(column(name))
             missing = np.isnan(numbers)
             blocks.append(np.column_stack([np.where(missing, median, numbers), missing]))
         for name, top in zip(self.categorical, self.categories, strict=True):
-            index = {c: i for i, c in enumerate(top)}
-            codes = np.fromiter(
-                (index.get(_class_name(row.get(name)) or "", len(top)) for row in features),
-                dtype=np.int64,
-                count=len(features),
-            )
-            block = np.zeros((len(features), len(top) + 1))
-            block[np.arange(len(features)), codes] = 1.0
+            codes = _category_codes(column(name), top)
+            block = np.zeros((n, len(top) + 1))
+            block[np.arange(n), codes] = 1.0
             blocks.append(block)
         return np.column_stack(blocks).astype(np.float64)
+
+    def clipped(self) -> list[int]:
+        """The encoded columns whose values are clipped to the reference's range: the
+        prediction's and each numeric feature's (not the 0/1 indicators)."""
+        return [0, *(1 + 2 * i for i in range(len(self.numeric)))]
+
+
+def _column_reader(features: Sequence[Mapping[str, object]]) -> Callable[[str], list[object]]:
+    """A feature's values over the rows (None where a row lacks it); for plain dicts (decoded
+    JSON) by ``dict.get`` mapped in C, else a row at a time."""
+    if set(map(type, features)) <= {dict}:
+        rows = cast("Sequence[dict[str, object]]", features)
+        return lambda name: list(map(dict.get, rows, itertools.repeat(name)))
+    return lambda name: [row.get(name) for row in features]
+
+
+def _category_codes(values: list[object], top: tuple[str, ...]) -> npt.NDArray[np.int64]:
+    """Each value's position in ``top`` (``len(top)``: another category or none), by a dict
+    of the column's distinct values: ``_class_name`` runs once per distinct value, not per row.
+    The dict is keyed by (type, value) since True == 1 == 1.0 are different classes."""
+    index = {c: i for i, c in enumerate(top)}
+    other = len(top)
+    if set(map(type, values)) <= {str}:  # text is its own class name: a lookup in C
+        codes = map(index.get, cast("list[str]", values), itertools.repeat(other))
+        return np.fromiter(codes, dtype=np.int64, count=len(values))
+    try:
+        keys = list(zip(map(type, values), values, strict=True))
+        code = {key: index.get(_class_name(key[1]) or "", other) for key in set(keys)}
+        return np.fromiter(map(code.__getitem__, keys), dtype=np.int64, count=len(values))
+    except TypeError:  # an unhashable value (a list, a dict): one at a time
+        return np.fromiter(
+            (index.get(_class_name(v) or "", other) for v in values),
+            dtype=np.int64,
+            count=len(values),
+        )
 
 
 def _unpack(theta: FloatArray, d: int, h: int, o: int) -> tuple[FloatArray, ...]:
@@ -518,6 +610,11 @@ class DLE:
     hidden: int = HIDDEN_UNITS
     penalty: float = 0.0
     n_reference: int = 0
+    # the standardised inputs' range (see CLIP_PERCENTILES); +-inf: not clipped
+    lower: FloatArray | None = field(default=None, repr=False)
+    upper: FloatArray | None = field(default=None, repr=False)
+    # the error model's own relative error of a window's mean |e| and e^2 (see fit)
+    model_error: tuple[float, float] = (0.0, 0.0)
 
     def __repr__(self) -> str:
         return (
@@ -538,6 +635,9 @@ class DLE:
             "hidden": self.hidden,
             "penalty": self.penalty,
             "n_reference": self.n_reference,
+            "lower": None if self.lower is None else self.lower.tolist(),
+            "upper": None if self.upper is None else self.upper.tolist(),
+            "model_error": list(self.model_error),
         }
 
     @classmethod
@@ -552,6 +652,8 @@ class DLE:
         def array(name: str) -> FloatArray:
             return np.asarray(data[name], dtype=np.float64)
 
+        error = data.get("model_error") or (0.0, 0.0)  # older states: none
+
         return cls(
             columns,
             array("mean"),
@@ -561,6 +663,9 @@ class DLE:
             int(data["hidden"]),
             float(data["penalty"]),
             int(data.get("n_reference", 0)),
+            None if data.get("lower") is None else array("lower"),
+            None if data.get("upper") is None else array("upper"),
+            (float(error[0]), float(error[1])),
         )
 
     @classmethod
@@ -599,6 +704,11 @@ class DLE:
         mean, scale = x.mean(axis=0), x.std(axis=0)
         scale = np.where(scale > 1e-12, scale, 1.0)
         x = (x - mean) / scale
+        lower, upper = np.full(x.shape[1], -np.inf), np.full(x.shape[1], np.inf)
+        clipped = columns.clipped()
+        low, high = np.percentile(x[:, clipped], CLIP_PERCENTILES, axis=0)
+        lower[clipped], upper[clipped] = low, high
+        x = np.clip(x, lower, upper)  # trained as it is applied
         error = np.abs(predicted[kept] - actual[kept])
         y = np.column_stack([error, error * error])
         target_scale = y.std(axis=0)
@@ -620,7 +730,28 @@ class DLE:
         held = order[: n // 5]
         train = order[n // 5 :]
         theta = _train(x[train], y[train], (x[held], y[held]), PENALTY, theta0, h)
-        return cls(columns, mean, scale, target_scale, theta, h, PENALTY, int(n))
+        # The band's term for the error model itself. Its bias does not shrink with the
+        # window's n (every window shares it), so it is not a per-event variance: it is the
+        # relative error of the mean estimate on the held-out rows, |mean(estimated) /
+        # mean(realised) - 1| for |e| and for e^2 (which includes that figure's own sampling
+        # error on n // 5 rows, so it errs wide on small references). The stationary band
+        # grows by that much in quadrature; it does not claim to cover extrapolation.
+        out = np.maximum(_forward(theta, x[held], h, o), 0.0)
+        realised = y[held].mean(axis=0)
+        relative = np.abs(out.mean(axis=0) / np.where(realised > 0, realised, 1.0) - 1.0)
+        return cls(
+            columns,
+            mean,
+            scale,
+            target_scale,
+            theta,
+            h,
+            PENALTY,
+            int(n),
+            lower,
+            upper,
+            (float(relative[0]), float(relative[1])),
+        )
 
     def estimate(
         self,
@@ -639,14 +770,17 @@ class DLE:
             return []
         rows = [features[i] for i in kept.tolist()] if n < len(features) else list(features)
         x = (self.columns.encode(rows, predicted[kept]) - self.mean) / self.scale
+        if self.lower is not None and self.upper is not None:
+            x = np.clip(x, self.lower, self.upper)
         out = _forward(self.theta, x, self.hidden, 2) * self.target_scale
         absolute = np.maximum(out[:, 0], 0.0)
         squared = np.maximum(out[:, 1], absolute * absolute)
         mae = float(absolute.mean())
         mse = float(squared.mean())
-        v_mae = float((squared - absolute * absolute).sum()) / n**2
+        bias_mae, bias_mse = self.model_error[0] * mae, self.model_error[1] * mse
+        v_mae = float((squared - absolute * absolute).sum()) / n**2 + bias_mae**2
         # Var(e^2) of a normal error is 2 E[e^2]^2; RMSE = sqrt(MSE) by the delta method
-        v_mse = float((2.0 * squared * squared).sum()) / n**2
+        v_mse = float((2.0 * squared * squared).sum()) / n**2 + bias_mse**2
         rmse = math.sqrt(mse)
         v_rmse = v_mse / (4.0 * mse) if mse > 0 else 0.0
         return [

@@ -166,7 +166,9 @@ def _is_number(value: object) -> TypeGuard[int | float]:
 
 
 def _types(values: Sequence[object]) -> set[type]:
-    return {type(v) for v in values} - {type(None)}
+    kinds = set(map(type, values))  # map and set in C: the fast path's check is cheap
+    kinds.discard(type(None))
+    return kinds
 
 
 def _as_numbers(values: Sequence[object]) -> FloatArray:
@@ -342,6 +344,10 @@ def probability_matrix(
     """The probability lists of ``width`` columns (and ``keep``), each divided by its sum, and
     the positions they came from; rows of another width, non-numeric, negative or all-zero
     rows are left out (unscorable)."""
+    matrix = _uniform_rows(predictions, width)
+    if matrix is not None:  # every row a list / tuple of ``width`` values: no per-row loop
+        scored = np.arange(len(predictions)) if keep is None else np.flatnonzero(keep)
+        return _normalised(matrix[scored], scored)
     lengths = np.fromiter(
         (len(p) if isinstance(p, list | tuple) else -1 for p in predictions),
         dtype=np.int64,
@@ -351,7 +357,23 @@ def probability_matrix(
     scored = np.flatnonzero(wanted)
     every = scored.size == len(predictions)
     rows = list(predictions) if every else [predictions[i] for i in scored.tolist()]
-    matrix = _probability_rows(rows, width)
+    return _normalised(_probability_rows(rows, width), scored)
+
+
+def _uniform_rows(predictions: Sequence[Prediction], width: int) -> FloatArray | None:
+    """The rows as one array when every row is a plain list or tuple of ``width`` numbers (the
+    common case, converted in C); None when any row is not, for the careful path. The same
+    numbers the careful path gives: it converts such rows with the same ``np.array``."""
+    if not predictions or not set(map(type, predictions)) <= {list, tuple}:
+        return None
+    try:
+        matrix = np.array(predictions, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):  # ragged, or a non-numeric entry
+        return None
+    return matrix if matrix.shape == (len(predictions), width) else None
+
+
+def _normalised(matrix: FloatArray, scored: IntArray) -> tuple[FloatArray, IntArray]:
     totals = matrix.sum(axis=1)
     valid = np.isfinite(matrix).all(axis=1) & (matrix >= 0).all(axis=1) & (totals > 0)
     # rows are divided by their sum so that log loss is defined for slightly unnormalised ones

@@ -125,6 +125,22 @@ def test_miscalibrated_scores_are_recalibrated() -> None:
     assert np.mean(naive_errors) > 0.1
 
 
+def test_a_calibrated_model_keeps_its_scores(calibrated: CBPE) -> None:
+    # cross-validation on the reference finds that the isotonic map does not lower the
+    # held-out calibration error: the map is the identity, 0.45 stays 0.45 (no bend at 0.5)
+    assert calibrated.knots[0].tolist() == [0.0, 1.0]
+    assert calibrated.fitted[0].tolist() == [0.0, 1.0]
+    rng = np.random.default_rng(6)
+    truth, labels = _binary(rng, 5_000, 2.0, 2.0)
+    cubed = CBPE.fit((truth**3).tolist(), labels.tolist())
+    assert cubed.knots[0].size > 2  # miscalibrated scores are mapped
+    scores, labels = _binary(rng, 5_000)
+    assert (
+        CBPE.fit(scores.tolist(), labels.tolist()).to_dict()
+        == CBPE.fit(scores.tolist(), labels.tolist()).to_dict()
+    )  # the folds are deterministic
+
+
 def test_estimated_auc_of_certain_probabilities_is_the_measured_auc() -> None:
     rng = np.random.default_rng(5)
     scores = np.round(rng.random(MIN_REFERENCE_PAIRS * 2), 2)
@@ -336,7 +352,22 @@ def test_dle_band_covers_the_realised_mae(dle: DLE) -> None:
         mae, _ = _realised(predictions, labels)
         covered.append(estimate.lower <= mae <= estimate.upper)
         assert 0 < estimate.lower < estimate.value < estimate.upper
-    assert 0.75 <= np.mean(covered) <= 1.0  # the band leaves out the error model's own error
+    # the band adds the error model's held-out relative error of the mean, not its error under
+    # shift
+    assert 0.75 <= np.mean(covered) <= 1.0
+
+
+def test_dle_is_flat_beyond_the_reference(dle: DLE) -> None:
+    # inputs are clipped to the reference's 0.5-99.5 percentiles: no extrapolation beyond
+    features, predictions, _ = _regression(np.random.default_rng(26), 300)
+
+    def moved(x0: float) -> list[Mapping[str, object]]:
+        return [{**row, "x0": x0} for row in features]
+
+    far, farther = dle.estimate(moved(10.0), predictions), dle.estimate(moved(100.0), predictions)
+    assert [e.value for e in far] == [e.value for e in farther]
+    assert dle.lower is not None and np.isfinite(dle.lower[0]) and not np.isfinite(dle.lower[2])
+    assert 0.0 < dle.model_error[0] < 0.1
 
 
 def test_dle_is_deterministic_for_a_seed(dle: DLE) -> None:
