@@ -60,9 +60,8 @@ import numpy.typing as npt
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-from detectors.drift.result import DriftTestResult, DriftWhen, FloatArray, no_evidence
+from detectors.drift.result import DriftTestResult, FloatArray, no_evidence
 from detectors.quality import (
-    MAX_RELATIVE_EFFECT,
     QUALITY_DROP_MIN_EFFECT,
     Label,
     Prediction,
@@ -71,8 +70,10 @@ from detectors.quality import (
     _class_name,
     _encode,
     _types,
+    drop_result,
     infer_task,
     probability_matrix,
+    relative_rise,
     weighted_roc_auc,
 )
 
@@ -831,23 +832,14 @@ def estimated_drop_test(
         effect = max(0.0, m1 - m0)
     else:
         v0 = max(0.0, (reference.error_sq_sum - n0 * m0 * m0) / (n0 - 1)) / n0
-        effect = max(0.0, (m1 - m0) / m0) if m0 > 0 else (MAX_RELATIVE_EFFECT if m1 > 0 else 0.0)
+        effect = relative_rise(m0, m1)
     se = math.sqrt(v0 + se1 * se1)
     if se > 0:
         statistic = (m1 - m0) / se
         p_value = float(scipy_stats.norm.sf(statistic))
     else:
         statistic, p_value = 0.0, 0.0 if m1 > m0 else 1.0
-    return DriftTestResult(
-        test="estimated_quality_drop",
-        statistic=statistic,
-        p_value=p_value,
-        effect_size=min(effect, MAX_RELATIVE_EFFECT),
-        min_effect=min_effect,
-        n_reference=n0,
-        n_current=n1,
-        drift_when=DriftWhen.P_VALUE_AND_EFFECT,
-    )
+    return drop_result("estimated_quality_drop", statistic, p_value, effect, min_effect, n0, n1)
 
 
 def errors_beyond_bands(standardised_errors: Sequence[float]) -> float:

@@ -632,9 +632,28 @@ def quality_drop_test(
         effect = max(0.0, m1 - m0)
     else:
         statistic, p_value = _welch_t(reference, current)
-        effect = max(0.0, (m1 - m0) / m0) if m0 > 0 else (MAX_RELATIVE_EFFECT if m1 > 0 else 0.0)
+        effect = relative_rise(m0, m1)
+    return drop_result("quality_drop", statistic, p_value, effect, min_effect, n0, n1)
+
+
+def relative_rise(m0: float, m1: float) -> float:
+    """How much larger ``m1`` is than ``m0``, relatively (0 for no rise); a rise from 0 is
+    ``MAX_RELATIVE_EFFECT``."""
+    return max(0.0, (m1 - m0) / m0) if m0 > 0 else (MAX_RELATIVE_EFFECT if m1 > 0 else 0.0)
+
+
+def drop_result(
+    test: str,
+    statistic: float,
+    p_value: float,
+    effect: float,
+    min_effect: float,
+    n0: int,
+    n1: int,
+) -> DriftTestResult:
+    """A quality-drop test's result: drift when significant and at least ``min_effect``."""
     return DriftTestResult(
-        test="quality_drop",
+        test=test,
         statistic=statistic,
         p_value=p_value,
         effect_size=min(effect, MAX_RELATIVE_EFFECT),

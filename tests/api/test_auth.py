@@ -29,6 +29,8 @@ READS = {"GET", "HEAD", "OPTIONS"}
 FILL = {"model": "fraud", "version": "1", "name": "dashboard.js"}
 # POST .../retrain waits for a retrainer's decision; none runs here
 QUERY = {"/v1/models/{model}/retrain": {"wait": "0"}}
+# the model here has windows but no labels: its examples are a 404 that says to send some
+ANSWERS = {"/v1/models/{model}/examples": 404}
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -103,7 +105,7 @@ def test_every_read_needs_a_key(client: TestClient, method: str, path: str) -> N
 def test_reads_take_the_read_key_and_the_admin_key(
     client: TestClient, method: str, path: str
 ) -> None:
-    expected = 404 if any(n.endswith("_id") for n in _names(path)) else 200
+    expected = 404 if any(n.endswith("_id") for n in _names(path)) else ANSWERS.get(path, 200)
     assert call(client, method, path, None).status_code == 401
     for key in (READ, ADMIN):
         reply = call(client, method, path, key)
