@@ -621,12 +621,13 @@ def test_an_api_slower_than_the_refresh_interval_still_gets_drawn(
     started = time.monotonic()
     page.goto(f"{url}/#/models/fraud?range=1h&refresh=1")
     page.wait_for_selector('[data-chart="traffic"] [data-series="traffic.count"]', timeout=60_000)
-    elapsed = time.monotonic() - started
+    elapsed, rounds = time.monotonic() - started, len(asked)
     # (what the store holds: an earlier test of this module may have added a window)
     stored = [p.value for p in store.metrics("fraud", name="traffic.count")]
     assert drawn(page, "traffic", "traffic.count") == stored
-    # a tick while a round is still out is skipped: far fewer rounds than ticks
-    assert elapsed > 3 and len(asked) <= 2, (elapsed, len(asked))
+    # a tick while a round is still out is skipped: far fewer rounds than the one a second
+    # that ticks alone would send (a round takes seconds here)
+    assert elapsed > 3 and rounds < elapsed / 2, (elapsed, rounds)
     page.unroute("**/v1/**")
     assert browser.errors == []
     page.close()
