@@ -15,6 +15,7 @@ from api.routes import (
     dashboard,
     deployments,
     drift,
+    error_analysis,
     estimation,
     events,
     examples,
@@ -62,6 +63,7 @@ def create_app(
         metrics,  # a key when one is configured: the read-only key will do for Prometheus
         models,
         drift,
+        error_analysis,
         estimation,
         examples,
         events,

@@ -30,7 +30,7 @@ FILL = {"model": "fraud", "version": "1", "name": "dashboard.js"}
 # POST .../retrain waits for a retrainer's decision; none runs here
 QUERY = {"/v1/models/{model}/retrain": {"wait": "0"}}
 # the model here has windows but no labels: its examples are a 404 that says to send some
-ANSWERS = {"/v1/models/{model}/examples": 404}
+ANSWERS = {"/v1/models/{model}/examples": 404, "/v1/models/{model}/error-analysis": 404}
 
 
 def _routes() -> list[tuple[str, str]]:
