@@ -246,6 +246,86 @@ function alertsTable(list, emptyText, { showModel = true } = {}) {
     })));
 }
 
+async function postJSON(path, body) {
+  const key = storedKey();
+  const headers = { Accept: "application/json", "Content-Type": "application/json" };
+  if (key) headers.Authorization = `Bearer ${key}`;
+  const reply = await fetch(new URL(path, document.baseURI), {
+    method: "POST", headers, body: JSON.stringify(body) });
+  if (!reply.ok) {
+    const detail = await reply.json().catch(() => null);
+    const why = typeof detail?.detail === "string" ? detail.detail : `HTTP ${reply.status}`;
+    throw new Error(reply.status === 403 || reply.status === 401
+      ? `tagging needs the admin key (${why})` : why);
+  }
+  return reply.json();
+}
+
+// -- error analysis -----------------------------------------------------------------------
+/** The error-analysis table and the newest wrong examples of the range. */
+async function errorAnalysis(model) {
+  const { start, end } = timeWindow();
+  const [table, wrong] = await Promise.all([
+    getJSON(`v1/models/${enc(model)}/error-analysis`, { start, end, min_size: 10 }),
+    has("/v1/models/{model}/examples")
+      ? getJSON(`v1/models/${enc(model)}/examples`, { start, end, errors: "true", limit: 10 })
+        .catch(() => null) : null,
+  ]);
+  return table ? { table, wrong: wrong?.rows ?? [] } : null;
+}
+
+function errorAnalysisBody(model, { table, wrong }) {
+  const groups = table.rows.length
+    ? el("table", { class: "table error-table" },
+      el("thead", {}, el("tr", {}, ["Group", "Examples", "Share of data", "Share of errors",
+        "Error", "Gap", "Potential gain"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, table.rows.slice(0, 12).map((r) => el("tr", { "data-group": r.name,
+        "data-kind": r.kind },
+      el("td", {}, `${r.kind === "tag" ? "tag " : ""}${r.name}`),
+      el("td", { class: "num" }, fmtNumber(r.size)),
+      el("td", { class: "num" }, fmtPercent(r.share_of_data)),
+      el("td", { class: "num" }, fmtPercent(r.share_of_errors)),
+      el("td", { class: "num" }, table.task === "regression" ? fmtNumber(r.error) : fmtPercent(r.error)),
+      el("td", { class: `num ${r.gap > 0 ? "bad" : ""}` }, `${r.gap > 0 ? "+" : ""}${
+        table.task === "regression" ? fmtNumber(r.gap) : fmtPercent(r.gap)}`),
+      el("td", { class: "num" }, fmtNumber(r.potential_gain))))))
+    : el("div", { class: "empty" }, "No segment or tag with enough labelled examples in range");
+  const status = el("p", { class: "muted", id: "tag-status" });
+  const examples = wrong.length
+    ? el("table", { class: "table examples" },
+      el("thead", {}, el("tr", {}, ["Example", "Segment", "Prediction", "Label", "Tags", "Tag it"]
+        .map((h) => el("th", {}, h)))),
+      el("tbody", {}, wrong.map((x) => {
+        const input = el("input", { type: "text", placeholder: "e.g. mislabelled",
+          "aria-label": `Tag ${x.id}`, maxlength: "100" });
+        const tag = async (e) => {
+          e.preventDefault();
+          const name = input.value.trim();
+          if (!name) return;
+          try {
+            await postJSON(`v1/models/${enc(model)}/tags`, { tag: name, ids: [x.id] });
+            status.textContent = `Tagged ${x.id} "${name}"`;
+            input.value = "";
+            input.blur();
+            render();
+          } catch (err) {
+            status.textContent = `Could not tag ${x.id}: ${err.message}`;
+          }
+        };
+        return el("tr", { "data-example": x.id },
+          el("td", {}, x.id),
+          el("td", {}, Object.entries(x.segment ?? {}).map(([k, v]) => `${k}=${v}`).join(" ") || "–"),
+          el("td", { class: "num" }, JSON.stringify(x.prediction)),
+          el("td", { class: "num" }, JSON.stringify(x.label)),
+          el("td", { class: "tags" }, (x.tags ?? []).join(", ") || "–"),
+          el("td", {}, el("form", { class: "tag-form", onsubmit: tag }, input,
+            el("button", { type: "submit" }, "Tag"))));
+      })))
+    : el("div", { class: "empty" }, "No wrong examples in range");
+  return el("div", { class: "columns" }, el("div", {}, el("h3", {}, "Where the errors are"), groups),
+    el("div", {}, el("h3", {}, "Newest wrong examples"), examples, status));
+}
+
 // -- overview -----------------------------------------------------------------------------
 async function overview() {
   const [models, firing] = await Promise.all([getJSON("v1/models"), alerts("firing")]);
@@ -532,7 +612,7 @@ async function modelView(model) {
   const customs = customMetrics(detail.metrics);
   const [traffic, invalid, late, p50, p95, p99, missing, outMean, outP05, outP50, outP95,
     outNull, classes, share, maxEffect, quality, drift, firing, resolved, jobs, versions, custom,
-    deploys, [estimated, estLower, estUpper], estimation] =
+    deploys, [estimated, estLower, estUpper], estimation, analysis] =
     await Promise.all([
       want("traffic.count"), want("traffic.invalid"), want("traffic.late"),
       want("latency.p50"), want("latency.p95"), want("latency.p99"), want("input.missing_rate"),
@@ -551,6 +631,7 @@ async function modelView(model) {
         : [[], [], []],
       has("/v1/models/{model}/estimation")
         ? soft(getJSON(`v1/models/${enc(model)}/estimation`), null) : null,
+      names.has("labels.count") ? soft(errorAnalysis(model), null) : null,
     ]);
   const featureNames = detail.features.map((f) => f.name);
   const feature = featureNames.includes(state.feature) ? state.feature
@@ -649,6 +730,11 @@ async function modelView(model) {
           ? panel("By slice", slot("chart-slices"), { id: "slices", wide: true, tools: sliceSelect,
             note: `one line per segment value (${slices.length}${
               (detail.segments ?? []).length > MAX_SLICES ? ` of ${detail.segments.length}` : ""})` })
+          : null,
+        analysis
+          ? panel("Error analysis", errorAnalysisBody(model, analysis), { id: "error-analysis",
+            wide: true, note: `${fmtNumber(analysis.table.examples)} labelled examples in range · ` +
+              "ranked by potential gain: (error − baseline) × share of data" })
           : null,
         custom.length
           ? panel("Custom metrics", el("div", { class: "columns custom-metrics" },
@@ -920,7 +1006,9 @@ function schedule() {
     // a tick while a render is still waiting on the API is skipped: a slow API is not sent a
     // new round of requests every few seconds on top of the ones it has not answered yet
     ? setInterval(() => {
-      if (!document.hidden && !askingForKey && rendering === 0) render();
+      // (nor while the user types in the page: a tag being written is not redrawn away)
+      const typing = document.activeElement?.matches?.("input[type=text], textarea");
+      if (!document.hidden && !askingForKey && rendering === 0 && !typing) render();
     }, state.refresh * 1000)
     : null;
 }
