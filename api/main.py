@@ -26,6 +26,7 @@ from api.routes import (
     set_aside,
     silences,
     subscriptions,
+    tags,
 )
 from driftline.ingest import Ingest
 from driftline.metrics import new_registry
@@ -64,6 +65,7 @@ def create_app(
         drift,
         estimation,
         examples,
+        tags,
         events,
         rules,
         alerts,

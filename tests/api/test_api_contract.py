@@ -63,6 +63,8 @@ VALID_BODY: dict[str, Any] = {
         "baseline": "1",
         "candidate": "2",
     },
+    # a condition must parse: few generated strings do
+    "PUT /v1/models/{model}/tags/{tag}": {"condition": "amount > 1 and not correct"},
 }
 VALID_PATH: dict[str, dict[str, str]] = {"POST /v1/models/{model}/deployments": {"model": "fraud"}}
 
