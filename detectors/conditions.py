@@ -26,8 +26,9 @@ optionally signed, with a fraction and an exponent, and finite. Keywords are low
 What a test means, never raising:
 
 * a field that the example lacks (a missing feature or segment key) is null, and so is a JSON
-  ``null``; ``x == null`` holds when ``x`` is null, ``x != null`` when it is not;
-* otherwise a comparison with a null side is false, ``!=`` included;
+  ``null``; ``x == null`` (the literal) holds when ``x`` is null, ``x != null`` when it is not;
+* any other comparison with a null side is false, ``!=`` included (``amount != 5`` is false
+  when there is no ``amount``);
 * numbers compare with numbers, strings with strings (all six operators), booleans with
   booleans (``==``/``!=`` only); any other pair (a string and a number, a boolean and a
   number, a list) is false, ``!=`` included;
@@ -115,9 +116,7 @@ def tokenize(text: str) -> list[Token]:
                 j += 1
             tokens.append(Token("name", text[i:j], None, i))
             i = j
-        elif ch in _DIGITS or (
-            ch in "-+." and i + 1 < n and (text[i + 1] in _DIGITS or text[i + 1] == ".")
-        ):
+        elif _starts_number(text, i):
             i = _number(text, i, tokens)
         elif ch in "\"'":
             i = _string(text, i, tokens)
@@ -144,6 +143,15 @@ def tokenize(text: str) -> list[Token]:
             )
     tokens.append(Token("end", "", None, n))
     return tokens
+
+
+def _starts_number(text: str, i: int) -> bool:
+    """A digit, or '.', '+' or '-' before one ('-.5' too)."""
+    if text[i] in "+-":
+        i += 1
+    if text.startswith(".", i):
+        i += 1
+    return i < len(text) and text[i] in _DIGITS
 
 
 def _number(text: str, start: int, tokens: list[Token]) -> int:
@@ -302,11 +310,14 @@ class _Parser:
                 "one more",
             )
 
+    def _at_end(self) -> bool:
+        return self.token.kind == "end"
+
     def condition(self) -> Node:
-        if self.token.kind == "end":
+        if self._at_end():
             raise self._fail("a condition")
         node = self.or_expr()
-        if self.token.kind != "end":
+        if not self._at_end():
             raise self._fail("'and', 'or' or the end of the condition")
         return node
 
@@ -405,8 +416,10 @@ class _Parser:
         self._advance()
         if token.text in SCALARS:
             return Field(SCALARS[token.text])
-        if token.text in ("feature", "segment"):
-            return Field("feature" if token.text == "feature" else "segment", self._key(token.text))
+        if token.text == "feature":
+            return Field("feature", self._key(token.text))
+        if token.text == "segment":
+            return Field("segment", self._key(token.text))
         return Field("feature", token.text)
 
     def _key(self, of: str) -> str:
@@ -452,21 +465,28 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
 
 
 def compare(op: str, left: Any, right: Any) -> bool:
-    """One comparison under the rules above (null, kinds); never raises."""
+    """One comparison of two values under the rules above: false with a null side, false
+    for two kinds; never raises. (A test against the literal ``null`` is ``null_test``.)"""
     kl, kr = _kind_of(left), _kind_of(right)
-    if kl == "null" or kr == "null":
-        if op == "==":
-            return kl == kr
-        if op == "!=":
-            return kl != kr  # one side null, the other not
-        return False
-    if kl != kr or kl == "other":
+    if kl == "null" or kl != kr or kl == "other":
         return False
     if kl == "bool" and op not in ("==", "!="):
         return False
     if kl == "number" and any(isinstance(v, float) and math.isnan(v) for v in (left, right)):
         return False
     return _ORDER[op](left, right)
+
+
+def null_test(op: str, value: Any) -> bool:
+    """``value <op> null``: ``==`` holds for a null (or missing) value, ``!=`` for any other;
+    an ordering never holds."""
+    if op == "==":
+        return value is None
+    return op == "!=" and value is not None
+
+
+def _is_null(operand: Operand) -> bool:
+    return isinstance(operand, Const) and operand.value is None
 
 
 def _read(operand: Operand, example: Mapping[str, Any]) -> Any:
@@ -484,12 +504,16 @@ def holds(node: Node, example: Mapping[str, Any]) -> bool:
     """Whether the tree holds for ``example`` (keys ``features``, ``segment``,
     ``prediction``, ``label``, ``correct``, ``error``)."""
     if isinstance(node, Compare):
+        if _is_null(node.right):
+            return null_test(node.op, _read(node.left, example))
+        if _is_null(node.left):
+            return null_test(node.op, _read(node.right, example))
         return compare(node.op, _read(node.left, example), _read(node.right, example))
     if isinstance(node, Member):
         value = _read(node.operand, example)
-        if node.negated:
-            return all(compare("!=", value, v) for v in node.values)
-        return any(compare("==", value, v) for v in node.values)
+        op = "!=" if node.negated else "=="
+        tests = (null_test(op, value) if v is None else compare(op, value, v) for v in node.values)
+        return all(tests) if node.negated else any(tests)
     if isinstance(node, Truth):
         return _read(node.field, example) is True
     if isinstance(node, Not):

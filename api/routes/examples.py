@@ -149,7 +149,7 @@ def _row(
 
 def _conditions(rules: Sequence[RuleTag]) -> dict[str, Condition]:
     """The rule tags parsed; one stored condition that no longer parses is logged, not used."""
-    parsed = {}
+    parsed: dict[str, Condition] = {}
     for rule in rules:
         try:
             parsed[rule.tag] = parse(rule.condition)

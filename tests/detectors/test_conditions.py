@@ -22,6 +22,7 @@ from detectors.conditions import (
     Not,
     Truth,
     compare,
+    null_test,
     parse,
 )
 
@@ -118,6 +119,13 @@ def holds(text: str, example: dict[str, Any] | None = None) -> bool:
         ("notes > 0", False),
         ("amount != null", True),
         ("null == null", True),
+        ("null != null", False),
+        ("1 == null", False),
+        ("null != 1", True),
+        ("notes == missing", False),  # two null fields: a null side, false
+        ("notes != missing", False),
+        ("amount not in [1, null]", True),
+        ("notes not in [1, null]", False),
         ("segment.nothing == null and feature.nothing == null", True),
         ("not missing > 1", True),  # not negates what it is given
         ("tags != null", True),
@@ -200,7 +208,9 @@ def test_odd_examples_never_raise() -> None:
 
 def test_compare_directly() -> None:
     assert compare("<", 1, 2.5) and not compare("<", "1", 2)
-    assert compare("==", None, None) and compare("!=", [1], None)
+    assert not compare("==", None, None) and not compare("!=", None, 1)  # null: false
+    assert not compare("!=", [1], None)
+    assert null_test("==", None) and null_test("!=", [1]) and not null_test("<", None)
     assert not compare("==", [1], [1])  # lists are never compared
     assert not compare("<", True, False) and compare("!=", True, False)
 
