@@ -12,6 +12,7 @@ from driftline.store import Store, Stores
 from driftline.store.alarms import AlarmStore
 from driftline.store.jobs import JobStore
 from driftline.store.labels import LabelStore
+from driftline.store.tags import TagStore
 from retrainer.registry import Registry
 
 
@@ -40,6 +41,10 @@ def get_label_store(stores: StoresDep) -> LabelStore:
     return stores.labels
 
 
+def get_tag_store(stores: StoresDep) -> TagStore:
+    return stores.tags
+
+
 def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -54,6 +59,7 @@ StoreDep = Annotated[Store, Depends(get_store)]
 AlarmStoreDep = Annotated[AlarmStore, Depends(get_alarm_store)]
 JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
 LabelStoreDep = Annotated[LabelStore, Depends(get_label_store)]
+TagStoreDep = Annotated[TagStore, Depends(get_tag_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 IngestDep = Annotated[Ingest, Depends(get_ingest)]
 

@@ -11,13 +11,24 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 
 
-def issue(loc: tuple[str | int, ...], msg: str, value: Any, kind: str = "value_error") -> Any:
-    """One ``detail`` item."""
-    return {"type": kind, "loc": loc, "msg": msg, "input": value}
+def issue(
+    loc: tuple[str | int, ...],
+    msg: str,
+    value: Any,
+    kind: str = "value_error",
+    ctx: dict[str, Any] | None = None,
+) -> Any:
+    """One ``detail`` item; ``ctx``: details a client can act on (FastAPI's ``ctx``)."""
+    found = {"type": kind, "loc": loc, "msg": msg, "input": value}
+    return found if ctx is None else {**found, "ctx": ctx}
 
 
 def invalid(
-    loc: tuple[str | int, ...], msg: str, value: Any, kind: str = "value_error"
+    loc: tuple[str | int, ...],
+    msg: str,
+    value: Any,
+    kind: str = "value_error",
+    ctx: dict[str, Any] | None = None,
 ) -> RequestValidationError:
     """Raise it: ``raise invalid(("query", "start"), "...", value)``."""
-    return RequestValidationError([issue(loc, msg, value, kind)])
+    return RequestValidationError([issue(loc, msg, value, kind, ctx)])

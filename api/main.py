@@ -27,6 +27,7 @@ from api.routes import (
     set_aside,
     silences,
     subscriptions,
+    tags,
 )
 from driftline.ingest import Ingest
 from driftline.metrics import new_registry
@@ -66,6 +67,7 @@ def create_app(
         error_analysis,
         estimation,
         examples,
+        tags,
         events,
         rules,
         alerts,

@@ -92,3 +92,17 @@ def cut_of(
             f"model {model!r} has no stored windows of version {version!r} (versions: {shown})",
         )
     return version_cut(version)
+
+
+# a tag on examples (api/routes/tags.py): a short name, never holding ';' (csv joins tags by it)
+MAX_TAG = 100
+TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+TagName = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_TAG,
+        pattern=TAG_PATTERN,
+        description="letters, digits, '_', '.', '-' (not first: '.', '-')",
+    ),
+]

@@ -2,13 +2,16 @@
 latest labels, each judged as the quality pass judges it (``detectors.quality.pair_errors``).
 
 One read takes at most ``EXAMPLES_MAX_ROWS`` candidates, the newest labelled predictions of
-the range (``LabelStore.examples``); filters, sampling and paging run over those.
+the range (``LabelStore.examples``); filters, sampling and paging run over those. Each row
+carries its tags (``api/routes/tags.py``): the example tags of its id and the rule tags whose
+condition holds for it, evaluated here, at read time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -18,15 +21,19 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from api.deps import LabelStoreDep
+from api.deps import LabelStoreDep, TagStoreDep
 from api.errors import invalid
-from api.params import MAX_NAME, ModelName, Stage
+from api.params import MAX_NAME, MAX_TAG, TAG_PATTERN, ModelName, Stage
+from api.routes.tags import not_found
 from api.schemas import error
 from api.timeparse import MAX_TIME_LENGTH, parse_time
+from detectors.conditions import Condition, ConditionError, parse
 from detectors.quality import pair_errors
 from driftline.cuts import RESERVED
 from driftline.store.labels import EXAMPLES_MAX_ROWS, Joined
+from driftline.store.tags import RuleTag
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/models", tags=["examples"])
 
 MAX_LIMIT = 1000
@@ -38,7 +45,8 @@ MEDIA_TYPES: dict[str, str] = {
     "parquet": "application/vnd.apache.parquet",
 }
 # the columns of csv and parquet before the flattened features and segment
-COLUMNS = ("id", "ts", "version", "prediction", "label", "correct", "error", "label_ts")
+# (``tags``: the row's tags joined by ';', which no tag name holds)
+COLUMNS = ("id", "ts", "version", "prediction", "label", "correct", "error", "label_ts", "tags")
 
 
 class ExamplePublic(BaseModel):
@@ -58,6 +66,10 @@ class ExamplePublic(BaseModel):
         "regression; None when the pair cannot be scored"
     )
     label_ts: str = Field(description="the latest label's time (RFC 3339)")
+    tags: list[str] = Field(
+        description="sorted: the example tags naming its id and the rule tags whose condition "
+        "holds for it (GET /v1/models/{model}/tags)"
+    )
 
 
 class ExamplesPublic(BaseModel):
@@ -99,20 +111,58 @@ def _rank(seed: int, key: str) -> bytes:
     return hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
 
 
-def _row(j: Joined, task: str | None, err: float | None) -> dict[str, Any]:
-    segment = j.event.get("segment") or {}
+def _subject(j: Joined, task: str | None, err: float | None) -> dict[str, Any]:
+    """What a rule tag's condition reads of a row."""
     return {
-        "id": j.id,
-        "ts": _rfc3339(j.ts),
-        "version": j.version,
         "features": j.event.get("features") or {},
-        "segment": segment,
+        "segment": j.event.get("segment") or {},
         "prediction": j.event.get("prediction"),
         "label": j.label,
         "correct": None if task != "classification" or err is None else err == 0.0,
         "error": err,
-        "label_ts": _rfc3339(j.label_ms / 1000),
     }
+
+
+def _row(
+    j: Joined,
+    task: str | None,
+    err: float | None,
+    tagged: set[str],
+    rules: dict[str, Condition],
+) -> dict[str, Any]:
+    subject = _subject(j, task, err)
+    held = {name for name, condition in rules.items() if condition.holds(subject)}
+    return {
+        "id": j.id,
+        "ts": _rfc3339(j.ts),
+        "version": j.version,
+        "features": subject["features"],
+        "segment": subject["segment"],
+        "prediction": subject["prediction"],
+        "label": j.label,
+        "correct": subject["correct"],
+        "error": err,
+        "label_ts": _rfc3339(j.label_ms / 1000),
+        "tags": sorted(tagged | held),
+    }
+
+
+def _conditions(rules: Sequence[RuleTag]) -> dict[str, Condition]:
+    """The rule tags parsed; one stored condition that no longer parses is logged, not used."""
+    parsed: dict[str, Condition] = {}
+    for rule in rules:
+        try:
+            parsed[rule.tag] = parse(rule.condition)
+        except ConditionError as exc:
+            log.warning("rule tag %r left out: its condition does not parse: %s", rule.tag, exc)
+    return parsed
+
+
+Pair = tuple[Joined, float | None]
+
+
+def _holding(pairs: list[Pair], task: str | None, condition: Condition) -> list[Pair]:
+    return [(j, e) for j, e in pairs if condition.holds(_subject(j, task, e))]
 
 
 def _flat_column(values: Sequence[Any]) -> list[Any]:
@@ -132,6 +182,7 @@ def _frame(rows: Sequence[dict[str, Any]]) -> Any:
     features = sorted({name for r in rows for name in r["features"]})
     keys = sorted({key for r in rows for key in r["segment"]})
     columns: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in COLUMNS}
+    columns["tags"] = [";".join(r["tags"]) for r in rows]
     for name in features:
         columns[f"feature.{name}"] = [r["features"].get(name) for r in rows]
     for key in keys:
@@ -190,12 +241,13 @@ ROW_HEADERS = {
             },
             "headers": ROW_HEADERS,
         },
-        404: error("no labels are stored for the model (and stage)"),
+        404: error("no labels are stored for the model (and stage), or it has no such tag"),
     },
 )
 async def read_examples(
     model: ModelName,
     labels: LabelStoreDep,
+    tag_store: TagStoreDep,
     stage: Stage = "",
     version: Annotated[
         str | None, Query(min_length=1, max_length=MAX_NAME, description="only this version")
@@ -209,6 +261,15 @@ async def read_examples(
     ] = None,
     end: Annotated[
         str | None, Query(max_length=MAX_TIME_LENGTH, description="before this event time")
+    ] = None,
+    tag: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_TAG,
+            pattern=TAG_PATTERN,
+            description="only the examples carrying this tag (an example or a rule tag)",
+        ),
     ] = None,
     errors: Annotated[bool, Query(description="only the wrong ones (error >= min_error)")] = False,
     min_error: Annotated[
@@ -239,7 +300,8 @@ async def read_examples(
     The read takes the newest ``EXAMPLES_MAX_ROWS`` (100,000) labelled predictions of the range
     (``start``/``end`` on event time); ``errors``, ``segment``, sampling and paging apply to
     those. csv and parquet flatten ``features`` to ``feature.<name>`` columns and ``segment``
-    to ``segment.<key>`` (lists and mixed columns as JSON text).
+    to ``segment.<key>`` (lists and mixed columns as JSON text), and ``tags`` to text joined
+    by ``;``.
     """
     cut = _segment(segment)
     lo, hi = parse_time(start, "start"), parse_time(end, "end")
@@ -260,6 +322,14 @@ async def read_examples(
     if cut is not None:
         key, value = cut
         pairs = [(j, e) for j, e in pairs if (j.event.get("segment") or {}).get(key) == value]
+    rules = _conditions(await run_in_threadpool(tag_store.rule_tags, model, stage))
+    if tag is not None and tag in rules:
+        pairs = await run_in_threadpool(_holding, pairs, task, rules[tag])
+    elif tag is not None:
+        named = await run_in_threadpool(tag_store.ids_with, model, stage, tag)
+        if not named:
+            raise not_found(model, stage, tag)
+        pairs = [(j, e) for j, e in pairs if j.id in named]
     if task == "regression" and min_error is None and (errors or sample == "stratified"):
         name = "errors" if errors else "sample"
         raise invalid(
@@ -279,7 +349,9 @@ async def read_examples(
         pairs = [p for two in zip(wrong, right, strict=False) for p in two]
         shorter = min(len(wrong), len(right))
         pairs += wrong[shorter:] + right[shorter:]
-    rows = [_row(j, task, e) for j, e in pairs[offset : offset + limit]]
+    shown = pairs[offset : offset + limit]
+    tagged = await run_in_threadpool(tag_store.tags_of, model, stage, [j.id for j, _ in shown])
+    rows = [_row(j, task, e, tagged.get(j.id, set()), rules) for j, e in shown]
     after = offset + len(rows)
     page = ExamplesPublic(
         model=model,
@@ -297,8 +369,8 @@ async def read_examples(
     return await run_in_threadpool(_render, page, rows, format)
 
 
-def _by(seed: int) -> Callable[[tuple[Joined, float | None]], bytes]:
-    def key(pair: tuple[Joined, float | None]) -> bytes:
+def _by(seed: int) -> Callable[[Pair], bytes]:
+    def key(pair: Pair) -> bytes:
         return _rank(seed, pair[0].id)
 
     return key

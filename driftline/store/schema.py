@@ -387,6 +387,37 @@ CREATE TABLE IF NOT EXISTS deployment_verdicts (
 ORDER BY (deployment_id, window_start)
 """
 
+# Tags for error analysis (driftline/store/tags.py), per unit (model, stage), soft-deleted
+# (deleted = 1) like the alarm configuration: example tags name stored (or future) prediction
+# ids, one row per (tag, id); rule tags hold a condition (detectors/conditions.py) that the
+# examples read evaluates on every row.
+EXAMPLE_TAGS = """
+CREATE TABLE IF NOT EXISTS example_tags (
+    model String,
+    stage String,
+    tag String,
+    id String,
+    created_at Float64,
+    deleted UInt8,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY (model, stage, tag, id)
+"""
+
+TAG_RULES = """
+CREATE TABLE IF NOT EXISTS tag_rules (
+    model String,
+    stage String,
+    tag String,
+    condition String,
+    created_at Float64,
+    updated_at Float64,
+    deleted UInt8,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY (model, stage, tag)
+"""
+
 TABLES = (
     METRICS,
     CATALOGUE,
@@ -401,6 +432,8 @@ TABLES = (
     RETRAIN_JOBS,
     DEPLOYMENTS,
     DEPLOYMENT_VERDICTS,
+    EXAMPLE_TAGS,
+    TAG_RULES,
     *ALARM_TABLES,
 )
 
@@ -450,3 +483,14 @@ DRIFT_COLUMNS = (
 )
 PREDICTION_COLUMNS = ("model", "stage", "id", "ts", "window_start", "version", "event", "stored_ms")
 LABEL_COLUMNS = ("model", "stage", "id", "label", "label_ms", "stored_ms", "metrics")
+EXAMPLE_TAG_COLUMNS = ("model", "stage", "tag", "id", "created_at", "deleted", "written_at")
+TAG_RULE_COLUMNS = (
+    "model",
+    "stage",
+    "tag",
+    "condition",
+    "created_at",
+    "updated_at",
+    "deleted",
+    "written_at",
+)

@@ -15,12 +15,14 @@ from driftline.store.base import Store, open_store
 from driftline.store.deployments import DeploymentStore
 from driftline.store.jobs import JobStore
 from driftline.store.labels import LabelStore
+from driftline.store.tags import TagStore
 
 
 class Stores:
     """Window metrics, drift results and references (``store``), raw predictions and labels
-    (``labels``), retraining jobs (``jobs``) and the alarm tables (``alarms``), over the
-    backend of ``store``. Closing closes that backend."""
+    (``labels``), retraining jobs (``jobs``), the alarm tables (``alarms``), deployments
+    (``deployments``) and the examples' tags (``tags``), over the backend of ``store``.
+    Closing closes that backend."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -28,6 +30,7 @@ class Stores:
         self.jobs = JobStore(store.backend)
         self.alarms = AlarmStore(store.backend)
         self.deployments = DeploymentStore(store.backend)
+        self.tags = TagStore(store.backend)
 
     def close(self) -> None:
         self.store.close()

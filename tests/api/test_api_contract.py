@@ -63,8 +63,13 @@ VALID_BODY: dict[str, Any] = {
         "baseline": "1",
         "candidate": "2",
     },
+    # a condition must parse: few generated strings do
+    "PUT /v1/models/{model}/tags/{tag}": {"condition": "amount > 1 and not correct"},
 }
-VALID_PATH: dict[str, dict[str, str]] = {"POST /v1/models/{model}/deployments": {"model": "fraud"}}
+VALID_PATH: dict[str, dict[str, str]] = {
+    "POST /v1/models/{model}/deployments": {"model": "fraud"},
+    "PUT /v1/models/{model}/tags/{tag}": {"model": "fraud", "tag": "suspicious"},
+}
 
 
 @pytest.fixture(scope="module")

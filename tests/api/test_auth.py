@@ -29,8 +29,13 @@ READS = {"GET", "HEAD", "OPTIONS"}
 FILL = {"model": "fraud", "version": "1", "name": "dashboard.js"}
 # POST .../retrain waits for a retrainer's decision; none runs here
 QUERY = {"/v1/models/{model}/retrain": {"wait": "0"}}
-# the model here has windows but no labels: its examples are a 404 that says to send some
-ANSWERS = {"/v1/models/{model}/examples": 404, "/v1/models/{model}/error-analysis": 404}
+# the model here has windows but no labels: its examples and its error analysis are a 404 that
+# says to send some; it has no tags either ("nope" is none)
+ANSWERS = {
+    "/v1/models/{model}/examples": 404,
+    "/v1/models/{model}/error-analysis": 404,
+    "/v1/models/{model}/tags/{tag}": 404,
+}
 
 
 def _routes() -> list[tuple[str, str]]:

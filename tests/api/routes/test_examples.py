@@ -108,6 +108,7 @@ def test_rows_are_the_labelled_predictions_newest_first_with_their_latest_label(
         "correct": True,
         "error": 0.0,
         "label_ts": "2023-11-14T22:16:10.250Z",
+        "tags": [],
     }
     assert by_id[3]["label"] == 0 and by_id[3]["correct"] is False  # relabelled: now wrong
     assert by_id[3]["label_ts"] == "2023-11-14T22:22:10.250Z"
@@ -181,12 +182,13 @@ def test_each_format_holds_the_same_rows(client: TestClient) -> None:
 
     def flat(r: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in r.items() if k not in ("features", "segment")}
+        out["tags"] = ";".join(r["tags"])
         out |= {f"feature.{k}": v for k, v in r["features"].items()}
         return out | {f"segment.{k}": v for k, v in r["segment"].items()}
 
     expected = [flat(r) for r in rows]
     columns = [
-        *("id", "ts", "version", "prediction", "label", "correct", "error", "label_ts"),
+        *("id", "ts", "version", "prediction", "label", "correct", "error", "label_ts", "tags"),
         *("feature.amount", "feature.country", "segment.channel"),
     ]
     text = client.get(URL, params={**params, "format": "csv"})
