@@ -13,14 +13,16 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from api.deps import LabelStoreDep
+from api.deps import LabelStoreDep, TagStoreDep
 from api.errors import invalid
 from api.params import MAX_NAME, ModelName, Stage
+from api.routes.examples import _conditions, _subject
 from api.schemas import error
 from api.timeparse import MAX_TIME_LENGTH, parse_time
 from detectors.error_analysis import error_table
 from detectors.quality import pair_errors
 from driftline.store.labels import EXAMPLES_MAX_ROWS, Joined
+from driftline.store.tags import RuleTag, TagStore
 
 router = APIRouter(prefix="/v1/models", tags=["examples"])
 
@@ -82,6 +84,7 @@ def _baselines(values: list[str]) -> tuple[dict[str, float], float | None]:
 async def read_error_analysis(
     model: ModelName,
     labels: LabelStoreDep,
+    tag_store: TagStoreDep,
     stage: Stage = "",
     version: Annotated[
         str | None, Query(min_length=1, max_length=MAX_NAME, description="only this version")
@@ -103,10 +106,11 @@ async def read_error_analysis(
     ] = [],  # noqa: B006 (FastAPI copies a query list's default)
     min_size: Annotated[int, Query(ge=1, le=EXAMPLES_MAX_ROWS)] = 30,
 ) -> ErrorAnalysisPublic:
-    """Where the model's errors are: each declared segment value of its labelled examples,
-    with its share of data and of errors, its error and the gap to the overall one, ranked by
-    potential gain, (error - baseline) x share of data: what fixing the group would take off
-    the overall error."""
+    """Where the model's errors are: each declared segment value and each tag (example tags,
+    and rule tags evaluated on the examples) of its labelled examples, with its share of data
+    and of errors, its error and the gap to the overall one, ranked by potential gain,
+    (error - baseline) x share of data: what fixing the group would take off the overall
+    error."""
     named, default = _baselines(baseline)
     lo, hi = parse_time(start, "start"), parse_time(end, "end")
     if lo is not None and hi is not None and lo >= hi:
@@ -119,7 +123,10 @@ async def read_error_analysis(
             "/v1/labels",
         )
     read = await run_in_threadpool(labels.examples, model, stage, start=lo, end=hi, version=version)
-    return await run_in_threadpool(_table, model, stage, read, named, default, min_size)
+    rules = await run_in_threadpool(tag_store.rule_tags, model, stage)
+    return await run_in_threadpool(
+        _table, model, stage, read, named, default, min_size, tag_store, rules
+    )
 
 
 def _table(
@@ -129,6 +136,8 @@ def _table(
     named: dict[str, float],
     default: float | None,
     min_size: int,
+    tag_store: TagStore,
+    rules: list[RuleTag],
 ) -> ErrorAnalysisPublic:
     task, judged = pair_errors([j.event.get("prediction") for j in read], [j.label for j in read])
     scored = [(j, e) for j, e in zip(read, judged, strict=True) if e is not None]
@@ -137,6 +146,13 @@ def _table(
     for i, (j, _) in enumerate(scored):
         for key, value in (j.event.get("segment") or {}).items():
             groups.setdefault(("segment", f"{key}={value}"), []).append(i)
+    tagged = tag_store.tags_of(model, stage, [j.id for j, _ in scored])
+    conditions = _conditions(rules)
+    for i, (j, e) in enumerate(scored):
+        subject = _subject(j, task, e)
+        held = {name for name, condition in conditions.items() if condition.holds(subject)}
+        for name in tagged.get(j.id, set()) | held:
+            groups.setdefault(("tag", name), []).append(i)
     overall, table = error_table(errors, groups, named, default_baseline=default, min_size=min_size)
     return ErrorAnalysisPublic(
         model=model,

@@ -606,8 +606,11 @@ async function modelView(model) {
   // (confusion counts are a table's, not a chart's: a line per cell would drown the rest)
   // estimated quality (no labels needed) is drawn as one headline with its band, beside
   // the measured figures, not as a line per estimated metric
+  // (of the label figures, only the coverage is a share: counts and delays would flatten the
+  // quality lines to the floor of the chart)
   const qualityNames = detail.metrics.filter((n) => QUALITY_PREFIXES.some((p) => n.startsWith(p)) &&
-    !CUSTOM_METRIC.test(n) && n !== "quality.confusion" && !n.startsWith(ESTIMATED));
+    !CUSTOM_METRIC.test(n) && n !== "quality.confusion" && !n.startsWith(ESTIMATED) &&
+    (!n.startsWith("labels.") || n === "labels.coverage"));
   const estimatedName = ESTIMATED_HEADLINES.map((h) => ESTIMATED + h).find((n) => names.has(n));
   const customs = customMetrics(detail.metrics);
   const [traffic, invalid, late, p50, p95, p99, missing, outMean, outP05, outP50, outP95,

@@ -26,6 +26,7 @@ from driftline.store import DriftRow, MetricPoint, Store, Stores
 from driftline.store.alarms import AlarmStore
 from driftline.store.deployments import StepVerdict
 from driftline.store.embedded import EmbeddedBackend
+from driftline.store.labels import LabelRow, LabelStore, PredictionRow
 from launch.services import ApiThread
 
 STEP = 60
@@ -689,3 +690,57 @@ def test_assets_come_from_the_package() -> None:
     for asset in ("dashboard.js", "charts.js", "dashboard.css", "favicon.svg"):
         assert (STATIC / asset).is_file()
         assert "//cdn" not in (STATIC / asset).read_text()
+
+
+def test_error_analysis_shows_where_the_errors_are_and_tags_an_example(
+    browser: Browser, dashboard: tuple[str, Store, list[int]]
+) -> None:
+    """The error-analysis panel: the segment table ranked by potential gain, the newest wrong
+    examples, and tagging one from the page (the tag then shows on it)."""
+    url, store, starts = dashboard
+    labels = LabelStore(store.backend)
+    now = starts[-1]
+    rows = []
+    for i in range(200):
+        channel = "mobile" if i % 4 == 0 else "web"
+        wrong = i % 8 == 0 or i % 20 == 1  # mobile (i % 4 == 0): half wrong; web: a few
+        y = i % 2
+        p = 1 - y if wrong else y
+        rows.append((f"ea{i}", channel, 0.9 if p else 0.1, y))
+    labels.write_predictions(
+        PredictionRow("credit", "", ident, now + 1, now, "1",
+                      {"model": "credit", "id": ident, "features": {"x": 1.0},
+                       "prediction": score, "segment": {"channel": channel}})
+        for ident, channel, score, _ in rows
+    )  # fmt: skip
+    labels.write_labels([LabelRow("credit", "", r[0], r[3], (now + 5) * 1000) for r in rows])
+    store.write_window(
+        [
+            MetricPoint("credit", now, STEP, "traffic.count", 200.0),
+            MetricPoint("credit", now, STEP, "labels.count", 200.0),
+        ],
+        [],
+    )
+    page = browser.page()
+    page.goto(f"{url}/#/models/credit?range=1h&refresh=0")
+    page.wait_for_selector('#error-analysis tr[data-group="channel=mobile"]')
+    groups = page.eval_on_selector_all(
+        "#error-analysis tr[data-group]", "rows => rows.map(r => r.dataset.group)"
+    )
+    assert groups[0] == "channel=mobile"  # the most to gain
+    assert page.locator("#error-analysis tr[data-example]").count() == 10
+    first = page.get_attribute("#error-analysis tr[data-example]", "data-example")
+    page.fill(f'#error-analysis tr[data-example="{first}"] input', "mislabelled")
+    page.click(f'#error-analysis tr[data-example="{first}"] button')
+    wait_until(
+        lambda: (
+            "mislabelled" in page.inner_text(f'#error-analysis tr[data-example="{first}"] td.tags')
+        ),
+        timeout=15,
+        what="the tag on the example",
+    )
+    # label counts are not drawn on the quality chart (a share's): only the coverage would be
+    assert page.locator('[data-chart="quality"] [data-series="labels.count"]').count() == 0
+    screenshot(page, "dashboard-error-analysis.png")
+    assert browser.errors == []
+    page.close()

@@ -107,3 +107,19 @@ def test_a_regressor_gets_mean_absolute_errors(client: TestClient) -> None:
 def test_a_model_without_labels_is_told_what_to_send(client: TestClient) -> None:
     reply = client.get("/v1/models/nobody/error-analysis")
     assert reply.status_code == 404 and "POST /v1/labels" in reply.json()["detail"]
+
+
+def test_tags_are_rows_too(client: TestClient) -> None:
+    """An example tag (ids) and a rule tag (a condition over the examples) each get a row."""
+    ids = [f"fraud{i}" for i in range(0, 600, 3)][:50]  # 50 mobile examples
+    assert (
+        client.post("/v1/models/fraud/tags", json={"tag": "reviewed", "ids": ids}).status_code
+        == 200
+    )
+    rule = client.put("/v1/models/fraud/tags/brazil", json={"condition": 'segment.country == "BR"'})
+    assert rule.status_code == 200
+    rows = rows_by_name(client.get("/v1/models/fraud/error-analysis").json())
+    assert rows["reviewed"]["kind"] == "tag" and rows["reviewed"]["size"] == 50
+    # the rule tag is the same group as the declared segment value
+    assert rows["brazil"]["size"] == rows["country=BR"]["size"] == 60
+    assert rows["brazil"]["error"] == pytest.approx(rows["country=BR"]["error"])
