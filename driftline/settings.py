@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     retrain_policy: dict[str, Literal["auto", "manual"]] = Field(default_factory=dict)
     retrain_default_policy: Literal["auto", "manual"] = "manual"
     retrain_min_examples: int = Field(200, ge=20, description="labelled events to train on")
+    # per model: the error a person reaches (error rate, or MAE for a regressor): the floor of
+    # a retraining job's avoidable bias (its errors: training, training-dev, holdout)
+    retrain_human_error: dict[str, float] = Field(default_factory=dict)
     retrain_label_wait_s: float = Field(120.0, ge=0, description="wait this long for them")
     retrain_seed: int = 0
     # a classifier's promotion metric: accuracy, f1_macro, or recall:<class> (the recall of

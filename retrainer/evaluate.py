@@ -432,3 +432,86 @@ def _target(task: Task, example: Example) -> str | float | None:
 def _fmt(metric: str, scores: Mapping[str, float]) -> str:
     value = scores.get(metric, math.nan)
     return f"{value:.4g}" if metric == "mae" else f"{value:.3f}"
+
+
+# ---- bias, variance and data mismatch -----------------------------------------------------
+
+TRAIN_DEV_FRACTION = 0.1  # of the training period, held out at random: its own distribution
+
+
+@dataclass(frozen=True)
+class ErrorBreakdown:
+    """Where a trained model's error comes from (Ng's "bias / variance / data mismatch"):
+    its error on what it was trained on, on a random held-out part of the same period
+    (training-dev), on the newest events it is judged on (the production holdout), and the
+    error a person reaches (``human``, when known). Error: 1 - accuracy, or the MAE."""
+
+    metric: str  # "error_rate" or "mae"
+    training: float
+    training_dev: float
+    holdout: float
+    human: float | None
+
+    @property
+    def avoidable_bias(self) -> float:
+        """Training error above what is reachable (the human level; 0 without one)."""
+        return self.training - (self.human if self.human is not None else 0.0)
+
+    @property
+    def variance(self) -> float:
+        """Error gained on unseen events of the training distribution: overfitting."""
+        return self.training_dev - self.training
+
+    @property
+    def data_mismatch(self) -> float:
+        """Error gained from the training period to the newest events: the world moved."""
+        return self.holdout - self.training_dev
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "avoidable_bias": self.avoidable_bias,
+            "variance": self.variance,
+            "data_mismatch": self.data_mismatch,
+        }
+
+
+def split_training_dev(
+    examples: Sequence[Example], seed: int = 0, fraction: float = TRAIN_DEV_FRACTION
+) -> tuple[list[Example], list[Example]]:
+    """(training, training-dev): a seeded random ``fraction`` of the training period held out,
+    so that training-dev follows the training distribution (the holdout is the newest events,
+    which may not)."""
+    rng = np.random.default_rng(seed)
+    held = rng.random(len(examples)) < fraction
+    return (
+        [e for e, h in zip(examples, held, strict=True) if not h],
+        [e for e, h in zip(examples, held, strict=True) if h],
+    )
+
+
+def error_breakdown(
+    model: TrainedModel,
+    training: Sequence[Example],
+    training_dev: Sequence[Example],
+    holdout: Sequence[Example],
+    human: float | None = None,
+) -> ErrorBreakdown | None:
+    """The model's error on each of the three sets (None when one of them is empty)."""
+    if not training or not training_dev or not holdout:
+        return None
+    regression = model.spec.task == "regression"
+
+    def error(examples: Sequence[Example]) -> float:
+        pointwise = _pointwise(model, examples)
+        if regression:
+            return float(np.nanmean(pointwise["mae"]))
+        return 1.0 - float(pointwise["accuracy"].mean())
+
+    return ErrorBreakdown(
+        metric="mae" if regression else "error_rate",
+        training=error(training),
+        training_dev=error(training_dev),
+        holdout=error(holdout),
+        human=human,
+    )

@@ -38,7 +38,9 @@ from retrainer.train import TrainConfig, TrainedModel
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _VERSION = re.compile(r"[1-9][0-9]{0,17}")
 # what ``register`` accepts besides the trained model itself
-METADATA_KEYS = frozenset({"parent_version", "code_version", "evaluation", "notes", "trigger"})
+METADATA_KEYS = frozenset(
+    {"parent_version", "code_version", "evaluation", "errors", "notes", "trigger"}
+)
 
 
 class VersionNotFound(LookupError):
@@ -233,6 +235,7 @@ def _new_version(
 ) -> VersionInfo:
     parent = metadata.get("parent_version")
     evaluation = metadata.get("evaluation")
+    errors = metadata.get("errors")
     return VersionInfo(
         model=model,
         version=version,
@@ -246,6 +249,8 @@ def _new_version(
         metrics={
             "training": dict(trained.metrics),
             "evaluation": None if evaluation is None else dict(evaluation),
+            # training, training-dev and holdout errors: bias, variance, data mismatch
+            "errors": None if errors is None else dict(errors),
         },
         code_version=metadata.get("code_version"),
         spec=trained.spec.to_dict(),

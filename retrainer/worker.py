@@ -31,7 +31,7 @@ from driftline.store.jobs import Admission, RetrainJob
 from driftline.store.labels import Joined
 from driftline.units import split_unit
 from retrainer.data import Example, TrainingError
-from retrainer.evaluate import compare
+from retrainer.evaluate import compare, error_breakdown, split_training_dev
 from retrainer.registry import Registry, VersionInfo, VersionNotFound
 from retrainer.train import TrainConfig, TrainedModel, predict, train
 
@@ -225,10 +225,21 @@ class Retrainer:
                 )
             )
         )
-        challenger = train(training, config, warm_start=champion)
+        # a random tenth of the training period held out (training-dev): with the training
+        # and the holdout errors it splits the error into bias, variance and data mismatch
+        fitted, training_dev = split_training_dev(training, seed=self.settings.retrain_seed)
+        challenger = train(fitted, config, warm_start=champion)
         comparison = compare(
             champion, challenger, holdout, primary=self.settings.retrain_primary_metric
         )
+        breakdown = error_breakdown(
+            challenger,
+            fitted,
+            training_dev,
+            holdout,
+            human=self.settings.retrain_human_error.get(job.model),
+        )
+        errors = breakdown.to_dict() if breakdown is not None else None
         info = self.registry.register(
             job.model,
             challenger,
@@ -236,6 +247,7 @@ class Retrainer:
                 "parent_version": champion_info.version if champion_info else None,
                 "code_version": self._code_version,
                 "evaluation": comparison.to_dict(),
+                "errors": errors,
                 "trigger": {"job_id": job.id, "reason": job.reason, "alert_id": job.alert_id},
             },
         )
@@ -243,10 +255,12 @@ class Retrainer:
             "primary_metric": comparison.primary_metric,
             "challenger": dict(comparison.challenger),
             "champion": dict(comparison.champion) if comparison.champion else None,
-            "n_training": len(training),
+            "n_training": len(fitted),
+            "n_training_dev": len(training_dev),
             "n_holdout": comparison.n_holdout,
             "warm_started": challenger.warm_started,
             "training": dict(challenger.metrics),
+            "errors": errors,
         }
         job = replace(job, version=info.version, metrics=metrics)
         job = self.jobs.write(job.with_log(f"registered version {info.version}"))

@@ -877,15 +877,23 @@ function versionMetrics(v) {
 function retrainingBody(jobs, versions, seen) {
   const jobsPart = jobs.length
     ? el("table", { class: "table" },
-      el("thead", {}, el("tr", {}, ["Job", "State", "Reason", "Created", "Version"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["Job", "State", "Reason", "Created", "Version",
+        "Bias · variance · mismatch"].map((h) => el("th", {}, h)))),
       el("tbody", {}, jobs.slice(0, 10).map((j) => {
         const created = epoch(first(j, "created_at", "requested_at"));
-        return el("tr", {},
+        // where the new version's error comes from (training, training-dev, holdout errors)
+        const e = j.metrics?.errors;
+        const fmt = e?.metric === "mae" ? fmtNumber : fmtPercent;
+        return el("tr", { "data-job": String(first(j, "id", "job_id") ?? "") },
           el("td", {}, String(first(j, "id", "job_id") ?? "–")),
           el("td", {}, String(first(j, "state", "status") ?? "–")),
           el("td", {}, String(first(j, "reason", "trigger", "rule_id") ?? "–")),
           el("td", {}, created ? fmtDateTime(created) : "–"),
-          el("td", {}, String(first(j, "version", "new_version") ?? "–")));
+          el("td", {}, String(first(j, "version", "new_version") ?? "–")),
+          el("td", { class: "errors", title: e ? `training ${fmt(e.training)} · training-dev ` +
+            `${fmt(e.training_dev)} · holdout ${fmt(e.holdout)}` +
+            (e.human === null ? "" : ` · human ${fmt(e.human)}`) : "" },
+          e ? `${fmt(e.avoidable_bias)} · ${fmt(e.variance)} · ${fmt(e.data_mismatch)}` : "–"));
       })))
     : el("div", { class: "empty" }, "No retraining jobs yet");
   const versionsPart = versions.length

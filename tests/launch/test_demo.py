@@ -255,6 +255,11 @@ def test_concept_drift_is_retrained_and_promoted(demo: Demo) -> None:
     assert job["reason"] == "alert" and job["alert_id"] and new in ("2", "3")
     assert job["metrics"]["challenger"]["accuracy"] > job["metrics"]["champion"]["accuracy"]
     assert job["data_start"] < job["data_end"]
+    # where the new version's error comes from: the concept drift is data mismatch (the
+    # newest events differ from the training period's), not variance
+    errors = job["metrics"]["errors"]
+    assert {"avoidable_bias", "variance", "data_mismatch"} <= set(errors)
+    assert errors["holdout"] == pytest.approx(1 - job["metrics"]["challenger"]["accuracy"])
     every = get_json(f"{api}/v1/retrain-jobs")
     assert [j["state"] for j in every] == ["succeeded"] + ["rejected"] * (int(new) - 2)
     # retried until promoted: by the same alert, or by a new one if the first resolved

@@ -211,3 +211,20 @@ def test_on_skewed_classes_a_majority_guesser_is_never_promoted() -> None:
         compare(champion, majority, holdout, primary="auc")
     unknown = compare(majority, champion, holdout, primary="recall:dog")
     assert not unknown.promote and "no holdout example has class 'dog'" in unknown.reason
+
+
+def test_the_error_breakdown_names_bias_variance_and_data_mismatch() -> None:
+    from retrainer.evaluate import ErrorBreakdown, split_training_dev
+
+    b = ErrorBreakdown("error_rate", training=0.08, training_dev=0.10, holdout=0.16, human=0.05)
+    assert b.avoidable_bias == pytest.approx(0.03)
+    assert b.variance == pytest.approx(0.02)
+    assert b.data_mismatch == pytest.approx(0.06)
+    assert b.to_dict()["data_mismatch"] == pytest.approx(0.06)
+    assert ErrorBreakdown("mae", 1.0, 1.5, 1.5, None).avoidable_bias == 1.0
+    # training-dev: a seeded random tenth of the training period, the rest kept in order
+    examples = list(range(1000))
+    kept, held = split_training_dev(examples, seed=3)  # type: ignore[arg-type]
+    assert sorted(kept + held) == examples and kept == sorted(kept)
+    assert 60 < len(held) < 140 and held != examples[-len(held) :]
+    assert split_training_dev(examples, seed=3) == (kept, held)  # type: ignore[arg-type]

@@ -107,6 +107,16 @@ def test_a_job_trains_registers_and_promotes(
     assert champion is not None and champion.version == "1"
     assert champion.metrics["evaluation"]["promote"] is True
     assert champion.code_version
+    # where the error comes from: training, training-dev (a random tenth of the training
+    # period), the production holdout; no human level set: the avoidable bias is the training
+    # error
+    errors = done.metrics["errors"]
+    assert errors == champion.metrics["errors"] and errors["metric"] == "error_rate"
+    assert errors["human"] is None and errors["avoidable_bias"] == errors["training"]
+    assert errors["variance"] == pytest.approx(errors["training_dev"] - errors["training"])
+    assert errors["data_mismatch"] == pytest.approx(errors["holdout"] - errors["training_dev"])
+    assert errors["holdout"] == pytest.approx(1 - done.metrics["challenger"]["accuracy"])
+    assert done.metrics["n_training_dev"] > 0
     [(topic, key, value)] = published
     assert topic == topics.MODEL_UPDATES and key == b"m"
     assert orjson.loads(value)["version"] == "1"
