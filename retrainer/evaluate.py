@@ -47,7 +47,7 @@ import math
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -476,9 +476,12 @@ class ErrorBreakdown:
         }
 
 
+T = TypeVar("T")
+
+
 def split_training_dev(
-    examples: Sequence[Example], seed: int = 0, fraction: float = TRAIN_DEV_FRACTION
-) -> tuple[list[Example], list[Example]]:
+    examples: Sequence[T], seed: int = 0, fraction: float = TRAIN_DEV_FRACTION
+) -> tuple[list[T], list[T]]:
     """(training, training-dev): a seeded random ``fraction`` of the training period held out,
     so that training-dev follows the training distribution (the holdout is the newest events,
     which may not)."""

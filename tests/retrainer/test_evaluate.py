@@ -224,7 +224,7 @@ def test_the_error_breakdown_names_bias_variance_and_data_mismatch() -> None:
     assert ErrorBreakdown("mae", 1.0, 1.5, 1.5, None).avoidable_bias == 1.0
     # training-dev: a seeded random tenth of the training period, the rest kept in order
     examples = list(range(1000))
-    kept, held = split_training_dev(examples, seed=3)  # type: ignore[arg-type]
+    kept, held = split_training_dev(examples, seed=3)
     assert sorted(kept + held) == examples and kept == sorted(kept)
     assert 60 < len(held) < 140 and held != examples[-len(held) :]
-    assert split_training_dev(examples, seed=3) == (kept, held)  # type: ignore[arg-type]
+    assert split_training_dev(examples, seed=3) == (kept, held)
