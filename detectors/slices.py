@@ -19,7 +19,8 @@ The score of a slice S of |S| rows, among n rows of mean error ē, is SliceLine'
 a one-sided test that its error is higher than the rest's (the two-proportion test, exact
 (Fisher's), for 0/1 errors: the z test's normal tail is too thin that far out; Welch's t test
 for other errors), Benjamini-Hochberg adjusted over all evaluated slices, the candidates left
-out by the cap counted as tested with p = 1 (they were screened on the same errors). The result is the top ``k`` by score among slices with q <= ``fdr`` and a lift (slice
+out by the cap counted as tested with p = 1 (they were screened on the same errors).
+The result is the top ``k`` by score among slices with q <= ``fdr`` and a lift (slice
 error / overall error) of at least ``min_lift``, leaving out a refinement (a superset of the
 predicates) of a returned slice that scores no higher. The score may be negative: a small slice
 that is clearly worse is still found, though SliceLine's own top-k keeps only positive scores.
@@ -55,6 +56,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +67,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 Masks = npt.NDArray[np.uint64]
+Column = Sequence[object] | npt.NDArray[Any]  # a feature's values, one per row
+Errors = Sequence[float] | npt.NDArray[Any]
 
 MISSING = "is missing"  # the condition of a feature's missing values (None, NaN)
 MIN_SLICE_ROWS = 30  # the least support a slice may have, whatever ``min_support`` gives
@@ -174,7 +178,7 @@ def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _numeric(values: Sequence[object]) -> FloatArray | None:
+def _numeric(values: Column) -> FloatArray | None:
     """The column as floats (NaN for missing, None or not finite) when it is numeric."""
     if isinstance(values, np.ndarray):
         if values.dtype.kind not in "iuf":
@@ -220,7 +224,7 @@ def _encode_numeric(numbers: FloatArray, bins: int) -> tuple[IntArray, list[str]
     return codes, conditions
 
 
-def _encode_categorical(values: Sequence[object]) -> tuple[IntArray, list[str]]:
+def _encode_categorical(values: Column) -> tuple[IntArray, list[str]]:
     """Local codes and conditions of a text, bool or mixed column: a category per value."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "US":
         distinct, inverse = np.unique(values.astype(str), return_inverse=True)
@@ -255,7 +259,7 @@ def _encode_categorical(values: Sequence[object]) -> tuple[IntArray, list[str]]:
     return rank[local], [labels[c] for c in order]
 
 
-def encode_features(features: Mapping[str, Sequence[object]], *, bins: int = 5) -> EncodedFeatures:
+def encode_features(features: Mapping[str, Column], *, bins: int = 5) -> EncodedFeatures:
     """The one-hot columns ``find_slices`` searches (numeric columns in ``bins`` quantile bins).
 
     >>> encoded = encode_features({"x": [1.5, 2.5, None, 7.0], "c": ["a", None, "a", "b"]})
@@ -558,7 +562,7 @@ def _check_arguments(
         raise ValueError(f"max_candidates must be at least 1, not {max_candidates}")
 
 
-def _as_errors(errors: Sequence[float], n: int) -> FloatArray:
+def _as_errors(errors: Errors, n: int) -> FloatArray:
     values = np.asarray(errors, dtype=np.float64).ravel()
     if values.size != n:
         raise ValueError(
@@ -571,8 +575,8 @@ def _as_errors(errors: Sequence[float], n: int) -> FloatArray:
 
 
 def find_slices(
-    features: Mapping[str, Sequence[object]],
-    errors: Sequence[float],
+    features: Mapping[str, Column],
+    errors: Errors,
     *,
     k: int = 5,
     max_level: int = 3,
@@ -702,10 +706,6 @@ class _Search:
         rejected = q <= fdr
         if not rejected.any():
             return []
-        # a slice overlapping a worse one must stand without it at the Bonferroni level: its
-        # rows outside were picked among many too, and Benjamini-Hochberg's own cut loosens
-        # with every rejection the worse slice's neighbours bring
-        cut = fdr / tested
         significant = np.flatnonzero(rejected & (lift >= self.min_lift))
         order = significant[_ranked(scores[significant], [columns[i] for i in significant])]
         picked: list[int] = []
@@ -714,7 +714,7 @@ class _Search:
             if any(set(columns[j]) < own for j in picked):
                 continue  # a refinement of a slice returned, scoring no higher
             worse = significant[lift[significant] > lift[i]]
-            if self._explained(i, worse, columns, stats, cut):
+            if self._explained(i, worse, columns, stats, fdr, tested):
                 continue
             picked.append(i)
             if len(picked) == k:
@@ -740,11 +740,15 @@ class _Search:
 
     def _explained(
         self, i: int, others: IntArray, columns: Sequence[tuple[int, ...]], stats: _Stats,
-        cut: float,
+        fdr: float, tested: int,
     ) -> bool:  # fmt: skip
         """Whether slice i's excess error lies in one of ``others`` (slices of a higher lift):
-        its rows outside that slice are no longer significantly worse (p above ``cut``) than
-        the rows in neither. A parent of a slice that is much worse is one."""
+        its rows outside that slice are no longer significantly worse than the rows in
+        neither. Outside a refinement of it (the parent of a slice that is much worse), at
+        ``fdr``; outside a slice it merely overlaps, at the Bonferroni level over the
+        ``tested`` slices, since those rows were picked among many too and
+        Benjamini-Hochberg's own cut loosens with every rejection the worse slice's
+        neighbours bring."""
         assert self.rows is not None
         feature = self.encoded.column_feature
         mine = {int(feature[c]): c for c in columns[i]}
@@ -761,6 +765,8 @@ class _Search:
         me = stats.take(np.full(len(overlapping), i))
         outside = me.minus(both)
         neither = self.rest(me).minus(stats.take(np.array(overlapping)).minus(both))
+        refines = np.array([set(columns[i]) < set(columns[j]) for j in overlapping])
+        cut = np.where(refines, fdr, fdr / tested)
         return bool((_p_worse(outside, neither, self.binary) > cut).any())
 
 

@@ -128,8 +128,8 @@ def test_missing_values_are_a_category_of_their_own() -> None:
     columns = _as_lists(_features(rng))
     missing = rng.random(ROWS) < 0.05
     # a numeric feature with None and NaN, a text feature with None: missing is one category
-    columns["x7"] = [None if m and i % 2 else float("nan") if m else v
-                     for i, (m, v) in enumerate(zip(missing, columns["x7"], strict=True))]  # fmt: skip
+    pairs = enumerate(zip(missing, columns["x7"], strict=True))
+    columns["x7"] = [None if m and i % 2 else float("nan") if m else v for i, (m, v) in pairs]
     columns["c6"] = [None if m else v for m, v in zip(missing, columns["c6"], strict=True)]
     errors = _errors(rng, missing, 2.5)
     found = find_slices(columns, errors)
