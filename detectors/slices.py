@@ -18,8 +18,9 @@ The score of a slice S of |S| rows, among n rows of mean error ē, is SliceLine'
 (a bigger slice, or a worse one, scores higher). Every evaluated slice of enough support gets
 a one-sided test that its error is higher than the rest's (the two-proportion test, exact
 (Fisher's), for 0/1 errors: the z test's normal tail is too thin that far out; Welch's t test
-for other errors), Benjamini-Hochberg adjusted over all evaluated slices, the candidates left
-out by the cap counted as tested with p = 1 (they were screened on the same errors).
+for other errors), Benjamini-Hochberg adjusted over all evaluated slices, with every other
+conjunction a level's join made (a parent missing, out of the bounds, over the cap) counted
+as tested with p = 1: they were screened on the same errors.
 The result is the top ``k`` by score among slices with q <= ``fdr`` and a lift (slice
 error / overall error) of at least ``min_lift``, leaving out a refinement (a superset of the
 predicates) of a returned slice that scores no higher. The score may be negative: a small slice
@@ -512,18 +513,18 @@ class _Level:
 
 def _candidates(
     parents: _Level, base: _Level, column_feature: IntArray
-) -> tuple[_Level, FloatArray]:  # fmt: skip
+) -> tuple[_Level, FloatArray, int]:  # fmt: skip
     """The next level's candidates: a parent joined with one more base column of another
     feature, kept when all its parents are there (every one of its predicates can be left
     out), each with SliceLine's bounds (the least size, error sum and largest error of its
-    parents); and the least mean error of its parents."""
+    parents); the least mean error of its parents; and how many conjunctions the join made."""
     level = parents.columns.shape[1] + 1
     columns = base.columns[:, 0]
     feature_of = column_feature[parents.columns]  # parents x (level - 1)
     clash = (feature_of[:, :, None] == column_feature[columns][None, None, :]).any(axis=1)
     parent, extra = np.nonzero(~clash)
     if parent.size == 0:
-        return _Level(np.zeros((0, level), dtype=np.int64), base.stats.take(parent)), np.zeros(0)
+        return _Level(np.zeros((0, level), dtype=np.int64), base.stats.take(parent)), np.zeros(0), 0
     joined = np.sort(np.column_stack([parents.columns[parent], columns[extra]]), axis=1)
     unique, inverse, counts = np.unique(joined, axis=0, return_inverse=True, return_counts=True)
     inverse = inverse.ravel()
@@ -542,7 +543,7 @@ def _candidates(
     complete = counts == level  # a child of ``level`` parents is joined once from each
     size, errors, largest, rate = (b[complete] for b in bounds)
     level_ = _Level(unique[complete].astype(np.int64), _Stats(size, errors, errors, largest))
-    return level_, rate
+    return level_, rate, int(unique.shape[0])
 
 
 def _check_arguments(
@@ -607,8 +608,12 @@ def find_slices(
     for _ in range(2, max_level + 1):
         if parents.columns.shape[0] == 0:
             break
-        candidates, parent_rate = _candidates(parents, base, encoded.column_feature)
+        candidates, parent_rate, joined = _candidates(parents, base, encoded.column_feature)
         evaluated = search.evaluate(candidates, parent_rate, max_candidates)
+        # every conjunction the join made was screened with the same errors (a parent left
+        # out, a bound, the cap): those not evaluated count as tested, p = 1, in the
+        # adjustment, else the screening would pass for evidence
+        search.unevaluated += joined - evaluated.columns.shape[0]
         levels.append(evaluated)
         parents = evaluated.take(search.may_refine(evaluated.stats))
     return search.result(levels, fdr, k)
@@ -636,7 +641,7 @@ class _Search:
         )
         self.mean = float(self.all.errors[0]) / self.n
         self.rows: _Rows | None = None
-        self.unevaluated = 0  # candidates within the bounds but over the cap
+        self.unevaluated = 0  # conjunctions joined but not evaluated (or under the support)
 
     def first_level(self) -> _Level:
         """The one-hot columns of enough support, from the sparse matrix's products."""
@@ -676,9 +681,6 @@ class _Search:
         assert self.rows is not None
         bounds = candidates.stats
         keep = np.flatnonzero(self.may_refine(bounds))
-        # the candidates left out were screened with the same errors: they count as tested
-        # (p = 1) in the adjustment, else the screening would pass for evidence
-        self.unevaluated += max(0, keep.size - most)
         if keep.size > most:
             ub = _upper_bound(bounds.take(keep), self.sigma, self.n, self.mean, self.alpha)
             order = np.lexsort((-ub, -parent_rate[keep]))
