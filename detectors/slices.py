@@ -449,10 +449,11 @@ def _can_lift(bounds: _Stats, sigma: int, least: float) -> BoolArray:
     return np.asarray(np.minimum(bounds.largest, bounds.errors / sigma) >= least)
 
 
-def _p_worse(first: _Stats, second: _Stats, binary: bool) -> FloatArray:
+def _p_worse(first: _Stats, second: _Stats, binary: bool, fisher: bool = True) -> FloatArray:
     """One-sided p of each first group's mean error being higher than the second's: the
-    two-proportion test for 0/1 errors (exact: Fisher's), Welch's t test otherwise; 1 for a
-    group of fewer than 2 rows."""
+    two-proportion test for 0/1 errors (exact: Fisher's; or, not ``fisher``, the binomial
+    tail of the first group's count at the pooled rate, a little more conservative and many
+    times faster), Welch's t test otherwise; 1 for a group of fewer than 2 rows."""
     n1, n2 = first.size, second.size
     s1, s2 = first.errors, second.errors
     p = np.ones(n1.size)
@@ -463,6 +464,10 @@ def _p_worse(first: _Stats, second: _Stats, binary: bool) -> FloatArray:
             # Fisher's exact test, one-sided: the z test's normal tail is far too thin at the
             # small p a search over thousands of slices needs (a 1 % slice of 10 % errors)
             wrong = np.rint(s1).astype(np.int64)
+            if not fisher:
+                pooled = (s1 + s2) / (n1 + n2)
+                p[ok] = scipy_stats.binom.sf(wrong[ok] - 1, n1[ok].astype(np.int64), pooled[ok])
+                return np.clip(p, 0.0, 1.0)
             p[ok] = scipy_stats.hypergeom.sf(
                 wrong[ok] - 1, (n1 + n2)[ok].astype(np.int64),
                 np.rint(s1 + s2)[ok].astype(np.int64), n1[ok].astype(np.int64),
@@ -769,7 +774,8 @@ class _Search:
         neither = self.rest(me).minus(stats.take(np.array(overlapping)).minus(both))
         refines = np.array([set(columns[i]) < set(columns[j]) for j in overlapping])
         cut = np.where(refines, fdr, fdr / tested)
-        return bool((_p_worse(outside, neither, self.binary) > cut).any())
+        p = _p_worse(outside, neither, self.binary, fisher=False)  # a check, many times
+        return bool((p > cut).any())
 
 
 def _ranked(scores: FloatArray, columns: Sequence[tuple[int, ...]]) -> IntArray:
