@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from detectors.slices import MISSING, Slice, encode_features, find_slices
 
@@ -50,6 +51,9 @@ def test_a_planted_single_predicate_is_found() -> None:
     assert 2.0 < top.lift < 3.0
     assert top.q_value < 1e-6 and top.p_value <= top.q_value
     assert top.rest_error_rate < top.error_rate
+    # 0/1 errors: Fisher's exact test, one-sided (the z test's tail is too thin this far out)
+    exact = stats.hypergeom.sf(top.errors - 1, ROWS, errors.sum(), top.size)
+    assert top.p_value == pytest.approx(exact, rel=1e-6)
 
 
 def test_a_planted_conjunction_of_two_is_found() -> None:
