@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # `make test PYTEST_ARGS="-n 0"` runs them in one
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: install demo test lint bench bench-detection bench-detectors bench-catalogue bench-canary bench-promotion bench-estimation clean system-deps
+.PHONY: install demo test lint bench bench-detection bench-detectors bench-catalogue bench-canary bench-promotion bench-estimation bench-slices clean system-deps
 
 install: $(STAMP)
 
@@ -76,6 +76,11 @@ bench-promotion: install
 # created on first use): `make bench-estimation ARGS=--quick`
 bench-estimation: install
 	$(BIN)/python -m bench.estimation $(ARGS)
+
+# slice discovery against sliceline (SliceLine in Python), which runs in its own virtualenv
+# (.bench-venvs/sliceline, created on first use): `make bench-slices ARGS=--quick`
+bench-slices: install
+	$(BIN)/python -m bench.slices $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info sdk/*.egg-info sdk/build .pytest_cache .mypy_cache .ruff_cache driftline-data .bench-venvs

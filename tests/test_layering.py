@@ -78,11 +78,12 @@ LAYERS: dict[str, Layer] = {
     ),
     # benchmarks run the whole thing (pandas: the API's CSV reference path, timed against the
     # one it replaced)
-    # the benchmarks; a peer (NannyML) only in the script its own virtualenv runs
+    # the benchmarks; a peer (NannyML, sliceline) only in the script its own virtualenv runs
     "bench": layer(
         f"{FOUNDATION} streams api retrainer launch", "aiokafka numpy orjson pandas scipy"
     ),
     "bench.nannyml_side": layer("", "nannyml numpy pandas"),
+    "bench.sliceline_side": layer("", "sliceline numpy pandas"),
 }
 
 # what a pure row may not import from the standard library (a prefix covers its submodules)
