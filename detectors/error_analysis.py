@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from detectors.slices import Slice
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -45,6 +47,7 @@ class GroupRow:
     gap: float  # error - overall error
     baseline: float | None
     potential_gain: float  # (error - baseline, or error) x share of data; never negative
+    q_value: float | None = None  # a discovered slice's: worse than the rest, FDR-adjusted
 
 
 def error_table(
@@ -93,3 +96,36 @@ def error_table(
         )
     rows.sort(key=lambda r: (-r.potential_gain, -r.error, r.kind, r.name))
     return overall, rows
+
+
+def slice_rows(
+    overall: Overall,
+    slices: Sequence[Slice],
+    baselines: Mapping[str, float] | None = None,
+    *,
+    default_baseline: float | None = None,
+) -> list[GroupRow]:
+    """Discovered slices (``detectors/slices.py``) as rows of the table, named by their
+    predicates (``country=BR ∧ amount<20.5``)."""
+    baselines = baselines or {}
+    rows = []
+    for s in slices:
+        name = s.describe()
+        baseline = baselines.get(name, default_baseline)
+        share = s.size / overall.size if overall.size else 0.0
+        room = s.error_rate - (baseline if baseline is not None else 0.0)
+        rows.append(
+            GroupRow(
+                kind="slice",
+                name=name,
+                size=s.size,
+                share_of_data=share,
+                share_of_errors=s.errors / overall.errors if overall.errors > 0 else 0.0,
+                error=s.error_rate,
+                gap=s.error_rate - overall.error,
+                baseline=baseline,
+                potential_gain=max(0.0, room) * share,
+                q_value=s.q_value,
+            )
+        )
+    return rows

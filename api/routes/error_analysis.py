@@ -7,6 +7,7 @@ range), judged as the quality pass judges them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -19,8 +20,9 @@ from api.params import MAX_NAME, ModelName, Stage
 from api.routes.examples import _conditions, _subject
 from api.schemas import error
 from api.timeparse import MAX_TIME_LENGTH, parse_time
-from detectors.error_analysis import error_table
+from detectors.error_analysis import error_table, slice_rows
 from detectors.quality import pair_errors
+from detectors.slices import MIN_SLICE_ROWS, Slice, find_slices
 from driftline.store.labels import EXAMPLES_MAX_ROWS, Joined
 from driftline.store.tags import RuleTag, TagStore
 
@@ -39,6 +41,11 @@ class GroupPublic(BaseModel):
     gap: float = Field(description="error minus the overall error")
     baseline: float | None = Field(description="the error the group could reach (yours)")
     potential_gain: float = Field(description="(error - baseline, or error) x share of data")
+    q_value: float | None = Field(
+        None,
+        description="a discovered slice's: that its error is higher than the rest's, "
+        "Benjamini-Hochberg adjusted over every slice the search evaluated",
+    )
 
 
 class ErrorAnalysisPublic(BaseModel):
@@ -105,6 +112,15 @@ async def read_error_analysis(
         ),
     ] = [],  # noqa: B006 (FastAPI copies a query list's default)
     min_size: Annotated[int, Query(ge=1, le=EXAMPLES_MAX_ROWS)] = 30,
+    discover: Annotated[
+        bool,
+        Query(
+            description="also search for slices where the model fails (binned features, "
+            "categories and segments, up to 3 together; SliceLine scoring, an exact test per "
+            "slice, Benjamini-Hochberg)"
+        ),
+    ] = True,
+    slices: Annotated[int, Query(ge=1, le=20, description="discovered slices, at most")] = 5,
 ) -> ErrorAnalysisPublic:
     """Where the model's errors are: each declared segment value and each tag (example tags,
     and rule tags evaluated on the examples) of its labelled examples, with its share of data
@@ -125,7 +141,7 @@ async def read_error_analysis(
     read = await run_in_threadpool(labels.examples, model, stage, start=lo, end=hi, version=version)
     rules = await run_in_threadpool(tag_store.rule_tags, model, stage)
     return await run_in_threadpool(
-        _table, model, stage, read, named, default, min_size, tag_store, rules
+        _table, model, stage, read, named, default, min_size, tag_store, rules, discover and slices
     )
 
 
@@ -138,6 +154,7 @@ def _table(
     min_size: int,
     tag_store: TagStore,
     rules: list[RuleTag],
+    discover: int = 0,
 ) -> ErrorAnalysisPublic:
     task, judged = pair_errors([j.event.get("prediction") for j in read], [j.label for j in read])
     scored = [(j, e) for j, e in zip(read, judged, strict=True) if e is not None]
@@ -154,6 +171,16 @@ def _table(
         for name in tagged.get(j.id, set()) | held:
             groups.setdefault(("tag", name), []).append(i)
     overall, table = error_table(errors, groups, named, default_baseline=default, min_size=min_size)
+    if discover and len(scored) >= MIN_SLICE_ROWS:
+        found = [
+            s
+            for s in find_slices(_columns(scored), errors, k=discover)
+            if not _declared(s)  # a segment value alone is a row already
+        ]
+        table = sorted(
+            [*table, *slice_rows(overall, found, named, default_baseline=default)],
+            key=lambda r: (-r.potential_gain, -r.error, r.kind, r.name),
+        )
     return ErrorAnalysisPublic(
         model=model,
         stage=stage,
@@ -163,3 +190,29 @@ def _table(
         error=overall.error,
         rows=[GroupPublic(**vars(r)) for r in table],
     )
+
+
+def _declared(found: Slice) -> bool:
+    [(feature, condition), *more] = found.predicates
+    return not more and feature.startswith("segment.") and condition.startswith("== ")
+
+
+MAX_SEARCHED_FEATURES = 50  # the most frequent features of the examples are searched
+
+
+def _columns(scored: Sequence[tuple[Joined, float]]) -> dict[str, list[object]]:
+    """The examples' features and segment keys (``segment.<key>``) as columns for the slice
+    search; a value that is not a number, text or bool (a list) counts as missing."""
+    seen: dict[str, int] = {}
+    for j, _ in scored:
+        for name in j.event.get("features") or {}:
+            seen[name] = seen.get(name, 0) + 1
+    names = sorted(seen, key=lambda n: (-seen[n], n))[:MAX_SEARCHED_FEATURES]
+    columns: dict[str, list[object]] = {}
+    for name in names:
+        values = [(j.event.get("features") or {}).get(name) for j, _ in scored]
+        columns[name] = [v if isinstance(v, int | float | str) else None for v in values]
+    keys = sorted({k for j, _ in scored for k in (j.event.get("segment") or {})})
+    for key in keys:
+        columns[f"segment.{key}"] = [(j.event.get("segment") or {}).get(key) for j, _ in scored]
+    return columns

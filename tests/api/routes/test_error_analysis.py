@@ -59,7 +59,8 @@ def client(store: Store) -> Iterator[TestClient]:
 
 
 def rows_by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {r["name"]: r for r in body["rows"]}
+    """The declared groups' rows (segments and tags), by name."""
+    return {r["name"]: r for r in body["rows"] if r["kind"] != "slice"}
 
 
 def test_segments_ranked_by_potential_gain(client: TestClient) -> None:
@@ -123,3 +124,39 @@ def test_tags_are_rows_too(client: TestClient) -> None:
     # the rule tag is the same group as the declared segment value
     assert rows["brazil"]["size"] == rows["country=BR"]["size"] == 60
     assert rows["brazil"]["error"] == pytest.approx(rows["country=BR"]["error"])
+
+
+def test_slices_nobody_declared_are_discovered(store: Store) -> None:
+    """A failing slice that is no segment (two features together) is found, with its q-value;
+    with discover=false only the declared groups are rows."""
+    rng = np.random.default_rng(2)
+    rows = []
+    features = []
+    for _ in range(3000):
+        amount = float(rng.lognormal(4.0, 1.0))
+        country = str(rng.choice(["FR", "DE", "BR"], p=[0.5, 0.35, 0.15]))
+        planted = country == "BR" and amount < 30.0
+        wrong = rng.random() < (0.6 if planted else 0.08)
+        y = int(rng.random() < 0.5)
+        p = (1 - y) if wrong else y
+        rows.append(({"channel": str(rng.choice(["web", "mobile"]))}, 0.9 if p else 0.1, y))
+        features.append({"amount": amount, "country": country})
+    labels = LabelStore(store.backend)
+    labels.write_predictions(
+        PredictionRow("shop", "", f"s{i}", T + i, T // 60 * 60, "1",
+                      {"model": "shop", "id": f"s{i}", "features": features[i], "prediction": p,
+                       "segment": segment})
+        for i, (segment, p, _) in enumerate(rows)
+    )  # fmt: skip
+    labels.write_labels(
+        [LabelRow("shop", "", f"s{i}", y, (T + 100) * 1000) for i, (_, _, y) in enumerate(rows)]
+    )
+    with TestClient(create_app(Settings(), Stores(store))) as client:
+        body = client.get("/v1/models/shop/error-analysis").json()
+        plain = client.get("/v1/models/shop/error-analysis", params={"discover": "false"}).json()
+    found = [r for r in body["rows"] if r["kind"] == "slice"]
+    assert found, body["rows"]
+    # (ranked by potential gain with the rest: the wider country=BR may come first)
+    [planted] = [r for r in found if "country=BR" in r["name"] and "amount<" in r["name"]]
+    assert planted["q_value"] < 0.05 and planted["error"] > 0.4, found
+    assert not [r for r in plain["rows"] if r["kind"] == "slice"]
