@@ -50,10 +50,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from bench import peers
 from detectors.quality import QualityStats, quality_drop_test, score_quality, weighted_roc_auc
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".bench-venvs" / "nannyml"
 PEER = ["nannyml==0.13.1", "pandas<3", "statsmodels"]  # nannyml imports statsmodels undeclared
 OUT = ROOT / "bench-results" / "estimation"
 DATA = OUT / "data"
@@ -81,20 +81,8 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def peer_python() -> Path:
-    """The NannyML virtualenv's interpreter, created and installed on first use."""
-    python = VENV / "bin" / "python"
-    stamp = VENV / ".installed"
-    if python.exists() and stamp.exists() and stamp.read_text() == " ".join(PEER):
-        return python
-    print(f"creating {VENV.relative_to(ROOT)} ({', '.join(PEER)}): a few minutes, once")
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PEER],
-        check=True,
-    )
-    stamp.write_text(" ".join(PEER))
-    return python
+    """The NannyML virtualenv's interpreter (``bench/peers.py``)."""
+    return peers.peer_python("nannyml", PEER)
 
 
 def peer(python: Path, *args: str) -> None:

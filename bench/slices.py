@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bench import peers
 from detectors.slices import MIN_SLICE_ROWS, EncodedFeatures, encode_features, find_slices
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".bench-venvs" / "sliceline"
 PEER = ["sliceline==0.3.0"]
 OUT = ROOT / "bench-results" / "slices"
 K, LEVELS, ALPHA, MIN_SUPPORT, BINS = 5, 3, 0.95, 0.01, 5
@@ -52,20 +52,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 
 def peer_python() -> Path:
-    """The sliceline virtualenv's interpreter, created and installed on first use."""
-    python = VENV / "bin" / "python"
-    stamp = VENV / ".installed"
-    if python.exists() and stamp.exists() and stamp.read_text() == " ".join(PEER):
-        return python
-    print(f"creating {VENV.relative_to(ROOT)} ({', '.join(PEER)}): a minute, once")
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PEER],
-        check=True,
-    )
-    stamp.write_text(" ".join(PEER))
-    return python
+    """The sliceline virtualenv's interpreter (``bench/peers.py``)."""
+    return peers.peer_python("sliceline", PEER)
 
 
 # ---- the data --------------------------------------------------------------------------

@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api.deps import LabelStoreDep, TagStoreDep
 from api.errors import invalid
 from api.params import MAX_NAME, ModelName, Stage
-from api.routes.examples import _conditions, _subject
+from api.routes.examples import _conditions, _subject, read_labelled
 from api.schemas import error
-from api.timeparse import MAX_TIME_LENGTH, parse_time
+from api.timeparse import MAX_TIME_LENGTH
 from detectors.error_analysis import error_table, slice_rows
 from detectors.quality import pair_errors
 from detectors.slices import MIN_SLICE_ROWS, Slice, find_slices
@@ -128,17 +128,7 @@ async def read_error_analysis(
     (error - baseline) x share of data: what fixing the group would take off the overall
     error."""
     named, default = _baselines(baseline)
-    lo, hi = parse_time(start, "start"), parse_time(end, "end")
-    if lo is not None and hi is not None and lo >= hi:
-        raise invalid(("query", "end"), "'end' must be after 'start'", end)
-    if not await run_in_threadpool(labels.has_labels, model, stage):
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            f"model {model!r} (stage {stage!r}) has no labels stored: send predictions with "
-            "an 'id' to POST /v1/events, then their labels with the same 'id' to POST "
-            "/v1/labels",
-        )
-    read = await run_in_threadpool(labels.examples, model, stage, start=lo, end=hi, version=version)
+    read = await read_labelled(labels, model, stage, start, end, version)
     rules = await run_in_threadpool(tag_store.rule_tags, model, stage)
     return await run_in_threadpool(
         _table, model, stage, read, named, default, min_size, tag_store, rules, discover and slices

@@ -30,7 +30,7 @@ from api.timeparse import MAX_TIME_LENGTH, parse_time
 from detectors.conditions import Condition, ConditionError, parse
 from detectors.quality import pair_errors
 from driftline.cuts import RESERVED
-from driftline.store.labels import EXAMPLES_MAX_ROWS, Joined
+from driftline.store.labels import EXAMPLES_MAX_ROWS, Joined, LabelStore
 from driftline.store.tags import RuleTag
 
 log = logging.getLogger(__name__)
@@ -304,19 +304,7 @@ async def read_examples(
     by ``;``.
     """
     cut = _segment(segment)
-    lo, hi = parse_time(start, "start"), parse_time(end, "end")
-    if lo is not None and hi is not None and lo >= hi:
-        raise invalid(("query", "end"), "'end' must be after 'start'", end)
-    if not await run_in_threadpool(labels.has_labels, model, stage):
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            f"model {model!r} (stage {stage!r}) has no labels stored: send predictions with "
-            "an 'id' to POST /v1/events, then their labels with the same 'id' to POST "
-            "/v1/labels",
-        )
-    read = await run_in_threadpool(
-        labels.examples, model, stage, start=lo, end=hi, version=version, segment=cut
-    )
+    read = await read_labelled(labels, model, stage, start, end, version, cut)
     task, judged = pair_errors([j.event.get("prediction") for j in read], [j.label for j in read])
     pairs = list(zip(read, judged, strict=True))
     if cut is not None:
@@ -367,6 +355,33 @@ async def read_examples(
     if format == "json":
         return page
     return await run_in_threadpool(_render, page, rows, format)
+
+
+async def read_labelled(
+    labels: LabelStore,
+    model: str,
+    stage: str,
+    start: str | None,
+    end: str | None,
+    version: str | None,
+    segment: tuple[str, str] | None = None,
+) -> list[Joined]:
+    """The bounded read behind the examples and the error analysis: the newest labelled
+    predictions of the range; a 422 for a range that ends before it starts, a 404 that says
+    what to send for a unit without labels."""
+    lo, hi = parse_time(start, "start"), parse_time(end, "end")
+    if lo is not None and hi is not None and lo >= hi:
+        raise invalid(("query", "end"), "'end' must be after 'start'", end)
+    if not await run_in_threadpool(labels.has_labels, model, stage):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"model {model!r} (stage {stage!r}) has no labels stored: send predictions with "
+            "an 'id' to POST /v1/events, then their labels with the same 'id' to POST "
+            "/v1/labels",
+        )
+    return await run_in_threadpool(
+        labels.examples, model, stage, start=lo, end=hi, version=version, segment=segment
+    )
 
 
 def _by(seed: int) -> Callable[[Pair], bytes]:
