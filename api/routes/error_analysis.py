@@ -16,10 +16,16 @@ from pydantic import BaseModel, Field
 
 from api.deps import LabelStoreDep, TagStoreDep
 from api.errors import invalid
-from api.params import MAX_NAME, ModelName, Stage
-from api.routes.examples import _conditions, _subject, read_labelled
+from api.params import ModelName, Stage
+from api.routes.examples import (
+    BeforeEventTime,
+    FromEventTime,
+    OnlyVersion,
+    _conditions,
+    _subject,
+    read_labelled,
+)
 from api.schemas import error
-from api.timeparse import MAX_TIME_LENGTH
 from detectors.error_analysis import error_table, slice_rows
 from detectors.quality import pair_errors
 from detectors.slices import MIN_SLICE_ROWS, Slice, find_slices
@@ -93,16 +99,9 @@ async def read_error_analysis(
     labels: LabelStoreDep,
     tag_store: TagStoreDep,
     stage: Stage = "",
-    version: Annotated[
-        str | None, Query(min_length=1, max_length=MAX_NAME, description="only this version")
-    ] = None,
-    start: Annotated[
-        str | None,
-        Query(max_length=MAX_TIME_LENGTH, description="from this event time (epoch s, RFC 3339)"),
-    ] = None,
-    end: Annotated[
-        str | None, Query(max_length=MAX_TIME_LENGTH, description="before this event time")
-    ] = None,
+    version: OnlyVersion = None,
+    start: FromEventTime = None,
+    end: BeforeEventTime = None,
     baseline: Annotated[
         list[str],
         Query(

@@ -37,6 +37,17 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/models", tags=["examples"])
 
 MAX_LIMIT = 1000
+# the labelled read's range and version (the error analysis takes them too)
+OnlyVersion = Annotated[
+    str | None, Query(min_length=1, max_length=MAX_NAME, description="only this version")
+]
+FromEventTime = Annotated[
+    str | None,
+    Query(max_length=MAX_TIME_LENGTH, description="from this event time (epoch s, RFC 3339)"),
+]
+BeforeEventTime = Annotated[
+    str | None, Query(max_length=MAX_TIME_LENGTH, description="before this event time")
+]
 Sample = Literal["newest", "random", "stratified"]
 Format = Literal["json", "jsonl", "csv", "parquet"]
 MEDIA_TYPES: dict[str, str] = {
@@ -249,19 +260,12 @@ async def read_examples(
     labels: LabelStoreDep,
     tag_store: TagStoreDep,
     stage: Stage = "",
-    version: Annotated[
-        str | None, Query(min_length=1, max_length=MAX_NAME, description="only this version")
-    ] = None,
+    version: OnlyVersion = None,
     segment: Annotated[
         str, Query(max_length=2 * MAX_NAME + 1, description="only events with segment key=value")
     ] = "",
-    start: Annotated[
-        str | None,
-        Query(max_length=MAX_TIME_LENGTH, description="from this event time (epoch s, RFC 3339)"),
-    ] = None,
-    end: Annotated[
-        str | None, Query(max_length=MAX_TIME_LENGTH, description="before this event time")
-    ] = None,
+    start: FromEventTime = None,
+    end: BeforeEventTime = None,
     tag: Annotated[
         str | None,
         Query(
