@@ -8,7 +8,6 @@ oldest possible version, so seeding them again never undoes a user's edit or del
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from alarms.routing import Matcher, MatchOp, Silence, Subscription
 from alarms.rules import Comparison, Rule
 from alarms.state import Alert, AlertState
 from driftline.store.base import Backend
+from driftline.store.versions import WriteVersions
 
 RULE_COLUMNS = (
     "id",
@@ -163,14 +163,10 @@ class AlarmStore:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._version_lock = threading.Lock()
-        self._last_version = 0
+        self._versions = WriteVersions()
 
     def _version(self) -> int:
-        """Strictly increasing write versions: two writes in one nanosecond stay ordered."""
-        with self._version_lock:
-            self._last_version = max(time.time_ns(), self._last_version + 1)
-            return self._last_version
+        return self._versions.next()
 
     # -- rules ----------------------------------------------------------------------------
     def rules(self) -> list[RuleRecord]:

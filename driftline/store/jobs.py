@@ -15,7 +15,6 @@ with FINAL).
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ import orjson
 
 from driftline.messages import RetrainRequest
 from driftline.store.base import Backend
+from driftline.store.versions import WriteVersions
 
 ACTIVE = ("queued", "running")
 FINISHED = ("succeeded", "failed", "rejected")
@@ -145,13 +145,10 @@ def admit(previous: Sequence[RetrainJob], now: float, cooldown_s: float) -> str 
 class JobStore:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._lock = threading.Lock()  # write versions strictly increase across threads
-        self._last_version = 0
+        self._versions = WriteVersions()
 
     def _version(self) -> int:
-        with self._lock:
-            self._last_version = max(time.time_ns(), self._last_version + 1)
-            return self._last_version
+        return self._versions.next()
 
     def write(self, job: RetrainJob) -> RetrainJob:
         self.backend.insert(

@@ -13,7 +13,6 @@ ids whose predictions come later.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from driftline.store import schema
 from driftline.store.base import INSERT_BLOCK_ROWS, Backend
+from driftline.store.versions import WriteVersions
 
 # the text of ids one ``id IN (...)`` read holds at most (ClickHouse's max_query_size is 256 KiB)
 IDS_PER_READ_CHARS = 64 * 1024
@@ -54,14 +54,10 @@ class TagStore:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._version_lock = threading.Lock()
-        self._last_version = 0
+        self._versions = WriteVersions()
 
     def _version(self) -> int:
-        """Strictly increasing write versions: a delete and a re-add stay ordered."""
-        with self._version_lock:
-            self._last_version = max(time.time_ns(), self._last_version + 1)
-            return self._last_version
+        return self._versions.next()
 
     # -- rule tags ------------------------------------------------------------------------
     def rule_tags(self, model: str, stage: str = "") -> list[RuleTag]:
