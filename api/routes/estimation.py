@@ -27,6 +27,7 @@ router = APIRouter(prefix="/v1/models", tags=["quality"])
 AVAILABLE = "quality.estimated.available"
 RELIABILITY_WINDOWS = 20  # the newest complete windows pooled
 MIN_RELIABILITY_WINDOWS = 5
+RECENT_S = 30 * 86400  # how far back from the model's last window the verdicts are read
 UNRELIABLE_P = 0.001  # errors this unlikely under the bands: the estimates are unreliable
 
 WHAT_TO_SEND = {
@@ -89,14 +90,19 @@ def read_estimation(
     windows: int = Query(RELIABILITY_WINDOWS, ge=MIN_RELIABILITY_WINDOWS, le=1000),
 ) -> EstimationPublic:
     """Estimated quality (no labels needed): its status, the newest estimate, reliability."""
-    if not any(r["model"] == model for r in store.models()):
+    row = next((r for r in store.models() if r["model"] == model), None)
+    if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {model!r} has no stored windows yet")
+    # the reads look back RECENT_S from the model's last window: bounded however old it is
+    since = int(row["last_window"]) - RECENT_S
     segment = cut_of(store, model, "", version, stage)
     names = set(store.metric_names(model))
     verdicts = None
     if AVAILABLE in names:
         verdicts = _newest(
-            store.metrics(model, name=AVAILABLE, segment=segment, stage=stage, limit=100_000)
+            store.metrics(
+                model, name=AVAILABLE, segment=segment, stage=stage, start=since, limit=100_000
+            )
         )
     if verdicts is None:  # the worker has not estimated a window of it: labels are missing
         return EstimationPublic(
@@ -126,7 +132,7 @@ def read_estimation(
         if p.metric.startswith("quality.estimated.") and not p.category
     ]
     estimates = _estimates(newest)
-    reliability = _reliability(store, model, segment, stage, headline, windows)
+    reliability = _reliability(store, model, segment, stage, headline, windows, since)
     unreliable = reliability.reliable is False
     return EstimationPublic(
         model=model,
@@ -157,25 +163,30 @@ def _estimates(points: list[MetricPoint]) -> dict[str, EstimatePublic]:
 
 
 def _reliability(
-    store: StoreDep, model: str, segment: str, stage: str, headline: str, windows: int
+    store: StoreDep,
+    model: str,
+    segment: str,
+    stage: str,
+    headline: str,
+    windows: int,
+    since: int,
 ) -> ReliabilityPublic:
     name = f"quality.estimated.{headline}"
-    z = store.metrics(model, name=name + ".error_z", segment=segment, stage=stage, limit=100_000)
-    z = sorted(z, key=lambda p: p.window_start)[-windows:]
-    errors = {
-        p.window_start: p.value
-        for p in store.metrics(
-            model, name=name + ".error", segment=segment, stage=stage, limit=100_000
-        )
-    }
-    starts = {p.window_start for p in z}
-    concept = sum(
-        1
-        for p in store.metrics(
-            model, name="drift.concept", segment=segment, stage=stage, limit=100_000
-        )
-        if p.window_start in starts and p.value >= 1.0
+    z = store.metrics(
+        model, name=name + ".error_z", segment=segment, stage=stage, start=since, limit=100_000
     )
+    z = sorted(z, key=lambda p: p.window_start)[-windows:]
+    starts = {p.window_start for p in z}
+    # the other figures of those windows only
+    first, last = (min(starts), max(starts) + 1) if starts else (0, 0)
+
+    def of(metric: str) -> list[MetricPoint]:
+        return store.metrics(
+            model, name=metric, segment=segment, stage=stage, start=first, end=last
+        )
+
+    errors = {p.window_start: p.value for p in of(name + ".error")}
+    concept = sum(1 for p in of("drift.concept") if p.window_start in starts and p.value >= 1.0)
     finite = [p.value for p in z if math.isfinite(p.value)]
     if not finite:
         return ReliabilityPublic(windows=0, mean_abs_error=None, p_value=None, reliable=None)

@@ -67,6 +67,11 @@ def write_window(
         )
 
 
+def client_status(stores: Stores, url: str) -> int:
+    with TestClient(create_app(Settings(kafka_bootstrap="127.0.0.1:9"), stores)) as client:
+        return int(client.get(url).status_code)
+
+
 def calibrated(rng: np.random.Generator, a: float, n: int = N) -> tuple[list[float], list[int]]:
     """Scores of a calibrated binary model (Beta(a, a): small a, confident) and labels drawn
     from them."""
@@ -173,6 +178,8 @@ def test_estimation_errors_once_labels_are_complete_and_unreliable_under_concept
     assert "concept drift" in body["message"]
     assert body["estimates"]["accuracy"]["lower"] <= body["estimates"]["accuracy"]["value"]
     assert early["reliability"]["windows"] == 5
+    for bad in ("2", "5000", "many"):  # out of bounds, or not a number: refused
+        assert client_status(stores, f"/v1/models/loans/estimation?windows={bad}") == 422
 
 
 def test_a_stationary_calibrated_model_is_reliable(stores: Stores) -> None:
