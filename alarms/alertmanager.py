@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from alarms.findings import describe
 from alarms.payload import rfc3339
 from alarms.state import Alert
 
@@ -101,6 +102,8 @@ def alertmanager_alert(alert: Alert, *, ends_at: float, dashboard_url: str) -> d
         "value": value,
         "threshold": f"{alert.threshold:g}",
         "alert_id": alert.id,
+        # where the trouble is: the top slice the alert found when it fired
+        "top_slice": describe(alert.findings[0]) if alert.findings else "",
     }
     starts = alert.fired_at if alert.fired_at is not None else alert.updated_at
     return {

@@ -18,6 +18,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from alarms.findings import findings_document
 from alarms.state import Alert
 
 SIGNATURE_HEADER = "X-Driftline-Signature"
@@ -64,6 +65,7 @@ def alert_document(alert: Alert) -> dict[str, Any]:
         "last_window": rfc3339(alert.last_window),
         "fired_at": rfc3339(alert.fired_at),
         "resolved_at": rfc3339(alert.resolved_at),
+        "findings": findings_document(alert.findings, alert.findings_note),
     }
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
+from alarms.findings import Finding
 from alarms.rules import VERSION_PREFIX, Comparison, MetricKind, Rule, RuleIndex, metric_kind
 
 AlertKey = tuple[str, str, str, str]  # (rule id, model, feature, segment)
@@ -91,6 +92,9 @@ class Alert:
     resolved_at: float | None = None
     notified_at: float | None = None  # last notification sent for this firing (not silenced)
     updated_at: float = 0.0
+    # where the trouble is (``alarms/findings.py``), set once when the alert fires
+    findings: tuple[Finding, ...] = ()
+    findings_note: str = ""  # what was searched, or why nothing was
 
     @property
     def key(self) -> AlertKey:

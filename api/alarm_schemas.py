@@ -91,6 +91,29 @@ class RulePublic(RuleCreate):
     updated_at: str | None
 
 
+class FindingPublic(BaseModel):
+    kind: Literal["errors", "shift"] = Field(
+        description="errors: a slice of the alert's labelled examples where the model fails "
+        "most (quality and concept-drift alerts); shift: a declared slice whose inputs "
+        "shifted most in the window that fired the alert (data-drift alerts)"
+    )
+    slice: str = Field(description="its predicates, e.g. segment.channel=mobile ∧ amount<20.5")
+    size: int = Field(description="its labelled examples (errors) or events (shift)")
+    value: float | None = Field(description="its error (rate, or MAE), or its drift effect")
+    reference: float | None = Field(
+        description="the error of the rest of the examples, or the whole window's drift effect"
+    )
+    q_value: float | None = Field(
+        description="errors: that the slice is worse than the rest, Benjamini-Hochberg adjusted "
+        "over every slice the search tried"
+    )
+
+
+class FindingsPublic(BaseModel):
+    items: list[FindingPublic] = Field(description="best first")
+    note: str = Field(description="what was searched, or why nothing was ('' if not searched)")
+
+
 class AlertPublic(BaseModel):
     id: str
     state: Literal["pending", "firing", "resolved", "inactive"]
@@ -114,6 +137,10 @@ class AlertPublic(BaseModel):
     resolved_at: str | None
     notified_at: str | None = Field(description="last notification sent (not silenced)")
     updated_at: str | None
+    findings: FindingsPublic = Field(
+        description="where the trouble is, found when the alert fired: the top slices of its "
+        "errors (quality, concept drift) or of its input shift (data drift)"
+    )
 
 
 def _http_url(value: str) -> str:

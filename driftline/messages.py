@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from alarms.findings import findings_of
 from alarms.payload import PAYLOAD_VERSION, alert_event
 from alarms.rules import Comparison
 from alarms.state import Alert, AlertState
@@ -262,6 +263,7 @@ def _alert(document: Mapping[str, Any]) -> Alert:
         raise ValueError('"actions" must be a list of strings')
     value = document.get("value")
     fired_at, resolved_at = document.get("fired_at"), document.get("resolved_at")
+    findings, findings_note = findings_of(document.get("findings"))
     return Alert(
         id=_name(document, "id", what),
         rule_id=_text(document, "rule_id"),
@@ -282,6 +284,8 @@ def _alert(document: Mapping[str, Any]) -> Alert:
         description=_text(document, "description"),
         fired_at=None if fired_at is None else _instant(fired_at, "fired_at"),
         resolved_at=None if resolved_at is None else _instant(resolved_at, "resolved_at"),
+        findings=findings,
+        findings_note=findings_note,
     )
 
 

@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -33,6 +33,7 @@ import faust
 import orjson
 
 from alarms.alertmanager import alertmanager_alert
+from alarms.findings import Finding, describe, shifted_slices, wants_error_slices
 from alarms.routing import Silence, Subscription, active_silences, subscribers
 from alarms.rules import DEFAULT_RULES, MetricKind, RuleIndex, is_data_drift_metric
 from alarms.state import (
@@ -46,6 +47,7 @@ from alarms.state import (
 )
 from driftline import topics
 from driftline.cuts import VERSION_PREFIX, version_cut
+from driftline.findings import alert_error_slices
 from driftline.messages import AlertEvent, RetrainRequest
 from driftline.notify import RetryPolicy, WebhookDispatcher
 from driftline.settings import Settings
@@ -53,6 +55,7 @@ from driftline.store import MetricPoint, Stores
 from driftline.store.alarms import AlarmStore, Delivery
 from driftline.store.deployments import Deployment
 from driftline.store.jobs import JobStore, admit
+from driftline.store.labels import LabelStore
 from driftline.units import split_unit, unit_of
 from streams.deployments import DeploymentService
 from streams.quality import ScoredWindow
@@ -106,8 +109,12 @@ class AlarmService:
         dispatcher: WebhookDispatcher | None = None,
         clock: Callable[[], float] = time.time,
         rollback: Callable[[str, str, str], None] | None = None,
+        labels: LabelStore | None = None,
     ) -> None:
         self.store = store
+        # where a firing quality or concept-drift alert's error slices are searched
+        self._labels = labels
+        self._searched: OrderedDict[str, tuple[tuple[Finding, ...], str]] = OrderedDict()
         self.settings = settings
         self.publish = publish
         # (model, reason, by): roll back the model's active deployment (a rule's ``rollback``)
@@ -213,7 +220,7 @@ class AlarmService:
             )
             if not changes:
                 return
-            changes = [self._demoted(change) for change in changes]
+            changes = [self._shift_found(self._demoted(change), points) for change in changes]
             decided: list[Change] = []
             notices: list[Notice] = []
             for change in changes:
@@ -261,6 +268,31 @@ class AlarmService:
             return change
         labels = {**alert.labels, "severity": "warning", "demoted": "estimated quality holds"}
         return Change(replace(alert, severity="warning", labels=labels), change.previous)
+
+    @staticmethod
+    def _shift_found(change: Change, points: Sequence[Any]) -> Change:
+        """A data-drift alert that fires names the declared slices whose inputs shifted most
+        in its window (``alarms.findings.shifted_slices``: from the tests the window already
+        ran on each slice)."""
+        alert = change.alert
+        if (
+            change.event != "firing"
+            or alert.findings_note
+            or not is_data_drift_metric(alert.metric)
+        ):
+            return change
+        if alert.segment:
+            note = f"not searched: the alert is on the {alert.segment} cut"
+            return Change(replace(alert, findings_note=note), change.previous)
+        found = shifted_slices(alert.metric, alert.feature, points)
+        what = f"the drift of {alert.feature!r}" if alert.feature else "the inputs' drift"
+        note = (
+            f"declared slices ranked by {what} in the window that fired"
+            if found
+            else "no declared slice of the window has a drift effect (declare segments to "
+            "see which slices shift)"
+        )
+        return Change(replace(alert, findings=tuple(found), findings_note=note), change.previous)
 
     def _notice(self, change: Change, now: float) -> Notice | None:
         """Who to notify of a change, and the alert as notified (caller holds the lock)."""
@@ -333,6 +365,10 @@ class AlarmService:
             a.threshold,
             window,
         )
+        if change.event == "firing" and a.findings:
+            announce.info(
+                "ALERT found    %s %r: top slice %s", a.rule_name, a.model, describe(a.findings[0])
+            )
 
     def _publish_change(self, change: Change, now: float) -> None:
         alert = change.alert
@@ -542,10 +578,63 @@ class AlarmService:
                 notices.append(Notice(notified, "firing", repeat, targets, ()))
         self._store_and_notify([Outcome([n.alert for n in notices], notices)] if notices else [])
 
+    def _with_error_slices(self, outcomes: Sequence[Outcome]) -> Sequence[Outcome]:
+        """A quality or concept-drift alert that fires gets the slices where its model fails,
+        searched once, on this thread, before it is stored and anyone is notified
+        (``driftline.findings.alert_error_slices``); the open alert keeps them."""
+        new: set[str] = set()
+        for alert in (a for outcome in outcomes for a in outcome.alerts):
+            if (
+                self._labels is None
+                or alert.state is not AlertState.FIRING
+                or alert.findings_note
+                or alert.id in self._searched
+                or not wants_error_slices(alert.metric)
+            ):
+                continue
+            try:
+                found = alert_error_slices(self._labels, alert, self.settings.window_seconds)
+            except Exception as exc:
+                log.exception("could not search the error slices of alert %s", alert.id)
+                found = ((), f"not searched: {type(exc).__name__}")
+            self._searched[alert.id] = found
+            new.add(alert.id)
+            if found[0]:
+                announce.info(
+                    "ALERT found    %s %r: top slice %s",
+                    alert.rule_name,
+                    alert.model,
+                    describe(found[0][0]),
+                )
+        while len(self._searched) > CLOSED_REMEMBERED:
+            self._searched.popitem(last=False)
+        if not self._searched:
+            return outcomes
+
+        def filled(alert: Alert) -> Alert:
+            found = self._searched.get(alert.id)
+            if found is None or alert.findings_note:
+                return alert
+            return replace(alert, findings=found[0], findings_note=found[1])
+
+        if new:
+            with self._lock:
+                for alert in self._book.open_alerts():
+                    if alert.id in new:
+                        self._book.put(filled(alert))
+        return [
+            Outcome(
+                [filled(a) for a in outcome.alerts],
+                [replace(n, alert=filled(n.alert)) for n in outcome.notices],
+            )
+            for outcome in outcomes
+        ]
+
     def _store_and_notify(self, outcomes: Sequence[Outcome]) -> None:
         """Store the alerts (the latest state of each), then make the deliveries."""
         if not outcomes:
             return
+        outcomes = self._with_error_slices(outcomes)
         latest = {a.id: a for outcome in outcomes for a in outcome.alerts}
         for attempt in range(1, STORE_ATTEMPTS + 1):
             try:
@@ -632,7 +721,12 @@ def attach_alarms(
     worker.on_stored.append(judge_deployment)
     worker.on_close.append(deployments.stop)
     service = AlarmService(
-        stores.alarms, stores.jobs, settings, publish=publish, rollback=deployments.roll_back
+        stores.alarms,
+        stores.jobs,
+        settings,
+        publish=publish,
+        rollback=deployments.roll_back,
+        labels=stores.labels,
     ).start()
     deployments.notify = service.deployment_changed
     worker.on_stored.append(service.on_window)

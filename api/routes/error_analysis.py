@@ -7,7 +7,6 @@ range), judged as the quality pass judges them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -27,8 +26,8 @@ from api.routes.examples import (
 )
 from api.schemas import error
 from detectors.error_analysis import error_table, slice_rows
-from detectors.quality import pair_errors
-from detectors.slices import MIN_SLICE_ROWS, Slice, find_slices
+from detectors.slices import Slice
+from driftline.findings import failing_slices, judged
 from driftline.store.labels import EXAMPLES_MAX_ROWS, Joined
 from driftline.store.tags import RuleTag, TagStore
 
@@ -145,9 +144,9 @@ def _table(
     rules: list[RuleTag],
     discover: int = 0,
 ) -> ErrorAnalysisPublic:
-    task, judged = pair_errors([j.event.get("prediction") for j in read], [j.label for j in read])
-    scored = [(j, e) for j, e in zip(read, judged, strict=True) if e is not None]
-    errors = [e for _, e in scored]
+    examples = judged(read)
+    task, errors = examples.task, examples.errors
+    scored = list(zip(examples.rows, errors, strict=True))
     groups: dict[tuple[str, str], list[int]] = {}
     for i, (j, _) in enumerate(scored):
         for key, value in (j.event.get("segment") or {}).items():
@@ -160,10 +159,10 @@ def _table(
         for name in tagged.get(j.id, set()) | held:
             groups.setdefault(("tag", name), []).append(i)
     overall, table = error_table(errors, groups, named, default_baseline=default, min_size=min_size)
-    if discover and len(scored) >= MIN_SLICE_ROWS:
+    if discover:
         found = [
             s
-            for s in find_slices(_columns(scored), errors, k=discover)
+            for s in failing_slices(examples, discover)
             if not _declared(s)  # a segment value alone is a row already
         ]
         table = sorted(
@@ -184,24 +183,3 @@ def _table(
 def _declared(found: Slice) -> bool:
     [(feature, condition), *more] = found.predicates
     return not more and feature.startswith("segment.") and condition.startswith("== ")
-
-
-MAX_SEARCHED_FEATURES = 50  # the most frequent features of the examples are searched
-
-
-def _columns(scored: Sequence[tuple[Joined, float]]) -> dict[str, list[object]]:
-    """The examples' features and segment keys (``segment.<key>``) as columns for the slice
-    search; a value that is not a number, text or bool (a list) counts as missing."""
-    seen: dict[str, int] = {}
-    for j, _ in scored:
-        for name in j.event.get("features") or {}:
-            seen[name] = seen.get(name, 0) + 1
-    names = sorted(seen, key=lambda n: (-seen[n], n))[:MAX_SEARCHED_FEATURES]
-    columns: dict[str, list[object]] = {}
-    for name in names:
-        values = [(j.event.get("features") or {}).get(name) for j, _ in scored]
-        columns[name] = [v if isinstance(v, int | float | str) else None for v in values]
-    keys = sorted({k for j, _ in scored for k in (j.event.get("segment") or {})})
-    for key in keys:
-        columns[f"segment.{key}"] = [(j.event.get("segment") or {}).get(key) for j, _ in scored]
-    return columns

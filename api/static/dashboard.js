@@ -224,13 +224,24 @@ function fmtWhen(t) {
   return sameDay ? fmtClock(t) : fmtDateTime(t);
 }
 
+/** Where an alert's trouble is: the top slice it found when it fired, every one in the title. */
+function alertFinding(a) {
+  const items = a?.findings?.items ?? [];
+  if (!items.length) return el("td", { class: "finding empty-finding", title: a?.findings?.note ?? "" }, "–");
+  const line = (f) => f.kind === "shift"
+    ? `${f.slice}: drift effect ${fmtNumber(f.value)} (overall ${fmtNumber(f.reference)})`
+    : `${f.slice}: error ${fmtNumber(f.value)} (elsewhere ${fmtNumber(f.reference)}, ${f.size} examples)`;
+  return el("td", { class: "finding", title: [...items.map(line), a.findings.note].filter(Boolean).join("\n") },
+    items[0].slice);
+}
+
 function alertsTable(list, emptyText, { showModel = true } = {}) {
   if (!list.length) return el("div", { class: "empty" }, emptyText);
   const where = (a) => [showModel ? first(a, "model") : null, first(a, "feature"), first(a, "segment")]
     .filter(Boolean).join(" · ") || (showModel ? "–" : "model");
   return el("table", { class: "table alerts" },
     el("thead", {}, el("tr", {}, ["State", "Severity", "Rule", showModel ? "Model · feature" : "Feature",
-      "Value", "Threshold", "Fired"].map((h) => el("th", {}, h)))),
+      "Value", "Threshold", "Top slice", "Fired"].map((h) => el("th", {}, h)))),
     el("tbody", {}, list.map((a) => {
       const st = first(a, "state", "status") ?? "";
       const since = alertTime(a);
@@ -242,6 +253,7 @@ function alertsTable(list, emptyText, { showModel = true } = {}) {
         el("td", {}, where(a)),
         el("td", { class: "num" }, fmtNumber(first(a, "value"))),
         el("td", { class: "num" }, `${first(a, "comparison", "op") ?? ""} ${fmtNumber(first(a, "threshold"))}`),
+        alertFinding(a),
         el("td", { class: "when" }, since ? `${fmtWhen(since)}${resolved ? ` → ${fmtWhen(resolved)}` : ""}` : "–"));
     })));
 }

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from alarms.findings import Finding, findings_document, findings_of
 from alarms.routing import Matcher, MatchOp, Silence, Subscription
 from alarms.rules import Comparison, Rule
 from alarms.state import Alert, AlertState
@@ -69,6 +70,7 @@ ALERT_COLUMNS = (
     "notified_at",
     "updated_at",
     "written_at",
+    "findings",
 )
 SUBSCRIPTION_COLUMNS = (
     "id",
@@ -150,6 +152,19 @@ def _json(value: Any) -> str:
 
 def _opt(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _findings(text: Any) -> dict[str, Any]:
+    """An alert's stored findings; a value this version cannot read is left out, and says so
+    (a store written by a newer Driftline)."""
+    findings: tuple[Finding, ...] = ()
+    note = ""
+    if text:
+        try:
+            findings, note = findings_of(orjson.loads(text))
+        except ValueError as exc:
+            note = f"stored findings unreadable: {exc}"
+    return {"findings": findings, "findings_note": note}
 
 
 def _select(columns: Sequence[str], table: str, where: str = "1", order: str = "id") -> str:
@@ -284,6 +299,7 @@ class AlarmStore:
                 a.notified_at,
                 a.updated_at,
                 version,
+                _json(findings_document(a.findings, a.findings_note)) if a.findings_note else "",
             )
             for a in alerts
         ]
@@ -353,6 +369,7 @@ class AlarmStore:
             resolved_at=_opt(row[20]),
             notified_at=_opt(row[21]),
             updated_at=float(row[22]),
+            **_findings(row[24]),
         )
 
     # -- subscriptions --------------------------------------------------------------------

@@ -102,6 +102,8 @@ ADDED_COLUMNS = (
     ("alarm_subscriptions", "kind", "String DEFAULT 'webhook'"),
     # a label event's custom metrics (JSON object, '' for none): outcomes joined by id
     ("labels", "metrics", "String DEFAULT ''"),
+    # where an alert's trouble is (JSON: alarms.findings.findings_document, '' for none)
+    ("alarm_alerts", "findings", "String DEFAULT ''"),
 )
 
 # Windows the store rejected for a reason a retry cannot fix, set aside so that every other
