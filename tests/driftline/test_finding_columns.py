@@ -6,7 +6,7 @@ from driftline.findings import judged, slice_columns
 from driftline.store.labels import Joined
 
 
-def joined(i: int, features: dict[str, object], segment: dict[str, str], label: int) -> Joined:
+def joined(i: int, features: dict[str, object], segment: dict[str, str], label: object) -> Joined:
     event = {"features": features, "segment": segment, "prediction": 0.9}
     return Joined(f"e{i}", 0.0, "1", event, 0, label, 1, 1)
 
