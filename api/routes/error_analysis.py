@@ -163,7 +163,7 @@ def _table(
         found = [
             s
             for s in failing_slices(examples, discover)
-            if not _declared(s)  # a segment value alone is a row already
+            if not _declared(s, groups)  # a segment value alone is a row already
         ]
         table = sorted(
             [*table, *slice_rows(overall, found, named, default_baseline=default)],
@@ -180,6 +180,11 @@ def _table(
     )
 
 
-def _declared(found: Slice) -> bool:
+def _declared(found: Slice, groups: dict[tuple[str, str], list[int]]) -> bool:
+    """A slice of one value of a segment key, or of a feature the segment key repeats (the
+    search leaves such a key out, ``driftline.findings.slice_columns``)."""
     [(feature, condition), *more] = found.predicates
-    return not more and feature.startswith("segment.") and condition.startswith("== ")
+    if more or not condition.startswith("== "):
+        return False
+    key = feature.removeprefix("segment.")
+    return feature != key or ("segment", f"{key}={condition[3:]}") in groups

@@ -160,3 +160,32 @@ def test_slices_nobody_declared_are_discovered(store: Store) -> None:
     [planted] = [r for r in found if "country=BR" in r["name"] and "amount<" in r["name"]]
     assert planted["q_value"] < 0.05 and planted["error"] > 0.4, found
     assert not [r for r in plain["rows"] if r["kind"] == "slice"]
+
+
+def test_a_feature_its_segment_repeats_is_one_row(store: Store) -> None:
+    """A model segmented by its own ``channel`` feature: mobile fails, and is one row (the
+    declared segment value), not again as a discovered slice of the feature."""
+    rng = np.random.default_rng(3)
+    labels = LabelStore(store.backend)
+    events = []
+    for i in range(2000):
+        channel = "mobile" if i % 2 else "web"
+        y = int(rng.random() < 0.5)
+        p = (1 - y) if rng.random() < (0.5 if channel == "mobile" else 0.05) else y
+        events.append((channel, 0.9 if p else 0.1, y))
+    labels.write_predictions(
+        PredictionRow("app", "", f"a{i}", T + i, T // 60 * 60, "1",
+                      {"model": "app", "id": f"a{i}", "prediction": p,
+                       "features": {"channel": c, "x": float(i % 7)}, "segment": {"channel": c}})
+        for i, (c, p, _) in enumerate(events)
+    )  # fmt: skip
+    labels.write_labels(
+        [LabelRow("app", "", f"a{i}", y, (T + 100) * 1000) for i, (_, _, y) in enumerate(events)]
+    )
+    with TestClient(create_app(Settings(), Stores(store))) as client:
+        body = client.get("/v1/models/app/error-analysis").json()
+    named = [(r["kind"], r["name"]) for r in body["rows"]]
+    assert named.count(("segment", "channel=mobile")) == 1, named
+    assert not [
+        n for k, n in named if k == "slice" and n in ("channel=mobile", "segment.channel=mobile")
+    ]
