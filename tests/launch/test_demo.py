@@ -296,6 +296,24 @@ def test_concept_drift_is_retrained_and_promoted(demo: Demo, browser: Browser) -
     assert cell is not None and "error" in (cell.get_attribute("title") or "")
     screenshot(page, "dashboard-alert-finding.png")
     page.close()
+    # error analysis on what came through the broker: the wrong examples, one tagged, the table
+    wrong = get_json(
+        f"{api}/v1/models/fraud/examples?errors=true&limit=20&segment=channel%3Dmobile"
+    )
+    assert wrong["rows"] and all(not r["correct"] for r in wrong["rows"])
+    ids = [r["id"] for r in wrong["rows"][:10]]
+    request = urllib.request.Request(
+        f"{api}/v1/models/fraud/tags",
+        json.dumps({"tag": "reviewed", "ids": ids}).encode(),
+        {"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert json.load(reply)["count"] == 10
+    table = get_json(f"{api}/v1/models/fraud/error-analysis?min_size=5")
+    groups = {r["name"]: r for r in table["rows"] if r["kind"] != "slice"}
+    assert groups["reviewed"]["size"] == 10 and groups["reviewed"]["error"] == 1.0
+    assert groups["channel=mobile"]["error"] > groups["channel=web"]["error"]
     # serving code loaded the new version, its events are monitored as such, quality recovers
     wait_until(
         lambda: new in (get_json(f"{api}/v1/models/fraud") or {}).get("versions", []),
