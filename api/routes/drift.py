@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 import time
 from collections import defaultdict
 from typing import Any
@@ -117,6 +116,9 @@ def _public(stored: StoredReference) -> ReferencePublic:
     )
 
 
+PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
+
+
 def _csv_reference(body: bytes, version: str) -> ModelReference:
     """A CSV training sample's reference, built from its columns (the reference its rows
     would make, ``ModelReference.from_columns``): numeric columns go as they are, others as
@@ -127,16 +129,46 @@ def _csv_reference(body: bytes, version: str) -> ModelReference:
         frame = pd.read_csv(io.BytesIO(body))
     except Exception as exc:
         raise ValueError(f"not a readable CSV: {exc}") from None
+    return _frame_reference(frame, version)
+
+
+def _parquet_reference(body: bytes, version: str) -> ModelReference:
+    """A Parquet training sample's reference, as a CSV's (``_csv_reference``): a column of
+    numbers is numeric, any other holds its values, a null is missing."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(io.BytesIO(body))
+    except Exception as exc:
+        raise ValueError(f"not a readable Parquet file: {exc}") from None
+    return _frame_reference(frame, version)
+
+
+def _frame_reference(frame: Any, version: str) -> ModelReference:
     columns: dict[str, Any] = {}
     for name in frame.columns:
         series = frame[name]
         if series.dtype.kind in "fiu" and name != "prediction":
             columns[str(name)] = series.to_numpy(dtype="float64")
-        else:
-            columns[str(name)] = [
-                None if isinstance(v, float) and math.isnan(v) else v for v in series.tolist()
-            ]
+        else:  # values as an event holds them, None for missing (NaN, None, NA)
+            values = series.astype(object)
+            columns[str(name)] = values.where(values.notna(), None).tolist()
     prediction = columns.pop("prediction", None)
+    return ModelReference.from_columns(columns, prediction, version)
+
+
+def _rows_reference(rows: list[dict[str, Any]], version: str) -> ModelReference:
+    """JSON rows' reference, from their columns: what ``ModelReference.from_rows`` makes of
+    them (a feature a row lacks is missing there), without a profile built row by row."""
+    features = [
+        row["features"]
+        if "features" in row
+        else {k: v for k, v in row.items() if k != "prediction"}
+        for row in rows
+    ]
+    names = dict.fromkeys(name for f in features for name in f)
+    columns = {name: [f.get(name) for f in features] for name in names}
+    prediction = [row.get("prediction") for row in rows]
     return ModelReference.from_columns(columns, prediction, version)
 
 
@@ -175,6 +207,7 @@ def _row_problem(row: dict[str, Any], limits: EventLimits) -> str | None:
             "content": {
                 "application/json": {"schema": {"type": "array", "items": REFERENCE_ROW}},
                 "text/csv": {"schema": {"type": "string"}},
+                PARQUET_TYPES[0]: {"schema": {"type": "string", "format": "binary"}},
             },
         }
     },
@@ -191,20 +224,25 @@ async def update_reference(
     """Upload a training sample as the model's reference; its profile is computed once.
 
     Body: a JSON array of rows (``{"features": {...}, "prediction": ...}`` or flat
-    ``{"amount": 1.5, ..., "prediction": 0.2}``), or CSV with ``Content-Type: text/csv``.
-    The worker picks it up within seconds; it replaces warm-up and rolling references.
+    ``{"amount": 1.5, ..., "prediction": 0.2}``), CSV with ``Content-Type: text/csv``, or
+    Parquet with ``Content-Type: application/vnd.apache.parquet``; a ``prediction`` column is
+    the output. The profile is built from the columns. The worker picks it up within seconds;
+    it replaces warm-up and rolling references.
     """
     body = await request.body()
     if len(body) > settings.max_reference_bytes:
         raise HTTPException(
             413, f"reference is {len(body)} bytes; the limit is {settings.max_reference_bytes}"
         )
+    content_type = request.headers.get("content-type", "")
     try:
-        if "csv" in request.headers.get("content-type", ""):
+        if "csv" in content_type:
             reference = await run_in_threadpool(_csv_reference, body, version)
+        elif any(kind in content_type for kind in PARQUET_TYPES):
+            reference = await run_in_threadpool(_parquet_reference, body, version)
         else:
             rows = _rows(body, settings.event_limits())
-            reference = await run_in_threadpool(ModelReference.from_rows, rows, version)
+            reference = await run_in_threadpool(_rows_reference, rows, version)
     except ValueError as exc:
         raise invalid(("body",), f"cannot build a reference: {exc}", None) from None
     stored = StoredReference(model, version, "uploaded", reference.to_dict(), int(time.time()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -54,6 +55,63 @@ def test_upload_reference_as_json_rows_or_csv(client: TestClient, store: Store) 
     assert client.put("/v1/models/fraud/reference?version=7", content=orjson.dumps(flat)).is_success
     profiles = {r.version: r.profile for r in store.references("fraud")}
     assert profiles["7"]["profiles"] == profiles["*"]["profiles"]
+
+
+def test_json_rows_and_parquet_are_read_by_columns_into_the_reference_rows_make(
+    client: TestClient, store: Store
+) -> None:
+    """JSON rows (nested or flat, a feature some rows lack, mixed kinds, probabilities) and a
+    Parquet file make the reference ``ModelReference.from_rows`` makes of the same rows."""
+    import io
+
+    import pandas as pd
+
+    from detectors.drift.window import ModelReference
+
+    rows: list[dict[str, Any]] = []
+    for i in range(200):
+        features: dict[str, Any] = {"amount": float(i % 17), "country": "FR" if i % 3 else "DE"}
+        if i % 5:
+            features["age"] = i % 60  # absent from every fifth row: missing there
+        if i % 7 == 0:
+            features["amount"] = None
+        features["mixed"] = "x" if i % 11 == 0 else float(i)  # changes kind: a category
+        rows.append({"features": features, "prediction": [0.2, 0.8] if i % 2 else [0.7, 0.3]})
+    rows[3] = {**rows[3]["features"], "prediction": rows[3]["prediction"]}  # a flat row
+    assert client.put("/v1/models/m/reference?version=1", content=orjson.dumps(rows)).is_success
+    stored = {r.version: r.profile for r in store.references("m")}
+    assert stored["1"] == ModelReference.from_rows(rows, "1").to_dict()
+
+    frame = pd.DataFrame(
+        {
+            "amount": [1.5, None, 3.0, 4.5],
+            "country": ["FR", "DE", None, "FR"],
+            "clicked": [True, False, True, None],
+            "prediction": [0.2, 0.9, 0.4, 0.1],
+        }
+    )
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    reply = client.put(
+        "/v1/models/m/reference?version=2",
+        content=buffer.getvalue(),
+        headers={"Content-Type": "application/vnd.apache.parquet"},
+    )
+    assert reply.status_code == 201, reply.text
+    same: list[dict[str, Any]] = [
+        {"amount": 1.5, "country": "FR", "clicked": True, "prediction": 0.2},
+        {"amount": None, "country": "DE", "clicked": False, "prediction": 0.9},
+        {"amount": 3.0, "country": None, "clicked": True, "prediction": 0.4},
+        {"amount": 4.5, "country": "FR", "clicked": None, "prediction": 0.1},
+    ]
+    stored = {r.version: r.profile for r in store.references("m")}
+    assert stored["2"]["profiles"] == ModelReference.from_rows(same, "2").to_dict()["profiles"]
+    bad = client.put(
+        "/v1/models/m/reference",
+        content=b"PAR1 not really",
+        headers={"Content-Type": "application/vnd.apache.parquet"},
+    )
+    assert bad.status_code == 422 and "not a readable Parquet file" in bad.text
 
 
 def test_bad_reference_uploads_say_why(client: TestClient) -> None:
