@@ -4,13 +4,17 @@ Cases, each on a fresh embedded broker (Tansu) with the embedded store (chDB):
   arrays  - Kafka messages are JSON arrays of 500 events (what the SDK sends)
   single  - one event per Kafka message (what an arbitrary Kafka client may send)
   wide    - arrays, 100 models x 50 features: peak worker memory
-Every event carries an ``id`` as the SDK's do; the last two runs also store every raw
-prediction for the label join (``DRIFTLINE_KEEP_EVENTS=all``, as for models that send labels).
+  slices  - the wide case with 3 segment keys x 10 values per event (30 slices a model), and
+            1,000 models x 50 features with the same slices in 60 s windows
+Every event carries an ``id`` as the SDK's do; two runs also store every raw prediction for
+the label join (``DRIFTLINE_KEEP_EVENTS=all``, as for models that send labels).
 For each: baseline = raw aiokafka consume + orjson decode of the same messages; pipeline =
 `driftline worker` code path (Faust agent -> window profiles -> metrics stored in ClickHouse),
 timed from its first message to the last window stored, in a separate process whose peak RSS
-is reported. Figures are events/s and the ratio to the baseline of the same run (this machine
-is noisy: compare ratios, not absolute numbers).
+and CPU time (every thread of the worker process; a ClickHouse server's own CPU is not in it)
+are reported, the CPU also per window period (the events span 10 windows). Figures are
+events/s and the ratio to the baseline of the same run (this machine is noisy: compare
+ratios, not absolute numbers).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,55 +51,78 @@ class Case:
     per_message: int
     models: int
     features: int
+    segment_keys: int = 0  # each event carries this many segment keys ...
+    segment_values: int = 10  # ... of this many values each
+    window_s: int = WINDOW_S
 
 
-def make_events(case: Case, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
-    """Events per model: 4 of every 5 features numeric (some null), the rest short strings."""
-    rng = np.random.default_rng(seed)
+def model_events(case: Case, m: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """One model's events: 4 of every 5 features numeric (some null), the rest short strings,
+    spread over 10 windows, then one event that closes them all."""
     per_model = case.events // case.models
     n_cat = max(1, case.features // 5)
     n_num = case.features - n_cat
-    events: dict[str, list[dict[str, Any]]] = {}
-    for m in range(case.models):
-        model = f"model-{m}"
-        numeric = rng.normal(0, 1, (per_model, n_num)).round(4)
-        nulls = rng.random((per_model, n_num)) < 0.05
-        cats = rng.integers(0, 8, (per_model, n_cat))
-        # spread over 10 windows, then one event that closes them all
-        ts = BASE_TS + np.sort(rng.random(per_model)) * WINDOW_S * 10
-        rows = []
-        for i in range(per_model):
-            features: dict[str, Any] = {
-                f"n{j}": None if nulls[i, j] else float(numeric[i, j]) for j in range(n_num)
-            }
-            features.update({f"c{j}": f"cat-{cats[i, j]}" for j in range(n_cat)})
-            rows.append(
-                {
-                    "model": model,
-                    "id": f"{m:03d}-{i:09d}",  # the SDK gives every prediction an id
-                    "features": features,
-                    "prediction": float(numeric[i, 0] > 0),
-                    "latency_ms": 5.0,
-                    "ts": float(ts[i]),
-                }
-            )
-        closer = {**rows[-1], "ts": float(BASE_TS + WINDOW_S * 12)}
-        events[model] = [*rows, closer]
-    return events
+    model = f"model-{m}"
+    numeric = rng.normal(0, 1, (per_model, n_num)).round(4)
+    nulls = rng.random((per_model, n_num)) < 0.05
+    cats = rng.integers(0, 8, (per_model, n_cat))
+    values = rng.integers(0, case.segment_values, (per_model, case.segment_keys))
+    ts = BASE_TS + np.sort(rng.random(per_model)) * case.window_s * 10
+    rows = []
+    for i in range(per_model):
+        features: dict[str, Any] = {
+            f"n{j}": None if nulls[i, j] else float(numeric[i, j]) for j in range(n_num)
+        }
+        features.update({f"c{j}": f"cat-{cats[i, j]}" for j in range(n_cat)})
+        row = {
+            "model": model,
+            "id": f"{m:04d}-{i:09d}",  # the SDK gives every prediction an id
+            "features": features,
+            "prediction": float(numeric[i, 0] > 0),
+            "latency_ms": 5.0,
+            "ts": float(ts[i]),
+        }
+        if case.segment_keys:
+            row["segment"] = {f"s{k}": f"v{values[i, k]}" for k in range(case.segment_keys)}
+        rows.append(row)
+    closer = {**rows[-1], "ts": float(BASE_TS + case.window_s * 12)}
+    return [*rows, closer]
+
+
+def make_events(case: Case, seed: int = 0) -> dict[str, list[dict[str, Any]]]:
+    rng = np.random.default_rng(seed)
+    return {f"model-{m}": model_events(case, m, rng) for m in range(case.models)}
+
+
+def model_messages(case: Case, model: str, rows: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
+    key = model.encode()
+    body, closer = rows[:-1], rows[-1]
+    if case.per_message == 1:
+        out = [(key, orjson.dumps(r)) for r in body]
+    else:
+        out = [
+            (key, orjson.dumps(body[i : i + case.per_message]))
+            for i in range(0, len(body), case.per_message)
+        ]
+    out.append((key, orjson.dumps(closer)))
+    return out
 
 
 def messages(case: Case, events: dict[str, list[dict[str, Any]]]) -> list[tuple[bytes, bytes]]:
+    return [m for model, rows in events.items() for m in model_messages(case, model, rows)]
+
+
+def case_messages(case: Case, seed: int = 0) -> tuple[list[tuple[bytes, bytes]], int]:
+    """The case's messages and its event count (closers left out), made model by model so
+    that only the encoded messages are held (a thousand models' dicts would not fit)."""
+    rng = np.random.default_rng(seed)
     out: list[tuple[bytes, bytes]] = []
-    for model, rows in events.items():
-        key = model.encode()
-        body, closer = rows[:-1], rows[-1]
-        if case.per_message == 1:
-            out.extend((key, orjson.dumps(r)) for r in body)
-        else:
-            for i in range(0, len(body), case.per_message):
-                out.append((key, orjson.dumps(body[i : i + case.per_message])))
-        out.append((key, orjson.dumps(closer)))
-    return out
+    events = 0
+    for m in range(case.models):
+        rows = model_events(case, m, rng)
+        events += len(rows) - 1
+        out.extend(model_messages(case, f"model-{m}", rows))
+    return out, events
 
 
 async def produce(bootstrap: str, msgs: list[tuple[bytes, bytes]]) -> None:
@@ -190,23 +217,25 @@ def worker_main(bootstrap: str, expected_events: int, data_dir: str, store_url: 
         kafka_bootstrap=bootstrap,
         data_dir=Path(data_dir),
         consumer_session_timeout_s=6.0,
-        window_seconds=WINDOW_S,
+        window_seconds=int(os.environ.get("BENCH_WINDOW_S", WINDOW_S)),
         allowed_lateness_s=1.0,
         idle_close_s=600.0,
         store="embedded" if store_url == "embedded" else "server",
         clickhouse_url=store_url if store_url != "embedded" else Settings().clickhouse_url,
     )
     stores = open_stores(settings)
-    stored = {"events": 0, "done_at": 0.0}
+    stored = {"events": 0, "done_at": 0.0, "cpu_at_done": 0.0, "cpu_at_ready": 0.0}
     state: dict[str, Any] = {}
 
     def on_ready(worker: Any) -> None:
         state["worker"] = worker
+        stored["cpu_at_ready"] = time.process_time()
 
         def count(result: Any) -> None:
             stored["events"] += result.window.profile.count
             if stored["events"] >= expected_events and not stored["done_at"]:
                 stored["done_at"] = time.time()
+                stored["cpu_at_done"] = time.process_time()
                 os.kill(os.getpid(), signal.SIGTERM)
 
         worker.on_stored.append(count)
@@ -218,6 +247,7 @@ def worker_main(bootstrap: str, expected_events: int, data_dir: str, store_url: 
     print(
         json.dumps(
             {
+                "cpu_s": stored["cpu_at_done"] - stored["cpu_at_ready"],
                 "events_per_s": stored["events"] / elapsed,
                 "events": stored["events"],
                 "seconds": elapsed,
@@ -237,15 +267,16 @@ def run_case(
     """One case; ``full``: drift tests and the default alarm rules on (the product's
     defaults), else window metrics only (the foundation's pipeline). ``keep``: every raw
     prediction is also stored for the label join (as for a model that sends labels)."""
-    events = make_events(case)
-    msgs = messages(case, events)
-    closers = case.models
-    expected_events = sum(len(rows) for rows in events.values()) - closers
+    msgs, expected_events = case_messages(case)
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         ensure_topics(broker.bootstrap, topics.topic_partitions(8, 8))
         asyncio.run(produce(broker.bootstrap, msgs))
         base_rate, _ = asyncio.run(baseline(broker.bootstrap, len(msgs)))
-        env = {**({} if full else METRICS_ONLY), **(KEEP_ALL if keep else {})}
+        env = {
+            **({} if full else METRICS_ONLY),
+            **(KEEP_ALL if keep else {}),
+            "BENCH_WINDOW_S": str(case.window_s),
+        }
         figures = run_worker_process(broker.bootstrap, expected_events, tmp, store, env)
     work = "metrics+drift+alarms" if full else "metrics"
     return {
@@ -258,6 +289,8 @@ def run_case(
         "pipeline_events_per_s": figures["events_per_s"],
         "ratio": figures["events_per_s"] / base_rate,
         "peak_rss_mb": figures["peak_rss_mb"],
+        "cpu_s": figures["cpu_s"],
+        "cpu_s_per_window_period": figures["cpu_s"] / 10,  # the events span 10 windows
     }
 
 
@@ -284,14 +317,19 @@ def main() -> None:
         (wide, "server", True, False),
         (arrays, "", False, True),
         (arrays, "server", False, True),
-    ]
+        # 3 segment keys x 10 values: the cost of slices against case 5
+        (replace(wide, name="100 x 50, 3 segment keys x 10 values", segment_keys=3), "server",
+         True, False),
+        (Case("1,000 models x 50, 3 x 10 slices, 60 s windows", int(400_000 * s), 100, 1000, 50,
+              segment_keys=3, window_s=60), "server", True, False),
+    ]  # fmt: skip
     if args.only:
         runs = [run for i, run in enumerate(runs, 1) if i in args.only]
     results = []
     print(
         f"{'case':42} {'store':18} {'work':20} {'baseline ev/s':>14} {'pipeline ev/s':>14} "
         f"{'ratio':>6} "
-        f"{'peak RSS':>9}"
+        f"{'peak RSS':>9} {'CPU s/window':>12}"
     )
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         server_url: str | None = None
@@ -316,7 +354,7 @@ def main() -> None:
                 f"{r['case']:42} {r['store']:18} {r['work']:20} "
                 f"{r['baseline_events_per_s']:14,.0f} "
                 f"{r['pipeline_events_per_s']:14,.0f} {r['ratio']:6.2f} "
-                f"{r['peak_rss_mb']:7.0f}MB",
+                f"{r['peak_rss_mb']:7.0f}MB {r['cpu_s_per_window_period']:12.2f}",
                 flush=True,
             )
     if args.json:

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
         "jensen_shannon",
         "total_variation",
     )
+    # a segment slice runs the tests its drift decision rests on (KS or chi-square, and the
+    # missing rate) unless "all": each of a model's slices repeats its tests, and the
+    # descriptive ones (wasserstein, psi, …) would multiply its rows (issue 16)
+    slice_drift_tests: Literal["decision", "all"] = "decision"
     # river detectors per model, e.g. {"fraud": ["adwin"], "*": ["page_hinkley"]} (JSON in env)
     streaming_detectors: dict[str, list[str]] = Field(default_factory=dict)
 

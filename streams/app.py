@@ -128,6 +128,7 @@ def create_app(
                 numeric_tests=settings.drift_numeric_tests,
                 categorical_tests=settings.drift_categorical_tests,
             ),
+            slices_decision_only=settings.slice_drift_tests == "decision",
         )
     limits = settings.event_limits()
     worker = PredictionWorker(

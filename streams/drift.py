@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 from detectors.drift.result import DriftTestResult, DriftWhen
 from detectors.drift.window import DriftConfig, DriftReport, ModelReference, compare_window
@@ -21,9 +22,17 @@ log = logging.getLogger(__name__)
 
 
 class DriftAnalyzer:
-    def __init__(self, book: ReferenceBook, config: DriftConfig) -> None:
+    def __init__(
+        self, book: ReferenceBook, config: DriftConfig, *, slices_decision_only: bool = True
+    ) -> None:
         self.book = book
         self.config = config
+        # a segment slice's tests (``compare(slice_=True)``): those its decision rests on
+        self.slice_config = (
+            replace(config, numeric_tests=(), categorical_tests=())
+            if slices_decision_only
+            else config
+        )
 
     def load(self, references: Iterable[StoredReference]) -> None:
         loaded = []
@@ -52,13 +61,16 @@ class DriftAnalyzer:
         )
         return report, [stored]
 
-    def compare(self, unit: str, version: str, profile: WindowProfile) -> DriftReport | None:
+    def compare(
+        self, unit: str, version: str, profile: WindowProfile, *, slice_: bool = False
+    ) -> DriftReport | None:
         """A window (or a cut of it: cuts never learn a reference) against the reference of
-        ``version``; None without one, or without events."""
+        ``version``; None without one, or without events. ``slice_``: a segment slice, tested
+        with ``slice_config``."""
         reference = self.book.reference_for(unit, version)
         if reference is None or not profile.count:
             return None
-        return compare_window(reference, profile, self.config)
+        return compare_window(reference, profile, self.slice_config if slice_ else self.config)
 
 
 def drift_rows(

@@ -23,7 +23,7 @@ from detectors.drift.window import (
 )
 from detectors.profile import WindowProfile
 from detectors.shadow import shadow_rows
-from driftline.cuts import SHADOW_CUT, cut_version, decided_by_cut, version_cut
+from driftline.cuts import SHADOW_CUT, cut_version, decided_by_cut, is_reserved, version_cut
 from driftline.store import DriftRow, MetricPoint, StoredReference
 from driftline.units import split_unit
 from streams.drift import DriftAnalyzer, drift_rows
@@ -130,8 +130,10 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
         if (label == "" and not versioned) or cut_version(label) is not None:
             part_report, part_learned = drift.analyze(window.model, part_version, part)
             learned += part_learned
-        else:
-            part_report = drift.compare(window.model, version, part)
+        else:  # a segment slice is tested only as its decision needs (slice_drift_tests)
+            part_report = drift.compare(
+                window.model, version, part, slice_=bool(label) and not is_reserved(label)
+            )
         if label == "":
             report = part_report
         tests += drift_rows(model, stage, part, part_report, label)
