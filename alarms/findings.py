@@ -128,7 +128,9 @@ def wants_error_slices(metric: str) -> bool:
     )
 
 
-class DriftPoint(Protocol):
+class Point(Protocol):
+    """What evaluation reads of a stored metric point (``driftline.store.MetricPoint``)."""
+
     @property
     def metric(self) -> str: ...
     @property
@@ -136,13 +138,15 @@ class DriftPoint(Protocol):
     @property
     def segment(self) -> str: ...
     @property
-    def value(self) -> float: ...
+    def category(self) -> str: ...
     @property
     def stage(self) -> str: ...
+    @property
+    def value(self) -> float: ...
 
 
 def shifted_slices(
-    metric: str, feature: str, points: Iterable[DriftPoint], *, k: int = 3
+    metric: str, feature: str, points: Iterable[Point], *, k: int = 3
 ) -> list[Finding]:
     """The declared slices of one window whose inputs shifted most, largest effect first, at
     most ``k``: for an alert on ``metric`` (a data or prediction drift metric) of ``feature``
@@ -166,7 +170,7 @@ def shifted_slices(
     return [Finding("shift", s[:MAX_SLICE_TEXT], sizes.get(s, 0), v, whole) for v, s in ranked[:k]]
 
 
-def _effect_of(p: DriftPoint, feature: str, output: bool) -> bool:
+def _effect_of(p: Point, feature: str, output: bool) -> bool:
     """Whether a point is a drift effect that ranks slices for this alert."""
     if output:  # the output's decision test (class by class for probabilities)
         return p.metric in OUTPUT_EFFECTS

@@ -25,9 +25,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from alarms.findings import Finding
+from alarms.findings import Finding, Point
 from alarms.rules import VERSION_PREFIX, Comparison, MetricKind, Rule, RuleIndex, metric_kind
 
 AlertKey = tuple[str, str, str, str]  # (rule id, model, feature, segment)
@@ -42,23 +42,6 @@ class AlertState(StrEnum):
     @property
     def is_open(self) -> bool:
         return self in (AlertState.PENDING, AlertState.FIRING)
-
-
-class Point(Protocol):
-    """What evaluation reads of a stored metric point (``driftline.store.MetricPoint``)."""
-
-    @property
-    def metric(self) -> str: ...
-    @property
-    def feature(self) -> str: ...
-    @property
-    def segment(self) -> str: ...
-    @property
-    def category(self) -> str: ...
-    @property
-    def stage(self) -> str: ...
-    @property
-    def value(self) -> float: ...
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -123,24 +123,24 @@ def _csv_reference(body: bytes, version: str) -> ModelReference:
     """A CSV training sample's reference, built from its columns (the reference its rows
     would make, ``ModelReference.from_columns``): numeric columns go as they are, others as
     their values, NaN read as missing; a ``prediction`` column is the output."""
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(io.BytesIO(body))
-    except Exception as exc:
-        raise ValueError(f"not a readable CSV: {exc}") from None
-    return _frame_reference(frame, version)
+    return _file_reference(body, version, "csv")
 
 
 def _parquet_reference(body: bytes, version: str) -> ModelReference:
     """A Parquet training sample's reference, as a CSV's (``_csv_reference``): a column of
     numbers is numeric, any other holds its values, a null is missing."""
+    return _file_reference(body, version, "parquet")
+
+
+def _file_reference(body: bytes, version: str, kind: Literal["csv", "parquet"]) -> ModelReference:
     import pandas as pd
 
     try:
-        frame = pd.read_parquet(io.BytesIO(body))
+        read = pd.read_csv if kind == "csv" else pd.read_parquet
+        frame = read(io.BytesIO(body))
     except Exception as exc:
-        raise ValueError(f"not a readable Parquet file: {exc}") from None
+        what = "CSV" if kind == "csv" else "Parquet file"
+        raise ValueError(f"not a readable {what}: {exc}") from None
     return _frame_reference(frame, version)
 
 

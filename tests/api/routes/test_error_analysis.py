@@ -19,13 +19,18 @@ from driftline.store.labels import LabelRow, LabelStore, PredictionRow
 T = 1_700_000_000
 
 
-def seed(labels: LabelStore, model: str, rows: list[tuple[dict[str, str], Any, Any]]) -> None:
-    """(segment, prediction, label) per example."""
+def seed(
+    labels: LabelStore,
+    model: str,
+    rows: list[tuple[dict[str, str], Any, Any]],
+    features: list[dict[str, Any]] | None = None,
+) -> None:
+    """(segment, prediction, label) per example, and its features (``{"x": 1.0}`` if none)."""
     labels.write_predictions(
         PredictionRow(
             model, "", f"{model}{i}", T + i, T // 60 * 60, "1",
-            {"model": model, "id": f"{model}{i}", "features": {"x": 1.0}, "prediction": p,
-             "segment": segment},
+            {"model": model, "id": f"{model}{i}", "prediction": p, "segment": segment,
+             "features": features[i] if features else {"x": 1.0}},
         )
         for i, (segment, p, _) in enumerate(rows)
     )  # fmt: skip
@@ -141,16 +146,7 @@ def test_slices_nobody_declared_are_discovered(store: Store) -> None:
         p = (1 - y) if wrong else y
         rows.append(({"channel": str(rng.choice(["web", "mobile"]))}, 0.9 if p else 0.1, y))
         features.append({"amount": amount, "country": country})
-    labels = LabelStore(store.backend)
-    labels.write_predictions(
-        PredictionRow("shop", "", f"s{i}", T + i, T // 60 * 60, "1",
-                      {"model": "shop", "id": f"s{i}", "features": features[i], "prediction": p,
-                       "segment": segment})
-        for i, (segment, p, _) in enumerate(rows)
-    )  # fmt: skip
-    labels.write_labels(
-        [LabelRow("shop", "", f"s{i}", y, (T + 100) * 1000) for i, (_, _, y) in enumerate(rows)]
-    )
+    seed(LabelStore(store.backend), "shop", rows, features)
     with TestClient(create_app(Settings(), Stores(store))) as client:
         body = client.get("/v1/models/shop/error-analysis").json()
         plain = client.get("/v1/models/shop/error-analysis", params={"discover": "false"}).json()
@@ -166,22 +162,15 @@ def test_a_feature_its_segment_repeats_is_one_row(store: Store) -> None:
     """A model segmented by its own ``channel`` feature: mobile fails, and is one row (the
     declared segment value), not again as a discovered slice of the feature."""
     rng = np.random.default_rng(3)
-    labels = LabelStore(store.backend)
-    events = []
+    rows: list[tuple[dict[str, str], Any, Any]] = []
+    features = []
     for i in range(2000):
         channel = "mobile" if i % 2 else "web"
         y = int(rng.random() < 0.5)
         p = (1 - y) if rng.random() < (0.5 if channel == "mobile" else 0.05) else y
-        events.append((channel, 0.9 if p else 0.1, y))
-    labels.write_predictions(
-        PredictionRow("app", "", f"a{i}", T + i, T // 60 * 60, "1",
-                      {"model": "app", "id": f"a{i}", "prediction": p,
-                       "features": {"channel": c, "x": float(i % 7)}, "segment": {"channel": c}})
-        for i, (c, p, _) in enumerate(events)
-    )  # fmt: skip
-    labels.write_labels(
-        [LabelRow("app", "", f"a{i}", y, (T + 100) * 1000) for i, (_, _, y) in enumerate(events)]
-    )
+        rows.append(({"channel": channel}, 0.9 if p else 0.1, y))
+        features.append({"channel": channel, "x": float(i % 7)})
+    seed(LabelStore(store.backend), "app", rows, features)
     with TestClient(create_app(Settings(), Stores(store))) as client:
         body = client.get("/v1/models/app/error-analysis").json()
     named = [(r["kind"], r["name"]) for r in body["rows"]]
