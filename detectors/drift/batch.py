@@ -49,7 +49,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from detectors.drift.chi_square import chi_square_aligned
-from detectors.drift.histograms import DEFAULT_EPSILON, category_counts
+from detectors.drift.histograms import DEFAULT_EPSILON, category_counts, present_values
 from detectors.drift.jensen_shannon import (
     JENSEN_SHANNON_MIN_EFFECT,
     jensen_shannon_aligned,
@@ -88,7 +88,7 @@ def numeric_tests(
     present = (~np.isnan(window)).sum(axis=1)
     computed: dict[str, list[DriftTestResult]] = {}
     if "ks" in tests or "wasserstein" in tests:
-        computed.update(_merged_tests(references, window, present, tests))
+        computed.update(_merged_tests(references, currents, window, present, tests))
     for name in ("psi", "jensen_shannon"):
         if name in tests:
             computed[name] = _binned_test(name, references, window, present)
@@ -114,6 +114,7 @@ def _sorted_rows(currents: Sequence[FloatArray]) -> FloatArray:
 
 def _merged_tests(
     references: Sequence[NumericReference],
+    currents: Sequence[FloatArray],
     window: FloatArray,
     present: IntArray,
     tests: Collection[str],
@@ -134,7 +135,7 @@ def _merged_tests(
     if "ks" in tests:
         out["ks"] = _ks_results(references, window, n1, n2, d)
     if "wasserstein" in tests:
-        out["wasserstein"] = _wasserstein_results(references, window, n1, n2, distance)
+        out["wasserstein"] = _wasserstein_results(references, currents, n1, n2, distance)
     return out
 
 
@@ -237,7 +238,7 @@ def _ks_results(
 
 def _wasserstein_results(
     references: Sequence[NumericReference],
-    window: FloatArray,
+    currents: Sequence[FloatArray],
     n1: IntArray,
     n2: IntArray,
     distances: FloatArray,
@@ -251,7 +252,11 @@ def _wasserstein_results(
             )
             continue
         distance = float(distances[i])
-        scale = reference.std or float(np.concatenate((reference.sample, window[i, :n_cur])).std())
+        if reference.std:
+            scale = reference.std
+        else:  # the pooled scale, its values in the window's order (the sum's order)
+            pooled = np.concatenate((reference.sample, present_values(currents[i])))
+            scale = float(pooled.std())
         results.append(
             DriftTestResult(
                 "wasserstein",
