@@ -89,9 +89,9 @@ def numeric_tests(
     computed: dict[str, list[DriftTestResult]] = {}
     if "ks" in tests or "wasserstein" in tests:
         computed.update(_merged_tests(references, currents, window, present, tests))
-    for name in ("psi", "jensen_shannon"):
-        if name in tests:
-            computed[name] = _binned_test(name, references, window, present)
+    binned = [name for name in ("psi", "jensen_shannon") if name in tests]
+    if binned:
+        computed.update(_binned_tests(binned, references, window, present))
     for name in tests:
         for row, result in zip(results, computed[name], strict=True):
             row[name] = result
@@ -291,22 +291,27 @@ _BINNED: Mapping[str, tuple[Callable[[FloatArray, FloatArray], FloatArray], floa
 }
 
 
-def _binned_test(
-    name: str, references: Sequence[NumericReference], window: FloatArray, present: IntArray
-) -> list[DriftTestResult]:
-    """PSI or JS of every row over its reference's bins; rows grouped by their bin count."""
-    rows_of, min_effect = _BINNED[name]
-    results: list[DriftTestResult | None] = [None] * len(references)
+def _binned_tests(
+    names: Sequence[str],
+    references: Sequence[NumericReference],
+    window: FloatArray,
+    present: IntArray,
+) -> dict[str, list[DriftTestResult]]:
+    """PSI and/or JS of every row over its reference's bins, from one count of each row in its
+    bins; rows grouped by their bin count, one array call per group and test."""
+    results: dict[str, list[DriftTestResult | None]] = {n: [None] * len(references) for n in names}
     groups: dict[int, list[int]] = {}
     for i, reference in enumerate(references):
         n_ref, n_cur = reference.present, int(present[i])
-        if n_ref == 0 or n_cur == 0 or reference.bins == 0:
-            if n_ref == 0 or n_cur == 0:
-                results[i] = no_evidence(name, min_effect, n_ref, n_cur, has_p_value=False)
-            else:  # a reference without bins: the per-feature test decides what that means
-                results[i] = _PER_FEATURE[name](reference, window[i, :n_cur])
+        if n_ref and n_cur and reference.bins:
+            groups.setdefault(reference.bins, []).append(i)
             continue
-        groups.setdefault(reference.bins, []).append(i)
+        for name in names:
+            if n_ref == 0 or n_cur == 0:
+                min_effect = _BINNED[name][1]
+                results[name][i] = no_evidence(name, min_effect, n_ref, n_cur, has_p_value=False)
+            else:  # a reference without bins: the per-feature test decides what that means
+                results[name][i] = _PER_FEATURE[name](reference, window[i, :n_cur])
     for bins, members in groups.items():
         p = np.stack([references[i].proportions for i in members])
         sizes = present[members].astype(np.int64)
@@ -317,18 +322,20 @@ def _binned_test(
         for row, i, n_cur in zip(at_or_below, members, sizes.tolist(), strict=True):
             row[1:-1] = np.searchsorted(window[i, :n_cur], references[i].edges, side="right")
         q = np.diff(at_or_below, axis=1) / sizes[:, None]
-        for i, value in zip(members, rows_of(p, q), strict=True):
-            results[i] = DriftTestResult(
-                name,
-                float(value),
-                None,
-                float(value),
-                min_effect,
-                references[i].present,
-                int(present[i]),
-                DriftWhen.EFFECT_ONLY,
-            )
-    return [r for r in results if r is not None]
+        for name in names:
+            rows_of, min_effect = _BINNED[name]
+            for i, value in zip(members, rows_of(p, q).tolist(), strict=True):
+                results[name][i] = DriftTestResult(
+                    name,
+                    value,
+                    None,
+                    value,
+                    min_effect,
+                    references[i].present,
+                    int(present[i]),
+                    DriftWhen.EFFECT_ONLY,
+                )
+    return {name: [r for r in rows if r is not None] for name, rows in results.items()}
 
 
 _PER_FEATURE: Mapping[str, Callable[[NumericReference, FloatArray], DriftTestResult]] = {
