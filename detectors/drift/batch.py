@@ -45,7 +45,7 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
 from detectors.drift.chi_square import chi_square_aligned
@@ -57,6 +57,7 @@ from detectors.drift.jensen_shannon import (
 )
 from detectors.drift.kolmogorov import kolmogorov_sf
 from detectors.drift.ks import _EXACT_MAX_PAIRS, KS_MIN_EFFECT
+from detectors.drift.missing_rate import MISSING_RATE_MIN_EFFECT, Counted
 from detectors.drift.psi import PSI_MIN_EFFECT, psi_aligned, psi_numeric
 from detectors.drift.result import DriftTestResult, DriftWhen, FloatArray, no_evidence
 from detectors.drift.total_variation import total_variation_aligned
@@ -360,3 +361,43 @@ _ALIGNED: Mapping[str, Callable[[FloatArray, FloatArray], DriftTestResult]] = {
     "jensen_shannon": jensen_shannon_aligned,
     "total_variation": total_variation_aligned,
 }
+
+
+def missing_rate_tests(
+    references: Sequence[Counted], currents: Sequence[Counted]
+) -> list[DriftTestResult]:
+    """``missing_rate_test`` of each (reference, window column) pair, as arrays: the same
+    divisions, square roots, arcsines and normal tail in the same order, element-wise."""
+    n0 = np.array([r.count for r in references], dtype=np.int64)
+    n1 = np.array([c.count for c in currents], dtype=np.int64)
+    m0 = np.array([r.missing for r in references], dtype=np.int64)
+    m1 = np.array([c.missing for c in currents], dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p0, p1 = m0 / n0, m1 / n1
+        pooled = (m0 + m1) / (n0 + n1)
+        se = np.sqrt(pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1))
+        z = np.where(se > 0, (p1 - p0) / se, 0.0)  # se = 0: both all or both none missing
+        h = np.abs(2.0 * np.arcsin(np.sqrt(p1)) - 2.0 * np.arcsin(np.sqrt(p0)))
+    tails = 2.0 * special.ndtr(-np.abs(z))
+    results = []
+    for i, (count0, count1) in enumerate(zip(n0.tolist(), n1.tolist(), strict=True)):
+        if count0 == 0 or count1 == 0:
+            results.append(
+                no_evidence(
+                    "missing_rate", MISSING_RATE_MIN_EFFECT, count0, count1, has_p_value=True
+                )
+            )
+            continue
+        results.append(
+            DriftTestResult(
+                "missing_rate",
+                float(z[i]),
+                float(tails[i]),
+                float(h[i]),
+                MISSING_RATE_MIN_EFFECT,
+                count0,
+                count1,
+                DriftWhen.P_VALUE_AND_EFFECT,
+            )
+        )
+    return results

@@ -95,45 +95,45 @@ def _pelz_good_cdf(n: FloatArray, x: FloatArray) -> FloatArray:
     k3b = _PI_SQUARED * (135 * zfour - 96 * zsix) / 4
     k3a = -30 * zsix - 90 * z**8
     maxk = np.ceil(16 * z / np.pi).astype(np.int64)
-    terms = np.zeros((4, z.size))
-    # Horner over odd integers, from each element's own maxk down to 1 (inactive: unchanged)
-    for k in range(int(maxk.max(initial=0)), 0, -1):
-        active = k <= maxk
+    top = int(maxk.max(initial=0))
+    t0, t1, t2, t3 = (np.zeros_like(z) for _ in range(4))
+    # Horner over odd integers, from each element's own maxk down to 1: an element whose maxk
+    # is below k stays 0 (its coefficients times 0.0; times 1.0 leaves the others exact)
+    for k in range(top, 0, -1):
+        on = _on(k, maxk)
         m = 2 * k - 1
         msquared, mfour, msix = m**2, m**4, m**6
         qpower = np.power(q, 8 * k)
-        coeffs = np.stack(
-            (
-                np.ones_like(z),
-                k1a + k1b * msquared,
-                k2a + k2b * msquared + k2c * mfour,
-                k3a + k3b * msquared + k3c * mfour + k3d * msix,
-            )
-        )
-        terms = np.where(active, terms * qpower + coeffs, terms)
-    terms *= q
-    terms *= _SQRT2PI
-    terms /= np.stack((z, 6 * zfour, 72 * z**7, 6480 * z**10))
+        t0 = t0 * qpower + on
+        t1 = t1 * qpower + (k1a + k1b * msquared) * on
+        t2 = t2 * qpower + (k2a + k2b * msquared + k2c * mfour) * on
+        t3 = t3 * qpower + (k3a + k3b * msquared + k3c * mfour + k3d * msix) * on
+    t0, t1 = t0 * q * _SQRT2PI / z, t1 * q * _SQRT2PI / (6 * zfour)
+    t2, t3 = t2 * q * _SQRT2PI / (72 * z**7), t3 * q * _SQRT2PI / (6480 * z**10)
     q = np.exp(-_PI_SQUARED / 2 / zsquared)
     sqrt3z = _SQRT3 * z
     k2extra = np.zeros_like(z)
     k3extra = np.zeros_like(z)
-    for k in range(int(maxk.max(initial=0)), 0, -1):  # scipy's order: maxk down to 1
-        active = k <= maxk
+    for k in range(top, 0, -1):  # scipy's order: maxk down to 1
+        on = _on(k, maxk)
         ksquared = k**2
         kspi = np.pi * k
         qpwers = q**ksquared
-        k2extra = np.where(active, k2extra + ksquared * qpwers, k2extra)
-        k3extra = np.where(
-            active, k3extra + (sqrt3z + kspi) * (sqrt3z - kspi) * ksquared * qpwers, k3extra
-        )
+        k2extra = k2extra + ksquared * qpwers * on
+        k3extra = k3extra + (sqrt3z + kspi) * (sqrt3z - kspi) * ksquared * qpwers * on
     k2extra *= _PI_SQUARED * _SQRT2PI / (-36 * zthree)
-    terms[2] += k2extra
+    t2 = t2 + k2extra
     k3extra *= _PI_SQUARED * _SQRT2PI / (216 * zsix)
-    terms[3] += k3extra
-    terms /= np.power(n * 1.0, np.arange(4)[:, None] / 2.0)
-    total = ((terms[0] + terms[1]) + terms[2]) + terms[3]
+    t3 = t3 + k3extra
+    powers = np.power(n * 1.0, np.arange(4)[:, None] / 2.0)
+    total = ((t0 / powers[0] + t1 / powers[1]) + t2 / powers[2]) + t3 / powers[3]
     return np.where(tiny, 0.0, total)
+
+
+def _on(k: int, maxk: npt.NDArray[np.int64]) -> FloatArray | float:
+    """1.0 where the series of an element reaches k, else 0.0 (a plain 1.0 when all do)."""
+    active = k <= maxk
+    return 1.0 if active.all() else active.astype(np.float64)
 
 
 def _smirnov_sf(n: FloatArray, x: FloatArray) -> FloatArray:

@@ -36,7 +36,7 @@ import numpy as np
 
 from detectors.columns import FloatArray, ModelSchema, build_batch, columns_batch
 from detectors.drift import CATEGORICAL_TESTS, NUMERIC_TESTS, DriftTestResult, decide
-from detectors.drift.batch import categorical_tests, numeric_tests
+from detectors.drift.batch import categorical_tests, missing_rate_tests, numeric_tests
 from detectors.drift.missing_rate import missing_rate_test
 from detectors.profile import (
     OTHER,
@@ -406,7 +406,7 @@ def _batched_tests(
         return None
 
     features: dict[str, Tested] = {}
-    missing: dict[str, DriftTestResult] = {}
+    counted: list[tuple[FeatureReference, ColumnSummary]] = []
     for name, summary in sorted(window.features.items()):
         ref = reference.features.get(name)
         if ref is None:
@@ -414,7 +414,7 @@ def _batched_tests(
         result = tested(ref, summary)
         if result is not None:
             features[name] = result
-            missing[name] = missing_rate_test(ref, summary)
+            counted.append((ref, summary))
     output_ref, output = reference.output, window.output
     out: Tested | None = None
     classes: tuple[dict[str, DriftTestResult], ...] | None = None
@@ -429,8 +429,9 @@ def _batched_tests(
     computed = numeric_tests([c[0] for c in columns], [c[1] for c in columns], numeric_names)
     for slot, results in zip(slots, computed, strict=True):
         slot.update(results)
-    for name, (results, _) in features.items():
-        results["missing_rate"] = missing[name]  # after the others, as the reports list it
+    missing = missing_rate_tests([c[0] for c in counted], [c[1] for c in counted])
+    for (results, _), missing_rate in zip(features.values(), missing, strict=True):
+        results["missing_rate"] = missing_rate  # after the others, as the reports list it
     return _WindowTests(features, out, classes)
 
 

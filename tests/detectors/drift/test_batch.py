@@ -18,8 +18,9 @@ from scipy.stats._ksstats import kolmogn
 
 from detectors.columns import ModelSchema, build_batch
 from detectors.drift import CATEGORICAL_TESTS, NUMERIC_TESTS
-from detectors.drift.batch import categorical_tests, numeric_tests
+from detectors.drift.batch import categorical_tests, missing_rate_tests, numeric_tests
 from detectors.drift.kolmogorov import kolmogorov_sf
+from detectors.drift.missing_rate import missing_rate_test
 from detectors.drift.window import (
     DriftConfig,
     ModelReference,
@@ -178,3 +179,28 @@ def test_compare_window_is_the_per_feature_report(prediction: str, size: int) ->
     assert compare_window(reference, _profile([])) == _compare_window_per_feature(
         reference, _profile([])
     )
+
+
+def test_missing_rate_tests_equal_the_per_feature_test() -> None:
+    rng = np.random.default_rng(6)
+    pairs = [
+        (CategoricalReference.from_counts({"a": 10}, missing=0), (0, 0)),  # an empty window
+        (CategoricalReference.from_counts({}, missing=0), (10, 3)),  # an empty reference
+        (CategoricalReference.from_counts({}, missing=7), (5, 5)),  # all missing on both sides
+        (CategoricalReference.from_counts({"a": 9}), (4, 0)),  # none missing on both sides
+    ]
+    for _ in range(300):
+        count = int(rng.integers(1, 50_000))
+        window = int(rng.integers(1, 5_000))
+        reference = CategoricalReference.from_counts(
+            {"a": count}, missing=int(rng.integers(0, count))
+        )
+        pairs.append((reference, (window, int(rng.integers(0, window + 1)))))
+    currents = [
+        CategoricalReference.from_counts({"a": rows - missing} if rows > missing else {}, missing)
+        for _, (rows, missing) in pairs
+    ]
+    references = [reference for reference, _ in pairs]
+    batched = missing_rate_tests(references, currents)
+    for reference, current, result in zip(references, currents, batched, strict=True):
+        assert result == missing_rate_test(reference, current)
