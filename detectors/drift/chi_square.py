@@ -35,7 +35,7 @@ import numpy.typing as npt
 from scipy import special
 
 from detectors.drift.histograms import category_counts
-from detectors.drift.result import DriftTestResult, DriftWhen, no_evidence
+from detectors.drift.result import DriftTestResult, DriftWhen, FloatArray, no_evidence
 from detectors.reference import CategoricalReference
 
 CHI_SQUARE_MIN_EFFECT = 0.1
@@ -48,7 +48,13 @@ def chi_square_test(
     min_effect: float = CHI_SQUARE_MIN_EFFECT,
 ) -> DriftTestResult:
     """Chi-square test of homogeneity; effect = Cramer's V at equal sample sizes."""
-    ref, cur = category_counts(reference, current)
+    return chi_square_aligned(*category_counts(reference, current), min_effect=min_effect)
+
+
+def chi_square_aligned(
+    ref: FloatArray, cur: FloatArray, *, min_effect: float = CHI_SQUARE_MIN_EFFECT
+) -> DriftTestResult:
+    """The test on counts already aligned by ``category_counts`` (reference, window)."""
     n_ref, n_cur = int(ref.sum()), int(cur.sum())
     if n_ref == 0 or n_cur == 0:
         return no_evidence("chi_square", min_effect, n_ref, n_cur, has_p_value=True)

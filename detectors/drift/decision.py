@@ -19,7 +19,6 @@ the effect alone and do not count in m.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -87,7 +86,7 @@ def decide(
     features = []
     for name in names:
         result, p = results[name], adjusted.get(name)
-        drifted = dataclasses.replace(result, p_value=p).is_drift(alpha)
+        drifted = result.is_drift(alpha, p_value=p)
         features.append(FeatureDecision(name, result, p, drifted))
     drifted_names = tuple(f.feature for f in features if f.drifted)
     return DriftDecision(

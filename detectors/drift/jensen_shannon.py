@@ -81,6 +81,13 @@ def jensen_shannon_categorical(
 ) -> DriftTestResult:
     """JS distance of the window's category counts (reference categories + unseen)."""
     ref, cur = category_counts(reference, current)
+    return jensen_shannon_aligned(ref, cur, min_effect=min_effect)
+
+
+def jensen_shannon_aligned(
+    ref: FloatArray, cur: FloatArray, *, min_effect: float = JENSEN_SHANNON_MIN_EFFECT
+) -> DriftTestResult:
+    """JS distance of counts already aligned by ``category_counts`` (reference, window)."""
     n_ref, n_cur = int(ref.sum()), int(cur.sum())
     if n_ref == 0 or n_cur == 0:
         return no_evidence("jensen_shannon", min_effect, n_ref, n_cur, has_p_value=False)

@@ -91,6 +91,17 @@ def psi_categorical(
 ) -> DriftTestResult:
     """PSI of the window's category counts over reference categories + an unseen bucket."""
     ref, cur = category_counts(reference, current)
+    return psi_aligned(ref, cur, min_effect=min_effect, epsilon=epsilon)
+
+
+def psi_aligned(
+    ref: FloatArray,
+    cur: FloatArray,
+    *,
+    min_effect: float = PSI_MIN_EFFECT,
+    epsilon: float = DEFAULT_EPSILON,
+) -> DriftTestResult:
+    """PSI of counts already aligned by ``category_counts`` (reference, window)."""
     n_ref, n_cur = int(ref.sum()), int(cur.sum())
     if n_ref == 0 or n_cur == 0:
         return no_evidence("psi", min_effect, n_ref, n_cur, has_p_value=False)

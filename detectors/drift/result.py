@@ -68,13 +68,15 @@ class DriftTestResult:
         if math.isnan(self.effect_size) or self.effect_size < 0 or self.min_effect < 0:
             raise ValueError(f"{self.test}: effect sizes are distances, >= 0 and not NaN")
 
-    def is_drift(self, alpha: float = 0.05) -> bool:
-        """The decision for this test alone (no multiple-testing correction)."""
+    def is_drift(self, alpha: float = 0.05, *, p_value: float | None = None) -> bool:
+        """The decision for this test alone (no multiple-testing correction), or with
+        ``p_value`` in place of its own (an adjusted one; ``None``: its own)."""
         # a zero distance (identical, or nothing to compare) is never drift, even at min 0
         large = self.effect_size >= self.min_effect and self.effect_size > 0
-        if self.p_value is None:
+        p = self.p_value if p_value is None else p_value
+        if p is None:
             return large
-        return large and self.p_value < alpha
+        return large and p < alpha
 
 
 def no_evidence(

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from detectors.drift.histograms import category_counts
-from detectors.drift.result import DriftTestResult, DriftWhen, no_evidence
+from detectors.drift.result import DriftTestResult, DriftWhen, FloatArray, no_evidence
 from detectors.reference import CategoricalReference
 
 TOTAL_VARIATION_MIN_EFFECT = 0.1
@@ -37,7 +37,13 @@ def total_variation_test(
     min_effect: float = TOTAL_VARIATION_MIN_EFFECT,
 ) -> DriftTestResult:
     """Total variation distance between reference and window category shares."""
-    ref, cur = category_counts(reference, current)
+    return total_variation_aligned(*category_counts(reference, current), min_effect=min_effect)
+
+
+def total_variation_aligned(
+    ref: FloatArray, cur: FloatArray, *, min_effect: float = TOTAL_VARIATION_MIN_EFFECT
+) -> DriftTestResult:
+    """The distance of counts already aligned by ``category_counts`` (reference, window)."""
     n_ref, n_cur = int(ref.sum()), int(cur.sum())
     if n_ref == 0 or n_cur == 0:
         return no_evidence("total_variation", min_effect, n_ref, n_cur, has_p_value=False)

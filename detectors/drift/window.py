@@ -36,6 +36,7 @@ import numpy as np
 
 from detectors.columns import FloatArray, ModelSchema, build_batch, columns_batch
 from detectors.drift import CATEGORICAL_TESTS, NUMERIC_TESTS, DriftTestResult, decide
+from detectors.drift.batch import categorical_tests, missing_rate_tests, numeric_tests
 from detectors.drift.missing_rate import missing_rate_test
 from detectors.profile import (
     OTHER,
@@ -305,42 +306,52 @@ def _current(summary: ColumnSummary) -> tuple[str, Any] | None:
     return "categorical", counts
 
 
+Tested = tuple[dict[str, DriftTestResult], str]  # a column's results and its decision test
+
+
+@dataclass(frozen=True)
+class _WindowTests:
+    """Every test of one window, before the decision: per shared feature (by name) its
+    results with the missing-rate test, and the output's (one column, or one per class)."""
+
+    features: dict[str, Tested]
+    output: Tested | None = None
+    classes: tuple[dict[str, DriftTestResult], ...] | None = None
+
+
+def _test_names(config: DriftConfig, kind: str) -> tuple[tuple[str, ...], str]:
+    """The configured tests of a kind and its decision test, each once, decision last if it
+    is not among them (the order the reports have always listed them in)."""
+    if kind == "numeric":
+        tests, decision = config.numeric_tests, config.numeric_decision
+    else:
+        tests, decision = config.categorical_tests, config.categorical_decision
+    return tuple(dict.fromkeys((*tests, decision))), decision
+
+
 def _tests_for(
     reference: FeatureReference, summary: ColumnSummary, config: DriftConfig
-) -> tuple[dict[str, DriftTestResult], str] | None:
+) -> Tested | None:
     current = _current(summary)
     if current is None:
         return None
     kind, data = current
     if kind == "numeric" and isinstance(reference, NumericReference):
-        numeric = {name: NUMERIC_TESTS[name](reference, data) for name in config.numeric_tests}
-        if config.numeric_decision not in numeric:  # each test once (setdefault would not)
-            numeric[config.numeric_decision] = NUMERIC_TESTS[config.numeric_decision](
-                reference, data
-            )
-        return numeric, config.numeric_decision
+        names, decision = _test_names(config, "numeric")
+        return {name: NUMERIC_TESTS[name](reference, data) for name in names}, decision
     if kind == "categorical" and isinstance(reference, CategoricalReference):
-        categorical = {
-            name: CATEGORICAL_TESTS[name](reference, data) for name in config.categorical_tests
-        }
-        if config.categorical_decision not in categorical:
-            categorical[config.categorical_decision] = CATEGORICAL_TESTS[
-                config.categorical_decision
-            ](reference, data)
-        return categorical, config.categorical_decision
+        names, decision = _test_names(config, "categorical")
+        return {name: CATEGORICAL_TESTS[name](reference, data) for name in names}, decision
     return None  # the feature changed kind: not comparable
 
 
-def compare_window(
-    reference: ModelReference,
-    window: WindowProfile,
-    config: DriftConfig | None = None,
-    tag: str = "",
-) -> DriftReport:
-    """Every configured test per shared feature, one corrected decision, and the output."""
-    config = config or DriftConfig()
-    by_feature: dict[str, dict[str, DriftTestResult]] = {}
-    hypotheses: dict[str, DriftTestResult] = {}
+def _per_feature_tests(
+    reference: ModelReference, window: WindowProfile, config: DriftConfig
+) -> _WindowTests:
+    """The tests one feature (and one output class) at a time, each through its own public
+    function: the path ``compare_window`` took before ``_batched_tests``, kept for the
+    equivalence tests and the benchmark that compare the two."""
+    features: dict[str, Tested] = {}
     for name, summary in sorted(window.features.items()):
         ref = reference.features.get(name)
         if ref is None:
@@ -350,14 +361,121 @@ def compare_window(
             continue
         results, primary = tested
         results["missing_rate"] = missing_rate_test(ref, summary)
-        by_feature[name] = results
+        features[name] = (results, primary)
+    output_ref, output = reference.output, window.output
+    if output_ref is None or output is None:
+        return _WindowTests(features)
+    if isinstance(output_ref, ClassProbabilities):
+        if not isinstance(output, ProbabilitySummary) or output.width != len(output_ref.classes):
+            return _WindowTests(features)
+        names, _ = _test_names(config, "numeric")
+        classes = tuple(
+            {name: NUMERIC_TESTS[name](class_ref, output.samples[c].values) for name in names}
+            for c, class_ref in enumerate(output_ref.classes)
+        )
+        return _WindowTests(features, classes=classes)
+    return _WindowTests(features, output=_tests_for(output_ref, output, config))
+
+
+def _batched_tests(
+    reference: ModelReference, window: WindowProfile, config: DriftConfig
+) -> _WindowTests:
+    """The same tests as ``_per_feature_tests``, with every numeric column of the window
+    (features, a numeric output, each class of a class-probability output) in one
+    ``numeric_tests`` pass and each categorical column's counts aligned once
+    (``detectors.drift.batch``). The results are the per-feature functions' (see there)."""
+    numeric_names, numeric_decision = _test_names(config, "numeric")
+    categorical_names, categorical_decision = _test_names(config, "categorical")
+    columns: list[tuple[NumericReference, FloatArray]] = []
+    slots: list[dict[str, DriftTestResult]] = []  # where each numeric column's results go
+
+    def numeric(ref: NumericReference, values: FloatArray) -> dict[str, DriftTestResult]:
+        columns.append((ref, values))
+        slots.append({})
+        return slots[-1]
+
+    def tested(ref: FeatureReference, summary: ColumnSummary) -> Tested | None:
+        current = _current(summary)
+        if current is None:
+            return None
+        kind, data = current
+        if kind == "numeric" and isinstance(ref, NumericReference):
+            return numeric(ref, data), numeric_decision
+        if kind == "categorical" and isinstance(ref, CategoricalReference):
+            return categorical_tests(ref, data, categorical_names), categorical_decision
+        return None
+
+    features: dict[str, Tested] = {}
+    counted: list[tuple[FeatureReference, ColumnSummary]] = []
+    for name, summary in sorted(window.features.items()):
+        ref = reference.features.get(name)
+        if ref is None:
+            continue
+        result = tested(ref, summary)
+        if result is not None:
+            features[name] = result
+            counted.append((ref, summary))
+    output_ref, output = reference.output, window.output
+    out: Tested | None = None
+    classes: tuple[dict[str, DriftTestResult], ...] | None = None
+    if isinstance(output_ref, ClassProbabilities):
+        if isinstance(output, ProbabilitySummary) and output.width == len(output_ref.classes):
+            classes = tuple(
+                numeric(class_ref, output.samples[c].values)
+                for c, class_ref in enumerate(output_ref.classes)
+            )
+    elif output_ref is not None and output is not None:
+        out = tested(output_ref, output)
+    computed = numeric_tests([c[0] for c in columns], [c[1] for c in columns], numeric_names)
+    for slot, results in zip(slots, computed, strict=True):
+        slot.update(results)
+    missing = missing_rate_tests([c[0] for c in counted], [c[1] for c in counted])
+    for (results, _), missing_rate in zip(features.values(), missing, strict=True):
+        results["missing_rate"] = missing_rate  # after the others, as the reports list it
+    return _WindowTests(features, out, classes)
+
+
+def compare_window(
+    reference: ModelReference,
+    window: WindowProfile,
+    config: DriftConfig | None = None,
+    tag: str = "",
+) -> DriftReport:
+    """Every configured test per shared feature, one corrected decision, and the output.
+
+    The tests run batched across the window's columns (``_batched_tests``); the report is
+    the one the per-feature functions give (``_compare_window_per_feature``): the same
+    statistics, p-values and decisions, the KS p-values to float rounding
+    (tests/detectors/drift/test_batch.py)."""
+    config = config or DriftConfig()
+    return _report(reference, _batched_tests(reference, window, config), config, tag)
+
+
+def _compare_window_per_feature(
+    reference: ModelReference,
+    window: WindowProfile,
+    config: DriftConfig | None = None,
+    tag: str = "",
+) -> DriftReport:
+    """``compare_window`` through the per-feature functions, one feature at a time (the old
+    path: for the equivalence tests and ``bench.detectors``)."""
+    config = config or DriftConfig()
+    return _report(reference, _per_feature_tests(reference, window, config), config, tag)
+
+
+def _report(
+    reference: ModelReference, tests: _WindowTests, config: DriftConfig, tag: str
+) -> DriftReport:
+    """One corrected decision over the features' decision hypotheses, and the output's."""
+    hypotheses: dict[str, DriftTestResult] = {}
+    for name, (results, primary) in tests.features.items():
         hypotheses[f"{name}\t{primary}"] = results[primary]
         hypotheses[f"{name}\tmissing_rate"] = results["missing_rate"]
     decision = decide(hypotheses, config.alpha, config.correction)
     verdict = {f.feature: f for f in decision.features}
     rows: list[ResultRow] = []
     drifted: set[str] = set()
-    for name, results in by_feature.items():
+    for name, (results, _) in tests.features.items():
         for test, result in results.items():
             decided = verdict.get(f"{name}\t{test}")
             if decided is not None:
@@ -368,8 +486,8 @@ def compare_window(
                     drifted.add(name)
             else:
                 rows.append(ResultRow(name, result, None, result.is_drift(config.alpha), False))
-    prediction_drifted = _test_output(reference.output, window.output, config, rows)
-    n = len(by_feature)
+    prediction_drifted = _output_rows(tests, config, rows)
+    n = len(tests.features)
     share = len(drifted) / n if n else 0.0
     decided_effects = [
         r.result.effect_size for r in rows if r.in_decision and r.feature != PREDICTION
@@ -386,36 +504,19 @@ def compare_window(
     return replace(report, metrics=tuple(_metrics(report)))
 
 
-def _test_output(
-    reference: OutputReference | None,
-    output: ColumnSummary | None,
-    config: DriftConfig,
-    rows: list[ResultRow],
-) -> bool | None:
+def _output_rows(tests: _WindowTests, config: DriftConfig, rows: list[ResultRow]) -> bool | None:
     """Prediction drift: the same tests on the output. Class-probability outputs are tested
     class by class (the distribution of each class's probability), corrected across classes."""
-    if reference is None or output is None:
-        return None
-    if isinstance(reference, ClassProbabilities):
-        if not isinstance(output, ProbabilitySummary) or output.width != len(reference.classes):
-            return None
-        per_class: dict[str, dict[str, DriftTestResult]] = {}
-        for c, class_ref in enumerate(reference.classes):
-            current = output.samples[c].values
-            tests = {name: NUMERIC_TESTS[name](class_ref, current) for name in config.numeric_tests}
-            if config.numeric_decision not in tests:
-                tests[config.numeric_decision] = NUMERIC_TESTS[config.numeric_decision](
-                    class_ref, current
-                )
-            per_class[f"{PREDICTION}[{c}]"] = tests
+    if tests.classes is not None:
+        per_class = {f"{PREDICTION}[{c}]": results for c, results in enumerate(tests.classes)}
         decision = decide(
-            {name: tests[config.numeric_decision] for name, tests in per_class.items()},
+            {name: results[config.numeric_decision] for name, results in per_class.items()},
             config.alpha,
             config.correction,
         )
         verdict = {f.feature: f for f in decision.features}
-        for name, tests in per_class.items():
-            for test, result in tests.items():
+        for name, results in per_class.items():
+            for test, result in results.items():
                 if test == config.numeric_decision:
                     decided = verdict[name]
                     rows.append(
@@ -424,10 +525,9 @@ def _test_output(
                 else:
                     rows.append(ResultRow(name, result, None, result.is_drift(config.alpha), False))
         return bool(decision.drifted)
-    tested = _tests_for(reference, output, config)
-    if tested is None:
+    if tests.output is None:
         return None
-    results, primary = tested
+    results, primary = tests.output
     for test, result in results.items():
         rows.append(
             ResultRow(PREDICTION, result, None, result.is_drift(config.alpha), test == primary)
