@@ -46,7 +46,7 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special, stats
+from scipy import special
 from scipy.spatial.distance import jensenshannon
 
 from detectors.drift.chi_square import chi_square_aligned
@@ -57,7 +57,7 @@ from detectors.drift.jensen_shannon import (
     jensen_shannon_numeric,
 )
 from detectors.drift.kolmogorov import kolmogorov_sf
-from detectors.drift.ks import _EXACT_MAX_PAIRS, KS_MIN_EFFECT
+from detectors.drift.ks import _EXACT_MAX_PAIRS, KS_MIN_EFFECT, ks_exact
 from detectors.drift.missing_rate import MISSING_RATE_MIN_EFFECT, Counted
 from detectors.drift.psi import PSI_MIN_EFFECT, psi_aligned, psi_numeric
 from detectors.drift.result import DriftTestResult, DriftWhen, FloatArray, no_evidence
@@ -221,8 +221,7 @@ def _ks_results(
             continue
         statistic, p_value = float(d[i]), float(p_values[i])
         if not asymptotic[i]:  # scipy's exact p-value, as ks_test takes it
-            exact = stats.ks_2samp(reference.sample, window[i, :n_cur], method="exact")
-            statistic, p_value = float(exact.statistic), float(exact.pvalue)
+            statistic, p_value = ks_exact(reference.sample, window[i, :n_cur], statistic)
         results.append(
             DriftTestResult(
                 "ks",

@@ -24,8 +24,14 @@ False
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy import stats
+from scipy.stats import distributions
+
+# the exact two-sample tail ks_2samp(method="exact") computes, called without its per-call
+# argument handling (which cost about twice the computation at window sizes)
+from scipy.stats._stats_py import _attempt_exact_2kssamp
 
 from detectors.drift.histograms import present_values
 from detectors.drift.kolmogorov import kolmogorov_sf
@@ -47,8 +53,7 @@ def ks_test(
     if n_ref == 0 or n_cur == 0:
         return no_evidence("ks", min_effect, n_ref, n_cur, has_p_value=True)
     if n_ref * n_cur <= _EXACT_MAX_PAIRS:
-        result = stats.ks_2samp(reference.sample, present, method="exact")
-        d, p_value = float(result.statistic), float(result.pvalue)
+        d, p_value = ks_exact(reference.sample, present)
     else:
         d, p_value = ks_asymptotic(reference.sample, present)
     return DriftTestResult(
@@ -61,6 +66,27 @@ def ks_test(
         n_current=n_cur,
         drift_when=DriftWhen.P_VALUE_AND_EFFECT,
     )
+
+
+def ks_exact(
+    reference: FloatArray, current: FloatArray, d: float | None = None
+) -> tuple[float, float]:
+    """(D, p) as ``ks_2samp(reference, current, method="exact")`` gives them, to the bit, for
+    a *sorted* reference sample and values without NaN (``d``: their D, if known): D rounded
+    to the lattice of the two sizes, and scipy's exact two-sided tail, or its asymptotic one
+    where the exact recursion cannot run (sizes whose lcm overflows, a floating-point error),
+    as there; tested against ``ks_2samp`` (tests/detectors/drift/test_fast_paths.py)."""
+    n1, n2 = int(reference.size), int(current.size)
+    if d is None:
+        d = ks_statistic(reference, current)
+    g = math.gcd(n1, n2)
+    success = False
+    if n1 // g < np.iinfo(np.int32).max / (n2 // g):
+        success, d, p = _attempt_exact_2kssamp(n1, n2, g, d, "two-sided")
+    if not success:
+        m, n = sorted((float(n1), float(n2)), reverse=True)
+        p = distributions.kstwo.sf(d, np.round(m * n / (m + n)))
+    return float(d), float(np.clip(p, 0.0, 1.0))
 
 
 def ks_statistic(reference: FloatArray, current: FloatArray) -> float:

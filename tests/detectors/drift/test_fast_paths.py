@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from detectors.drift.chi_square import homogeneity
-from detectors.drift.ks import ks_asymptotic, ks_statistic
+from detectors.drift.ks import ks_asymptotic, ks_exact, ks_statistic
 from detectors.drift.missing_rate import missing_rate_test
 from detectors.drift.wasserstein import wasserstein_sorted
 from detectors.reference import NumericReference
@@ -41,6 +41,25 @@ def test_ks_and_wasserstein_match_scipy(seed: int) -> None:
         assert wasserstein_sorted(reference, cur) == pytest.approx(
             stats.wasserstein_distance(ref, cur), rel=1e-12
         )
+
+
+def test_the_exact_ks_p_value_is_scipy_s_to_the_bit() -> None:
+    """Sizes the exact regime takes (n m <= 1e6), equal and coprime sizes, continuous values,
+    ties and few distinct values, no shift and shifts: (D, p) equal ks_2samp's exactly."""
+    rng = np.random.default_rng(11)
+    sizes = [(1, 1), (5, 5), (7, 13), (2000, 1), (256, 256), (2000, 400), (4999, 200)]
+    sizes += [(int(rng.integers(1, 3000)), int(rng.integers(1, 300))) for _ in range(150)]
+    for i, (n1, n2) in enumerate(sizes):
+        kind = i % 3
+        if kind == 0:
+            ref, cur = rng.normal(size=n1), rng.normal(rng.normal() * 0.3, 1, n2)
+        elif kind == 1:
+            ref, cur = rng.integers(0, 5, n1).astype(float), rng.integers(0, 6, n2).astype(float)
+        else:
+            ref, cur = rng.normal(size=n1).round(1), rng.normal(size=n2).round(1)
+        expected = stats.ks_2samp(ref, cur, method="exact")
+        got = ks_exact(np.sort(ref), cur)
+        assert got == (float(expected.statistic), float(expected.pvalue)), (n1, n2, kind)
 
 
 def test_homogeneity_matches_chi2_contingency() -> None:
