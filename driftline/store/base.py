@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -133,6 +133,11 @@ class Store:
             # a store from before the catalogue: built from its metrics, once
             for sql in schema.CATALOGUE_BACKFILL:
                 self.backend.execute(sql)
+        (rolled,) = self.backend.execute("SELECT count() FROM metrics_hourly")[0]
+        if not rolled and self.backend.execute("SELECT count() FROM metrics")[0][0]:
+            # a store from before the rollups: built from its metrics, once
+            for sql in schema.ROLLUP_BACKFILL:
+                self.backend.execute(sql)
         for table, column, kind in schema.ADDED_COLUMNS:
             present = self.backend.execute(
                 "SELECT count() FROM system.columns WHERE database = currentDatabase() "
@@ -164,6 +169,7 @@ class Store:
         written_at = time.time_ns()
         catalogue: set[tuple[str, str, str, str, str]] = set()
         windows: dict[tuple[str, str, int], float] = {}
+        hours: dict[int, set[tuple[str, str, str]]] = {}  # hour → its (model, stage, metric)
         rows = (
             (
                 p.model,
@@ -179,10 +185,11 @@ class Store:
                 written_at,
             )
             for p in points
-            if math.isfinite(p.value) and _catalogue(p, catalogue, windows)
+            if math.isfinite(p.value) and _catalogue(p, catalogue, windows, hours)
         )
         while block := list(itertools.islice(rows, INSERT_BLOCK_ROWS)):
             self.backend.insert("metrics", schema.METRIC_COLUMNS, block)
+        self._roll_up(hours)
         new = catalogue - self._catalogued
         if new:
             self.backend.insert(
@@ -247,6 +254,32 @@ class Store:
                     )
                     for m in marks
                 ],
+            )
+
+    def _roll_up(self, hours: dict[int, set[tuple[str, str, str]]]) -> None:
+        """Compute again the hourly and daily rollups of the hours just written, from the
+        metrics (``schema.METRICS_HOURLY``), for the series of the metrics written (late labels
+        rewrite a few quality figures of a window, not its hundreds of others). Runs of
+        consecutive hours with the same series are one statement; series are filtered by model,
+        stage and metric apart (a tuple IN of one element does not render as a tuple), which
+        may recompute a bucket not written: the same figures again."""
+        days: dict[int, set[tuple[str, str, str]]] = {}
+        runs: list[tuple[int, int, set[tuple[str, str, str]]]] = []
+        for hour, units in sorted(hours.items()):
+            days.setdefault(hour - hour % 86_400, set()).update(units)
+            if runs and runs[-1][1] == hour and runs[-1][2] == units:
+                runs[-1] = (runs[-1][0], hour + 3600, units)
+            else:
+                runs.append((hour, hour + 3600, units))
+        for lo, hi, units in runs:
+            self.backend.execute(
+                schema.hourly_rollup(f"{_UNITS} AND {_FROM_TO.format(column='window_start')}"),
+                _units_params(units, lo, hi),
+            )
+        for day, units in sorted(days.items()):
+            self.backend.execute(
+                schema.daily_rollup(f"{_UNITS} AND {_FROM_TO.format(column='bucket')}"),
+                _units_params(units, day, day + 86_400),
             )
 
     def ping(self) -> None:
@@ -577,8 +610,106 @@ class Store:
             for r in rows
         ]
 
+    def metric_buckets(
+        self,
+        model: str,
+        step: int,
+        *,
+        agg: str = "mean",
+        name: str | None = None,
+        feature: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        segment: str = "",
+        stage: str = "",
+        limit: int = 10_000,
+        from_rollups: bool = True,
+    ) -> list[MetricPoint]:
+        """Like :meth:`metrics`, one point per bucket of ``step`` seconds (``schema.ROLLUPS``:
+        an hour or a day, UTC) instead of one per window: ``agg`` (``BUCKET_AGGREGATES``) of
+        the values of the bucket's windows, with the newest window's model version. Buckets are
+        whole: every bucket holding a window start of [start, end). Read from the rollups; a
+        version's cut (which pools whole-model rows of the windows the version had to itself)
+        and ``from_rollups=False`` pool the stored windows instead (the same figures)."""
+        if step not in schema.ROLLUPS or agg not in BUCKET_AGGREGATES:
+            raise ValueError(f"no rollup of step {step!r} and aggregate {agg!r}")
+        where = ["model = %(model)s", "stage = %(stage)s"]
+        params: dict[str, Any] = {
+            "model": model,
+            "segment": segment,
+            "stage": stage,
+            "version": cut_version(segment) or "",
+            "limit": int(limit),
+        }
+        if name is not None:
+            where.append("metric = %(name)s")
+            params["name"] = name
+        if feature is not None:
+            where.append("feature = %(feature)s")
+            params["feature"] = feature
+        lo = None if start is None else int(start) - int(start) % step
+        hi = None if end is None else -(-int(end) // step) * step
+        if from_rollups and cut_version(segment) is None:
+            _window_range(where, params, lo, hi, column="bucket")
+            source = (
+                "SELECT toUInt32(bucket) AS b, metric, feature, category, windows, total, low, "
+                f"high, last, version FROM {schema.ROLLUPS[step]} FINAL "
+                f"WHERE segment = %(segment)s AND {' AND '.join(where)}"
+            )
+        else:
+            _window_range(where, params, lo, hi)
+            source = (
+                f"SELECT toUInt32(intDiv(toUInt32(window_start), {step}) * {step}) AS b, metric, "
+                "feature, category, count(), sum(value), min(value), max(value), "
+                "argMax(value, window_start), argMax(version, window_start) FROM metrics FINAL "
+                f"WHERE {_cut_clause(segment)} AND {' AND '.join(where)} "
+                "GROUP BY b, metric, feature, category"
+            )
+        rows = self.backend.execute(
+            f"{source} ORDER BY b, metric, feature, category LIMIT %(limit)s", params
+        )
+        pick = BUCKET_AGGREGATES[agg]
+        return [
+            MetricPoint(
+                model=model,
+                window_start=int(r[0]),
+                window_seconds=step,
+                metric=str(r[1]),
+                feature=str(r[2]),
+                category=str(r[3]),
+                value=pick(int(r[4]), float(r[5]), float(r[6]), float(r[7]), float(r[8])),
+                segment=segment,
+                stage=stage,
+                version=str(r[9]),
+            )
+            for r in rows
+        ]
+
+
+# what a bucket's point is, from its (windows, sum, min, max, newest value)
+BUCKET_AGGREGATES: dict[str, Callable[[int, float, float, float, float], float]] = {
+    "mean": lambda n, total, low, high, last: total / n,
+    "sum": lambda n, total, low, high, last: total,
+    "min": lambda n, total, low, high, last: low,
+    "max": lambda n, total, low, high, last: high,
+    "last": lambda n, total, low, high, last: last,
+}
 
 # the windows of the unit (%(model)s, %(stage)s) that have version cuts: several versions
+_UNITS = "model IN %(models)s AND stage IN %(stages)s AND metric IN %(metrics)s"
+_FROM_TO = "{column} >= toDateTime(%(lo)s) AND {column} < toDateTime(%(hi)s)"
+
+
+def _units_params(units: set[tuple[str, str, str]], lo: int, hi: int) -> dict[str, Any]:
+    return {
+        "models": tuple(sorted({u[0] for u in units})),
+        "stages": tuple(sorted({u[1] for u in units})),
+        "metrics": tuple(sorted({u[2] for u in units})),
+        "lo": lo,
+        "hi": hi,
+    }
+
+
 CATALOGUE_REMEMBERED = 200_000  # catalogue rows a store remembers writing (a bounded cache)
 
 
@@ -586,10 +717,13 @@ def _catalogue(
     p: MetricPoint,
     into: set[tuple[str, str, str, str, str]],
     windows: dict[tuple[str, str, int], float],
+    hours: dict[int, set[tuple[str, str, str]]],
 ) -> bool:
-    """Note what a stored point adds to the catalogue (``schema.CATALOGUE``) and, for a
-    window's whole ``traffic.count``, to the window index; always True (a filter's side)."""
+    """Note what a stored point adds to the catalogue (``schema.CATALOGUE``), to the hours
+    whose rollups it changes and, for a window's whole ``traffic.count``, to the window index;
+    always True (a filter's side)."""
     metric = p.metric
+    hours.setdefault(p.window_start - p.window_start % 3600, set()).add((p.model, p.stage, metric))
     into.add((p.model, p.stage, "metric", metric, ""))
     if metric == "traffic.count":
         into.add((p.model, p.stage, "version", p.version, ""))
@@ -628,14 +762,19 @@ def _cut_clause(segment: str) -> str:
 
 
 def _window_range(
-    where: list[str], params: dict[str, Any], start: int | None, end: int | None
+    where: list[str],
+    params: dict[str, Any],
+    start: int | None,
+    end: int | None,
+    column: str = "window_start",
 ) -> None:
-    """Filter on window start: from ``start`` (inclusive) to ``end`` (exclusive)."""
+    """Filter on window start (or ``column``): from ``start`` (inclusive) to ``end``
+    (exclusive)."""
     if start is not None:
-        where.append("window_start >= toDateTime(%(start)s)")
+        where.append(f"{column} >= toDateTime(%(start)s)")
         params["start"] = int(start)
     if end is not None:
-        where.append("window_start < toDateTime(%(end)s)")
+        where.append(f"{column} < toDateTime(%(end)s)")
         params["end"] = int(end)
 
 

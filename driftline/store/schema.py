@@ -52,6 +52,96 @@ CREATE TABLE IF NOT EXISTS window_index (
 ORDER BY (model, stage, window_start)
 """
 
+# Rollups: per series (model, stage, cut, metric, feature, category) and hour (day), the
+# stored windows' figures pooled: how many windows, their sum, min, max, and the value and
+# model version of the newest window. A long range reads one row a bucket instead of one a
+# window (``Store.metric_buckets``). The store keeps them on write (``Store.write_window``):
+# the buckets a write touches are computed again from the metrics, each window counted once
+# with its newest value (a rewritten window replaces its figures, never adds to them), and the
+# row's version is the newest write it pooled, so the newer recomputation wins.
+METRICS_HOURLY = """
+CREATE TABLE IF NOT EXISTS metrics_hourly (
+    model String,
+    stage String,
+    segment String,
+    bucket DateTime,
+    metric String,
+    feature String,
+    category String,
+    windows UInt32,
+    total Float64,
+    low Float64,
+    high Float64,
+    last Float64,
+    version String,
+    window_seconds UInt32,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (model, metric, feature, category, segment, stage, bucket)
+"""
+METRICS_DAILY = METRICS_HOURLY.replace("metrics_hourly (", "metrics_daily (", 1).replace(
+    "PARTITION BY toYYYYMM(bucket)", "PARTITION BY toYear(bucket)", 1
+)
+# bucket length (s) → its table; a day's row is pooled from its hours' rows
+ROLLUPS = {3600: "metrics_hourly", 86400: "metrics_daily"}
+ROLLUP_COLUMNS = (
+    "model",
+    "stage",
+    "segment",
+    "bucket",
+    "metric",
+    "feature",
+    "category",
+    "windows",
+    "total",
+    "low",
+    "high",
+    "last",
+    "version",
+    "window_seconds",
+    "written_at",
+)
+_SERIES = "model, stage, segment, metric, feature, category"
+
+
+def hourly_rollup(where: str) -> str:
+    """The hours of the metrics rows ``where`` selects (whole hours: ``where`` bounds
+    ``window_start`` at hour boundaries), each window once with its newest write."""
+    return (
+        f"INSERT INTO metrics_hourly ({', '.join(ROLLUP_COLUMNS)}) "
+        "SELECT model, stage, segment, toDateTime(intDiv(toUInt32(window_start), 3600) * 3600) "
+        "AS hour, metric, feature, category, count(), sum(v), min(v), max(v), "
+        "argMax(v, window_start), argMax(ver, window_start), max(secs), max(w) FROM ("
+        f"SELECT {_SERIES}, window_start, argMax(value, written_at) AS v, "
+        "argMax(version, written_at) AS ver, argMax(window_seconds, written_at) AS secs, "
+        f"max(written_at) AS w FROM metrics WHERE {where} GROUP BY {_SERIES}, window_start"
+        f") GROUP BY {_SERIES}, hour"
+    )
+
+
+def daily_rollup(where: str) -> str:
+    """The days of the hourly rows ``where`` selects (whole days, UTC)."""
+    return (
+        f"INSERT INTO metrics_daily ({', '.join(ROLLUP_COLUMNS)}) "
+        "SELECT model, stage, segment, toDateTime(intDiv(toUInt32(bucket), 86400) * 86400) "
+        "AS day, metric, feature, category, sum(windows), sum(total), min(low), max(high), "
+        "argMax(last, bucket), argMax(version, bucket), max(window_seconds), max(written_at) "
+        f"FROM metrics_hourly FINAL WHERE {where} GROUP BY {_SERIES}, day"
+    )
+
+
+# A store from before the rollups gets them from its metrics once, at start (FINAL keeps
+# each window's newest row; grouping by hour alone holds one state per series and hour).
+ROLLUP_BACKFILL = (
+    f"INSERT INTO metrics_hourly ({', '.join(ROLLUP_COLUMNS)}) "
+    "SELECT model, stage, segment, toDateTime(intDiv(toUInt32(window_start), 3600) * 3600) "
+    "AS hour, metric, feature, category, count(), sum(value), min(value), max(value), "
+    "argMax(value, window_start), argMax(version, window_start), max(window_seconds), "
+    f"max(written_at) FROM metrics FINAL GROUP BY {_SERIES}, hour",
+    daily_rollup("1"),
+)
+
 # A store made before the catalogue gets it from its metrics once, at start (one scan).
 CATALOGUE_BACKFILL = (
     "INSERT INTO catalogue (model, stage, kind, name, detail, written_at) "
@@ -424,6 +514,8 @@ TABLES = (
     METRICS,
     CATALOGUE,
     WINDOW_INDEX,
+    METRICS_HOURLY,
+    METRICS_DAILY,
     WORKER_OFFSETS,
     WINDOWS_SET_ASIDE,
     REFERENCES,
