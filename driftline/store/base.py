@@ -133,8 +133,8 @@ class Store:
             # a store from before the catalogue: built from its metrics, once
             for sql in schema.CATALOGUE_BACKFILL:
                 self.backend.execute(sql)
-        (rolled,) = self.backend.execute("SELECT count() FROM metrics_hourly")[0]
-        if not rolled and self.backend.execute("SELECT count() FROM metrics")[0][0]:
+        (marked,) = self.backend.execute("SELECT count() FROM rollup_dirty")[0]
+        if not marked and self.backend.execute("SELECT count() FROM metrics")[0][0]:
             # a store from before the rollups: built from its metrics, once
             for sql in schema.ROLLUP_BACKFILL:
                 self.backend.execute(sql)
@@ -169,7 +169,7 @@ class Store:
         written_at = time.time_ns()
         catalogue: set[tuple[str, str, str, str, str]] = set()
         windows: dict[tuple[str, str, int], float] = {}
-        hours: dict[int, set[tuple[str, str, str]]] = {}  # hour → its (model, stage, metric)
+        touched: set[tuple[str, str, str, int]] = set()  # (model, stage, metric, hour)
         rows = (
             (
                 p.model,
@@ -185,11 +185,16 @@ class Store:
                 written_at,
             )
             for p in points
-            if math.isfinite(p.value) and _catalogue(p, catalogue, windows, hours)
+            if math.isfinite(p.value) and _catalogue(p, catalogue, windows, touched)
         )
         while block := list(itertools.islice(rows, INSERT_BLOCK_ROWS)):
             self.backend.insert("metrics", schema.METRIC_COLUMNS, block)
-        self._roll_up(hours)
+        if touched:
+            self.backend.insert(
+                "rollup_dirty",
+                schema.ROLLUP_MARK_COLUMNS,
+                [(*key, written_at) for key in sorted(touched)],
+            )
         new = catalogue - self._catalogued
         if new:
             self.backend.insert(
@@ -256,31 +261,80 @@ class Store:
                 ],
             )
 
-    def _roll_up(self, hours: dict[int, set[tuple[str, str, str]]]) -> None:
-        """Compute again the hourly and daily rollups of the hours just written, from the
-        metrics (``schema.METRICS_HOURLY``), for the series of the metrics written (late labels
-        rewrite a few quality figures of a window, not its hundreds of others). Runs of
-        consecutive hours with the same series are one statement; series are filtered by model,
-        stage and metric apart (a tuple IN of one element does not render as a tuple), which
-        may recompute a bucket not written: the same figures again."""
-        days: dict[int, set[tuple[str, str, str]]] = {}
-        runs: list[tuple[int, int, set[tuple[str, str, str]]]] = []
-        for hour, units in sorted(hours.items()):
-            days.setdefault(hour - hour % 86_400, set()).update(units)
-            if runs and runs[-1][1] == hour and runs[-1][2] == units:
-                runs[-1] = (runs[-1][0], hour + 3600, units)
+    def _roll_up(
+        self, model: str, stage: str, name: str | None, lo: int | None, hi: int | None
+    ) -> None:
+        """Bring the unit's rollups of [lo, hi) (hours; None: unbounded) up to date: compute
+        again, from the metrics, every hour written since it was last computed
+        (``schema.ROLLUP_DIRTY``), then the days holding them. Each (metric, hour) is marked
+        done with the write time it was found dirty at: a write landing meanwhile leaves it
+        dirty for the next read."""
+        where = ["model = %(model)s", "stage = %(stage)s"]
+        params: dict[str, Any] = {"model": model, "stage": stage}
+        if name is not None:
+            where.append("metric = %(name)s")
+            params["name"] = name
+        _window_range(where, params, lo, hi, column="hour")
+        clause = " AND ".join(where)
+        written = self.backend.execute(
+            f"SELECT metric, toUInt32(hour), written_at FROM rollup_dirty FINAL WHERE {clause}",
+            params,
+        )
+        if not written:
+            return
+        done = {
+            (str(r[0]), int(r[1])): int(r[2])
+            for r in self.backend.execute(
+                f"SELECT metric, toUInt32(hour), written_at FROM rollup_done FINAL WHERE {clause}",
+                params,
+            )
+        }
+        stale = sorted(
+            (int(r[1]), str(r[0]), int(r[2]))
+            for r in written
+            if done.get((str(r[0]), int(r[1])), -1) < int(r[2])
+        )
+        if not stale:
+            return
+        runs: list[tuple[int, int, set[str]]] = []  # consecutive hours with the same metrics
+        by_hour: dict[int, set[str]] = {}
+        for hour, metric, _ in stale:
+            by_hour.setdefault(hour, set()).add(metric)
+        for hour, metrics in sorted(by_hour.items()):
+            if runs and runs[-1][1] == hour and runs[-1][2] == metrics:
+                runs[-1] = (runs[-1][0], hour + 3600, metrics)
             else:
-                runs.append((hour, hour + 3600, units))
-        for lo, hi, units in runs:
-            self.backend.execute(
-                schema.hourly_rollup(f"{_UNITS} AND {_FROM_TO.format(column='window_start')}"),
-                _units_params(units, lo, hi),
-            )
-        for day, units in sorted(days.items()):
-            self.backend.execute(
-                schema.daily_rollup(f"{_UNITS} AND {_FROM_TO.format(column='bucket')}"),
-                _units_params(units, day, day + 86_400),
-            )
+                runs.append((hour, hour + 3600, metrics))
+        days: dict[int, set[str]] = {}
+        for start, end, metrics in runs:
+            self._recompute(schema.hourly_rollup, "window_start", model, stage, metrics, start, end)
+            for hour in range(start, end, 3600):
+                days.setdefault(hour - hour % 86_400, set()).update(metrics)
+        for day, metrics in sorted(days.items()):
+            self._recompute(schema.daily_rollup, "bucket", model, stage, metrics, day, day + 86_400)
+        self.backend.insert(
+            "rollup_done",
+            schema.ROLLUP_MARK_COLUMNS,
+            [(model, stage, metric, hour, w) for hour, metric, w in stale],
+        )
+
+    def _recompute(
+        self,
+        rollup: Callable[[str], str],
+        column: str,
+        model: str,
+        stage: str,
+        metrics: set[str],
+        lo: int,
+        hi: int,
+    ) -> None:
+        self.backend.execute(
+            rollup(
+                "model = %(model)s AND stage = %(stage)s AND metric IN %(metrics)s "
+                f"AND {column} >= toDateTime(%(lo)s) AND {column} < toDateTime(%(hi)s)"
+            ),
+            {"model": model, "stage": stage, "metrics": tuple(sorted(metrics)), "lo": lo, "hi": hi},
+        )
 
     def ping(self) -> None:
         """Raises unless the store answers a query."""
@@ -650,6 +704,7 @@ class Store:
         lo = None if start is None else int(start) - int(start) % step
         hi = None if end is None else -(-int(end) // step) * step
         if from_rollups and cut_version(segment) is None:
+            self._roll_up(model, stage, name, lo, hi)
             _window_range(where, params, lo, hi, column="bucket")
             source = (
                 "SELECT toUInt32(bucket) AS b, metric, feature, category, windows, total, low, "
@@ -696,20 +751,6 @@ BUCKET_AGGREGATES: dict[str, Callable[[int, float, float, float, float], float]]
 }
 
 # the windows of the unit (%(model)s, %(stage)s) that have version cuts: several versions
-_UNITS = "model IN %(models)s AND stage IN %(stages)s AND metric IN %(metrics)s"
-_FROM_TO = "{column} >= toDateTime(%(lo)s) AND {column} < toDateTime(%(hi)s)"
-
-
-def _units_params(units: set[tuple[str, str, str]], lo: int, hi: int) -> dict[str, Any]:
-    return {
-        "models": tuple(sorted({u[0] for u in units})),
-        "stages": tuple(sorted({u[1] for u in units})),
-        "metrics": tuple(sorted({u[2] for u in units})),
-        "lo": lo,
-        "hi": hi,
-    }
-
-
 CATALOGUE_REMEMBERED = 200_000  # catalogue rows a store remembers writing (a bounded cache)
 
 
@@ -717,13 +758,13 @@ def _catalogue(
     p: MetricPoint,
     into: set[tuple[str, str, str, str, str]],
     windows: dict[tuple[str, str, int], float],
-    hours: dict[int, set[tuple[str, str, str]]],
+    touched: set[tuple[str, str, str, int]],
 ) -> bool:
     """Note what a stored point adds to the catalogue (``schema.CATALOGUE``), to the hours
     whose rollups it changes and, for a window's whole ``traffic.count``, to the window index;
     always True (a filter's side)."""
     metric = p.metric
-    hours.setdefault(p.window_start - p.window_start % 3600, set()).add((p.model, p.stage, metric))
+    touched.add((p.model, p.stage, metric, p.window_start - p.window_start % 3600))
     into.add((p.model, p.stage, "metric", metric, ""))
     if metric == "traffic.count":
         into.add((p.model, p.stage, "version", p.version, ""))

@@ -84,9 +84,12 @@ def test_a_rewritten_window_counts_once_with_its_newest_value(store: Store) -> N
     for k in range(3):
         store.write_window(window(hour + 60 * k, 1.0), [])
     store.write_window(window(hour + 2 * 3600, 1.0), [])  # a later hour, written after
-    # late labels score the first window again, several times (the quality rows only)
+    # late labels score the first window again, several times (the quality rows only), a
+    # read between the rewrites (each read computes again what was written since the last)
     for score in (0.5, 0.7, 0.9):
         store.write_window([MetricPoint("fraud", hour, 60, "quality.error_rate", score)], [])
+        first = store.metric_buckets("fraud", 3600, agg="max", name="quality.error_rate")[0]
+        assert first.value == score
     # a replay rewrites a whole window with other figures
     store.write_window(window(hour + 60, 4.0), [])
     for step in (3600, 86400):
@@ -121,12 +124,26 @@ def test_a_store_from_before_the_rollups_builds_them_from_its_metrics(store: Sto
     history(store)
     store.write_window(window(DAY + 22 * 3600, 9.0), [])  # a rewrite: the newest one counts
     want = {step: pooled(store, step, "mean") for step in (3600, 86400)}
-    for table in ("metrics_hourly", "metrics_daily"):
+    for table in ("metrics_hourly", "metrics_daily", "rollup_dirty", "rollup_done"):
         store.backend.execute(f"DROP TABLE {table}")
     store.init_schema()
     for step in (3600, 86400):
         same(pooled(store, step, "mean"), want[step])
         same(want[step], pooled(store, step, "mean", from_rollups=False))
+
+
+def test_a_write_only_marks_its_hours_and_a_read_computes_them_once(store: Store) -> None:
+    hour = DAY + 3600
+    for k in range(3):
+        store.write_window(window(hour + 60 * k, 1.0), [])
+    count = "SELECT count() FROM metrics_hourly"
+    assert store.backend.execute(count)[0][0] == 0  # writing computes nothing
+    store.metric_buckets("fraud", 3600, name="traffic.count")
+    assert store.backend.execute(count)[0][0] == 1  # the read's metric only, once
+    store.metric_buckets("fraud", 3600, name="traffic.count")
+    assert store.backend.execute(count)[0][0] == 1
+    store.metric_buckets("fraud", 3600)
+    assert store.backend.execute(count)[0][0] == 3
 
 
 def test_an_unknown_step_or_aggregate_is_refused(store: Store) -> None:
