@@ -702,7 +702,8 @@ class Store:
             where.append("feature = %(feature)s")
             params["feature"] = feature
         lo = None if start is None else int(start) - int(start) % step
-        hi = None if end is None else -(-int(end) // step) * step
+        # (a DateTime holds up to 2**32 - 1: the last bucket's end may lie beyond)
+        hi = None if end is None else min(-(-int(end) // step) * step, MAX_DATETIME)
         if from_rollups and cut_version(segment) is None:
             self._roll_up(model, stage, name, lo, hi)
             _window_range(where, params, lo, hi, column="bucket")
@@ -741,6 +742,7 @@ class Store:
         ]
 
 
+MAX_DATETIME = 2**32 - 1
 # what a bucket's point is, from its (windows, sum, min, max, newest value)
 BUCKET_AGGREGATES: dict[str, Callable[[int, float, float, float, float], float]] = {
     "mean": lambda n, total, low, high, last: total / n,
