@@ -55,7 +55,7 @@ def read_models(store: StoreDep) -> list[ModelSummaryPublic]:
 
 @router.get("/{model}", responses={404: error("the model has no stored windows (yet)")})
 def read_model(model: ModelName, store: StoreDep) -> ModelPublic:
-    row = next((r for r in store.models() if r["model"] == model), None)
+    row = next(iter(store.models(model)), None)
     if row is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,

@@ -495,15 +495,18 @@ class Store:
         )
         return {str(r[0]): int(r[1]) for r in rows}
 
-    def models(self) -> list[dict[str, Any]]:
-        """Every model with a stored window, its own or one of its pipeline stages'.
-        ``events``: the model's own events, or (a pipeline without them) its stages' total.
-        From the window index (a row per stored window), not the metrics history."""
+    def models(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Every model with a stored window, its own or one of its pipeline stages' (``model``:
+        that one alone, read from its own rows of the index). ``events``: the model's own
+        events, or (a pipeline without them) its stages' total. From the window index (a row
+        per stored window), not the metrics history."""
+        where = "" if model is None else "WHERE model = %(model)s "
         rows = self.backend.execute(
             "SELECT model, toUInt32(min(window_start)), toUInt32(max(window_start)), "
             "sumIf(events, stage = ''), sum(events), uniqExact(window_start), "
             "groupUniqArray(stage) "
-            "FROM window_index FINAL GROUP BY model ORDER BY model"
+            f"FROM window_index FINAL {where}GROUP BY model ORDER BY model",
+            None if model is None else {"model": model},
         )
         return [
             {
