@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # `make test PYTEST_ARGS="-n 0"` runs them in one
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: install demo test lint bench bench-detection bench-detectors bench-catalogue bench-canary bench-promotion bench-estimation bench-slices clean system-deps
+.PHONY: install demo test lint bench bench-detection bench-detectors bench-catalogue bench-reads bench-canary bench-promotion bench-estimation bench-slices clean system-deps
 
 install: $(STAMP)
 
@@ -65,6 +65,11 @@ bench-detectors: install
 
 bench-catalogue: install
 	$(BIN)/python -m bench.catalogue $(ARGS)
+
+# every dashboard request on a store of 100 million metric rows it fills itself, on chDB and a
+# ClickHouse server (a few GB in a temp dir, ~40 min): `make bench-reads ARGS="--quick --step"`
+bench-reads: install
+	$(BIN)/python -m bench.reads $(ARGS)
 
 bench-canary: install
 	$(BIN)/python -m bench.canary $(ARGS)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import StoreDep
+from api.errors import invalid
 from api.params import (
     MAX_NAME,
     DecidedBy,
@@ -30,6 +31,7 @@ from api.schemas import (
 )
 from api.timeparse import iso, parse_time
 from driftline.store import MetricPoint, Store
+from driftline.store.schema import ROLLUPS
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -53,7 +55,7 @@ def read_models(store: StoreDep) -> list[ModelSummaryPublic]:
 
 @router.get("/{model}", responses={404: error("the model has no stored windows (yet)")})
 def read_model(model: ModelName, store: StoreDep) -> ModelPublic:
-    row = next((r for r in store.models() if r["model"] == model), None)
+    row = next(iter(store.models(model)), None)
     if row is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
@@ -107,20 +109,52 @@ def read_metrics(
     shadow: Shadow = None,
     decided_by: DecidedBy = None,
     limit: int = Query(10_000, ge=1, le=100_000),
+    step: int | None = Query(
+        None,
+        description="3600 or 86400: one point per hour or day (UTC) instead of one per window, "
+        "read from rollups the store keeps as windows are written: ask for it on long ranges "
+        "(a week of 60 s windows is 10,080 points a series, 168 hourly). Buckets are whole: "
+        "every bucket holding a window start of [start, end); a point's window_start is its "
+        "bucket's start, its version the newest window's, and the series' window_seconds is "
+        "the step",
+    ),
+    agg: Literal["mean", "sum", "min", "max", "last"] = Query(
+        "mean",
+        description="with step: what a bucket's point is, from its windows' values: their "
+        "mean, sum (counts: traffic.count per hour), min, max, or the newest window's value",
+    ),
 ) -> MetricsPublic:
-    """Per-window metric values as time series, one series per (metric, feature, category).
-    ``version``: one version's own figures, from the windows it had traffic in."""
+    """Per-window metric values as time series, one series per (metric, feature, category);
+    with ``step``, per hour or day. ``version``: one version's own figures, from the windows it
+    had traffic in."""
     segment = cut_of(store, model, segment, version, stage, shadow, decided_by)
-    points = store.metrics(
-        model,
-        name=name,
-        feature=feature,
-        start=parse_time(start, "start"),
-        end=parse_time(end, "end"),
-        segment=segment,
-        stage=stage,
-        limit=limit,
-    )
+    since, until = parse_time(start, "start"), parse_time(end, "end")
+    if step is not None and step not in ROLLUPS:
+        raise invalid(("query", "step"), "step is 3600 (hourly) or 86400 (daily)", step)
+    if step is not None:
+        points = store.metric_buckets(
+            model,
+            step,
+            agg=agg,
+            name=name,
+            feature=feature,
+            start=since,
+            end=until,
+            segment=segment,
+            stage=stage,
+            limit=limit,
+        )
+    else:
+        points = store.metrics(
+            model,
+            name=name,
+            feature=feature,
+            start=since,
+            end=until,
+            segment=segment,
+            stage=stage,
+            limit=limit,
+        )
     return MetricsPublic(model=model, series=_as_series(points))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -133,6 +133,11 @@ class Store:
             # a store from before the catalogue: built from its metrics, once
             for sql in schema.CATALOGUE_BACKFILL:
                 self.backend.execute(sql)
+        (marked,) = self.backend.execute("SELECT count() FROM rollup_dirty")[0]
+        if not marked and self.backend.execute("SELECT count() FROM metrics")[0][0]:
+            # a store from before the rollups: built from its metrics, once
+            for sql in schema.ROLLUP_BACKFILL:
+                self.backend.execute(sql)
         for table, column, kind in schema.ADDED_COLUMNS:
             present = self.backend.execute(
                 "SELECT count() FROM system.columns WHERE database = currentDatabase() "
@@ -164,6 +169,7 @@ class Store:
         written_at = time.time_ns()
         catalogue: set[tuple[str, str, str, str, str]] = set()
         windows: dict[tuple[str, str, int], float] = {}
+        touched: set[tuple[str, str, str, int]] = set()  # (model, stage, metric, hour)
         rows = (
             (
                 p.model,
@@ -179,10 +185,16 @@ class Store:
                 written_at,
             )
             for p in points
-            if math.isfinite(p.value) and _catalogue(p, catalogue, windows)
+            if math.isfinite(p.value) and _catalogue(p, catalogue, windows, touched)
         )
         while block := list(itertools.islice(rows, INSERT_BLOCK_ROWS)):
             self.backend.insert("metrics", schema.METRIC_COLUMNS, block)
+        if touched:
+            self.backend.insert(
+                "rollup_dirty",
+                schema.ROLLUP_MARK_COLUMNS,
+                [(*key, written_at) for key in sorted(touched)],
+            )
         new = catalogue - self._catalogued
         if new:
             self.backend.insert(
@@ -248,6 +260,81 @@ class Store:
                     for m in marks
                 ],
             )
+
+    def _roll_up(
+        self, model: str, stage: str, name: str | None, lo: int | None, hi: int | None
+    ) -> None:
+        """Bring the unit's rollups of [lo, hi) (hours; None: unbounded) up to date: compute
+        again, from the metrics, every hour written since it was last computed
+        (``schema.ROLLUP_DIRTY``), then the days holding them. Each (metric, hour) is marked
+        done with the write time it was found dirty at: a write landing meanwhile leaves it
+        dirty for the next read."""
+        where = ["model = %(model)s", "stage = %(stage)s"]
+        params: dict[str, Any] = {"model": model, "stage": stage}
+        if name is not None:
+            where.append("metric = %(name)s")
+            params["name"] = name
+        _window_range(where, params, lo, hi, column="hour")
+        clause = " AND ".join(where)
+        written = self.backend.execute(
+            f"SELECT metric, toUInt32(hour), written_at FROM rollup_dirty FINAL WHERE {clause}",
+            params,
+        )
+        if not written:
+            return
+        done = {
+            (str(r[0]), int(r[1])): int(r[2])
+            for r in self.backend.execute(
+                f"SELECT metric, toUInt32(hour), written_at FROM rollup_done FINAL WHERE {clause}",
+                params,
+            )
+        }
+        stale = sorted(
+            (int(r[1]), str(r[0]), int(r[2]))
+            for r in written
+            if done.get((str(r[0]), int(r[1])), -1) < int(r[2])
+        )
+        if not stale:
+            return
+        runs: list[tuple[int, int, set[str]]] = []  # consecutive hours with the same metrics
+        by_hour: dict[int, set[str]] = {}
+        for hour, metric, _ in stale:
+            by_hour.setdefault(hour, set()).add(metric)
+        for hour, metrics in sorted(by_hour.items()):
+            if runs and runs[-1][1] == hour and runs[-1][2] == metrics:
+                runs[-1] = (runs[-1][0], hour + 3600, metrics)
+            else:
+                runs.append((hour, hour + 3600, metrics))
+        days: dict[int, set[str]] = {}
+        for start, end, metrics in runs:
+            self._recompute(schema.hourly_rollup, "window_start", model, stage, metrics, start, end)
+            for hour in range(start, end, 3600):
+                days.setdefault(hour - hour % 86_400, set()).update(metrics)
+        for day, metrics in sorted(days.items()):
+            self._recompute(schema.daily_rollup, "bucket", model, stage, metrics, day, day + 86_400)
+        self.backend.insert(
+            "rollup_done",
+            schema.ROLLUP_MARK_COLUMNS,
+            [(model, stage, metric, hour, w) for hour, metric, w in stale],
+        )
+
+    def _recompute(
+        self,
+        rollup: Callable[[str], str],
+        column: str,
+        model: str,
+        stage: str,
+        metrics: set[str],
+        lo: int,
+        hi: int,
+    ) -> None:
+        self.backend.execute(
+            rollup(
+                "model = %(model)s AND stage = %(stage)s AND metric IN %(metrics)s "
+                f"AND {column} >= toDateTime(%(lo)s) AND {column} < toDateTime(%(hi)s)"
+            ),
+            {"model": model, "stage": stage, "metrics": tuple(sorted(metrics)), "lo": lo, "hi": hi},
+        )
 
     def ping(self) -> None:
         """Raises unless the store answers a query."""
@@ -408,15 +495,18 @@ class Store:
         )
         return {str(r[0]): int(r[1]) for r in rows}
 
-    def models(self) -> list[dict[str, Any]]:
-        """Every model with a stored window, its own or one of its pipeline stages'.
-        ``events``: the model's own events, or (a pipeline without them) its stages' total.
-        From the window index (a row per stored window), not the metrics history."""
+    def models(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Every model with a stored window, its own or one of its pipeline stages' (``model``:
+        that one alone, read from its own rows of the index). ``events``: the model's own
+        events, or (a pipeline without them) its stages' total. From the window index (a row
+        per stored window), not the metrics history."""
+        where = "" if model is None else "WHERE model = %(model)s "
         rows = self.backend.execute(
             "SELECT model, toUInt32(min(window_start)), toUInt32(max(window_start)), "
             "sumIf(events, stage = ''), sum(events), uniqExact(window_start), "
             "groupUniqArray(stage) "
-            "FROM window_index FINAL GROUP BY model ORDER BY model"
+            f"FROM window_index FINAL {where}GROUP BY model ORDER BY model",
+            None if model is None else {"model": model},
         )
         return [
             {
@@ -577,6 +667,93 @@ class Store:
             for r in rows
         ]
 
+    def metric_buckets(
+        self,
+        model: str,
+        step: int,
+        *,
+        agg: str = "mean",
+        name: str | None = None,
+        feature: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        segment: str = "",
+        stage: str = "",
+        limit: int = 10_000,
+        from_rollups: bool = True,
+    ) -> list[MetricPoint]:
+        """Like :meth:`metrics`, one point per bucket of ``step`` seconds (``schema.ROLLUPS``:
+        an hour or a day, UTC) instead of one per window: ``agg`` (``BUCKET_AGGREGATES``) of
+        the values of the bucket's windows, with the newest window's model version. Buckets are
+        whole: every bucket holding a window start of [start, end). Read from the rollups; a
+        version's cut (which pools whole-model rows of the windows the version had to itself)
+        and ``from_rollups=False`` pool the stored windows instead (the same figures)."""
+        if step not in schema.ROLLUPS or agg not in BUCKET_AGGREGATES:
+            raise ValueError(f"no rollup of step {step!r} and aggregate {agg!r}")
+        where = ["model = %(model)s", "stage = %(stage)s"]
+        params: dict[str, Any] = {
+            "model": model,
+            "segment": segment,
+            "stage": stage,
+            "version": cut_version(segment) or "",
+            "limit": int(limit),
+        }
+        if name is not None:
+            where.append("metric = %(name)s")
+            params["name"] = name
+        if feature is not None:
+            where.append("feature = %(feature)s")
+            params["feature"] = feature
+        lo = None if start is None else int(start) - int(start) % step
+        # (a DateTime holds up to 2**32 - 1: the last bucket's end may lie beyond)
+        hi = None if end is None else min(-(-int(end) // step) * step, MAX_DATETIME)
+        if from_rollups and cut_version(segment) is None:
+            self._roll_up(model, stage, name, lo, hi)
+            _window_range(where, params, lo, hi, column="bucket")
+            source = (
+                "SELECT toUInt32(bucket) AS b, metric, feature, category, windows, total, low, "
+                f"high, last, version FROM {schema.ROLLUPS[step]} FINAL "
+                f"WHERE segment = %(segment)s AND {' AND '.join(where)}"
+            )
+        else:
+            _window_range(where, params, lo, hi)
+            source = (
+                f"SELECT toUInt32(intDiv(toUInt32(window_start), {step}) * {step}) AS b, metric, "
+                "feature, category, count(), sum(value), min(value), max(value), "
+                "argMax(value, window_start), argMax(version, window_start) FROM metrics FINAL "
+                f"WHERE {_cut_clause(segment)} AND {' AND '.join(where)} "
+                "GROUP BY b, metric, feature, category"
+            )
+        rows = self.backend.execute(
+            f"{source} ORDER BY b, metric, feature, category LIMIT %(limit)s", params
+        )
+        pick = BUCKET_AGGREGATES[agg]
+        return [
+            MetricPoint(
+                model=model,
+                window_start=int(r[0]),
+                window_seconds=step,
+                metric=str(r[1]),
+                feature=str(r[2]),
+                category=str(r[3]),
+                value=pick(int(r[4]), float(r[5]), float(r[6]), float(r[7]), float(r[8])),
+                segment=segment,
+                stage=stage,
+                version=str(r[9]),
+            )
+            for r in rows
+        ]
+
+
+MAX_DATETIME = 2**32 - 1
+# what a bucket's point is, from its (windows, sum, min, max, newest value)
+BUCKET_AGGREGATES: dict[str, Callable[[int, float, float, float, float], float]] = {
+    "mean": lambda n, total, low, high, last: total / n,
+    "sum": lambda n, total, low, high, last: total,
+    "min": lambda n, total, low, high, last: low,
+    "max": lambda n, total, low, high, last: high,
+    "last": lambda n, total, low, high, last: last,
+}
 
 # the windows of the unit (%(model)s, %(stage)s) that have version cuts: several versions
 CATALOGUE_REMEMBERED = 200_000  # catalogue rows a store remembers writing (a bounded cache)
@@ -586,10 +763,13 @@ def _catalogue(
     p: MetricPoint,
     into: set[tuple[str, str, str, str, str]],
     windows: dict[tuple[str, str, int], float],
+    touched: set[tuple[str, str, str, int]],
 ) -> bool:
-    """Note what a stored point adds to the catalogue (``schema.CATALOGUE``) and, for a
-    window's whole ``traffic.count``, to the window index; always True (a filter's side)."""
+    """Note what a stored point adds to the catalogue (``schema.CATALOGUE``), to the hours
+    whose rollups it changes and, for a window's whole ``traffic.count``, to the window index;
+    always True (a filter's side)."""
     metric = p.metric
+    touched.add((p.model, p.stage, metric, p.window_start - p.window_start % 3600))
     into.add((p.model, p.stage, "metric", metric, ""))
     if metric == "traffic.count":
         into.add((p.model, p.stage, "version", p.version, ""))
@@ -628,14 +808,19 @@ def _cut_clause(segment: str) -> str:
 
 
 def _window_range(
-    where: list[str], params: dict[str, Any], start: int | None, end: int | None
+    where: list[str],
+    params: dict[str, Any],
+    start: int | None,
+    end: int | None,
+    column: str = "window_start",
 ) -> None:
-    """Filter on window start: from ``start`` (inclusive) to ``end`` (exclusive)."""
+    """Filter on window start (or ``column``): from ``start`` (inclusive) to ``end``
+    (exclusive)."""
     if start is not None:
-        where.append("window_start >= toDateTime(%(start)s)")
+        where.append(f"{column} >= toDateTime(%(start)s)")
         params["start"] = int(start)
     if end is not None:
-        where.append("window_start < toDateTime(%(end)s)")
+        where.append(f"{column} < toDateTime(%(end)s)")
         params["end"] = int(end)
 
 

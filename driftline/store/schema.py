@@ -52,6 +52,117 @@ CREATE TABLE IF NOT EXISTS window_index (
 ORDER BY (model, stage, window_start)
 """
 
+# Rollups: per series (model, stage, cut, metric, feature, category) and hour (day), the
+# stored windows' figures pooled: how many windows, their sum, min, max, and the value and
+# model version of the newest window. A long range reads one row a bucket instead of one a
+# window (``Store.metric_buckets``). A write only marks the (unit, metric, hour) it touched
+# (``ROLLUP_DIRTY``); a read computes those hours again from the metrics first, each window
+# counted once with its newest value (a rewritten window replaces its figures, never adds to
+# them), then their days from the hours. A row's version is the newest write it pooled, so
+# the newer recomputation wins. Writing stays one small insert; an hour is recomputed once a
+# read needs it, not once per window written into it.
+METRICS_HOURLY = """
+CREATE TABLE IF NOT EXISTS metrics_hourly (
+    model String,
+    stage String,
+    segment String,
+    bucket DateTime,
+    metric String,
+    feature String,
+    category String,
+    windows UInt32,
+    total Float64,
+    low Float64,
+    high Float64,
+    last Float64,
+    version String,
+    window_seconds UInt32,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (model, metric, feature, category, segment, stage, bucket)
+"""
+METRICS_DAILY = METRICS_HOURLY.replace("metrics_hourly (", "metrics_daily (", 1).replace(
+    "PARTITION BY toYYYYMM(bucket)", "PARTITION BY toYear(bucket)", 1
+)
+# Per unit, metric and hour: the newest write into it (``rollup_dirty``) and the write up to
+# which its rollups were computed (``rollup_done``); an hour is stale while the first is newer.
+ROLLUP_DIRTY = """
+CREATE TABLE IF NOT EXISTS rollup_dirty (
+    model String,
+    stage String,
+    metric String,
+    hour DateTime,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY (model, stage, metric, hour)
+"""
+ROLLUP_DONE = ROLLUP_DIRTY.replace("rollup_dirty (", "rollup_done (", 1)
+ROLLUP_MARK_COLUMNS = ("model", "stage", "metric", "hour", "written_at")
+# bucket length (s) → its table; a day's row is pooled from its hours' rows
+ROLLUPS = {3600: "metrics_hourly", 86400: "metrics_daily"}
+ROLLUP_COLUMNS = (
+    "model",
+    "stage",
+    "segment",
+    "bucket",
+    "metric",
+    "feature",
+    "category",
+    "windows",
+    "total",
+    "low",
+    "high",
+    "last",
+    "version",
+    "window_seconds",
+    "written_at",
+)
+_SERIES = "model, stage, segment, metric, feature, category"
+
+
+def hourly_rollup(where: str) -> str:
+    """The hours of the metrics rows ``where`` selects (whole hours: ``where`` bounds
+    ``window_start`` at hour boundaries), each window once with its newest write."""
+    return (
+        f"INSERT INTO metrics_hourly ({', '.join(ROLLUP_COLUMNS)}) "
+        "SELECT model, stage, segment, toDateTime(intDiv(toUInt32(window_start), 3600) * 3600) "
+        "AS hour, metric, feature, category, count(), sum(v), min(v), max(v), "
+        "argMax(v, window_start), argMax(ver, window_start), max(secs), max(w) FROM ("
+        f"SELECT {_SERIES}, window_start, argMax(value, written_at) AS v, "
+        "argMax(version, written_at) AS ver, argMax(window_seconds, written_at) AS secs, "
+        f"max(written_at) AS w FROM metrics WHERE {where} GROUP BY {_SERIES}, window_start"
+        f") GROUP BY {_SERIES}, hour"
+    )
+
+
+def daily_rollup(where: str) -> str:
+    """The days of the hourly rows ``where`` selects (whole days, UTC)."""
+    return (
+        f"INSERT INTO metrics_daily ({', '.join(ROLLUP_COLUMNS)}) "
+        "SELECT model, stage, segment, toDateTime(intDiv(toUInt32(bucket), 86400) * 86400) "
+        "AS day, metric, feature, category, sum(windows), sum(total), min(low), max(high), "
+        "argMax(last, bucket), argMax(version, bucket), max(window_seconds), max(written_at) "
+        f"FROM metrics_hourly FINAL WHERE {where} GROUP BY {_SERIES}, day"
+    )
+
+
+# A store from before the rollups gets them from its metrics once, at start (FINAL keeps
+# each window's newest row; grouping by hour alone holds one state per series and hour), its
+# hours marked written and done.
+ROLLUP_BACKFILL = (
+    "INSERT INTO rollup_dirty (model, stage, metric, hour, written_at) "
+    "SELECT model, stage, metric, toDateTime(intDiv(toUInt32(window_start), 3600) * 3600) AS h, "
+    "max(written_at) FROM metrics GROUP BY model, stage, metric, h",
+    f"INSERT INTO metrics_hourly ({', '.join(ROLLUP_COLUMNS)}) "
+    "SELECT model, stage, segment, toDateTime(intDiv(toUInt32(window_start), 3600) * 3600) "
+    "AS hour, metric, feature, category, count(), sum(value), min(value), max(value), "
+    "argMax(value, window_start), argMax(version, window_start), max(window_seconds), "
+    f"max(written_at) FROM metrics FINAL GROUP BY {_SERIES}, hour",
+    daily_rollup("1"),
+    "INSERT INTO rollup_done SELECT * FROM rollup_dirty",
+)
+
 # A store made before the catalogue gets it from its metrics once, at start (one scan).
 CATALOGUE_BACKFILL = (
     "INSERT INTO catalogue (model, stage, kind, name, detail, written_at) "
@@ -424,6 +535,10 @@ TABLES = (
     METRICS,
     CATALOGUE,
     WINDOW_INDEX,
+    METRICS_HOURLY,
+    METRICS_DAILY,
+    ROLLUP_DIRTY,
+    ROLLUP_DONE,
     WORKER_OFFSETS,
     WINDOWS_SET_ASIDE,
     REFERENCES,

@@ -90,6 +90,40 @@ def test_metrics_as_time_series_with_filters(client: TestClient) -> None:
     assert problem["loc"] == ["query", "start"] and "RFC 3339" in problem["msg"]
 
 
+def test_metrics_per_hour_or_day_from_the_rollups(client: TestClient) -> None:
+    """step= answers one point a bucket (the windows pooled, each once); without step the
+    answer is the windows themselves, as before."""
+    hourly = client.get(
+        "/v1/models/fraud/metrics", params={"name": "traffic.count", "step": "3600"}
+    ).json()
+    [series] = hourly["series"]
+    assert series["window_seconds"] == 3600
+    assert series["points"] == [
+        {"window_start": "2023-11-14T22:00:00Z", "value": 101.0, "version": "2"}
+    ]
+    daily = client.get(
+        "/v1/models/fraud/metrics",
+        params={"name": "traffic.count", "step": 86400, "agg": "sum", "start": W + 120},
+    ).json()
+    assert daily["series"][0]["points"] == [
+        {"window_start": "2023-11-14T00:00:00Z", "value": 303.0, "version": "2"}
+    ]
+    by_feature = client.get(
+        "/v1/models/fraud/metrics", params={"feature": "amount", "step": 3600, "agg": "max"}
+    ).json()
+    assert [(s["metric"], s["points"][0]["value"]) for s in by_feature["series"]] == [
+        ("input.mean", 2.0)
+    ]
+    versioned = client.get(
+        "/v1/models/fraud/metrics",
+        params={"name": "traffic.count", "step": 3600, "agg": "sum", "version": "2"},
+    ).json()
+    assert versioned["series"][0]["points"][0]["value"] == 303.0
+    for bad in ({"step": 60}, {"step": 3600, "agg": "median"}):
+        reply = client.get("/v1/models/fraud/metrics", params=bad)
+        assert reply.status_code == 422, reply.text
+
+
 @pytest.mark.parametrize("start", ["inf", "nan", "1e300", "-1", "9999-12-31T23:59:59Z"])
 def test_query_times_out_of_range_are_refused(client: TestClient, start: str) -> None:
     """A time no window can have is a mistake: 422, not a 500 (inf) or an empty answer."""

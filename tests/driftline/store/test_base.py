@@ -48,6 +48,8 @@ def test_metric_queries_filter_by_name_feature_and_time(store: Store) -> None:
     assert store.model_versions("fraud") == ["3"]
     assert "input.category_freq" in store.metric_names("fraud")
     assert [m["model"] for m in store.models()] == ["churn", "fraud"]
+    assert store.models("fraud") == [store.models()[1]]
+    assert store.models("nobody") == []
 
 
 def test_offset_marks_replace_per_model_and_log(store: Store) -> None:
