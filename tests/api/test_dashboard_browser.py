@@ -744,3 +744,35 @@ def test_error_analysis_shows_where_the_errors_are_and_tags_an_example(
     screenshot(page, "dashboard-error-analysis.png")
     assert browser.errors == []
     page.close()
+
+
+def test_long_ranges_read_the_hourly_rollups(
+    browser: Browser, dashboard: tuple[str, Store, list[int]]
+) -> None:
+    """Past 6 hours the page asks for the store's rollups (``step=3600``): traffic summed per
+    hour, the heat map from the hourly share of windows each feature drifted in, not every
+    window's tests."""
+    url, _, starts = dashboard
+    page = browser.page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{url}/#/models/fraud?range=24h&refresh=0")
+    page.wait_for_selector('[data-chart="drift-heatmap"] .cell')
+    hours = sorted({t // 3600 * 3600 for t in starts})
+    summed = [sum(traffic(i) for i, t in enumerate(starts) if t // 3600 * 3600 == h) for h in hours]
+    assert drawn(page, "traffic", "traffic.count") == summed
+    assert any("name=traffic.count" in u and "step=3600" in u and "agg=sum" in u for u in requests)
+    assert not [u for u in requests if "/drift?" in u or u.endswith("/drift")]
+    cells = page.eval_on_selector_all(
+        '[data-chart="drift-heatmap"] .cell',
+        "cells => cells.map(c => [c.dataset.feature, c.dataset.window, c.dataset.drifted])",
+    )
+    drifted_hours = {t // 3600 * 3600 for i, t in enumerate(starts) if i >= DRIFT_FROM}
+    expected = {
+        (feature, iso(h), "1" if h in drifted_hours and feature != "country" else "0")
+        for h in hours
+        for feature in ("amount", "age", "country")
+    }
+    assert {tuple(c) for c in cells} == expected
+    assert browser.errors == []
+    page.close()
