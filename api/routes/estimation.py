@@ -90,7 +90,7 @@ def read_estimation(
     windows: int = Query(RELIABILITY_WINDOWS, ge=MIN_RELIABILITY_WINDOWS, le=1000),
 ) -> EstimationPublic:
     """Estimated quality (no labels needed): its status, the newest estimate, reliability."""
-    row = next((r for r in store.models() if r["model"] == model), None)
+    row = next(iter(store.models(model)), None)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {model!r} has no stored windows yet")
     # the reads look back RECENT_S from the model's last window: bounded however old it is
