@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from driftline.settings import Settings, get_settings
+from launch.signals import TERMINATED
 
 log = logging.getLogger("driftline")
 
@@ -123,6 +124,10 @@ def _stack_logging(data_dir: Path) -> Path:
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # noted first: a SystemExit raised while Python runs a callback whose exceptions it ignores
+    # (a weakref's, seen in CI) is lost, and the worker re-sends the stop once it takes the
+    # signal over (launch/services.py)
+    TERMINATED.set()
     raise SystemExit(0)  # unwinds through cmd_stack's clean-up, as a stop of the worker does
 
 

@@ -22,6 +22,7 @@ from driftline.broker import log_ids as topic_log_ids
 from driftline.metrics import RetrainJobsCollector, new_registry, serve_metrics
 from driftline.settings import Settings
 from driftline.store import Stores
+from launch.signals import TERMINATED
 from streams.app import create_app
 from streams.worker import PredictionWorker
 
@@ -65,6 +66,13 @@ def run_worker(
         async def stop_after_duration() -> None:
             await asyncio.sleep(duration_s)
             os.kill(os.getpid(), signal.SIGTERM)  # the same clean stop as a Ctrl-C
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def stop_if_asked_before() -> None:
+        """A SIGTERM that came before this worker handled the signal, and was lost (see
+        ``launch/signals.py``), is sent again now that it does."""
+        if TERMINATED.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)
 
     if on_ready is not None:
         on_ready(worker)

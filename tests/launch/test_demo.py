@@ -310,7 +310,11 @@ def test_concept_drift_is_retrained_and_promoted(demo: Demo, browser: Browser) -
     )
     with urllib.request.urlopen(request, timeout=10) as reply:
         assert json.load(reply)["count"] == 10
-    table = get_json(f"{api}/v1/models/fraud/error-analysis?min_size=5")
+    # (the search over the newest labelled examples takes a few seconds on a loaded machine)
+    with urllib.request.urlopen(
+        f"{api}/v1/models/fraud/error-analysis?min_size=5", timeout=90
+    ) as r:
+        table = json.load(r)
     groups = {r["name"]: r for r in table["rows"] if r["kind"] != "slice"}
     assert groups["reviewed"]["size"] == 10 and groups["reviewed"]["error"] == 1.0
     assert groups["channel=mobile"]["error"] > groups["channel=web"]["error"]
