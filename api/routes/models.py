@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -131,30 +132,20 @@ def read_metrics(
     since, until = parse_time(start, "start"), parse_time(end, "end")
     if step is not None and step not in ROLLUPS:
         raise invalid(("query", "step"), "step is 3600 (hourly) or 86400 (daily)", step)
-    if step is not None:
-        points = store.metric_buckets(
-            model,
-            step,
-            agg=agg,
-            name=name,
-            feature=feature,
-            start=since,
-            end=until,
-            segment=segment,
-            stage=stage,
-            limit=limit,
-        )
-    else:
-        points = store.metrics(
-            model,
-            name=name,
-            feature=feature,
-            start=since,
-            end=until,
-            segment=segment,
-            stage=stage,
-            limit=limit,
-        )
+    read = (
+        partial(store.metric_buckets, model, step, agg=agg)
+        if step is not None
+        else partial(store.metrics, model)
+    )
+    points = read(
+        name=name,
+        feature=feature,
+        start=since,
+        end=until,
+        segment=segment,
+        stage=stage,
+        limit=limit,
+    )
     return MetricsPublic(model=model, series=_as_series(points))
 
 
