@@ -40,7 +40,8 @@ from typing import Any, Literal, Protocol
 
 FindingKind = Literal["errors", "shift"]
 MAX_FINDINGS = 5  # kept on an alert
-MAX_SLICE_TEXT = 512
+MAX_SLICE_TEXT = 512  # a slice's text is cut here (three predicates on long names)
+MAX_NOTE = 1024
 
 # the drift effects a window stores per feature and cut (``detectors/drift/window.py``): the
 # decision tests' and the missing-rate test's, all on a 0..1 scale
@@ -60,6 +61,11 @@ class Finding:
     value: float  # its error, or its drift effect
     reference: float  # the rest's error, or the whole window's drift effect
     q_value: float | None = None  # errors: that the slice is worse, FDR-adjusted
+
+    def __post_init__(self) -> None:
+        # cut here, for every maker: a longer text would not be read back (``from_dict``)
+        if len(self.slice) > MAX_SLICE_TEXT:
+            object.__setattr__(self, "slice", self.slice[: MAX_SLICE_TEXT - 1] + "…")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -167,7 +173,7 @@ def shifted_slices(
         effects[p.segment] = max(effects.get(p.segment, -math.inf), p.value)
     whole = effects.pop("", math.nan)
     ranked = sorted(((v, s) for s, v in effects.items() if v > 0), key=lambda t: (-t[0], t[1]))
-    return [Finding("shift", s[:MAX_SLICE_TEXT], sizes.get(s, 0), v, whole) for v, s in ranked[:k]]
+    return [Finding("shift", s, sizes.get(s, 0), v, whole) for v, s in ranked[:k]]
 
 
 def _effect_of(p: Point, feature: str, output: bool) -> bool:
@@ -191,7 +197,7 @@ def findings_of(data: Any) -> tuple[tuple[Finding, ...], str]:
         raise ValueError('"findings.items" must be a list of objects')
     if not isinstance(note, str):
         raise ValueError('"findings.note" must be text')
-    return tuple(Finding.from_dict(i) for i in items[:MAX_FINDINGS]), note
+    return tuple(Finding.from_dict(i) for i in items[:MAX_FINDINGS]), note[:MAX_NOTE]
 
 
 def findings_document(findings: Sequence[Finding], note: str) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import pytest
 
 from alarms.alertmanager import alertmanager_alert
 from alarms.findings import (
+    MAX_NOTE,
+    MAX_SLICE_TEXT,
     Finding,
     findings_document,
     findings_of,
@@ -75,6 +77,14 @@ FOUND = (
     Finding("errors", "segment.channel=mobile ∧ amount<20.5", 140, 0.62, 0.11, 1e-9),
     Finding("errors", "country=BR", 90, 0.4, math.nan, None),
 )
+
+
+def test_long_slices_are_cut_so_that_they_read_back_and_notes_are_bounded() -> None:
+    long = " ∧ ".join(f"{'f' * 200}{i}=value" for i in range(3))
+    found = Finding("errors", long, 40, 0.5, 0.1, 0.01)
+    assert len(found.slice) == MAX_SLICE_TEXT and found.slice.endswith("…")
+    [back], note = findings_of(findings_document([found], "n" * 5000))
+    assert back == found and len(note) == MAX_NOTE
 
 
 def test_findings_round_trip_and_bad_documents_say_what_is_wrong() -> None:
