@@ -6,9 +6,10 @@ to unlabelled windows:
 * ``CBPE`` (confidence-based performance estimation) for classifiers that give probabilities.
   An isotonic calibration map, fitted on the reference pairs, turns each score into the
   probability that the event is positive (one map per class column, one-vs-rest, rows then
-  renormalised, for probability lists), when it helps: a map that does not lower the
-  calibration error of held-out reference rows (``CV_FOLDS``-fold cross-validation) is the
-  identity, the model's scores taken at their word. The window's predicted classes come from
+  renormalised, for probability lists), when it helps: maps that do not lower the
+  calibration error of held-out reference rows (``CV_FOLDS``-fold cross-validation; a
+  probability list's maps judged together, as they are applied) are the identity, the model's
+  scores taken at their word. The window's predicted classes come from
   the *raw* scores, as the model decides; the expected confusion matrix under the calibrated
   probabilities gives accuracy, per-class and macro precision / recall / F1 (ratios of the
   expected counts) and the expected ROC AUC. The estimate follows covariate shift (scores
@@ -176,31 +177,67 @@ def _calibration_error(probability: FloatArray, outcome: FloatArray) -> float:
     return float(np.abs(gap).sum() / order.size)
 
 
-def _needs_calibration(scores: FloatArray, outcome: FloatArray) -> bool:
-    """Whether the isotonic map lowers the expected calibration error of held-out reference
-    rows below that of the raw scores in at least ``CALIBRATION_WINS`` of ``CV_FOLDS`` folds
-    (a fixed shuffle: deterministic). A calibrated model keeps its scores: there the map,
-    fitted on a finite reference, is the identity plus noise and wins each fold about half
-    the time; which of the two scores better on one pooled held-out set is a coin flip
-    (NannyML's ``needs_calibration`` pools its splits). A miscalibrated model's map wins
-    every fold."""
-    if scores.size < CV_FOLDS * ECE_BINS * 2:
+def _needs_calibration(
+    matrix: FloatArray, columns: Sequence[int], outcomes: Sequence[FloatArray], binary: bool
+) -> bool:
+    """Whether the isotonic maps of ``columns`` lower the expected calibration error of
+    held-out reference rows below that of the raw scores in at least ``CALIBRATION_WINS`` of
+    ``CV_FOLDS`` folds (a fixed shuffle: deterministic). The maps of a probability list are
+    judged together, as they are applied: each column mapped, the rows renormalised, the
+    columns' errors summed (class by class, a small gain of one class's map can hide behind
+    another's noise, and the rows' sum of one couples them anyway). A calibrated model keeps
+    its scores: there the map, fitted on a finite reference, is the identity plus noise and
+    wins each fold about half the time; which of the two scores better on one pooled held-out
+    set is a coin flip (NannyML's ``needs_calibration`` pools its splits). A miscalibrated
+    model's map wins every fold."""
+    n = matrix.shape[0]
+    if n < CV_FOLDS * ECE_BINS * 2:
         return True  # too few rows to judge: calibrate, as before the test
-    order = np.random.default_rng(0).permutation(scores.size)
+    order = np.random.default_rng(0).permutation(n)
     wins = 0
     for held in np.array_split(order, CV_FOLDS):
-        train = np.ones(scores.size, dtype=bool)
+        train = np.ones(n, dtype=bool)
         train[held] = False
-        knots, fitted = _isotonic_map(scores[train], outcome[train])
-        calibrated = np.interp(scores[held], knots, fitted)
-        raw = _calibration_error(scores[held], outcome[held])
-        wins += _calibration_error(calibrated, outcome[held]) < raw
+        calibrated = np.column_stack(
+            [
+                np.interp(matrix[held, c], *_isotonic_map(matrix[train, c], outcome[train]))
+                for c, outcome in zip(columns, outcomes, strict=True)
+            ]
+        )
+        if not binary:
+            calibrated = _renormalised(calibrated)
+        raw = sum(
+            _calibration_error(matrix[held, c], outcome[held])
+            for c, outcome in zip(columns, outcomes, strict=True)
+        )
+        mapped = sum(
+            _calibration_error(calibrated[:, j], outcome[held])
+            for j, outcome in enumerate(outcomes)
+        )
+        wins += mapped < raw
     return wins >= CALIBRATION_WINS
 
 
-def _calibration_map(scores: FloatArray, outcome: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The isotonic map when it helps on held-out rows, else the identity."""
-    return _isotonic_map(scores, outcome) if _needs_calibration(scores, outcome) else IDENTITY
+def _calibration_maps(
+    matrix: FloatArray, y_true: npt.NDArray[np.int64], binary: bool
+) -> list[tuple[FloatArray, FloatArray]]:
+    """The isotonic maps of the class columns (binary: the positive one) when they help on
+    held-out rows, else the identity for each."""
+    columns = [1] if binary else list(range(matrix.shape[1]))
+    outcomes = [(y_true == c).astype(np.float64) for c in columns]
+    if not _needs_calibration(matrix, columns, outcomes, binary):
+        return [IDENTITY] * len(columns)
+    return [_isotonic_map(matrix[:, c], o) for c, o in zip(columns, outcomes, strict=True)]
+
+
+def _renormalised(calibrated: FloatArray) -> FloatArray:
+    """Calibrated probability lists divided by their sums (a row whose maps all gave 0 is
+    uniform: nothing says which class it is)."""
+    totals = calibrated.sum(axis=1, keepdims=True)
+    uniform = np.full_like(calibrated, 1.0 / calibrated.shape[1])
+    out = np.zeros_like(calibrated)
+    divided = np.divide(calibrated, totals, out=out, where=totals > 0)
+    return np.where(totals > 0, divided, uniform)
 
 
 def _hanley_mcneil(auc: float, positives: float, negatives: float) -> float:
@@ -265,11 +302,7 @@ class CBPE:
             )
         matrix = encoded.probabilities
         binary = encoded.positive is not None
-        columns = [1] if binary else range(matrix.shape[1])
-        maps = [
-            _calibration_map(matrix[:, c], (encoded.y_true == c).astype(np.float64))
-            for c in columns
-        ]
+        maps = _calibration_maps(matrix, encoded.y_true, binary)
         return cls(
             width=0 if binary else matrix.shape[1],
             threshold=threshold,
@@ -314,11 +347,7 @@ class CBPE:
                 for c, (k, f) in enumerate(zip(self.knots, self.fitted, strict=True))
             ]
         ).reshape(raw.shape)
-        totals = calibrated.sum(axis=1, keepdims=True)
-        uniform = np.full_like(calibrated, 1.0 / self.width)
-        out = np.zeros_like(calibrated)
-        calibrated = np.divide(calibrated, totals, out=out, where=totals > 0)
-        return raw, np.where(totals > 0, calibrated, uniform)
+        return raw, _renormalised(calibrated)
 
     def estimate(
         self, predictions: Sequence[Prediction], *, confidence: float = 0.95
@@ -334,14 +363,23 @@ class CBPE:
             if self.width == 0
             else np.argmax(raw, axis=1).astype(np.int64)
         )
+        # Every sum the metrics and their delta-method variances need comes from one Gram
+        # matrix of [1, one-hot(predicted) * hit, p] (n x 2k+1), where hit is the calibrated
+        # probability that event i's prediction is right: no per-metric pass over the events
         rows = np.arange(n)
-        hit = p[rows, predicted]  # calibrated probability that the prediction is right
-        tp = np.bincount(predicted, weights=hit, minlength=k)  # expected true positives
-        support = p.sum(axis=0)  # expected labels of each class
+        stacked = np.zeros((n, 2 * k + 1))
+        stacked[:, 0] = 1.0
+        stacked[rows, 1 + predicted] = p[rows, predicted]
+        stacked[:, k + 1 :] = p
+        gram = stacked.T @ stacked
+        tp, support = gram[0, 1 : k + 1], gram[0, k + 1 :]  # expected true positives, labels
+        hit_sq = np.diag(gram)[1 : k + 1].copy()  # per predicted class: the sum of hit^2
+        cross = gram[1 : k + 1, k + 1 :]  # [g, c]: over events predicted g, the sum of hit p_c
+        outer = gram[k + 1 :, k + 1 :]  # [c, d]: the sum of p_c p_d
         count = np.bincount(predicted, minlength=k).astype(np.float64)  # known
-        spread = p * (1.0 - p)  # the variance of each event's indicator of each class
-        spread_predicted = np.bincount(predicted, weights=spread[rows, predicted], minlength=k)
-        spread_all = spread.sum(axis=0)
+        # the variance of each event's indicator of its predicted class, and of each class
+        spread_predicted = tp - hit_sq
+        spread_all = support - np.diag(outer)
 
         def ratio(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> FloatArray:
             quotient: FloatArray = np.divide(a, b, out=np.zeros(k), where=b > 0)
@@ -351,14 +389,15 @@ class CBPE:
             """Delta-method variances of per-class metrics whose derivative in event i's
             indicator of class c is a[c] [i predicted c] - b[c]: each class's metric (it
             depends on its own column only) and their macro mean (each event's indicators
-            are one categorical draw, so they covary)."""
+            are one categorical draw, so they covary: the sum over events of the squared
+            derivative of the mean, hit_i a[g_i] - p_i . b, comes from the Gram sums)."""
             per_class = (a * a - 2.0 * a * b) * spread_predicted + b * b * spread_all
             squares = float(((a * a - 2.0 * a * b) * tp + b * b * support).sum())
-            row = hit * a[predicted] - p @ b
-            return per_class, (squares - float(row @ row)) / (k * k)
+            derivatives = float(a * a @ hit_sq - 2.0 * a @ cross @ b + b @ outer @ b)
+            return per_class, (squares - derivatives) / (k * k)
 
         accuracy = float(tp.sum() / n)
-        v_accuracy = float(spread[rows, predicted].sum()) / (n * n)
+        v_accuracy = float(spread_predicted.sum()) / (n * n)
         out = [
             _estimate("accuracy", "", accuracy, v_accuracy, z, n),
             _estimate("error_rate", "", 1.0 - accuracy, v_accuracy, z, n),

@@ -231,6 +231,25 @@ def test_multiclass_estimates_match_realised_quality() -> None:
     assert 0.85 <= covered["accuracy"].mean() <= 1.0
 
 
+def test_multiclass_maps_are_applied_together_or_not_at_all() -> None:
+    rng = np.random.default_rng(11)
+    calibrated = CBPE.fit(*_dirichlet(rng, 5_000))
+    # a calibrated model: every column keeps its scores
+    assert all(k.tolist() == [0.0, 1.0] for k in calibrated.knots)
+    probabilities, labels = _dirichlet(rng, 5_000)
+    sharp = np.asarray(probabilities) ** 3  # sure of far too much, then renormalised
+    sharp /= sharp.sum(axis=1, keepdims=True)
+    model = CBPE.fit(sharp.tolist(), labels)
+    assert all(k.size > 2 for k in model.knots)  # each column mapped
+    window, window_labels = _dirichlet(rng, 2_000)
+    shown = np.asarray(window) ** 3
+    shown /= shown.sum(axis=1, keepdims=True)
+    estimate = _by_name(model.estimate(shown.tolist()))[("accuracy", "")].value
+    realised = float((shown.argmax(axis=1) == np.asarray(window_labels)).mean())
+    naive = float(shown.max(axis=1).mean())  # the sharpened scores taken at their word
+    assert abs(estimate - realised) < 0.03 < abs(naive - realised)
+
+
 def test_multiclass_rows_of_another_width_are_skipped() -> None:
     rng = np.random.default_rng(10)
     model = CBPE.fit(*_dirichlet(rng, 1_000))

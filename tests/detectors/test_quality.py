@@ -155,15 +155,24 @@ def test_weighted_roc_auc_of_probabilities_is_the_expected_pair_order() -> None:
     scores = np.array([0.1, 0.5, 0.5, 0.9])
     positive = np.array([0.2, 0.5, 0.6, 0.9])
     ordered = pairs = 0.0
-    for i in range(4):
+    for i in range(4):  # every (positive half, negative half) pair, an event's own included
         for j in range(4):
-            if i != j:
-                weight = positive[i] * (1 - positive[j])
-                pairs += weight
-                ordered += weight * (
-                    1.0 if scores[i] > scores[j] else 0.5 * (scores[i] == scores[j])
-                )
+            weight = positive[i] * (1 - positive[j])
+            pairs += weight
+            ordered += weight * (1.0 if scores[i] > scores[j] else 0.5 * (scores[i] == scores[j]))
     assert weighted_roc_auc(scores, positive) == pytest.approx(ordered / pairs)
+    # the events written twice, as positives weighted p and negatives weighted 1 - p
+    doubled_scores = np.concatenate([scores, scores])
+    doubled = np.concatenate([np.ones(4), np.zeros(4)])
+    weights = np.concatenate([positive, 1 - positive])
+    ranked = pairs_w = 0.0
+    for i in np.flatnonzero(doubled == 1):
+        for j in np.flatnonzero(doubled == 0):
+            w = weights[i] * weights[j]
+            pairs_w += w
+            a, b = doubled_scores[i], doubled_scores[j]
+            ranked += w * (1.0 if a > b else 0.5 * (a == b))
+    assert weighted_roc_auc(scores, positive) == pytest.approx(ranked / pairs_w)
     assert weighted_roc_auc(scores, np.ones(4)) is None
     assert weighted_roc_auc(np.zeros(0), np.zeros(0)) is None
 
