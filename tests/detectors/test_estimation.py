@@ -15,6 +15,7 @@ from detectors.drift.result import FloatArray
 from detectors.estimation import (
     CBPE,
     DLE,
+    MEMBERS,
     MIN_REFERENCE_PAIRS,
     Estimate,
     EstimationUnavailable,
@@ -399,6 +400,12 @@ def test_dle_is_deterministic_for_a_seed(dle: DLE) -> None:
     restored = DLE.from_dict(json.loads(json.dumps(dle.to_dict())))
     features, predictions, _ = _regression(np.random.default_rng(25), 200)
     assert restored.estimate(features, predictions) == dle.estimate(features, predictions)
+    assert dle.theta.shape[0] == MEMBERS  # an ensemble, a network a row
+    state = dle.to_dict()
+    state["theta"] = state["theta"][0]  # a state of one network, as older versions saved
+    single = DLE.from_dict(state)
+    assert single.theta.shape[0] == 1
+    assert len(single.estimate(features, predictions)) == 2
 
 
 def test_dle_skips_missing_predictions_and_unknown_categories(dle: DLE) -> None:
