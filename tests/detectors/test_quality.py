@@ -166,11 +166,11 @@ def test_weighted_roc_auc_of_probabilities_is_the_expected_pair_order() -> None:
     doubled = np.concatenate([np.ones(4), np.zeros(4)])
     weights = np.concatenate([positive, 1 - positive])
     ranked = pairs_w = 0.0
-    for i in np.flatnonzero(doubled == 1):
-        for j in np.flatnonzero(doubled == 0):
-            w = weights[i] * weights[j]
+    for up in np.flatnonzero(doubled == 1).tolist():
+        for down in np.flatnonzero(doubled == 0).tolist():
+            w = weights[up] * weights[down]
             pairs_w += w
-            a, b = doubled_scores[i], doubled_scores[j]
+            a, b = doubled_scores[up], doubled_scores[down]
             ranked += w * (1.0 if a > b else 0.5 * (a == b))
     assert weighted_roc_auc(scores, positive) == pytest.approx(ranked / pairs_w)
     assert weighted_roc_auc(scores, np.ones(4)) is None
