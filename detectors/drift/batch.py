@@ -41,6 +41,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, cast
 
@@ -74,10 +75,15 @@ def numeric_tests(
     references: Sequence[NumericReference],
     currents: Sequence[FloatArray],
     tests: Collection[str],
+    *,
+    exact_max_pairs: int = _EXACT_MAX_PAIRS,
 ) -> Results:
     """For each (reference, window values) pair, the named tests (``ks``, ``wasserstein``,
     ``psi``, ``jensen_shannon``) with their default ``min_effect``: per pair, what
-    ``{name: NUMERIC_TESTS[name](reference, values)}`` gives, in the order of ``tests``."""
+    ``{name: NUMERIC_TESTS[name](reference, values)}`` gives, in the order of ``tests``.
+    ``exact_max_pairs``: KS pairs of sizes with ``n m`` up to this take scipy's exact p-value
+    (the default, as ``ks_test``); the others, all of them at 0, the tail at the effective
+    size (see ``DriftConfig.ks_exact_max_pairs``)."""
     unknown = set(tests) - set(_COLUMN_TESTS)
     if unknown:
         raise ValueError(f"no batched numeric test {sorted(unknown)}; known: {_COLUMN_TESTS}")
@@ -90,7 +96,9 @@ def numeric_tests(
     present = (~np.isnan(window)).sum(axis=1)
     computed: dict[str, list[DriftTestResult]] = {}
     if "ks" in tests or "wasserstein" in tests:
-        computed.update(_merged_tests(references, currents, window, present, tests))
+        computed.update(
+            _merged_tests(references, currents, window, present, tests, exact_max_pairs)
+        )
     binned = [name for name in ("psi", "jensen_shannon") if name in tests]
     if binned:
         computed.update(_binned_tests(binned, references, window, present))
@@ -120,6 +128,7 @@ def _merged_tests(
     window: FloatArray,
     present: IntArray,
     tests: Collection[str],
+    exact_max_pairs: int,
 ) -> dict[str, list[DriftTestResult]]:
     """KS and Wasserstein of every row from one stable merge per row."""
     n1 = np.array([r.sample.size for r in references], dtype=np.int64)
@@ -135,7 +144,7 @@ def _merged_tests(
         )
     out: dict[str, list[DriftTestResult]] = {}
     if "ks" in tests:
-        out["ks"] = _ks_results(references, window, n1, n2, d)
+        out["ks"] = _ks_results(references, window, n1, n2, d, exact_max_pairs)
     if "wasserstein" in tests:
         out["wasserstein"] = _wasserstein_results(references, currents, n1, n2, distance)
     return out
@@ -204,9 +213,10 @@ def _ks_results(
     n1: IntArray,
     n2: IntArray,
     d: FloatArray,
+    exact_max_pairs: int,
 ) -> list[DriftTestResult]:
     pairs = n1 * n2
-    asymptotic = (pairs > _EXACT_MAX_PAIRS) & (n1 > 0) & (n2 > 0)
+    asymptotic = (pairs > exact_max_pairs) & (n1 > 0) & (n2 > 0)
     p_values = np.ones(d.size)
     if asymptotic.any():
         big = np.maximum(n1, n2)[asymptotic].astype(np.float64)
@@ -367,7 +377,9 @@ def missing_rate_tests(
     references: Sequence[Counted], currents: Sequence[Counted]
 ) -> list[DriftTestResult]:
     """``missing_rate_test`` of each (reference, window column) pair, as arrays: the same
-    divisions, square roots, arcsines and normal tail in the same order, element-wise."""
+    divisions, square roots and normal tail in the same order, element-wise; the arcsines
+    of Cohen's h by ``math.asin`` per column, as there (numpy's vectorised arcsine may differ
+    from it in the last bit)."""
     n0 = np.array([r.count for r in references], dtype=np.int64)
     n1 = np.array([c.count for c in currents], dtype=np.int64)
     m0 = np.array([r.missing for r in references], dtype=np.int64)
@@ -377,7 +389,7 @@ def missing_rate_tests(
         pooled = (m0 + m1) / (n0 + n1)
         se = np.sqrt(pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1))
         z = np.where(se > 0, (p1 - p0) / se, 0.0)  # se = 0: both all or both none missing
-        h = np.abs(2.0 * np.arcsin(np.sqrt(p1)) - 2.0 * np.arcsin(np.sqrt(p0)))
+        root0, root1 = np.sqrt(p0).tolist(), np.sqrt(p1).tolist()
     tails = 2.0 * special.ndtr(-np.abs(z))
     results = []
     for i, (count0, count1) in enumerate(zip(n0.tolist(), n1.tolist(), strict=True)):
@@ -393,7 +405,7 @@ def missing_rate_tests(
                 "missing_rate",
                 float(z[i]),
                 float(tails[i]),
-                float(h[i]),
+                abs(2.0 * math.asin(root1[i]) - 2.0 * math.asin(root0[i])),
                 MISSING_RATE_MIN_EFFECT,
                 count0,
                 count1,
