@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # `make test PYTEST_ARGS="-n 0"` runs them in one
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: install demo test lint bench bench-detection bench-detectors bench-catalogue bench-reads bench-canary bench-promotion bench-estimation bench-slices clean system-deps
+.PHONY: install demo test lint bench bench-detection bench-detectors bench-catalogue bench-reads bench-canary bench-promotion bench-estimation bench-slices bench-peers clean system-deps
 
 install: $(STAMP)
 
@@ -86,6 +86,12 @@ bench-estimation: install
 # (.bench-venvs/sliceline, created on first use): `make bench-slices ARGS=--quick`
 bench-slices: install
 	$(BIN)/python -m bench.slices $(ARGS)
+
+# one window's drift tests against Evidently, Alibi Detect, NannyML and a per-feature scipy loop,
+# each peer in its own virtualenv (.bench-venvs/<peer>, created on first use), on 100,000 x 50
+# and x 100 synthetic frames: `make bench-peers ARGS=--quick` (20,000 x 50)
+bench-peers: install
+	$(BIN)/python -m bench.drift_peers $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info sdk/*.egg-info sdk/build .pytest_cache .mypy_cache .ruff_cache driftline-data .bench-venvs

@@ -79,11 +79,14 @@ LAYERS: dict[str, Layer] = {
     # benchmarks run the whole thing (pandas: the API's CSV reference path, timed against the
     # one it replaced)
     # the benchmarks; a peer (NannyML, sliceline) only in the script its own virtualenv runs
+    # (pyarrow: bench-peers writes its frames as Parquet, read alike by pandas 2 and 3)
     "bench": layer(
-        f"{FOUNDATION} streams api retrainer launch", "aiokafka numpy orjson pandas scipy"
+        f"{FOUNDATION} streams api retrainer launch",
+        "aiokafka numpy orjson pandas pyarrow scipy",
     ),
     "bench.nannyml_side": layer("", "nannyml numpy pandas"),
     "bench.sliceline_side": layer("", "sliceline numpy pandas"),
+    "bench.drift_peer_side": layer("", "alibi_detect evidently nannyml numpy pandas scipy"),
 }
 
 # what a pure row may not import from the standard library (a prefix covers its submodules)
