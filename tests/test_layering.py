@@ -79,10 +79,11 @@ LAYERS: dict[str, Layer] = {
     # benchmarks run the whole thing (pandas: the API's CSV reference path, timed against the
     # one it replaced)
     # the benchmarks; a peer (NannyML, sliceline) only in the script its own virtualenv runs
-    # (pyarrow: bench-peers writes its frames as Parquet, read alike by pandas 2 and 3)
+    # (pyarrow: bench-peers writes its frames as Parquet, read alike by pandas 2 and 3; faust:
+    # bench.slice_cost feeds the worker's window manager messages of a topic partition)
     "bench": layer(
         f"{FOUNDATION} streams api retrainer launch",
-        "aiokafka numpy orjson pandas pyarrow scipy",
+        "aiokafka faust numpy orjson pandas pyarrow scipy",
     ),
     "bench.nannyml_side": layer("", "nannyml numpy pandas"),
     "bench.sliceline_side": layer("", "sliceline numpy pandas"),
