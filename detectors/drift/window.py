@@ -155,13 +155,24 @@ class ModelReference:
         source: str = "uploaded",
     ) -> ModelReference:
         """A training sample given by columns (``columns_batch``): the reference
-        :meth:`from_rows` makes of the same table, without a dict per row."""
+        :meth:`from_rows` makes of the same table, without a dict per row. A float column
+        goes straight to ``NumericReference.from_values``: the profile would keep its every
+        value in order (its sample holds the whole upload) and hand them to the same call, so
+        the reference is the same, without the profile's per-value priorities and copies."""
         batch = columns_batch(features, prediction)
         if not batch.size:
             raise ValueError("the reference sample has no rows")
+        direct = {
+            name: NumericReference.from_values(values)
+            for name, values in features.items()
+            if isinstance(values, np.ndarray) and values.dtype == np.float64
+        }
+        rest = replace(batch, features={n: c for n, c in batch.features.items() if n not in direct})
         profile = WindowProfile(0, 1, ProfileConfig(max(batch.size, 16), max_categories=10_000))
-        profile.add(batch)
-        return cls.from_profiles([profile], version, source)
+        profile.add(rest)
+        profiled = cls.from_profiles([profile], version, source)
+        merged = {**profiled.features, **direct}
+        return replace(profiled, features=dict(sorted(merged.items())))
 
     @classmethod
     def from_rows(

@@ -125,3 +125,16 @@ def test_a_reference_from_columns_is_the_one_its_rows_make() -> None:
     )
     with pytest.raises(ValueError, match="different lengths"):
         ModelReference.from_columns({"a": amount, "b": country[:10]}, None, "3")
+
+
+def test_bin_counts_are_the_binary_searches_counts() -> None:
+    from detectors.reference import _assign_bins, _bin_counts
+
+    rng = np.random.default_rng(8)
+    for trial in range(300):
+        values = rng.normal(0, 1, int(rng.integers(1, 5_000)))
+        if trial % 3 == 0:
+            values = np.round(values, 1)  # ties with the edges
+        edges = np.unique(np.quantile(values, rng.random(int(rng.integers(0, 10)))))
+        expected = np.bincount(_assign_bins(edges, values), minlength=edges.size + 1)
+        assert np.array_equal(_bin_counts(edges, values), expected)
