@@ -8,8 +8,9 @@ numbers are taken as their text (a zip code sent as 75001 is the category "75001
 
 from __future__ import annotations
 
+import itertools
 import operator
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -60,7 +61,7 @@ def kind_of(value: Any) -> Kind | None:
     return Kind.NUMERIC
 
 
-def _numeric(values: list[Any]) -> Column:
+def _numeric(values: Sequence[Any]) -> Column:
     try:
         return Column(Kind.NUMERIC, np.array([_NAN if v is None else v for v in values], float))
     except (ValueError, TypeError):
@@ -70,11 +71,17 @@ def _numeric(values: list[Any]) -> Column:
     return Column(Kind.NUMERIC, np.array(clean, dtype=float), mismatched)
 
 
-def _categorical(values: list[Any]) -> Column:
+def _categorical(values: Sequence[Any]) -> Column:
     if set(map(type, values)) <= _TEXT_OR_NULL:
-        return Column(Kind.CATEGORICAL, np.array(values, dtype=object))
+        return Column(Kind.CATEGORICAL, _object_array(values))
     text = [v if v is None or type(v) is str else _as_text(v) for v in values]
-    return Column(Kind.CATEGORICAL, np.array(text, dtype=object))
+    return Column(Kind.CATEGORICAL, _object_array(text))
+
+
+def _object_array(values: Sequence[Any]) -> ObjectArray:
+    out = np.empty(len(values), dtype=object)  # a copy of the references, nothing inspected
+    out[:] = values
+    return out
 
 
 def _as_text(value: Any) -> str:
@@ -85,7 +92,7 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _probabilities(values: list[Any], width: int) -> Column:
+def _probabilities(values: Sequence[Any], width: int) -> Column:
     rows = np.full((len(values), width), _NAN)
     mismatched = np.zeros(len(values), dtype=bool)
     for i, v in enumerate(values):
@@ -98,7 +105,7 @@ def _probabilities(values: list[Any], width: int) -> Column:
     return Column(Kind.PROBABILITIES, rows, mismatched if mismatched.any() else None)
 
 
-def build_column(values: list[Any], kind: Kind, width: int = 0) -> Column:
+def build_column(values: Sequence[Any], kind: Kind, width: int = 0) -> Column:
     if kind is Kind.NUMERIC:
         return _numeric(values)
     if kind is Kind.CATEGORICAL:
@@ -106,21 +113,69 @@ def build_column(values: list[Any], kind: Kind, width: int = 0) -> Column:
     return _probabilities(values, width)
 
 
-def _numeric_block(dicts: list[dict[str, Any]], names: list[str]) -> dict[str, Column]:
-    """Hot path for known numeric features that every event carries: one C-level pass per
-    event (itemgetter) into a 2-D array. Returns {} when an event lacks one of them or holds a
-    value of another type; the per-feature path then handles each column on its own."""
+def _feature_columns(dicts: list[dict[str, Any]], schema: ModelSchema) -> dict[str, Column]:
+    """Every feature the batch's events carry, as a column.
+
+    The values are read once per event, a C-level ``itemgetter`` over every name, and turned
+    into columns by ``zip`` and ``np.fromiter``: no Python code runs per value. The numeric
+    features the schema knows and every event carries make one block; if one of them is
+    missing from an event or holds a value that is not a number, each feature is built on its
+    own (what a string in a numeric feature is: ``_numeric``).
+    """
+    names: set[str] = set()
+    for f in dicts:  # a set built as before: its order is the columns' order, and so the
+        names.update(f)  # order in which a profile draws its random sample keys
+    numeric = [n for n in names if schema.features.get(n) is Kind.NUMERIC]
+    block = _numeric_block(dicts, numeric) if numeric else None
+    columns: dict[str, Column] = {}
+    if block is None:
+        rest = list(names)
+    else:
+        columns.update(zip(numeric, block, strict=True))
+        rest = [n for n in names if schema.features.get(n) is not Kind.NUMERIC]
+    for name, values in zip(rest, _value_columns(dicts, rest), strict=True):
+        if schema.features.get(name) is Kind.NUMERIC:
+            try:  # None is NaN to numpy; a number in a string is parsed, as float() does
+                columns[name] = Column(Kind.NUMERIC, np.array(values, dtype=np.float64))
+                continue
+            except (ValueError, TypeError):
+                pass  # a value of another type: the general path counts it
+        columns[name] = _general_column(name, values, schema)
+    return columns
+
+
+def _numeric_block(dicts: list[dict[str, Any]], names: list[str]) -> list[Column] | None:
+    """The columns of numeric features every event carries, from one pass over the events;
+    None when an event lacks one of them or holds a value that is not a number."""
+    try:
+        rows = list(map(operator.itemgetter(*names), dicts))
+    except KeyError:
+        return None
+    values = rows if len(names) > 1 else [(r,) for r in rows]
+    try:  # numpy's float() of each value: None is NaN, bools and ints are numbers
+        flat = np.fromiter(
+            itertools.chain.from_iterable(values), np.float64, len(rows) * len(names)
+        )
+    except (TypeError, ValueError):
+        return None
+    # a row per feature, contiguous: summaries reduce each one as they would a 1-D array
+    block = np.ascontiguousarray(flat.reshape(len(rows), len(names)).T)
+    return [Column(Kind.NUMERIC, block[i]) for i in range(len(names))]
+
+
+def _value_columns(dicts: list[dict[str, Any]], names: list[str]) -> list[tuple[Any, ...]]:
+    """Per name, its value in each event (None where the event lacks it)."""
+    if not names or not dicts:
+        return [(None,) * len(dicts) for _ in names]
+    if len(names) == 1:
+        (name,) = names
+        return [tuple(f.get(name) for f in dicts)]
     get = operator.itemgetter(*names)
     try:
         rows = list(map(get, dicts))
-        block = np.array(rows if len(names) > 1 else [[r] for r in rows], dtype=object)
-        block[block == None] = _NAN  # noqa: E711 (element-wise comparison)
-        floats = block.astype(np.float64)
-    except (KeyError, TypeError, ValueError):
-        return {}
-    if floats.ndim != 2:
-        return {}
-    return {name: Column(Kind.NUMERIC, floats[:, i]) for i, name in enumerate(names)}
+    except KeyError:  # a feature some events lack
+        rows = [tuple(map(f.get, names)) for f in dicts]
+    return list(zip(*rows, strict=True))
 
 
 def _first_non_null(values: Iterable[Any]) -> Any:
@@ -171,26 +226,7 @@ class ModelSchema:
 
 def build_batch(events: list[dict[str, Any]], ts: FloatArray, schema: ModelSchema) -> EventBatch:
     """Columns for validated events of one model; ``ts`` is their event time (seconds)."""
-    feature_dicts = [e["features"] for e in events]
-    names: set[str] = set()
-    for f in feature_dicts:
-        names.update(f)
-    columns: dict[str, Column] = {}
-    numeric = [n for n in names if schema.features.get(n) is Kind.NUMERIC]
-    if numeric:
-        columns.update(_numeric_block(feature_dicts, numeric))
-    for name in names:
-        if name in columns:
-            continue
-        kind = schema.features.get(name)
-        if kind is Kind.NUMERIC:
-            try:
-                floats = [_NAN if (v := f.get(name)) is None else v for f in feature_dicts]
-                columns[name] = Column(Kind.NUMERIC, np.array(floats, dtype=float))
-                continue
-            except (ValueError, TypeError):
-                pass  # a value of another type: the general path counts it
-        columns[name] = _general_column(name, [f.get(name) for f in feature_dicts], schema)
+    columns = _feature_columns([e["features"] for e in events], schema)
     # features the model sent before but that are absent from this batch are all missing
     for name, kind in schema.features.items():
         if name not in columns:
@@ -218,7 +254,7 @@ def build_batch(events: list[dict[str, Any]], ts: FloatArray, schema: ModelSchem
     )
 
 
-def _general_column(name: str, values: list[Any], schema: ModelSchema) -> Column:
+def _general_column(name: str, values: Sequence[Any], schema: ModelSchema) -> Column:
     """A feature's column of any kind, its kind the schema's or its first non-null value's."""
     kind = schema.features.get(name)
     if kind is None:

@@ -41,8 +41,11 @@ class BottomKSample:
         """Offer ``values`` (missing values already removed) to the sample."""
         if values.size == 0:
             return
+        self.offer(values, rng.random(values.size))
+
+    def offer(self, values: FloatArray, keys: FloatArray) -> None:
+        """Offer ``values`` with their priorities (``rng.random`` draws, one per value)."""
         self.seen += int(values.size)
-        keys = rng.random(values.size)
         keep = keys < self._threshold
         if not keep.all():
             values, keys = values[keep], keys[keep]
