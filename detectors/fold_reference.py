@@ -1,8 +1,10 @@
 """The per-value folding path that ``build_batch`` and ``WindowProfile.add`` replaced (issue 16).
 
 Kept as it was, for the equivalence tests (tests/detectors/test_fold_reference.py: the same
-profile, random draws included, from the same events) and for ``bench.folding``, which times
-both in the same run. Nothing else calls it.
+profile, random draws included, from the same events; tests/detectors/test_sampling.py: the
+same samples) and for ``bench.folding``, which times both in the same run. Nothing else
+calls it. ``add_per_column`` gives the profile's summaries the sample they had then, which
+concatenated every batch onto the whole sample.
 """
 
 from __future__ import annotations
@@ -26,8 +28,63 @@ from detectors.columns import (
     build_column,
     custom_columns,
 )
-from detectors.profile import NumericSummary, WindowProfile, _count_absent, new_summary
+from detectors.profile import (
+    ColumnSummary,
+    NumericSummary,
+    ProbabilitySummary,
+    WindowProfile,
+    _count_absent,
+    new_summary,
+)
 from detectors.profile import update_summary as _update_summary
+from detectors.sampling import BottomKSample
+
+
+class ConcatenatingSample(BottomKSample):
+    """``BottomKSample`` as it was: each offer concatenates onto the whole sample (``_size``
+    is kept as the length of the arrays, for comparisons with the one that replaced it)."""
+
+    def offer(self, values: FloatArray, keys: FloatArray) -> None:
+        self.seen += int(values.size)
+        keep = keys < self._threshold
+        if not keep.all():
+            values, keys = values[keep], keys[keep]
+        self._values = np.concatenate((self._values, values))
+        self._keys = np.concatenate((self._keys, keys))
+        self._size = self._values.size
+        if self._values.size > 2 * self.k:
+            self._compact()
+
+    def merge(self, other: BottomKSample) -> BottomKSample:
+        merged = ConcatenatingSample(k=min(self.k, other.k), seen=self.seen + other.seen)
+        merged._values = np.concatenate((self._values, other._values[: other._size]))
+        merged._keys = np.concatenate((self._keys, other._keys[: other._size]))
+        merged._size = merged._values.size
+        merged._compact()
+        return merged
+
+    @property
+    def values(self) -> FloatArray:
+        if self._values.size > self.k:
+            self._compact()
+        return self._values
+
+    def _compact(self) -> None:
+        if self._values.size <= self.k:
+            return
+        order = np.argpartition(self._keys, self.k - 1)[: self.k]
+        self._values, self._keys = self._values[order], self._keys[order]
+        self._size = self.k
+        self._threshold = float(self._keys.max())
+
+
+def _with_old_samples(summary: ColumnSummary) -> ColumnSummary:
+    """A new summary with the samples of then."""
+    if isinstance(summary, NumericSummary):
+        summary.sample = ConcatenatingSample(summary.sample.k)
+    elif isinstance(summary, ProbabilitySummary):
+        summary.samples = [ConcatenatingSample(s.k) for s in summary.samples]
+    return summary
 
 
 def _numeric_block_per_value(dicts: list[dict[str, Any]], names: list[str]) -> dict[str, Column]:
@@ -97,13 +154,17 @@ def build_batch_per_value(
 
 def add_per_column(profile: WindowProfile, batch: EventBatch) -> None:
     """``WindowProfile.add`` as it was: one summary update (and one draw) per column."""
+    if profile.latency.count == 0 and not isinstance(profile.latency.sample, ConcatenatingSample):
+        _with_old_samples(profile.latency)
     profile.count += batch.size
     profile.versions.update(batch.versions.tolist())
     profile.latency.update(batch.latency_ms, 0, profile._rng)
     for name, column in batch.features.items():
         summary = profile.features.get(name)
         if summary is None:
-            summary = profile.features[name] = new_summary(column, profile.config)
+            summary = profile.features[name] = _with_old_samples(
+                new_summary(column, profile.config)
+            )
             _count_absent(summary, profile.count - batch.size)
         _update_summary(summary, column, profile._rng)
     for name, summary in profile.features.items():
@@ -111,7 +172,7 @@ def add_per_column(profile: WindowProfile, batch: EventBatch) -> None:
             _count_absent(summary, batch.size)
     if batch.prediction is not None:
         if profile.output is None:
-            profile.output = new_summary(batch.prediction, profile.config)
+            profile.output = _with_old_samples(new_summary(batch.prediction, profile.config))
             _count_absent(profile.output, profile.output_rows)
         _update_summary(profile.output, batch.prediction, profile._rng)
     elif profile.output is not None:
@@ -123,5 +184,7 @@ def add_per_column(profile: WindowProfile, batch: EventBatch) -> None:
             if len(profile.custom) >= profile.config.max_custom_metrics:
                 profile.custom_over_cap.add(name)
                 continue
-            custom = profile.custom[name] = NumericSummary(profile.config.sample_size)
+            custom = NumericSummary(profile.config.sample_size)
+            profile.custom[name] = custom
+            _with_old_samples(custom)
         custom.update(values, 0, profile._rng)

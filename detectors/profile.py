@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from detectors.columns import Column, EventBatch, FloatArray, Kind
-from detectors.sampling import BottomKSample
+from detectors.sampling import BottomKSample, offer_each
 
 OTHER = "__other__"  # categories beyond the per-window cap are counted here
 
@@ -228,28 +228,26 @@ def update_numeric(
     missing = np.isnan(block)
     gaps = missing.any(axis=1)
     present_rows = (n - missing.sum(axis=1)).tolist()
-    keys = rng.random(sum(present_rows))
+    # every column's present values, one after the other (each one's run is contiguous)
+    present = block[~missing] if gaps.any() else block.reshape(-1)
     full = block[~gaps] if gaps.any() else block
     totals = full.sum(axis=1)
     means = totals / n
     m2s = ((full - means[:, None]) ** 2).sum(axis=1)
     lows, highs = full.min(axis=1).tolist(), full.max(axis=1).tolist()
     moments = zip(totals.tolist(), means.tolist(), m2s.tolist(), lows, highs, strict=True)
-    used = 0
+    start = 0
     for (summary, column), has_gaps, count in zip(pairs, gaps.tolist(), present_rows, strict=True):
         mismatched = 0 if column.mismatched is None else int(column.mismatched.sum())
         summary.tally(n, count, mismatched)
-        if count == 0:
-            continue
         if has_gaps:
-            present = column.values[~np.isnan(column.values)]
-            summary.combine_values(present)
+            if count:
+                summary.combine_values(present[start : start + count])
         else:
-            present = column.values
-            total_b, mean_b, m2_b, lo, hi = next(moments)
-            summary.combine(n, total_b, mean_b, m2_b, lo, hi)
-        summary.sample.offer(present, keys[used : used + count])
-        used += count
+            summary.combine(n, *next(moments))
+        start += count
+    keys = rng.random(start)
+    offer_each([summary.sample for summary, _ in pairs], present, keys, present_rows)
 
 
 def _plain(summaries: Mapping[str, ColumnSummary], columns: Mapping[str, Column]) -> bool:
