@@ -8,8 +8,6 @@ numbers are taken as their text (a zip code sent as 75001 is the category "75001
 
 from __future__ import annotations
 
-import itertools
-import operator
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -17,6 +15,16 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from detectors.feature_values import (
+    all_names,
+    carried_by_all,
+    columns_of,
+    columns_or_none,
+    float_block,
+    float_rows,
+    same_names,
+)
 
 FloatArray = npt.NDArray[np.float64]
 ObjectArray = npt.NDArray[np.object_]
@@ -114,68 +122,64 @@ def build_column(values: Sequence[Any], kind: Kind, width: int = 0) -> Column:
 
 
 def _feature_columns(dicts: list[dict[str, Any]], schema: ModelSchema) -> dict[str, Column]:
-    """Every feature the batch's events carry, as a column.
-
-    The values are read once per event, a C-level ``itemgetter`` over every name, and turned
-    into columns by ``zip`` and ``np.fromiter``: no Python code runs per value. The numeric
-    features the schema knows and every event carries make one block; if one of them is
-    missing from an event or holds a value that is not a number, each feature is built on its
-    own (what a string in a numeric feature is: ``_numeric``).
-    """
-    names: set[str] = set()
-    for f in dicts:  # a set built as before: its order is the columns' order, and so the
-        names.update(f)  # order in which a profile draws its random sample keys
+    """Every feature the batch's events carry, as a column (``detectors/feature_values.py``
+    reads the values). The numeric features the schema knows and every event carries make one
+    block; if one of them is missing from an event or holds a value that is not a number,
+    each feature is built on its own (what a string in a numeric feature is: ``_numeric``)."""
+    names = same_names(dicts)
+    if names is not None:
+        try:
+            return _columns(names, *_read_same_names(dicts, names, schema), schema)
+        except KeyError:  # not the same names after all
+            pass
+    names = all_names(dicts)
+    values = dict(zip(names, columns_or_none(dicts, names), strict=True))
     numeric = [n for n in names if schema.features.get(n) is Kind.NUMERIC]
-    block = _numeric_block(dicts, numeric) if numeric else None
+    block = None
+    if numeric and carried_by_all(dicts, numeric):
+        block = float_block([values[n] for n in numeric])
+    return _columns(names, block, values, schema)
+
+
+def _read_same_names(
+    dicts: list[dict[str, Any]], names: list[str], schema: ModelSchema
+) -> tuple[FloatArray | None, dict[str, tuple[Any, ...]]]:
+    """The numeric block and the other columns, read from events that all carry ``names``
+    (KeyError if one does not)."""
+    numeric = [n for n in names if schema.features.get(n) is Kind.NUMERIC]
+    block = float_rows(dicts, numeric) if numeric else None
+    rest = (
+        names if block is None else [n for n in names if schema.features.get(n) is not Kind.NUMERIC]
+    )
+    return block, dict(zip(rest, columns_of(dicts, rest), strict=True))
+
+
+def _columns(
+    names: list[str],
+    block: FloatArray | None,
+    values: Mapping[str, tuple[Any, ...]],
+    schema: ModelSchema,
+) -> dict[str, Column]:
+    """The batch's columns: the numeric block's first, when there is one, then the others, as
+    ``build_batch`` always ordered them."""
     columns: dict[str, Column] = {}
     if block is None:
-        rest = list(names)
+        rest = names
     else:
-        columns.update(zip(numeric, block, strict=True))
+        numeric = [n for n in names if schema.features.get(n) is Kind.NUMERIC]
+        columns.update(
+            (n, Column(Kind.NUMERIC, row)) for n, row in zip(numeric, block, strict=True)
+        )
         rest = [n for n in names if schema.features.get(n) is not Kind.NUMERIC]
-    for name, values in zip(rest, _value_columns(dicts, rest), strict=True):
+    for name in rest:
         if schema.features.get(name) is Kind.NUMERIC:
             try:  # None is NaN to numpy; a number in a string is parsed, as float() does
-                columns[name] = Column(Kind.NUMERIC, np.array(values, dtype=np.float64))
+                columns[name] = Column(Kind.NUMERIC, np.array(values[name], dtype=np.float64))
                 continue
             except (ValueError, TypeError):
                 pass  # a value of another type: the general path counts it
-        columns[name] = _general_column(name, values, schema)
+        columns[name] = _general_column(name, values[name], schema)
     return columns
-
-
-def _numeric_block(dicts: list[dict[str, Any]], names: list[str]) -> list[Column] | None:
-    """The columns of numeric features every event carries, from one pass over the events;
-    None when an event lacks one of them or holds a value that is not a number."""
-    try:
-        rows = list(map(operator.itemgetter(*names), dicts))
-    except KeyError:
-        return None
-    values = rows if len(names) > 1 else [(r,) for r in rows]
-    try:  # numpy's float() of each value: None is NaN, bools and ints are numbers
-        flat = np.fromiter(
-            itertools.chain.from_iterable(values), np.float64, len(rows) * len(names)
-        )
-    except (TypeError, ValueError):
-        return None
-    # a row per feature, contiguous: summaries reduce each one as they would a 1-D array
-    block = np.ascontiguousarray(flat.reshape(len(rows), len(names)).T)
-    return [Column(Kind.NUMERIC, block[i]) for i in range(len(names))]
-
-
-def _value_columns(dicts: list[dict[str, Any]], names: list[str]) -> list[tuple[Any, ...]]:
-    """Per name, its value in each event (None where the event lacks it)."""
-    if not names or not dicts:
-        return [(None,) * len(dicts) for _ in names]
-    if len(names) == 1:
-        (name,) = names
-        return [tuple(f.get(name) for f in dicts)]
-    get = operator.itemgetter(*names)
-    try:
-        rows = list(map(get, dicts))
-    except KeyError:  # a feature some events lack
-        rows = [tuple(map(f.get, names)) for f in dicts]
-    return list(zip(*rows, strict=True))
 
 
 def _first_non_null(values: Iterable[Any]) -> Any:

@@ -176,7 +176,11 @@ def test_the_cases_each_path_handles_its_own_way_agree() -> None:
     strings = [event({"x": "1_000" if i == 2 else 2.0, "y": " 3 "}, i) for i in range(4)]
     bad = [event({"x": "abc" if i == 1 else 2.0, "y": None, "late": 5}, i) for i in range(4)]
     zeros = [event({"x": z, "y": -z}, i) for i, z in enumerate([0.0, -0.0, 0.0, -0.0])]
-    fold_both([one, text_only, nothing, later, strings, bad, zeros, nothing, later])
+    # as many features in every event, not the same ones
+    swapped = [
+        event({"x": 1.0, "y": 2.0} if i % 2 else {"x": 3.0, "late": "q"}, i) for i in range(6)
+    ]
+    fold_both([one, text_only, nothing, later, strings, bad, zeros, nothing, swapped, later])
 
 
 def test_a_batch_longer_than_numpy_buffers_sums_alike() -> None:
