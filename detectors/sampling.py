@@ -107,11 +107,19 @@ def offer_each(
 ) -> None:
     """``sample.offer`` of each sample in turn, its values and keys the next ``count`` of
     ``values`` and ``keys``: the same samples, with the priorities compared in one call."""
-    thresholds = np.repeat([sample._threshold for sample in samples], counts)
-    keep = keys < thresholds
-    owners = np.repeat(np.arange(len(samples)), counts)[keep]
-    kept = np.bincount(owners, minlength=len(samples)).tolist()
-    values, keys = values[keep], keys[keep]
+    thresholds = np.array([sample._threshold for sample in samples])
+    width = counts[0] if counts else 0
+    if counts.count(width) == len(counts):  # as many values for each (no missing values)
+        if width == 0:
+            return
+        keep = keys.reshape(len(samples), width) < thresholds[:, None]
+        kept = keep.sum(axis=1).tolist()
+    else:
+        keep = keys < np.repeat(thresholds, counts)
+        owners = np.repeat(np.arange(len(samples)), counts)[keep]
+        kept = np.bincount(owners, minlength=len(samples)).tolist()
+    if sum(kept) < keys.size:  # (until a sample is full, each keeps every value)
+        values, keys = values[keep.reshape(-1)], keys[keep.reshape(-1)]
     start = 0
     for sample, count, n in zip(samples, counts, kept, strict=True):
         sample.seen += count

@@ -47,8 +47,10 @@ def test_offer_each_is_each_sample_offered_in_turn() -> None:
     samples = [BottomKSample(8) for _ in range(4)]
     olds = [ConcatenatingSample(8) for _ in range(4)]
     draws = np.random.default_rng(11), np.random.default_rng(11)
-    for _ in range(30):
+    for step in range(45):
         counts = rng.integers(0, 12, len(samples)).tolist()
+        if step % 3 == 0:  # as many values for each sample (a batch without missing values)
+            counts = [counts[0]] * len(samples)
         values = rng.normal(size=sum(counts))
         offer_each(samples, values, draws[0].random(sum(counts)), counts)
         start = 0
