@@ -8,6 +8,8 @@ numbers are taken as their text (a zip code sent as 75001 is the category "75001
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -230,32 +232,38 @@ class ModelSchema:
 
 def build_batch(events: list[dict[str, Any]], ts: FloatArray, schema: ModelSchema) -> EventBatch:
     """Columns for validated events of one model; ``ts`` is their event time (seconds)."""
-    columns = _feature_columns([e["features"] for e in events], schema)
+    columns = _feature_columns(list(map(_FEATURES, events)), schema)
     # features the model sent before but that are absent from this batch are all missing
     for name, kind in schema.features.items():
         if name not in columns:
             columns[name] = build_column([None] * len(events), kind)
 
-    prediction = _prediction_column([e["prediction"] for e in events], schema)
-    latency = np.array(
-        [_NAN if (v := e.get("latency_ms")) is None else v for e in events], dtype=float
-    )
-    versions = np.array(
-        [v if type(v := e.get("version")) is str else str(v or "unknown") for e in events],
-        dtype=object,
-    )
+    prediction = _prediction_column(list(map(_PREDICTION, events)), schema)
+    latency = np.array(_field(events, "latency_ms"), dtype=float)  # None is NaN to numpy
+    versions = _field(events, "version")
+    if set(map(type, versions)) != {str}:
+        versions = [v if type(v) is str else str(v or "unknown") for v in versions]
     return EventBatch(
         len(events),
         ts,
         latency,
         columns,
         prediction,
-        versions,
+        _object_array(versions),
         custom_columns(events),
-        segments=_objects([e.get("segment") for e in events]),
+        segments=_objects(_field(events, "segment")),
         shadow=_shadow(events),
-        decided_by=_objects([e.get("decided_by") for e in events]),
+        decided_by=_objects(_field(events, "decided_by")),
     )
+
+
+_FEATURES = operator.itemgetter("features")
+_PREDICTION = operator.itemgetter("prediction")
+
+
+def _field(events: list[dict[str, Any]], name: str) -> list[Any]:
+    """Each event's ``name`` (None where it has none), with no Python code run per event."""
+    return list(map(operator.methodcaller("get", name), events))
 
 
 def _general_column(name: str, values: Sequence[Any], schema: ModelSchema) -> Column:
@@ -321,18 +329,21 @@ def _objects(values: list[Any]) -> ObjectArray | None:
 
 
 def _shadow(events: list[dict[str, Any]]) -> BoolArray | None:
-    flags = [e.get("shadow") is True for e in events]
-    return np.array(flags, dtype=bool) if any(flags) else None
+    sent = _field(events, "shadow")
+    if not any(map(operator.is_, sent, itertools.repeat(True))):
+        return None
+    return np.array([flag is True for flag in sent], dtype=bool)
 
 
 def custom_columns(events: list[dict[str, Any]]) -> dict[str, FloatArray]:
     """Per custom metric name, its value in each event (NaN where absent). The contract has
     already left only finite numbers in ``metrics`` (``driftline_sdk.contract``)."""
-    sent = [m for e in events if (m := e.get("metrics"))]
+    metrics = _field(events, "metrics")
+    sent = list(filter(None, metrics))
     if not sent:
         return {}
     names: set[str] = set().union(*sent)
-    dicts = [e.get("metrics") or {} for e in events]
+    dicts = [m or {} for m in metrics]
     return {
         name: np.array([_NAN if (v := d.get(name)) is None else v for d in dicts], dtype=float)
         for name in sorted(names)
