@@ -73,7 +73,7 @@ def kind_of(value: Any) -> Kind | None:
 
 def _numeric(values: Sequence[Any]) -> Column:
     try:
-        return Column(Kind.NUMERIC, np.array([_NAN if v is None else v for v in values], float))
+        return Column(Kind.NUMERIC, np.array(values, dtype=np.float64))  # None is NaN
     except (ValueError, TypeError):
         pass
     mismatched = np.array([type(v) not in (int, float, bool) and v is not None for v in values])

@@ -261,6 +261,8 @@ def _plain(summaries: Mapping[str, ColumnSummary], columns: Mapping[str, Column]
             return False
         if column.kind is Kind.CATEGORICAL and isinstance(summary, NumericSummary):
             return False
+        if column.kind is Kind.NUMERIC and column.values.ndim != 1:  # (a table's 2-D column)
+            return False
     return True
 
 
@@ -291,7 +293,8 @@ class WindowProfile:
         self._rng = np.random.default_rng(self.start)
 
     def add(self, batch: EventBatch) -> None:
-        """Fold a batch of this window's events into the profile (vectorised per column)."""
+        """Fold a batch of this window's events into the profile (the numeric features of a
+        batch together: ``update_numeric``)."""
         self.count += batch.size
         self.versions.update(batch.versions.tolist())
         self.latency.update(batch.latency_ms, 0, self._rng)
