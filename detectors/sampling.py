@@ -69,8 +69,9 @@ class BottomKSample:
         """The sample: at most ``k`` values, in no particular order."""
         if self._size > self.k:
             self._compact()
-        if self._values.size > self._size:  # read when the window closes: no room needed now
-            self._values, self._keys = self._values[: self._size], self._keys[: self._size]
+        if self._values.size > self._size:  # read when the window closes: the room goes
+            self._values = self._values[: self._size].copy()
+            self._keys = self._keys[: self._size].copy()
         return self._values
 
     def _kept(self, buffer: FloatArray) -> FloatArray:
