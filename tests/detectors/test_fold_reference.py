@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.columns import EventBatch, ModelSchema, build_batch
 from detectors.fold_reference import add_per_column, build_batch_per_value
@@ -255,3 +257,31 @@ def test_probabilities_and_taken_rows_fold_alike() -> None:
     summaries: list[ColumnSummary | None] = [p.output for p in profiles]
     assert all(isinstance(s, ProbabilitySummary) for s in summaries)
     assert isinstance(profiles[0].features["c0"], CategoricalSummary)
+
+
+feature_names = st.sampled_from([f"f{i}" for i in range(12)])
+feature_value = st.one_of(
+    st.floats(width=64),  # NaN and infinities included
+    st.floats(-1e6, 1e6),
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["a", "b", "", "1.5", "abc", " 2 "]),
+)
+batches_of_events = st.lists(
+    st.lists(
+        st.dictionaries(feature_names, feature_value, max_size=8).map(lambda f: event(f, 0)),
+        min_size=1,
+        max_size=25,
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches_of_events)
+def test_any_batches_fold_to_the_same_profile(batches: list[Events]) -> None:
+    """Features that come and go, of any value a JSON event may hold (and NaN and infinities,
+    which a caller other than the decoder may pass)."""
+    fold_both(batches)
