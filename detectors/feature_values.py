@@ -47,24 +47,39 @@ def all_names(dicts: list[dict[str, Any]]) -> list[str]:
 def float_rows(dicts: list[dict[str, Any]], names: list[str]) -> FloatArray | None:
     """The values of ``names`` (which every event carries: KeyError if not) as a float64
     array, a contiguous row per name; None when a value is not a number."""
-    get = operator.itemgetter(*names)
-    pack = _doubles(len(names)).pack
+    order = in_event_order(dicts, names)
+    get = operator.itemgetter(*order)
+    pack = _doubles(len(order)).pack
     try:  # the usual case, every value a number: each event's doubles packed in C
         rows = map(get, dicts)
-        packed = b"".join(map(pack, rows) if len(names) == 1 else itertools.starmap(pack, rows))
+        packed = b"".join(map(pack, rows) if len(order) == 1 else itertools.starmap(pack, rows))
         flat = np.frombuffer(packed, dtype=np.float64)
     except struct.error:  # a None, or a value that float() may parse or refuse
         values = list(map(get, dicts))
-        if len(names) == 1:
+        if len(order) == 1:
             values = [(v,) for v in values]
         try:  # NumPy's float() of each value, as before: None is NaN, "1.5" is 1.5
             flat = np.fromiter(
-                itertools.chain.from_iterable(values), np.float64, len(values) * len(names)
+                itertools.chain.from_iterable(values), np.float64, len(values) * len(order)
             )
         except (TypeError, ValueError):
             return None
-    # a row per name, contiguous: a summary reduces each row as it would a 1-D array
-    return np.ascontiguousarray(flat.reshape(len(dicts), len(names)).T)
+    where = {name: i for i, name in enumerate(order)}
+    # a row per name, in the order of ``names`` and contiguous: a summary reduces each row as
+    # it would a 1-D array
+    by_event = flat.reshape(len(dicts), len(order))
+    return np.ascontiguousarray(by_event[:, [where[name] for name in names]].T)
+
+
+def in_event_order(dicts: list[dict[str, Any]], names: list[str]) -> list[str]:
+    """``names`` in the order the first event holds them, when it holds them all. Reading the
+    events' values in the order they were made (and so laid out in memory) is up to twice as
+    fast, on events that are not in the cache, as in the set's order, which is the hashes'."""
+    if not dicts:
+        return names
+    wanted = set(names)
+    order = [name for name in dicts[0] if name in wanted]
+    return order if len(order) == len(names) else names
 
 
 def float_block(columns: list[tuple[Any, ...]]) -> FloatArray | None:
@@ -83,8 +98,12 @@ def columns_of(dicts: list[dict[str, Any]], names: list[str]) -> list[tuple[Any,
         return []
     if len(names) == 1:  # itemgetter of one name gives the value, not a 1-tuple
         return [tuple(map(operator.itemgetter(names[0]), dicts))]
-    rows = list(map(operator.itemgetter(*names), dicts))
-    return list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    order = in_event_order(dicts, names)
+    rows = list(map(operator.itemgetter(*order), dicts))
+    if not rows:
+        return [() for _ in names]
+    by_name = dict(zip(order, zip(*rows, strict=True), strict=True))
+    return [by_name[name] for name in names]
 
 
 def columns_or_none(dicts: list[dict[str, Any]], names: list[str]) -> list[tuple[Any, ...]]:
