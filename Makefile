@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # `make test PYTEST_ARGS="-n 0"` runs them in one
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: install demo test lint bench bench-detection bench-detectors bench-catalogue bench-reads bench-canary bench-promotion bench-estimation bench-slices bench-peers clean system-deps
+.PHONY: install demo test lint bench bench-detection bench-detectors bench-folding bench-catalogue bench-reads bench-canary bench-promotion bench-estimation bench-slices bench-peers clean system-deps
 
 install: $(STAMP)
 
@@ -62,6 +62,11 @@ bench-detection: install
 
 bench-detectors: install
 	$(BIN)/python -m bench.detectors $(ARGS)
+
+# folding events into window profiles (issue 16): the columnar path against the per-value one
+# it replaced, and the worker's whole path (decode included), in one run (~1 min)
+bench-folding: install
+	$(BIN)/python -m bench.folding $(ARGS)
 
 bench-catalogue: install
 	$(BIN)/python -m bench.catalogue $(ARGS)

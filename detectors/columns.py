@@ -8,14 +8,25 @@ numbers are taken as their text (a zip code sent as 75001 is the category "75001
 
 from __future__ import annotations
 
+import itertools
 import operator
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from detectors.feature_values import (
+    all_names,
+    carried_by_all,
+    columns_of,
+    columns_or_none,
+    float_block,
+    float_rows,
+    same_names,
+)
 
 FloatArray = npt.NDArray[np.float64]
 ObjectArray = npt.NDArray[np.object_]
@@ -60,9 +71,9 @@ def kind_of(value: Any) -> Kind | None:
     return Kind.NUMERIC
 
 
-def _numeric(values: list[Any]) -> Column:
+def _numeric(values: Sequence[Any]) -> Column:
     try:
-        return Column(Kind.NUMERIC, np.array([_NAN if v is None else v for v in values], float))
+        return Column(Kind.NUMERIC, np.array(values, dtype=np.float64))  # None is NaN
     except (ValueError, TypeError):
         pass
     mismatched = np.array([type(v) not in (int, float, bool) and v is not None for v in values])
@@ -70,11 +81,17 @@ def _numeric(values: list[Any]) -> Column:
     return Column(Kind.NUMERIC, np.array(clean, dtype=float), mismatched)
 
 
-def _categorical(values: list[Any]) -> Column:
+def _categorical(values: Sequence[Any]) -> Column:
     if set(map(type, values)) <= _TEXT_OR_NULL:
-        return Column(Kind.CATEGORICAL, np.array(values, dtype=object))
+        return Column(Kind.CATEGORICAL, _object_array(values))
     text = [v if v is None or type(v) is str else _as_text(v) for v in values]
-    return Column(Kind.CATEGORICAL, np.array(text, dtype=object))
+    return Column(Kind.CATEGORICAL, _object_array(text))
+
+
+def _object_array(values: Sequence[Any]) -> ObjectArray:
+    out = np.empty(len(values), dtype=object)  # a copy of the references, nothing inspected
+    out[:] = values
+    return out
 
 
 def _as_text(value: Any) -> str:
@@ -85,7 +102,7 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _probabilities(values: list[Any], width: int) -> Column:
+def _probabilities(values: Sequence[Any], width: int) -> Column:
     rows = np.full((len(values), width), _NAN)
     mismatched = np.zeros(len(values), dtype=bool)
     for i, v in enumerate(values):
@@ -98,7 +115,7 @@ def _probabilities(values: list[Any], width: int) -> Column:
     return Column(Kind.PROBABILITIES, rows, mismatched if mismatched.any() else None)
 
 
-def build_column(values: list[Any], kind: Kind, width: int = 0) -> Column:
+def build_column(values: Sequence[Any], kind: Kind, width: int = 0) -> Column:
     if kind is Kind.NUMERIC:
         return _numeric(values)
     if kind is Kind.CATEGORICAL:
@@ -106,21 +123,65 @@ def build_column(values: list[Any], kind: Kind, width: int = 0) -> Column:
     return _probabilities(values, width)
 
 
-def _numeric_block(dicts: list[dict[str, Any]], names: list[str]) -> dict[str, Column]:
-    """Hot path for known numeric features that every event carries: one C-level pass per
-    event (itemgetter) into a 2-D array. Returns {} when an event lacks one of them or holds a
-    value of another type; the per-feature path then handles each column on its own."""
-    get = operator.itemgetter(*names)
-    try:
-        rows = list(map(get, dicts))
-        block = np.array(rows if len(names) > 1 else [[r] for r in rows], dtype=object)
-        block[block == None] = _NAN  # noqa: E711 (element-wise comparison)
-        floats = block.astype(np.float64)
-    except (KeyError, TypeError, ValueError):
-        return {}
-    if floats.ndim != 2:
-        return {}
-    return {name: Column(Kind.NUMERIC, floats[:, i]) for i, name in enumerate(names)}
+def _feature_columns(dicts: list[dict[str, Any]], schema: ModelSchema) -> dict[str, Column]:
+    """Every feature the batch's events carry, as a column (``detectors/feature_values.py``
+    reads the values). The numeric features the schema knows and every event carries make one
+    block; if one of them is missing from an event or holds a value that is not a number,
+    each feature is built on its own (what a string in a numeric feature is: ``_numeric``)."""
+    names = same_names(dicts)
+    if names is not None:
+        try:
+            return _columns(names, *_read_same_names(dicts, names, schema), schema)
+        except KeyError:  # not the same names after all
+            pass
+    names = all_names(dicts)
+    values = dict(zip(names, columns_or_none(dicts, names), strict=True))
+    numeric = [n for n in names if schema.features.get(n) is Kind.NUMERIC]
+    block = None
+    if numeric and carried_by_all(dicts, numeric):
+        block = float_block([values[n] for n in numeric])
+    return _columns(names, block, values, schema)
+
+
+def _read_same_names(
+    dicts: list[dict[str, Any]], names: list[str], schema: ModelSchema
+) -> tuple[FloatArray | None, dict[str, tuple[Any, ...]]]:
+    """The numeric block and the other columns, read from events that all carry ``names``
+    (KeyError if one does not)."""
+    numeric = [n for n in names if schema.features.get(n) is Kind.NUMERIC]
+    block = float_rows(dicts, numeric) if numeric else None
+    rest = (
+        names if block is None else [n for n in names if schema.features.get(n) is not Kind.NUMERIC]
+    )
+    return block, dict(zip(rest, columns_of(dicts, rest), strict=True))
+
+
+def _columns(
+    names: list[str],
+    block: FloatArray | None,
+    values: Mapping[str, tuple[Any, ...]],
+    schema: ModelSchema,
+) -> dict[str, Column]:
+    """The batch's columns: the numeric block's first, when there is one, then the others, as
+    ``build_batch`` always ordered them."""
+    columns: dict[str, Column] = {}
+    if block is None:
+        rest = names
+    else:
+        numeric = [n for n in names if schema.features.get(n) is Kind.NUMERIC]
+        columns.update(
+            (n, Column(Kind.NUMERIC, row)) for n, row in zip(numeric, block, strict=True)
+        )
+        rest = [n for n in names if schema.features.get(n) is not Kind.NUMERIC]
+    for name in rest:
+        if schema.features.get(name) is Kind.NUMERIC:
+            try:  # None is NaN to numpy; a number in a string is parsed, as float() does
+                columns[name] = Column(Kind.NUMERIC, np.array(values[name], dtype=np.float64))
+                continue
+            except (ValueError, TypeError):
+                pass  # a value of another type: the general path counts it
+        columns[name] = _general_column(name, values[name], schema)
+    return columns
 
 
 def _first_non_null(values: Iterable[Any]) -> Any:
@@ -171,54 +232,41 @@ class ModelSchema:
 
 def build_batch(events: list[dict[str, Any]], ts: FloatArray, schema: ModelSchema) -> EventBatch:
     """Columns for validated events of one model; ``ts`` is their event time (seconds)."""
-    feature_dicts = [e["features"] for e in events]
-    names: set[str] = set()
-    for f in feature_dicts:
-        names.update(f)
-    columns: dict[str, Column] = {}
-    numeric = [n for n in names if schema.features.get(n) is Kind.NUMERIC]
-    if numeric:
-        columns.update(_numeric_block(feature_dicts, numeric))
-    for name in names:
-        if name in columns:
-            continue
-        kind = schema.features.get(name)
-        if kind is Kind.NUMERIC:
-            try:
-                floats = [_NAN if (v := f.get(name)) is None else v for f in feature_dicts]
-                columns[name] = Column(Kind.NUMERIC, np.array(floats, dtype=float))
-                continue
-            except (ValueError, TypeError):
-                pass  # a value of another type: the general path counts it
-        columns[name] = _general_column(name, [f.get(name) for f in feature_dicts], schema)
+    columns = _feature_columns(list(map(_FEATURES, events)), schema)
     # features the model sent before but that are absent from this batch are all missing
     for name, kind in schema.features.items():
         if name not in columns:
             columns[name] = build_column([None] * len(events), kind)
 
-    prediction = _prediction_column([e["prediction"] for e in events], schema)
-    latency = np.array(
-        [_NAN if (v := e.get("latency_ms")) is None else v for e in events], dtype=float
-    )
-    versions = np.array(
-        [v if type(v := e.get("version")) is str else str(v or "unknown") for e in events],
-        dtype=object,
-    )
+    prediction = _prediction_column(list(map(_PREDICTION, events)), schema)
+    latency = np.array(_field(events, "latency_ms"), dtype=float)  # None is NaN to numpy
+    versions = _field(events, "version")
+    if set(map(type, versions)) != {str}:
+        versions = [v if type(v) is str else str(v or "unknown") for v in versions]
     return EventBatch(
         len(events),
         ts,
         latency,
         columns,
         prediction,
-        versions,
+        _object_array(versions),
         custom_columns(events),
-        segments=_objects([e.get("segment") for e in events]),
+        segments=_objects(_field(events, "segment")),
         shadow=_shadow(events),
-        decided_by=_objects([e.get("decided_by") for e in events]),
+        decided_by=_objects(_field(events, "decided_by")),
     )
 
 
-def _general_column(name: str, values: list[Any], schema: ModelSchema) -> Column:
+_FEATURES = operator.itemgetter("features")
+_PREDICTION = operator.itemgetter("prediction")
+
+
+def _field(events: list[dict[str, Any]], name: str) -> list[Any]:
+    """Each event's ``name`` (None where it has none), with no Python code run per event."""
+    return list(map(operator.methodcaller("get", name), events))
+
+
+def _general_column(name: str, values: Sequence[Any], schema: ModelSchema) -> Column:
     """A feature's column of any kind, its kind the schema's or its first non-null value's."""
     kind = schema.features.get(name)
     if kind is None:
@@ -281,18 +329,21 @@ def _objects(values: list[Any]) -> ObjectArray | None:
 
 
 def _shadow(events: list[dict[str, Any]]) -> BoolArray | None:
-    flags = [e.get("shadow") is True for e in events]
-    return np.array(flags, dtype=bool) if any(flags) else None
+    sent = _field(events, "shadow")
+    if not any(map(operator.is_, sent, itertools.repeat(True))):
+        return None
+    return np.array([flag is True for flag in sent], dtype=bool)
 
 
 def custom_columns(events: list[dict[str, Any]]) -> dict[str, FloatArray]:
     """Per custom metric name, its value in each event (NaN where absent). The contract has
     already left only finite numbers in ``metrics`` (``driftline_sdk.contract``)."""
-    sent = [m for e in events if (m := e.get("metrics"))]
+    metrics = _field(events, "metrics")
+    sent = list(filter(None, metrics))
     if not sent:
         return {}
     names: set[str] = set().union(*sent)
-    dicts = [e.get("metrics") or {} for e in events]
+    dicts = [m or {} for m in metrics]
     return {
         name: np.array([_NAN if (v := d.get(name)) is None else v for d in dicts], dtype=float)
         for name in sorted(names)

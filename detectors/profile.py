@@ -17,7 +17,7 @@ import numpy as np
 
 from detectors.columns import Column, EventBatch, FloatArray, Kind
 from detectors.quantiles import linear_quantiles
-from detectors.sampling import BottomKSample
+from detectors.sampling import BottomKSample, offer_each
 
 OTHER = "__other__"  # categories beyond the per-window cap are counted here
 
@@ -48,23 +48,36 @@ class NumericSummary:
 
     def update(self, values: FloatArray, mismatched: int, rng: np.random.Generator) -> None:
         present = values[~np.isnan(values)]
-        self.count += int(values.size)
-        self.missing += int(values.size - present.size)
-        self.mismatched += mismatched
+        self.tally(int(values.size), int(present.size), mismatched)
         if present.size == 0:
             return
-        n_b = int(present.size)
-        self.total += float(present.sum())
+        self.combine_values(present)
+        self.sample.add(present, rng)
+
+    def tally(self, rows: int, present: int, mismatched: int) -> None:
+        self.count += rows
+        self.missing += rows - present
+        self.mismatched += mismatched
+
+    def combine_values(self, present: FloatArray) -> None:
+        """Fold in the moments of ``present`` (no NaN, at least one value)."""
+        total_b = float(present.sum())
         mean_b = float(present.mean())
         m2_b = float(((present - mean_b) ** 2).sum())
+        self.combine(int(present.size), total_b, mean_b, m2_b, present.min(), present.max())
+
+    def combine(
+        self, n_b: int, total_b: float, mean_b: float, m2_b: float, lo: float, hi: float
+    ) -> None:
+        """Fold in the moments of ``n_b`` more values (Chan's parallel form)."""
+        self.total += total_b
         n_a, n = self.valid, self.valid + n_b
         delta = mean_b - self.mean
         self.mean += delta * n_b / n
         self.m2 += m2_b + delta * delta * n_a * n_b / n
         self.valid = n
-        self.minimum = min(self.minimum, float(present.min()))
-        self.maximum = max(self.maximum, float(present.max()))
-        self.sample.add(present, rng)
+        self.minimum = min(self.minimum, float(lo))
+        self.maximum = max(self.maximum, float(hi))
 
     @property
     def std(self) -> float:
@@ -200,6 +213,60 @@ def update_summary(summary: ColumnSummary, column: Column, rng: np.random.Genera
         summary.update(column.values, mismatched, rng)
 
 
+def update_numeric(
+    pairs: Sequence[tuple[NumericSummary, Column]], rng: np.random.Generator
+) -> None:
+    """Fold numeric columns of one batch into their summaries in a few NumPy calls: what
+    ``NumericSummary.update`` does one column after the other, to the last bit and the last
+    random draw. Each column is a contiguous row of one block, so NumPy sums it pairwise as
+    it does a 1-D array; the sample keys of every column are drawn in one call, which gives
+    the same numbers in the same order as a call per column. A column with missing values
+    has its moments taken on its own (its present values are fewer)."""
+    block = np.stack([column.values for _, column in pairs])
+    n = block.shape[1]
+    if n == 0:  # nothing to count, nothing drawn
+        return
+    missing = np.isnan(block)
+    gaps = missing.any(axis=1)
+    present_rows = (n - missing.sum(axis=1)).tolist()
+    # every column's present values, one after the other (each one's run is contiguous)
+    present = block[~missing] if gaps.any() else block.reshape(-1)
+    full = block[~gaps] if gaps.any() else block
+    totals = full.sum(axis=1)
+    means = totals / n
+    m2s = ((full - means[:, None]) ** 2).sum(axis=1)
+    lows, highs = full.min(axis=1).tolist(), full.max(axis=1).tolist()
+    moments = zip(totals.tolist(), means.tolist(), m2s.tolist(), lows, highs, strict=True)
+    start = 0
+    for (summary, column), has_gaps, count in zip(pairs, gaps.tolist(), present_rows, strict=True):
+        mismatched = 0 if column.mismatched is None else int(column.mismatched.sum())
+        summary.tally(n, count, mismatched)
+        if has_gaps:
+            if count:
+                summary.combine_values(present[start : start + count])
+        else:
+            summary.combine(n, *next(moments))
+        start += count
+    keys = rng.random(start)
+    offer_each([summary.sample for summary, _ in pairs], present, keys, present_rows)
+
+
+def _plain(summaries: Mapping[str, ColumnSummary], columns: Mapping[str, Column]) -> bool:
+    """Whether each column goes to a summary of its kind (or to a new one), so that
+    ``update_numeric`` can take the numeric ones together. Otherwise a column of class
+    probabilities draws sample keys in between, or a text column meets a numeric summary
+    (which fails): the per-column path does what it always did."""
+    for name, column in columns.items():
+        summary = summaries.get(name)
+        if column.kind is Kind.PROBABILITIES or isinstance(summary, ProbabilitySummary):
+            return False
+        if column.kind is Kind.CATEGORICAL and isinstance(summary, NumericSummary):
+            return False
+        if column.kind is Kind.NUMERIC and column.values.ndim != 1:  # (a table's 2-D column)
+            return False
+    return True
+
+
 @dataclass
 class WindowProfile:
     """Everything one window of one model needs to produce its metrics."""
@@ -227,17 +294,16 @@ class WindowProfile:
         self._rng = np.random.default_rng(self.start)
 
     def add(self, batch: EventBatch) -> None:
-        """Fold a batch of this window's events into the profile (vectorised per column)."""
+        """Fold a batch of this window's events into the profile (the numeric features of a
+        batch together: ``update_numeric``)."""
         self.count += batch.size
         self.versions.update(batch.versions.tolist())
         self.latency.update(batch.latency_ms, 0, self._rng)
-        for name, column in batch.features.items():
-            summary = self.features.get(name)
-            if summary is None:
-                summary = self.features[name] = new_summary(column, self.config)
-                # rows the feature was absent from, before it first appeared
-                _count_absent(summary, self.count - batch.size)
-            update_summary(summary, column, self._rng)
+        if _plain(self.features, batch.features):
+            self._add_features(batch)
+        else:  # a column whose kind its summary does not have: one column at a time
+            for name, column in batch.features.items():
+                update_summary(self._summary(name, column, batch.size), column, self._rng)
         for name, summary in self.features.items():
             if name not in batch.features:
                 _count_absent(summary, batch.size)
@@ -250,13 +316,33 @@ class WindowProfile:
             _count_absent(self.output, batch.size)
         self.output_rows += batch.size
         for name, values in batch.custom.items():
-            summary = self.custom.get(name)
-            if summary is None:
+            custom = self.custom.get(name)
+            if custom is None:
                 if len(self.custom) >= self.config.max_custom_metrics:
                     self.custom_over_cap.add(name)
                     continue
-                summary = self.custom[name] = NumericSummary(self.config.sample_size)
-            summary.update(values, 0, self._rng)
+                custom = self.custom[name] = NumericSummary(self.config.sample_size)
+            custom.update(values, 0, self._rng)
+
+    def _summary(self, name: str, column: Column, rows: int) -> ColumnSummary:
+        summary = self.features.get(name)
+        if summary is None:
+            summary = self.features[name] = new_summary(column, self.config)
+            # rows the feature was absent from, before it first appeared
+            _count_absent(summary, self.count - rows)
+        return summary
+
+    def _add_features(self, batch: EventBatch) -> None:
+        """Fold numeric and categorical feature columns, the numeric ones all at once."""
+        numeric: list[tuple[NumericSummary, Column]] = []
+        for name, column in batch.features.items():
+            summary = self._summary(name, column, batch.size)
+            if isinstance(summary, NumericSummary):
+                numeric.append((summary, column))
+            else:  # categorical: counted, no random draws
+                update_summary(summary, column, self._rng)
+        if numeric:
+            update_numeric(numeric, self._rng)
 
     def metrics(self, known_categories: Mapping[str, set[str]]) -> list[MetricRow]:
         """The window's metrics. ``known_categories``: per feature, the values seen before."""
