@@ -35,6 +35,8 @@ from detectors.profile import (
     WindowProfile,
     _count_absent,
     new_summary,
+    only_missing,
+    replaced_placeholder,
 )
 from detectors.profile import update_summary as _update_summary
 from detectors.sampling import BottomKSample
@@ -166,6 +168,9 @@ def add_per_column(profile: WindowProfile, batch: EventBatch) -> None:
                 new_summary(column, profile.config)
             )
             _count_absent(summary, profile.count - batch.size)
+        elif column.kind is not Kind.NUMERIC and only_missing(summary):  # as WindowProfile
+            fresh = _with_old_samples(new_summary(column, profile.config))
+            summary = profile.features[name] = replaced_placeholder(summary, fresh)
         _update_summary(summary, column, profile._rng)
     for name, summary in profile.features.items():
         if name not in batch.features:

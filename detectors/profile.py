@@ -148,10 +148,43 @@ class ProbabilitySummary:
 ColumnSummary = NumericSummary | CategoricalSummary | ProbabilitySummary
 
 
+def empty_like(summary: ColumnSummary) -> ColumnSummary:
+    """An empty summary of ``summary``'s kind and bounds."""
+    if isinstance(summary, NumericSummary):
+        return NumericSummary(summary.sample_size)
+    if isinstance(summary, CategoricalSummary):
+        return CategoricalSummary(summary.max_categories)
+    return ProbabilitySummary(summary.width, summary.sample_size)
+
+
+def only_missing(summary: ColumnSummary) -> bool:
+    """A numeric summary that has seen nothing but missing values: what a feature gets while
+    every value of it so far was null (its kind unknown yet), which a summary of the kind
+    its first value shows may take over (``replaced_placeholder``)."""
+    return (
+        isinstance(summary, NumericSummary)
+        and summary.valid == 0
+        and summary.mismatched == 0
+        and summary.count == summary.missing
+    )
+
+
+def replaced_placeholder(placeholder: ColumnSummary, fresh: ColumnSummary) -> ColumnSummary:
+    """``fresh`` (empty, of the feature's real kind) with the rows ``placeholder`` counted,
+    all of them missing."""
+    _count_absent(fresh, placeholder.count)
+    return fresh
+
+
 def merge_summaries(a: ColumnSummary, b: ColumnSummary) -> ColumnSummary | None:
     """One summary of two windows (or partitions) of the same column; None when their kinds
     differ. Samples stay bounded by the smaller sample size, so a merged summary costs what
-    one window's does, however many windows it covers."""
+    one window's does, however many windows it covers. A window where the feature was only
+    ever null takes the other's kind (its rows count as missing)."""
+    if not isinstance(b, NumericSummary) and only_missing(a):
+        a = replaced_placeholder(a, empty_like(b))
+    elif not isinstance(a, NumericSummary) and only_missing(b):
+        b = replaced_placeholder(b, empty_like(a))
     if isinstance(a, NumericSummary) and isinstance(b, NumericSummary):
         merged = NumericSummary(min(a.sample_size, b.sample_size))
         merged.count, merged.missing = a.count + b.count, a.missing + b.missing
@@ -330,6 +363,11 @@ class WindowProfile:
             summary = self.features[name] = new_summary(column, self.config)
             # rows the feature was absent from, before it first appeared
             _count_absent(summary, self.count - rows)
+        elif column.kind is not Kind.NUMERIC and only_missing(summary):
+            # only nulls so far, and now its first values show another kind: a text feature
+            # whose first batch had none (its earlier rows stay counted, as missing)
+            fresh = new_summary(column, self.config)
+            summary = self.features[name] = replaced_placeholder(summary, fresh)
         return summary
 
     def _add_features(self, batch: EventBatch) -> None:

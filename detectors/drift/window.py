@@ -47,6 +47,7 @@ from detectors.profile import (
     ProbabilitySummary,
     ProfileConfig,
     WindowProfile,
+    empty_like,
     merge_summaries,
 )
 from detectors.reference import CategoricalReference, NumericReference
@@ -220,7 +221,7 @@ class ProfileAccumulator:
             return
         current = self.output if name == PREDICTION else self.features.get(name)
         # merging into an empty summary copies: the window's profile is not ours to grow
-        merged = merge_summaries(current or _empty_like(summary), summary)
+        merged = merge_summaries(current or empty_like(summary), summary)
         if merged is None:
             self._broken.add(name)
             self.features.pop(name, None)
@@ -242,14 +243,6 @@ class ProfileAccumulator:
         elif self.output is not None:
             output = _merge([self.output])
         return ModelReference(version, source, features, output)
-
-
-def _empty_like(summary: ColumnSummary) -> ColumnSummary:
-    if isinstance(summary, NumericSummary):
-        return NumericSummary(summary.sample_size)
-    if isinstance(summary, CategoricalSummary):
-        return CategoricalSummary(summary.max_categories)
-    return ProbabilitySummary(summary.width, summary.sample_size)
 
 
 def _reference_from_dict(data: Mapping[str, Any]) -> FeatureReference:

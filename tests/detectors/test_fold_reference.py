@@ -97,8 +97,7 @@ def fold_both(
         reference = build_batch_per_value(events, ts, schemas[1])
         assert batch_state(batch) == batch_state(reference)
         assert schemas[0] == schemas[1]
-        # a feature null in its first batch and text later fails both paths alike
-        # (test_a_feature_null_then_text_fails_alike), leaving the same state
+        # both paths fail alike where they fail at all, leaving the same state
         assert failure(WindowProfile.add, new, batch) == failure(add_per_column, old, reference)
         assert profile_state(new) == profile_state(old)
     return new, old
@@ -221,9 +220,11 @@ def test_a_batch_longer_than_numpy_buffers_sums_alike() -> None:
     fold_both([events, events[:10]], ProfileConfig(sample_size=2048))
 
 
-def test_a_feature_null_then_text_fails_alike() -> None:
-    """A feature null in its first batch gets a numeric summary; when text arrives the
-    numeric summary cannot take it. Both paths fail the same way, leaving the same state."""
+def test_a_feature_null_then_text_becomes_categorical_alike() -> None:
+    """A feature null in its first batch gets a numeric summary (its kind unknown); when
+    text arrives a categorical summary takes over, the earlier rows counted as missing (it
+    used to fail every later batch of the window with a TypeError: events dead-lettered as an
+    internal error). Both paths do it alike."""
     schemas = ModelSchema(features={}), ModelSchema(features={})
     first = [event({"x": 1.0, "z": None}, i) for i in range(3)]
     then = [event({"x": 2.0, "z": "text"}, i) for i in range(3)]
@@ -236,7 +237,10 @@ def test_a_feature_null_then_text_fails_alike() -> None:
         failures.append(failure(WindowProfile.add, profiles[0], batch))
         assert failures[-1] == failure(add_per_column, profiles[1], reference)
         assert profile_state(profiles[0]) == profile_state(profiles[1])
-    assert failures[0] is None and failures[1] is not None
+    assert failures == [None, None]
+    summary = profiles[0].features["z"]
+    assert isinstance(summary, CategoricalSummary)
+    assert (summary.count, summary.missing, dict(summary.counts)) == (6, 3, {"text": 3})
 
 
 def test_probabilities_and_taken_rows_fold_alike() -> None:

@@ -182,3 +182,31 @@ def test_a_replay_does_not_count_invalid_events_twice() -> None:
     again = _restart(m, stored)
     again.add([spanning, msg(2, ev("a", BASE + 16))], now=0)
     assert [w.profile.invalid for w in again.models["a"].windows.values()] == [0]
+
+
+def test_a_feature_null_at_first_and_text_later_is_monitored_not_dead_lettered() -> None:
+    # its first batch has only nulls (kind unknown: a numeric placeholder), then text comes,
+    # then nulls again; in the window, in a slice, and in the reference its windows make
+    from detectors.drift.window import ModelReference
+    from detectors.profile import CategoricalSummary
+
+    def event(ts: float, z: str | None) -> dict[str, Any]:
+        return {**ev("a", ts), "features": {"x": 1.0, "z": z}, "segment": {"k": "v"}}
+
+    m = manager()
+    failed = []
+    for offset, z in enumerate([None, "red", None, "blue"]):
+        failed += m.add([msg(offset, event(BASE + 1 + offset, z))], now=0)
+    m.add([msg(9, ev("a", BASE + 15))], now=0)
+    assert failed == []
+    (window,) = m.close_due(now=0)
+    for profile in (window.profile, window.cuts["k=v"]):
+        z = profile.features["z"]
+        assert isinstance(z, CategoricalSummary)
+        assert (z.count, z.missing, dict(z.counts)) == (4, 2, {"red": 1, "blue": 1})
+    nulls = manager()
+    nulls.add([msg(0, event(BASE + 1, None)), msg(1, ev("a", BASE + 15))], now=0)
+    (only_nulls,) = nulls.close_due(now=0)
+    reference = ModelReference.from_profiles([only_nulls.profile, window.profile], "1")
+    z_reference = reference.features["z"]
+    assert (z_reference.count, z_reference.missing) == (5, 3)  # not dropped as a kind change
