@@ -201,9 +201,13 @@ def test_a_feature_null_at_first_and_text_later_is_monitored_not_dead_lettered()
     assert failed == []
     (window,) = m.close_due(now=0)
     for profile in (window.profile, window.cuts["k=v"]):
-        z = profile.features["z"]
-        assert isinstance(z, CategoricalSummary)
-        assert (z.count, z.missing, dict(z.counts)) == (4, 2, {"red": 1, "blue": 1})
+        summary = profile.features["z"]
+        assert isinstance(summary, CategoricalSummary)
+        assert (summary.count, summary.missing, dict(summary.counts)) == (
+            4,
+            2,
+            {"red": 1, "blue": 1},
+        )
     nulls = manager()
     nulls.add([msg(0, event(BASE + 1, None)), msg(1, ev("a", BASE + 15))], now=0)
     (only_nulls,) = nulls.close_due(now=0)
