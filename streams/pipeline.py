@@ -266,7 +266,8 @@ class WindowPipeline:
                 [p for r in results for p in r.points],
                 marks,
                 [row for r in results for row in r.drift_rows],
-                [ref for r in results for ref in r.learned_references],
+                # made here, on the store thread, one at a time (see LearnedReference)
+                (ref.stored() for r in results for ref in r.learned_references),
             )
         finally:
             self.stats.store_write_s.observe(time.perf_counter() - started)

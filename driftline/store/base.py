@@ -156,7 +156,7 @@ class Store:
         points: Iterable[MetricPoint],
         marks: Sequence[OffsetMark],
         drift_rows: Sequence[DriftRow] = (),
-        references: Sequence[StoredReference] = (),
+        references: Iterable[StoredReference] = (),
     ) -> None:
         """Store closed windows' metrics, drift results and learned references, then the
         offsets they cover.
