@@ -36,6 +36,18 @@ class LearnedReference:
         return StoredReference(self.unit, ref.version, ref.source, ref.to_dict(), self.created_at)
 
 
+def read_references(references: Iterable[StoredReference]) -> list[tuple[str, ModelReference]]:
+    """(model, reference) of each stored reference that can be read (the others are logged).
+    Taken one at a time: with ``Store.iter_references`` only one decoded profile is held."""
+    loaded = []
+    for stored in references:
+        try:
+            loaded.append((stored.model, ModelReference.from_dict(stored.profile)))
+        except (KeyError, TypeError, ValueError):
+            log.exception("unreadable reference for %s version %s", stored.model, stored.version)
+    return loaded
+
+
 class DriftAnalyzer:
     def __init__(
         self, book: ReferenceBook, config: DriftConfig, *, slices_decision_only: bool = True
@@ -50,15 +62,7 @@ class DriftAnalyzer:
         )
 
     def load(self, references: Iterable[StoredReference]) -> None:
-        loaded = []
-        for stored in references:
-            try:
-                loaded.append((stored.model, ModelReference.from_dict(stored.profile)))
-            except (KeyError, TypeError, ValueError):
-                log.exception(
-                    "unreadable reference for %s version %s", stored.model, stored.version
-                )
-        self.book.load(loaded)
+        self.book.load(read_references(references))
 
     def analyze(
         self, unit: str, version: str, profile: WindowProfile
