@@ -45,7 +45,9 @@ class Backend(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+# slots: a group of windows holds one of each per stored value until it is written (a
+# thousand a window with drift on): a point takes 112 bytes instead of 160
+@dataclass(frozen=True, slots=True)
 class MetricPoint:
     """One stored value: a metric of one window of one model (and feature / category)."""
 
@@ -84,7 +86,7 @@ class SetAsideWindow:
     set_aside_at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DriftRow:
     """One drift test of one feature in one window (``drift_results``)."""
 
