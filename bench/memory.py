@@ -12,7 +12,8 @@ Printed: the deep size in MB of each long-lived part at the end (every reference
 of the largest group of results built at once (a transient), the RSS before the events, at
 the end and its peak. ``--tracemalloc`` also prints the top allocation sites still live at
 the end (slow). Figures are this process's; the worker adds Faust, the Kafka client and the
-store client (``make bench`` measures all of it).
+store client (``make bench`` measures all of it). Deep sizes are lower bounds for objects
+without slots: CPython 3.11 keeps their attributes inline, out of ``sys.getsizeof``'s sight.
 """
 
 from __future__ import annotations
