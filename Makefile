@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # `make test PYTEST_ARGS="-n 0"` runs them in one
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: install demo test lint bench bench-detection bench-detectors bench-folding bench-catalogue bench-reads bench-canary bench-promotion bench-estimation bench-slices bench-peers clean system-deps
+.PHONY: install demo test lint bench bench-memory bench-detection bench-detectors bench-folding bench-catalogue bench-reads bench-canary bench-promotion bench-estimation bench-slices bench-peers clean system-deps
 
 install: $(STAMP)
 
@@ -56,6 +56,10 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.pipeline $(ARGS)
+
+# where the worker's memory goes in the 100 x 50 case, in process (no broker, no store)
+bench-memory: install
+	$(BIN)/python -m bench.memory $(ARGS)
 
 bench-detection: install
 	$(BIN)/python -m bench.detection $(ARGS)

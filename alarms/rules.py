@@ -156,8 +156,9 @@ class RuleIndex:
     Which rules watch a series (metric, model, feature, segment, category) is worked out on
     its first point and cached, in two steps: the rules of (metric, model), split into those
     that watch every series and those that narrow it down; then, per series, the latter's
-    checks. Evaluating a window costs a dict lookup or two per point and one comparison per
-    rule that watches the series.
+    checks, only where (metric, model) has such rules (the other series need no entry).
+    Evaluating a window costs a dict lookup or two per point and one comparison per rule that
+    watches the series.
     """
 
     def __init__(self, rules: Iterable[Rule] = ()) -> None:
@@ -187,14 +188,19 @@ class RuleIndex:
         self, metric: str, model: str, feature: str = "", segment: str = "", category: str = ""
     ) -> tuple[Watch, ...]:
         """The rules that watch this series, each with its comparison and threshold."""
-        key = (metric, model, feature, segment, category)
-        found = self._of_series.get(key)
-        if found is not None:
-            return found
         of_model = self._of_model.get((metric, model))
         if of_model is None:
             of_model = self._of_model[(metric, model)] = self._rules_of(metric, model)
         found, narrowing = of_model
+        if not narrowing:
+            # every rule of (metric, model), or none, watches each of its series: no series
+            # cache, whose entries (one per feature, slice and category of each model, most
+            # of them watched by no rule) would cost more memory than the model's reference
+            return () if segment[:1] == RESERVED else found
+        key = (metric, model, feature, segment, category)
+        cached = self._of_series.get(key)
+        if cached is not None:
+            return cached
         if segment[:1] == RESERVED:  # a version cut: only the rules that name a version
             found = ()
             narrowing = tuple(g for g in narrowing if g[0].segment[:1] == RESERVED)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from detectors.drift.result import DriftTestResult, DriftWhen
 from detectors.drift.window import DriftConfig, DriftReport, ModelReference, compare_window
@@ -19,6 +19,33 @@ from driftline.store import DriftRow, StoredReference
 from streams.references import ReferenceBook
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LearnedReference:
+    """A reference a window completed, to store. Its stored form (``stored()``: a JSON-ready
+    dict, one Python float per sample value, ten times the size of the reference itself) is
+    made when it is written, one at a time, not for every reference of a group of windows."""
+
+    unit: str
+    reference: ModelReference
+    created_at: int
+
+    def stored(self) -> StoredReference:
+        ref = self.reference
+        return StoredReference(self.unit, ref.version, ref.source, ref.to_dict(), self.created_at)
+
+
+def read_references(references: Iterable[StoredReference]) -> list[tuple[str, ModelReference]]:
+    """(model, reference) of each stored reference that can be read (the others are logged).
+    Taken one at a time: with ``Store.iter_references`` only one decoded profile is held."""
+    loaded = []
+    for stored in references:
+        try:
+            loaded.append((stored.model, ModelReference.from_dict(stored.profile)))
+        except (KeyError, TypeError, ValueError):
+            log.exception("unreadable reference for %s version %s", stored.model, stored.version)
+    return loaded
 
 
 class DriftAnalyzer:
@@ -40,19 +67,11 @@ class DriftAnalyzer:
         )
 
     def load(self, references: Iterable[StoredReference]) -> None:
-        loaded = []
-        for stored in references:
-            try:
-                loaded.append((stored.model, ModelReference.from_dict(stored.profile)))
-            except (KeyError, TypeError, ValueError):
-                log.exception(
-                    "unreadable reference for %s version %s", stored.model, stored.version
-                )
-        self.book.load(loaded)
+        self.book.load(read_references(references))
 
     def analyze(
         self, unit: str, version: str, profile: WindowProfile
-    ) -> tuple[DriftReport | None, list[StoredReference]]:
+    ) -> tuple[DriftReport | None, list[LearnedReference]]:
         """A whole window against its version's reference (None: none yet), and the reference
         this window completes, if any (to store)."""
         report = self.compare(unit, version, profile)
@@ -61,10 +80,7 @@ class DriftAnalyzer:
         if learned is None:
             return report, []
         log.info("learned a %s reference for %s version %s", learned.source, unit, version)
-        stored = StoredReference(
-            unit, learned.version, learned.source, learned.to_dict(), int(time.time())
-        )
-        return report, [stored]
+        return report, [LearnedReference(unit, learned, int(time.time()))]
 
     def compare(
         self, unit: str, version: str, profile: WindowProfile, *, slice_: bool = False

@@ -32,7 +32,7 @@ from driftline.metrics import Timings, reason_class
 from driftline.store import MetricPoint, OffsetMark, SetAsideWindow, Store
 from driftline.units import split_unit, unit_of
 from streams.deadletters import DeadLetterOutbox
-from streams.drift import DriftAnalyzer
+from streams.drift import DriftAnalyzer, read_references
 from streams.raw_predictions import RawPredictions
 from streams.restore import PartitionRestore
 from streams.store_thread import StoreThread
@@ -266,7 +266,8 @@ class WindowPipeline:
                 [p for r in results for p in r.points],
                 marks,
                 [row for r in results for row in r.drift_rows],
-                [ref for r in results for ref in r.learned_references],
+                # made here, on the store thread, one at a time (see LearnedReference)
+                (ref.stored() for r in results for ref in r.learned_references),
             )
         finally:
             self.stats.store_write_s.observe(time.perf_counter() - started)
@@ -364,13 +365,11 @@ class WindowPipeline:
         if self.drift is None:
             return
         stamp = await self.thread.run(self.store.references_stamp)
-        if everything:
-            self.drift.load(await self.thread.run(self.store.references))
-        elif stamp > self._references_stamp:
-            since = self._references_stamp
-            self.drift.load(
-                await self.thread.run(
-                    functools.partial(self.store.references, uploaded_since=since)
-                )
-            )
+        if everything or stamp > self._references_stamp:
+            since = None if everything else self._references_stamp
+            # read on the store thread, each decoded and packed before the next (one decoded
+            # profile at a time, not every model's), then loaded here on the event loop
+            rows = functools.partial(self.store.iter_references, uploaded_since=since)
+            loaded = await self.thread.run(lambda: read_references(rows()))
+            self.drift.book.load(loaded)
         self._references_stamp = max(stamp, self._references_stamp)

@@ -24,9 +24,9 @@ from detectors.drift.window import (
 from detectors.profile import WindowProfile
 from detectors.shadow import shadow_rows
 from driftline.cuts import SHADOW_CUT, cut_version, decided_by_cut, is_reserved, version_cut
-from driftline.store import DriftRow, MetricPoint, StoredReference
+from driftline.store import DriftRow, MetricPoint
 from driftline.units import split_unit
-from streams.drift import DriftAnalyzer, drift_rows
+from streams.drift import DriftAnalyzer, LearnedReference, drift_rows
 from streams.windowing import ClosedWindow
 
 UNKNOWN_VERSION = "unknown"  # events that carry no version
@@ -51,7 +51,7 @@ class WindowResult:
     points: list[MetricPoint]
     drift: DriftReport | None = None  # None: no reference yet (or drift analysis off)
     drift_rows: list[DriftRow] = field(default_factory=list)
-    learned_references: list[StoredReference] = field(default_factory=list)
+    learned_references: list[LearnedReference] = field(default_factory=list)
 
     @property
     def model(self) -> str:
@@ -111,7 +111,7 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
     points: list[MetricPoint] = []
     tests: list[DriftRow] = []
     report = None
-    learned: list[StoredReference] = []
+    learned: list[LearnedReference] = []
     for label, part in parts:
         # a version cut is its version's; the shadow cut, its own (the candidate's) version's
         part_version = cut_version(label) or (

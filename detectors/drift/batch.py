@@ -131,7 +131,7 @@ def _merged_tests(
     exact_max_pairs: int,
 ) -> dict[str, list[DriftTestResult]]:
     """KS and Wasserstein of every row from one stable merge per row."""
-    n1 = np.array([r.sample.size for r in references], dtype=np.int64)
+    n1 = np.array([r.sample_size for r in references], dtype=np.int64)
     n2 = present.astype(np.int64)
     d, distance = np.zeros(n1.size), np.zeros(n1.size)
     # a few rows at a time: the arrays of one block stay in cache (and in the allocator's
@@ -160,8 +160,9 @@ def _merged_block(
     width = int(n1.max(initial=0))
     merged = np.empty((n1.size, width + window.shape[1]))
     for row, reference in zip(merged, references, strict=True):
-        row[: reference.sample.size] = reference.sample
-        row[reference.sample.size : width] = np.nan
+        sample = reference.sample
+        row[: sample.size] = sample
+        row[sample.size : width] = np.nan
     merged[:, width:] = window
     # two sorted runs per row (NaN padding last in each): timsort merges them linearly; ties
     # keep the reference first, as the per-feature merge does

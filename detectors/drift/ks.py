@@ -49,13 +49,14 @@ def ks_test(
 ) -> DriftTestResult:
     """KS test of the window's values (NaN ignored) against ``reference.sample``."""
     present = present_values(current)
-    n_ref, n_cur = int(reference.sample.size), int(present.size)
+    sample = reference.sample
+    n_ref, n_cur = int(sample.size), int(present.size)
     if n_ref == 0 or n_cur == 0:
         return no_evidence("ks", min_effect, n_ref, n_cur, has_p_value=True)
     if n_ref * n_cur <= _EXACT_MAX_PAIRS:
-        d, p_value = ks_exact(reference.sample, present)
+        d, p_value = ks_exact(sample, present)
     else:
-        d, p_value = ks_asymptotic(reference.sample, present)
+        d, p_value = ks_asymptotic(sample, present)
     return DriftTestResult(
         test="ks",
         statistic=d,

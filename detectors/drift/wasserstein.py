@@ -41,11 +41,12 @@ def wasserstein_test(
 ) -> DriftTestResult:
     """W(reference.sample, window values without NaN) / reference standard deviation."""
     present = present_values(current)
-    n_ref, n_cur = int(reference.sample.size), int(present.size)
+    sample = reference.sample
+    n_ref, n_cur = int(sample.size), int(present.size)
     if n_ref == 0 or n_cur == 0:
         return no_evidence("wasserstein", min_effect, n_ref, n_cur, has_p_value=False)
-    distance = wasserstein_sorted(reference.sample, present)
-    scale = reference.std or float(np.concatenate((reference.sample, present)).std())
+    distance = wasserstein_sorted(sample, present)
+    scale = reference.std or float(np.concatenate((sample, present)).std())
     return DriftTestResult(
         test="wasserstein",
         statistic=distance,

@@ -117,3 +117,45 @@ def test_metric_kinds_keep_window_label_and_estimated_alerts_apart() -> None:
     assert is_data_drift_metric("drift.share_drifted")
     assert is_data_drift_metric("drift.prediction_drifted")
     assert not is_data_drift_metric("drift.concept") and not is_data_drift_metric("drift.harm")
+
+
+def test_index_answers_as_the_rules_select_and_caches_only_narrowed_series() -> None:
+    """The index against each rule's own ``selects`` (the uncached truth), on series of many
+    models, features, slices, versions and categories; the series of (metric, model) pairs
+    whose rules all watch every series, or that no rule watches, take no cache entry."""
+    rules = [
+        *DEFAULT_RULES,
+        rule("every"),
+        rule("age", feature="age"),
+        rule("whole", metric="input.mean", segment=""),
+        rule("web", metric="input.mean", segment="channel=web", category="*"),
+        rule("v2", metric="input.mean", version="2"),
+        rule("fr", metric="drift.drifted", model="fr*", category="FR"),
+    ]
+    index = RuleIndex(rules)
+    metrics = sorted({r.metric for r in rules} | {"drift.ks.p_value", "input.category_freq"})
+    models = ["fraud", "fraud-eu", "churn"]
+    features = ["", "age", "amount"]
+    segments = ["", "channel=web", "channel=app", "@version=2", "@version=3"]
+    categories = ["", "FR", "DE"]
+    narrowed = {
+        (r.metric, m) for r in rules for m in models if r._selectors[0].matches(m) and r._narrowing
+    }
+    for _ in range(2):  # the first pass fills the caches, the second reads them
+        for metric in metrics:
+            for model in models:
+                for feature in features:
+                    for segment in segments:
+                        for category in categories:
+                            expected = [
+                                r
+                                for r in rules
+                                if r.metric == metric
+                                and r.enabled
+                                and r.selects(model, feature, segment, category)
+                            ]
+                            found = index.candidates(metric, model, feature, segment, category)
+                            assert sorted(r.id for r in found) == sorted(r.id for r in expected)
+    cached = {(metric, model) for metric, model, *_ in index._of_series}
+    assert cached == narrowed
+    assert not {m for m, _ in cached} & {"drift.ks.p_value", "input.category_freq"}

@@ -4,7 +4,15 @@ import json
 import numpy as np
 import pytest
 
-from detectors.reference import CategoricalReference, NumericReference
+from detectors.columns import ModelSchema, build_batch
+from detectors.drift.window import ModelReference, _compare_window_per_feature, compare_window
+from detectors.profile import ProfileConfig, WindowProfile
+from detectors.reference import (
+    CategoricalReference,
+    NumericReference,
+    PackedSample,
+    pack_sample,
+)
 
 
 def test_numeric_moments_and_counts_ignore_missing() -> None:
@@ -116,3 +124,110 @@ def test_categorical_json_round_trip_and_validation() -> None:
         CategoricalReference(1, 0, ("x",), (-1,))
     all_missing = CategoricalReference.from_values([None, None])
     assert (all_missing.present, all_missing.proportions.size) == (0, 0)
+
+
+def _bits(values: np.ndarray) -> list[int]:
+    bits: list[int] = np.ascontiguousarray(values, dtype=np.float64).view(np.int64).tolist()
+    return bits
+
+
+def _samples() -> list[tuple[str, np.ndarray, bool]]:
+    """(what, a sorted float64 sample, whether it packs as integer codes)."""
+    rng = np.random.default_rng(11)
+    normal = rng.normal(0, 1, 5_000)
+    json_decimals = np.array(json.loads(json.dumps([f"{v:.3f}" for v in normal])), dtype=float)
+    return [
+        ("4 decimals, as np.round makes them", np.sort(normal.round(4)), True),
+        ("3 decimals, parsed from text", np.sort(json_decimals), True),
+        ("integers", np.sort(rng.integers(-(10**9), 10**9, 3_000).astype(float)), True),
+        ("money", np.sort(rng.integers(0, 10**6, 2_000) / 100.0), True),
+        ("a point mass", np.sort(np.concatenate((np.zeros(500), rng.integers(1, 9, 50)))), True),
+        ("large integers", np.sort(rng.integers(0, 2**52, 100).astype(float)), False),
+        ("arbitrary doubles", np.sort(normal), False),
+        ("tiny", np.sort(normal * 1e-300), False),
+        ("huge", np.sort(normal * 1e300), False),
+        ("with -0.0", np.array([-1.0, -0.0, 0.5, 2.0]), False),
+        ("with infinities", np.array([-np.inf, 0.25, 1.0, np.inf]), False),
+        ("unsorted", np.array([3.0, 1.0, 2.0]), False),
+        ("one value", np.array([0.1]), False),
+        ("none", np.array([], dtype=float), False),
+    ]
+
+
+@pytest.mark.parametrize(("what", "sample", "packs"), _samples(), ids=[s[0] for s in _samples()])
+def test_a_packed_sample_gives_back_every_value_bit_for_bit(
+    what: str, sample: np.ndarray, packs: bool
+) -> None:
+    packed = pack_sample(sample)
+    assert packed.size == sample.size
+    assert _bits(packed.values()) == _bits(sample)
+    assert (packed.raw is None) == packs, what
+    if packs and packed.steps is not None:
+        assert packed.steps.nbytes <= sample.nbytes / 2
+
+
+def _reference_as_before(values: np.ndarray, sample_size: int, seed: int = 0) -> np.ndarray:
+    """The sorted subsample ``from_values`` kept before samples were packed."""
+    present = values[~np.isnan(values)]
+    if present.size > sample_size:
+        rng = np.random.default_rng(seed)
+        return np.sort(present[rng.choice(present.size, size=sample_size, replace=False)])
+    return np.sort(present)
+
+
+@pytest.mark.parametrize("sample_size", [10, 1_000, 5_000])
+def test_references_keep_the_samples_they_kept_before(sample_size: int) -> None:
+    for what, sample, _ in _samples():
+        rng = np.random.default_rng(sample.size)
+        values = rng.permutation(sample)  # from_values takes them in any order
+        if what in ("with infinities", "huge", "none"):
+            continue  # not a feature's values (finite, with a finite variance)
+        ref = NumericReference.from_values(values, sample_size=sample_size, seed=3)
+        expected = _reference_as_before(values, sample_size, seed=3)
+        assert _bits(ref.sample) == _bits(expected), what
+        assert ref.sample_size == expected.size
+        assert ref.to_dict()["sample"] == expected.tolist()
+        back = NumericReference.from_dict(json.loads(json.dumps(ref.to_dict())))
+        assert _bits(back.sample) == _bits(expected), what
+        assert not ref.sample.flags.writeable
+
+
+def test_drift_reports_are_the_same_with_the_sample_packed_or_not() -> None:
+    """Every test, p-value and decision of a window against a reference whose samples are
+    packed, and against the same reference with its samples kept as float64."""
+    rng = np.random.default_rng(5)
+
+    def events(n: int, shift: float) -> list[dict[str, object]]:
+        x = (rng.normal(shift, 1, n)).round(4)
+        y = rng.integers(0, 100, n) / 10
+        return [
+            {"model": "m", "features": {"x": float(a), "y": float(b), "z": float(a * 1.1)},
+             "prediction": float(a > 0)}
+            for a, b in zip(x, y, strict=True)
+        ]  # fmt: skip
+
+    def profile(rows: list[dict[str, object]]) -> WindowProfile:
+        window = WindowProfile(0, 60, ProfileConfig())
+        window.add(build_batch(rows, np.zeros(len(rows)), ModelSchema(features={})))
+        return window
+
+    reference = ModelReference.from_profiles([profile(events(3_000, 0.0))], "1")
+    numeric = {f: r for f, r in reference.features.items() if isinstance(r, NumericReference)}
+    assert {f for f, r in numeric.items() if r.packed.raw is None} == {"x", "y"}
+
+    def unpacked(r: NumericReference) -> NumericReference:
+        return dataclasses.replace(r, packed=PackedSample(r.sample_size, raw=r.sample))
+
+    plain = dataclasses.replace(
+        reference,
+        features={f: unpacked(r) if isinstance(r, NumericReference) else r
+                  for f, r in reference.features.items()},
+        output=unpacked(reference.output)
+        if isinstance(reference.output, NumericReference) else reference.output,
+    )  # fmt: skip
+    for n, shift in ((200, 0.0), (2_000, 0.0), (500, 0.3), (5_000, 1.0)):
+        window = profile(events(n, shift))
+        assert compare_window(reference, window) == compare_window(plain, window)
+        assert _compare_window_per_feature(reference, window) == _compare_window_per_feature(
+            plain, window
+        )

@@ -59,3 +59,23 @@ def test_rolling_reference_leaves_out_drifted_windows() -> None:
     reference = first.features["x"]
     assert isinstance(reference, NumericReference)
     assert reference.mean is not None and abs(reference.mean) < 0.2
+
+
+def test_a_learned_reference_is_stored_as_its_dict_and_read_back_the_same() -> None:
+    """The analyzer hands a learned reference over as itself; its stored form, made when it
+    is written, is its ``to_dict()``, and the worker reads that back into an equal reference
+    (its samples packed again, the same values)."""
+    from detectors.drift.window import DriftConfig
+    from driftline.store import StoredReference
+    from streams.drift import DriftAnalyzer, read_references
+
+    analyzer = DriftAnalyzer(ReferenceBook(ReferencePolicy("warmup", 2, 500)), DriftConfig())
+    assert analyzer.analyze("m", "1", profile(seed=1)) == (None, [])
+    report, [learned] = analyzer.analyze("m", "1", profile(seed=2))
+    assert report is None and learned.unit == "m"
+    assert learned.reference is analyzer.book.reference_for("m", "1")
+    stored = learned.stored()
+    reference = learned.reference
+    assert stored == StoredReference("m", "1", "warmup", reference.to_dict(), learned.created_at)
+    [(model, back)] = read_references([stored])
+    assert model == "m" and back.to_dict() == reference.to_dict()

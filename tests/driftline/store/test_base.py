@@ -81,6 +81,10 @@ def test_references_and_drift_results_round_trip(store: Store) -> None:
     store.save_reference(StoredReference("churn", "2", "uploaded", profile, W))
     assert [r.model for r in store.references(uploaded_since=seen)] == ["churn"]
     assert len(store.references()) == 3
+    lazily = store.iter_references()  # the worker's read: decoded one at a time
+    assert next(lazily) == store.references()[0]
+    assert [store.references()[0], *lazily] == store.references()
+    assert list(store.iter_references(uploaded_since=seen)) == store.references(uploaded_since=seen)
     row = DriftRow(
         "fraud",
         W,
