@@ -34,13 +34,11 @@ from typing import IO, Any
 import numpy as np
 
 from bench.pipeline import Case, model_events, model_messages
-from detectors.drift.window import DriftConfig
 from detectors.profile import ProfileConfig
 from driftline.settings import Settings
 from streams.alarms import AlarmService
-from streams.drift import DriftAnalyzer
+from streams.drift import DriftAnalyzer, drift_analyzer
 from streams.pipeline import STORE_GROUP_WINDOWS, decode_batch
-from streams.references import ReferenceBook, ReferencePolicy
 from streams.window_rows import WindowResult, window_rows
 from streams.windowing import TP, WindowConfig, WindowManager
 
@@ -130,24 +128,7 @@ def build(settings: Settings) -> Harness:
             ),
         )
     )
-    drift = None
-    if settings.drift_enabled:
-        drift = DriftAnalyzer(
-            ReferenceBook(
-                ReferencePolicy(
-                    settings.reference_mode,
-                    settings.reference_windows,
-                    settings.reference_min_events,
-                )
-            ),
-            DriftConfig(
-                alpha=settings.drift_alpha,
-                correction=settings.drift_correction,
-                numeric_tests=settings.drift_numeric_tests,
-                categorical_tests=settings.drift_categorical_tests,
-            ),
-            slices_decision_only=settings.slice_drift_tests == "decision",
-        )
+    drift = drift_analyzer(settings)
     alarms = None
     if settings.default_rules:
         from alarms.rules import DEFAULT_RULES, RuleIndex

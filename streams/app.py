@@ -12,7 +12,6 @@ import faust
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from detectors.drift.window import DriftConfig
 from detectors.profile import ProfileConfig
 from detectors.streaming import StreamingSpec
 from driftline import topics
@@ -20,12 +19,11 @@ from driftline.events import deadletter_max_bytes
 from driftline.settings import Settings
 from driftline.store import Stores
 from streams.alarms import attach_alarms
-from streams.drift import DriftAnalyzer
+from streams.drift import drift_analyzer
 from streams.estimation import EstimationConfig
 from streams.labels import LabelWorker
 from streams.metrics import WorkerCollector
 from streams.quality import QualityConfig, QualityTracker
-from streams.references import ReferenceBook, ReferencePolicy
 from streams.transport import consumer_of
 from streams.windowing import WindowConfig, WindowManager
 from streams.worker import PredictionWorker
@@ -112,24 +110,7 @@ def create_app(
             },
         )
     )
-    drift = None
-    if settings.drift_enabled:
-        drift = DriftAnalyzer(
-            ReferenceBook(
-                ReferencePolicy(
-                    settings.reference_mode,
-                    settings.reference_windows,
-                    settings.reference_min_events,
-                )
-            ),
-            DriftConfig(
-                alpha=settings.drift_alpha,
-                correction=settings.drift_correction,
-                numeric_tests=settings.drift_numeric_tests,
-                categorical_tests=settings.drift_categorical_tests,
-            ),
-            slices_decision_only=settings.slice_drift_tests == "decision",
-        )
+    drift = drift_analyzer(settings)
     limits = settings.event_limits()
     worker = PredictionWorker(
         stores,

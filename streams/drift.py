@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from detectors.drift.result import DriftTestResult, DriftWhen
 from detectors.drift.window import DriftConfig, DriftReport, ModelReference, compare_window
 from detectors.profile import WindowProfile
+from driftline.settings import Settings
 from driftline.store import DriftRow, StoredReference
-from streams.references import ReferenceBook
+from streams.references import ReferenceBook, ReferencePolicy
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,28 @@ class DriftAnalyzer:
         if reference is None or not profile.count:
             return None
         return compare_window(reference, profile, self.slice_config if slice_ else self.config)
+
+
+def drift_analyzer(settings: Settings) -> DriftAnalyzer | None:
+    """The worker's drift analysis as the settings configure it; None when it is off."""
+    if not settings.drift_enabled:
+        return None
+    return DriftAnalyzer(
+        ReferenceBook(
+            ReferencePolicy(
+                settings.reference_mode,
+                settings.reference_windows,
+                settings.reference_min_events,
+            )
+        ),
+        DriftConfig(
+            alpha=settings.drift_alpha,
+            correction=settings.drift_correction,
+            numeric_tests=settings.drift_numeric_tests,
+            categorical_tests=settings.drift_categorical_tests,
+        ),
+        slices_decision_only=settings.slice_drift_tests == "decision",
+    )
 
 
 def drift_rows(
