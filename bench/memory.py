@@ -34,13 +34,13 @@ from typing import IO, Any
 import numpy as np
 
 from bench.pipeline import Case, model_events, model_messages
-from detectors.profile import ProfileConfig
 from driftline.settings import Settings
 from streams.alarms import AlarmService
+from streams.app import window_config
 from streams.drift import DriftAnalyzer, drift_analyzer
 from streams.pipeline import STORE_GROUP_WINDOWS, decode_batch
 from streams.window_rows import WindowResult, window_rows
-from streams.windowing import TP, WindowConfig, WindowManager
+from streams.windowing import TP, WindowManager
 
 PARTITIONS = 8
 TOPIC = "driftline.predictions"
@@ -118,16 +118,7 @@ class Harness:
 
 def build(settings: Settings) -> Harness:
     """The worker's parts as ``streams.app.create_app`` configures them from ``settings``."""
-    manager = WindowManager(
-        WindowConfig(
-            window_seconds=settings.window_seconds,
-            allowed_lateness_s=settings.allowed_lateness_s,
-            idle_close_s=settings.idle_close_s,
-            profile=ProfileConfig(
-                settings.sample_size, settings.max_categories, settings.max_window_custom_metrics
-            ),
-        )
-    )
+    manager = WindowManager(window_config(settings))
     drift = drift_analyzer(settings)
     alarms = None
     if settings.default_rules:

@@ -49,6 +49,28 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"driftline://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
 
 
+def window_config(settings: Settings) -> WindowConfig:
+    """How the worker's windows are profiled, from the settings."""
+    return WindowConfig(
+        window_seconds=settings.window_seconds,
+        allowed_lateness_s=settings.allowed_lateness_s,
+        idle_close_s=settings.idle_close_s,
+        profile=ProfileConfig(
+            settings.sample_size, settings.max_categories, settings.max_window_custom_metrics
+        ),
+        max_segment_values=settings.max_segment_values,
+        slice_profile=ProfileConfig(
+            settings.segment_sample_size,
+            min(settings.max_categories, SLICE_CATEGORIES),
+            settings.max_window_custom_metrics,
+        ),
+        streaming={
+            model: tuple(StreamingSpec.of(name) for name in names)
+            for model, names in settings.streaming_detectors.items()
+        },
+    )
+
+
 def create_app(
     settings: Settings,
     stores: Stores,
@@ -90,26 +112,7 @@ def create_app(
     async def send_deadletter(key: bytes | None, value: bytes) -> Any:
         return await deadletter.send(key=key, value=value)
 
-    manager = WindowManager(
-        WindowConfig(
-            window_seconds=settings.window_seconds,
-            allowed_lateness_s=settings.allowed_lateness_s,
-            idle_close_s=settings.idle_close_s,
-            profile=ProfileConfig(
-                settings.sample_size, settings.max_categories, settings.max_window_custom_metrics
-            ),
-            max_segment_values=settings.max_segment_values,
-            slice_profile=ProfileConfig(
-                settings.segment_sample_size,
-                min(settings.max_categories, SLICE_CATEGORIES),
-                settings.max_window_custom_metrics,
-            ),
-            streaming={
-                model: tuple(StreamingSpec.of(name) for name in names)
-                for model, names in settings.streaming_detectors.items()
-            },
-        )
-    )
+    manager = WindowManager(window_config(settings))
     drift = drift_analyzer(settings)
     limits = settings.event_limits()
     worker = PredictionWorker(
