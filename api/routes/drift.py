@@ -150,7 +150,9 @@ def _frame_reference(frame: Any, version: str) -> ModelReference:
         series = frame[name]
         if series.dtype.kind in "fiu" and name != "prediction":
             columns[str(name)] = series.to_numpy(dtype="float64")
-        else:  # values as an event holds them, None for missing (NaN, None, NA)
+        elif not series.hasnans:  # values as an event holds them
+            columns[str(name)] = series.tolist()
+        else:  # ... None for missing (NaN, None, NA)
             values = series.astype(object)
             columns[str(name)] = values.where(values.notna(), None).tolist()
     prediction = columns.pop("prediction", None)

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -156,21 +156,29 @@ class ModelReference:
         source: str = "uploaded",
     ) -> ModelReference:
         """A training sample given by columns (``columns_batch``): the reference
-        :meth:`from_rows` makes of the same table, without a dict per row. A float column
-        goes straight to ``NumericReference.from_values``: the profile would keep its every
-        value in order (its sample holds the whole upload) and hand them to the same call, so
-        the reference is the same, without the profile's per-value priorities and copies."""
-        batch = columns_batch(features, prediction)
-        if not batch.size:
+        :meth:`from_rows` makes of the same table, without a dict per row. A float column, and
+        a text column (strings and None, at most the profile's 10,000 categories), go straight
+        to ``NumericReference.from_values`` / ``CategoricalReference.from_counts``: the
+        profile would keep a float column's every value in order (its sample holds the whole
+        upload) and hand them to the same call, and count a text column's values as they
+        are, so the reference is the same, without the profile's per-value work."""
+        sizes = {len(values) for values in features.values()}
+        if prediction is not None:
+            sizes.add(len(prediction))
+        if len(sizes) > 1:
+            raise ValueError(f"the columns have different lengths: {sorted(sizes)}")
+        if not sizes or not sizes.pop():
             raise ValueError("the reference sample has no rows")
-        direct = {
-            name: NumericReference.from_values(values)
-            for name, values in features.items()
-            if isinstance(values, np.ndarray) and values.dtype == np.float64
-        }
-        rest = replace(batch, features={n: c for n, c in batch.features.items() if n not in direct})
-        profile = WindowProfile(0, 1, ProfileConfig(max(batch.size, 16), max_categories=10_000))
-        profile.add(rest)
+        direct: dict[str, FeatureReference] = {}
+        for name, values in features.items():
+            made = _direct_reference(values)
+            if made is not None:
+                direct[name] = made
+        batch = columns_batch({n: v for n, v in features.items() if n not in direct}, prediction)
+        profile = WindowProfile(
+            0, 1, ProfileConfig(max(batch.size, 16), max_categories=_UPLOAD_CATEGORIES)
+        )
+        profile.add(batch)
         profiled = cls.from_profiles([profile], version, source)
         merged = {**profiled.features, **direct}
         return replace(profiled, features=dict(sorted(merged.items())))
@@ -243,6 +251,23 @@ class ProfileAccumulator:
         elif self.output is not None:
             output = _merge([self.output])
         return ModelReference(version, source, features, output)
+
+
+def _direct_reference(values: FloatArray | list[Any]) -> FeatureReference | None:
+    """An uploaded column's reference without a profile (``ModelReference.from_columns``),
+    or None where only the profile's path makes the same one."""
+    if isinstance(values, np.ndarray):
+        return NumericReference.from_values(values) if values.dtype == np.float64 else None
+    if not set(map(type, values)) <= {str, type(None)}:
+        return None  # numbers, booleans, lists: the profile decides their kind and text
+    tally: Counter[str | None] = Counter(values)
+    missing = tally.pop(None, 0)
+    if not tally or len(tally) > _UPLOAD_CATEGORIES or OTHER in tally:
+        return None  # all missing (no kind yet), or the profile's cap and its other bucket
+    return CategoricalReference.from_counts(cast("Counter[str]", tally), missing)
+
+
+_UPLOAD_CATEGORIES = 10_000  # the categories an uploaded reference's profile counts
 
 
 def _reference_from_dict(data: Mapping[str, Any]) -> FeatureReference:

@@ -138,3 +138,14 @@ def test_bin_counts_are_the_binary_searches_counts() -> None:
         edges = np.unique(np.quantile(values, rng.random(int(rng.integers(0, 10)))))
         expected = np.bincount(_assign_bins(edges, values), minlength=edges.size + 1)
         assert np.array_equal(_bin_counts(edges, values), expected)
+
+
+def test_text_columns_past_the_category_cap_or_named_other_take_the_profile() -> None:
+    from detectors.drift.window import ModelReference
+
+    many = [f"c{i}" for i in range(10_001)] + [None, "c0"]  # one category over the cap
+    odd = ["__other__", "a", None, "a"]  # a value named as the profile's other bucket
+    for column in (many, odd):
+        rows = [{"features": {"t": v}, "prediction": 0.5} for v in column]
+        by_columns = ModelReference.from_columns({"t": column}, [0.5] * len(column), "1")
+        assert by_columns.to_dict() == ModelReference.from_rows(rows, "1").to_dict()
