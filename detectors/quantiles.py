@@ -22,9 +22,14 @@ import numpy.typing as npt
 
 
 def linear_quantiles(values: npt.NDArray[np.float64], qs: Sequence[float]) -> list[float]:
-    """The ``qs`` quantiles of ``values`` (no NaN, at least one value), each in [0, 1]."""
+    """The ``qs`` quantiles of ``values`` (no NaN, at least one value), each in [0, 1]; a
+    ValueError, as from ``np.quantile``, for a quantile outside it (NaN included) or no value."""
+    if not all(0.0 <= q <= 1.0 for q in qs):
+        raise ValueError(f"quantiles must be in [0, 1], got {list(qs)}")
     ordered = np.sort(values)
     n = int(ordered.size)
+    if n == 0:
+        raise ValueError("no values to take quantiles of")
     top = float(ordered[-1])
     out = []
     for q in qs:

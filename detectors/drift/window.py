@@ -99,6 +99,11 @@ class DriftConfig:
     ks_exact_max_pairs: int = _EXACT_MAX_PAIRS
 
     def __post_init__(self) -> None:
+        if self.ks_exact_max_pairs < 0:
+            raise ValueError(
+                f"ks_exact_max_pairs is a count of value pairs: use 0 (always the tail) or "
+                f"more, got {self.ks_exact_max_pairs}"
+            )
         for name in (*self.numeric_tests, self.numeric_decision):
             if name not in NUMERIC_TESTS:
                 raise ValueError(f"unknown numeric test {name!r}; known: {sorted(NUMERIC_TESTS)}")
@@ -199,7 +204,7 @@ class ModelReference:
         if not events:
             raise ValueError("the reference sample has no rows")
         # every value of the sample goes in: a window-sized sample cap would waste the upload
-        config = ProfileConfig(sample_size=max(len(events), 16), max_categories=10_000)
+        config = ProfileConfig(sample_size=max(len(events), 16), max_categories=_UPLOAD_CATEGORIES)
         profile = WindowProfile(0, 1, config)
         profile.add(build_batch(events, np.zeros(len(events)), ModelSchema(features={})))
         return cls.from_profiles([profile], version, source)

@@ -99,6 +99,8 @@ def test_tiny_shift_on_a_huge_window_is_not_drift() -> None:
 def test_unknown_test_names_are_rejected() -> None:
     with pytest.raises(ValueError, match="unknown numeric test"):
         DriftConfig(numeric_tests=("nope",))
+    with pytest.raises(ValueError, match="ks_exact_max_pairs"):
+        DriftConfig(ks_exact_max_pairs=-1)
 
 
 def test_class_probability_outputs_are_tested_class_by_class() -> None:
