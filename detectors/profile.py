@@ -288,7 +288,8 @@ def _plain(summaries: Mapping[str, ColumnSummary], columns: Mapping[str, Column]
     """Whether each column goes to a summary of its kind (or to a new one), so that
     ``update_numeric`` can take the numeric ones together. Otherwise a column of class
     probabilities draws sample keys in between, or a text column meets a numeric summary
-    (which fails): the per-column path does what it always did."""
+    (the placeholder of a feature only null so far, which ``_summary`` replaces): the
+    per-column path does what it always did."""
     for name, column in columns.items():
         summary = summaries.get(name)
         if column.kind is Kind.PROBABILITIES or isinstance(summary, ProbabilitySummary):
