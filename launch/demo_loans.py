@@ -24,7 +24,7 @@ from driftline_sdk import Monitor
 from launch.demo import TrafficThread
 
 MODEL = "loans"
-EVENTS_PER_WINDOW = 300
+EVENTS_PER_WINDOW = 600
 LABEL_DELAY_WINDOWS = (6.0, 9.0)
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +46,9 @@ from detectors.quality import (
     QualityResult,
     QualityStats,
     history_values,
+    partial_window_p_value,
     quality_drop_test,
+    reference_coverage,
     reference_stats,
     score_quality,
 )
@@ -124,6 +126,12 @@ class ScoredWindow:
         return [p for p in self.points if p.metric.startswith(OUTCOME_PREFIX + ".")]
 
 
+def labelled_share(result: QualityResult, members: int) -> float:
+    """The share of a cut's ``members`` predictions that are labelled (scorable or not), as
+    ``labels.coverage`` counts it."""
+    return (result.count + result.unscorable) / members if members else 0.0
+
+
 def slices_of(rows: Sequence[Joined], slice_of: Callable[[str, str], str]) -> dict[str, list[int]]:
     """Row indices per "key=value" segment slice, named by ``slice_of(key, value)``: the window
     pipeline's names (``streams/segments.py``), so quality and traffic slices match."""
@@ -155,6 +163,7 @@ class _Measured:
     # whole version (the window, a version's or the shadow cut), else None (a slice)
     estimates: dict[str, tuple[list[Estimate], Fitted | None]] = field(default_factory=dict)
     outcomes_tested: bool = False  # some outcome metric has min_labels values (whole window)
+    complete: bool = False  # its label horizon has passed: no label of it will come
 
     def point(
         self, w: int, metric: str, value: float, segment: str = "", category: str = ""
@@ -243,21 +252,24 @@ class QualityTracker:
                 else []
             )
             window = self.measure(model, stage, start, rows, since, now, shadows, history)
-            for segment, (result, _) in window.results.items():
+            for segment, (result, members) in window.results.items():
                 key = (segment, window.version_of(segment))
-                history.setdefault(key, {})[start] = history_values(result)
+                history.setdefault(key, {})[start] = {
+                    **history_values(result),
+                    "labels.coverage": labelled_share(result, members),
+                }
             measured.append(window)
         # per (slice, model version), from the version's first labelled windows: each version
         # is judged against its own start, so a retrained model that does as well as it did
         # when it was promoted shows no drop
         cfg = self.config
-        references = {
-            key: reference_stats(history, windows=cfg.reference_windows, min_labels=cfg.min_labels)
-            for key, history in histories.items()
-        }
-        scored = [
-            self.test(window, references[(window.model, window.stage)]) for window in measured
-        ]
+        picks = {"windows": cfg.reference_windows, "min_labels": cfg.min_labels}
+        references = {key: reference_stats(h, **picks) for key, h in histories.items()}
+        coverages = {key: reference_coverage(h, **picks) for key, h in histories.items()}
+        scored = []
+        for window in measured:
+            unit = (window.model, window.stage)
+            scored.append(self.test(window, references[unit], coverages[unit]))
         arrivals = [self._arrivals(model, stage, start) for model, stage, start in sorted(buckets)]
         points = [p for s in scored for p in s.points] + [p for a in arrivals for p in a]
         drift_rows = [r for s in scored for r in s.drift_rows]
@@ -297,7 +309,7 @@ class QualityTracker:
             if r.label is not None and r.label_ms / 1000 - r.ts <= horizon
         }
         labelled = sorted(i for i in labelled_set if i < len(rows))  # the live ones
-        window = _Measured(model, stage, start, version)
+        window = _Measured(model, stage, start, version, complete=expired)
         groups: list[tuple[str, list[int]]] = [("", list(range(len(rows))))] if rows else []
         unit = unit_of(model, stage)
         lookup = self.segments.lookup
@@ -430,21 +442,33 @@ class QualityTracker:
             window.point(self.config.window_seconds, row.metric, row.value, SHADOW_CUT)
 
     def test(
-        self, window: _Measured, reference: dict[tuple[str, str], tuple[int, QualityStats]]
+        self,
+        window: _Measured,
+        reference: dict[tuple[str, str], tuple[int, QualityStats]],
+        coverage: Mapping[tuple[str, str], float] | None = None,
     ) -> ScoredWindow:
-        """The quality-drop test per slice, and the concept-drift flag."""
+        """The quality-drop test per slice, and the concept-drift flag. ``coverage``: the label
+        coverage of each cut's reference windows; a window less labelled than they were, and
+        not yet complete, is tested at a share of alpha (``partial_window_p_value``)."""
         cfg = self.config
         w = cfg.window_seconds
-        for segment, (result, _) in window.results.items():
+        for segment, (result, members) in window.results.items():
             drifted = False
-            ref = reference.get((segment, window.version_of(segment)))
+            key = (segment, window.version_of(segment))
+            ref = reference.get(key)
             if ref is not None and window.start > ref[0] and result.count >= cfg.min_labels:
                 try:
                     test = quality_drop_test(ref[1], result.stats)
                 except ValueError:  # the task changed (a new kind of model): no comparison
                     test = None
                 if test is not None:
-                    drifted = test.is_drift(cfg.alpha)
+                    adjusted = None
+                    if test.p_value is not None and not window.complete:
+                        full = (coverage or {}).get(key)
+                        share = labelled_share(result, members)
+                        adjusted = partial_window_p_value(test.p_value, share, full)
+                        adjusted = None if adjusted == test.p_value else adjusted
+                    drifted = test.is_drift(cfg.alpha, p_value=adjusted)
                     window.point(w, "drift.quality_drop", test.effect_size, segment)
                     if test.p_value is not None:
                         window.point(w, "drift.quality_drop.p_value", test.p_value, segment)
@@ -464,6 +488,7 @@ class QualityTracker:
                             # not one of the window's feature tests (their BH decision)
                             in_decision=False,
                             reference="labelled:first-windows",
+                            adjusted_p_value=adjusted,
                         )
                     )
             # the error-stream detectors watch the unit as a whole, not each slice

@@ -615,7 +615,8 @@ class Store:
         rows = self.backend.execute(
             "SELECT segment, version, toUInt32(window_start), metric, value FROM metrics FINAL "
             "WHERE model = %(model)s AND stage = %(stage)s AND metric IN "
-            "('labels.count', 'quality.error_rate', 'quality.mae', 'quality.rmse') "
+            "('labels.count', 'labels.coverage', 'quality.error_rate', 'quality.mae', "
+            "'quality.rmse') "
             "AND category = ''",
             {"model": model, "stage": stage},
         )

@@ -223,13 +223,21 @@ def test_harm_is_paged_before_labels_and_harmless_drift_is_a_warning(demo: Demo)
 
     # loans: applicants crowd the boundary. The estimate drops in the shifted windows and the
     # estimated-harm alert fires; the labels of those windows land 6 to 9 windows later, and
-    # the measured quality drop (concept-drift rule) confirms it after
+    # the measured quality drop (concept-drift rule) confirms it after. (A window before the
+    # shift can fail the measured test by chance, a 5-point drop at 2.8 sigma: that alert is
+    # about other windows, so the one compared is the first on the harm's windows)
     harm: Any = wait_until(lambda: alerts("loans", "default-estimated-harm"), timeout=150,
                            what="the estimated-harm alert on loans")  # fmt: skip
-    assert harm[0]["severity"] == "critical"
-    measured: Any = wait_until(lambda: alerts("loans", "default-concept-drift"), timeout=90,
+    first_harm = min(harm, key=lambda a: a["active_since"])
+    assert first_harm["severity"] == "critical"
+
+    def measured_on_the_shift() -> list[dict[str, Any]]:
+        found = alerts("loans", "default-concept-drift")
+        return [a for a in found if a["active_since"] >= first_harm["active_since"]]
+
+    measured: Any = wait_until(measured_on_the_shift, timeout=90,
                                what="the measured quality drop on loans")  # fmt: skip
-    assert harm[0]["fired_at"] < measured[0]["fired_at"]
+    assert first_harm["fired_at"] < min(a["fired_at"] for a in measured)
     estimated = series(api, "loans", "quality.estimated.accuracy")
     assert max(estimated) > 0.72 and min(estimated) < 0.65
     # fraud: the data drift does not hurt, the estimate holds, so its drift-share alert is a
