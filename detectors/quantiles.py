@@ -1,5 +1,5 @@
-"""Quantiles of a window's sample as ``np.quantile`` computes them (its default, "linear"
-method), for the few quantiles a profile reports: one sort and a few float operations, where
+"""Quantiles as ``np.quantile`` computes them. ``linear_quantiles``: its default, "linear"
+method, for the few quantiles a profile reports: one sort and a few float operations, where
 ``np.quantile`` spends ~100 µs a call in argument handling and partitioning (12,000 calls a
 window period for a model with 30 slices). The same numbers, to the bit, on the same input
 (tests/detectors/test_quantiles.py): the same virtual index ``(n - 1) q``, the same
@@ -10,6 +10,9 @@ numpy's float64 are.
 >>> values = np.array([3.0, 1.0, 2.0, 10.0])
 >>> linear_quantiles(values, (0.05, 0.5, 0.95)) == np.quantile(values, [0.05, 0.5, 0.95]).tolist()
 True
+
+``inverted_cdf_quantiles``: the "inverted_cdf" method a reference's bin edges take, from values
+already sorted.
 """
 
 from __future__ import annotations
@@ -44,3 +47,27 @@ def linear_quantiles(values: npt.NDArray[np.float64], qs: Sequence[float]) -> li
         # numpy's _lerp: from the nearer end, so that gamma = 1 gives b exactly
         out.append(b - diff * (1.0 - gamma) if gamma >= 0.5 else a + diff * gamma)
     return out
+
+
+def inverted_cdf_quantiles(
+    ordered: npt.NDArray[np.float64], qs: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``np.quantile(values, qs, method="inverted_cdf")`` from ``ordered``, the values already
+    sorted (ascending, no NaN, at least one): the same order statistics, picked by numpy's own
+    index ``n q - 1`` (the next one up unless it is whole, none below the first). A sort is
+    cheaper than ``np.quantile``'s partition here: numpy's vectorised sort takes 0.4 ms for
+    100,000 doubles, the partition at nine quantiles 2.2 ms. (Of tied values only the sign of a
+    zero can differ: -0.0 and 0.0 compare equal, and either sorts first.)
+
+    >>> values = np.array([3.0, 1.0, 2.0, 10.0])
+    >>> qs = np.array([0.1, 0.25, 0.5, 0.9])
+    >>> inverted_cdf_quantiles(np.sort(values), qs).tolist()
+    [1.0, 1.0, 2.0, 10.0]
+    >>> np.quantile(values, qs, method="inverted_cdf").tolist()
+    [1.0, 1.0, 2.0, 10.0]
+    """
+    index = ordered.size * qs - 1
+    previous = np.floor(index)
+    picked = np.where(index - previous == 0, previous, previous + 1).astype(np.intp)
+    picked[picked < 0] = 0
+    return ordered[picked]

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from detectors.quantiles import inverted_cdf_quantiles
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -47,6 +49,7 @@ def _frozen(values: Any) -> FloatArray:
 _MAX_DECIMALS = 12
 _MAX_CODE = 2**53  # integers exactly representable in float64
 _STEP_TYPES = (np.uint8, np.uint16, np.uint32)
+_PROBE = 16  # values tried at each level before the whole sample
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,10 +92,19 @@ def pack_sample(sample: FloatArray) -> PackedSample:
         return raw
     magnitude = float(np.abs(sample).max())
     bits = sample.view(np.int64)
+    probe, probe_bits = sample[:_PROBE], bits[:_PROBE]
     for decimals in range(_MAX_DECIMALS + 1):
         scale = 10.0**decimals
         if magnitude * scale >= _MAX_CODE:
             break
+        # a few values first: most samples of measurements are no decimals at all, and a
+        # level their first values fail, the whole sample fails (a larger level's steps are
+        # larger, so no break is skipped)
+        back = np.rint(probe * scale)
+        if decimals:
+            back /= scale
+        if not np.array_equal(back.view(np.int64), probe_bits):
+            continue
         codes = np.rint(sample * scale).astype(np.int64)
         steps = np.diff(codes)
         if steps.min() < 0:
@@ -113,18 +125,12 @@ def _assign_bins(edges: FloatArray, values: FloatArray) -> npt.NDArray[np.intp]:
     return np.searchsorted(edges, values, side="left")
 
 
-_COMPARED_EDGES = 16
-
-
-def _bin_counts(edges: FloatArray, values: FloatArray) -> npt.NDArray[np.int64]:
-    """``np.bincount(_assign_bins(edges, values), minlength=edges.size + 1)``, by one
-    comparison per edge (an upload's 100,000 values against <= 9 edges: a fifth of the
-    binary searches' time): bin i holds the values in (e[i-1], e[i]]. Past
-    ``_COMPARED_EDGES`` edges (a reference of many bins) the binary searches are cheaper."""
-    if edges.size > _COMPARED_EDGES:
-        return np.bincount(_assign_bins(edges, values), minlength=edges.size + 1)
-    at_or_below = [np.count_nonzero(values <= edge) for edge in edges.tolist()]
-    bounds: npt.NDArray[np.int64] = np.array([0, *at_or_below, values.size], dtype=np.int64)
+def _sorted_bin_counts(edges: FloatArray, ordered: FloatArray) -> npt.NDArray[np.int64]:
+    """``np.bincount(_assign_bins(edges, ordered), minlength=edges.size + 1)`` for values
+    already sorted: a binary search per edge, not per value. Bin i holds the values in
+    (e[i-1], e[i]]."""
+    at_or_below = np.searchsorted(ordered, edges, side="right")
+    bounds: npt.NDArray[np.int64] = np.concatenate(([0], at_or_below, [ordered.size]))
     return np.diff(bounds)
 
 
@@ -199,15 +205,16 @@ class NumericReference:
         if n == 0:
             empty = _frozen([])
             return cls.of(count, count, None, None, empty, empty, empty)
+        ordered = np.sort(present)
         if n > sample_size:
             rng = np.random.default_rng(seed)
             sample = np.sort(present[rng.choice(n, size=sample_size, replace=False)])
         else:
-            sample = np.sort(present)
+            sample = ordered
         probs = np.arange(1, bins) / bins
-        edges = np.unique(np.quantile(present, probs, method="inverted_cdf"))
-        edges = edges[edges < present.max()]
-        proportions = _bin_counts(edges, present) / n
+        edges = np.unique(inverted_cdf_quantiles(ordered, probs))
+        edges = edges[edges < ordered[-1]]
+        proportions = _sorted_bin_counts(edges, ordered) / n
         std = float(present.std(ddof=1)) if n > 1 else None
         return cls.of(
             count=count,

@@ -263,9 +263,13 @@ def _direct_reference(values: FloatArray | list[Any]) -> FeatureReference | None
     or None where only the profile's path makes the same one."""
     if isinstance(values, np.ndarray):
         return NumericReference.from_values(values) if values.dtype == np.float64 else None
-    if not set(map(type, values)) <= {str, type(None)}:
+    try:
+        tally: Counter[Any] = Counter(values)
+    except TypeError:  # a list or a dict: unhashable
+        return None
+    # the kinds of the distinct values (one equal to a text, a str subclass's, counts with it)
+    if not set(map(type, tally)) <= {str, type(None)}:
         return None  # numbers, booleans, lists: the profile decides their kind and text
-    tally: Counter[str | None] = Counter(values)
     missing = tally.pop(None, 0)
     if not tally or len(tally) > _UPLOAD_CATEGORIES or OTHER in tally:
         return None  # all missing (no kind yet), or the profile's cap and its other bucket

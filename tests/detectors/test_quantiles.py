@@ -1,11 +1,13 @@
-"""``linear_quantiles`` is ``np.quantile`` (its default method), to the bit."""
+"""``linear_quantiles`` is ``np.quantile`` (its default method), to the bit, and
+``inverted_cdf_quantiles`` is its "inverted_cdf" method, as a numeric reference's bins use it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from detectors.quantiles import linear_quantiles
+from detectors.quantiles import inverted_cdf_quantiles, linear_quantiles
+from detectors.reference import NumericReference, _assign_bins
 
 
 def test_the_same_numbers_as_np_quantile() -> None:
@@ -37,3 +39,39 @@ def test_a_quantile_outside_0_1_is_an_error_as_in_numpy(qs: list[float]) -> None
 def test_no_values_is_an_error() -> None:
     with pytest.raises(ValueError, match="no values"):
         linear_quantiles(np.array([]), [0.5])
+
+
+def test_inverted_cdf_quantiles_are_np_quantile_s() -> None:
+    rng = np.random.default_rng(1)
+    for trial in range(2_000):
+        n = int(rng.integers(1, 5_000)) if trial % 3 else int(rng.integers(1, 12))
+        values = rng.normal(0, 10 ** rng.uniform(-3, 6), n)
+        if trial % 4 == 0:  # ties
+            values = np.round(values, int(rng.integers(0, 2)))
+        if trial % 50 == 0:
+            values[: n // 2] = np.inf if trial % 100 else -np.inf
+        bins = int(rng.integers(1, 40))
+        qs = np.arange(1, bins) / bins if trial % 2 else np.sort(rng.random(bins))
+        expected = np.quantile(values, qs, method="inverted_cdf")
+        assert np.array_equal(inverted_cdf_quantiles(np.sort(values), qs), expected), (n, trial)
+
+
+def test_a_numeric_reference_s_bins_are_np_quantile_s() -> None:
+    # the reference's edges and proportions as they were made before (np.quantile's
+    # partition, then a bin per value)
+    rng = np.random.default_rng(2)
+    for trial in range(300):
+        values = rng.gamma(0.5, 3.0, int(rng.integers(1, 20_000)))
+        if trial % 3 == 0:
+            values = np.round(values, 0)  # a point mass at 0 and ties with the edges
+        if trial % 5 == 0:
+            values[rng.random(values.size) < 0.1] = np.nan
+        present = values[~np.isnan(values)]
+        if present.size == 0:
+            continue
+        ref = NumericReference.from_values(values)
+        edges = np.unique(np.quantile(present, np.arange(1, 10) / 10, method="inverted_cdf"))
+        edges = edges[edges < present.max()]
+        counts = np.bincount(_assign_bins(edges, present), minlength=edges.size + 1)
+        assert np.array_equal(ref.edges, edges)
+        assert np.array_equal(ref.proportions, counts / present.size)

@@ -7,8 +7,9 @@ the API (one run: the stories share its start-up and its minutes):
 * concept drift (labels only) drops quality on the mobile slice, sets the concept-drift flag,
   fires the retrain rule; the retrainer trains, compares and promotes a new version, which
   serving code loads, and quality recovers. A challenger rejected on a channel (a real drop
-  beyond chance on that channel's holdout rows: a few percent of runs) is retried a minute
-  later with more labels, so the test accepts version 2 or 3;
+  beyond chance on that channel's holdout rows) is retried a minute later with more labels,
+  so the test accepts any later version (version 4 after two such rejections, 0.836 against
+  0.872 and 0.830 against 0.854 on channel=web, in one local run of five);
 * the dashboard draws it: the stored counts, the drift on the heat map;
 * the ``spam`` release (``launch/demo_release.py``): version 2 in shadow, then a canary at
   5 % → 25 % → 100 % promoted by the judge; version 3, broken, rolled back within a few
@@ -260,7 +261,7 @@ def test_concept_drift_is_retrained_and_promoted(demo: Demo, browser: Browser) -
     )
     job: dict[str, Any] = jobs[0]
     new = job["version"]
-    assert job["reason"] == "alert" and job["alert_id"] and new in ("2", "3")
+    assert job["reason"] == "alert" and job["alert_id"] and int(new) >= 2
     assert job["metrics"]["challenger"]["accuracy"] > job["metrics"]["champion"]["accuracy"]
     assert job["data_start"] < job["data_end"]
     # where the new version's error comes from: the concept drift is data mismatch (the
