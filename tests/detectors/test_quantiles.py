@@ -3,23 +3,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from detectors.quantiles import inverted_cdf_quantiles, linear_quantiles
 from detectors.reference import NumericReference, _assign_bins
 
 
-def test_the_same_numbers_as_np_quantile() -> None:
-    rng = np.random.default_rng(0)
-    qs = [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0, 1 / 3, 0.999]
-    for trial in range(3_000):
-        n = int(rng.integers(1, 3_000)) if trial % 3 else int(rng.integers(1, 12))
+def _draws(
+    rng: np.random.Generator, trials: int, most: int
+) -> Iterator[tuple[int, npt.NDArray[np.float64]]]:
+    """(trial, values): up to ``most`` values (a third of the draws up to 12), of every scale,
+    with ties in a quarter of them and half infinities in one in fifty."""
+    for trial in range(trials):
+        n = int(rng.integers(1, most)) if trial % 3 else int(rng.integers(1, 12))
         values = rng.normal(0, 10 ** rng.uniform(-3, 6), n)
         if trial % 4 == 0:  # ties
             values = np.round(values, int(rng.integers(0, 2)))
         if trial % 50 == 0:
             values[: n // 2] = np.inf if trial % 100 else -np.inf
+        yield trial, values
+
+
+def test_the_same_numbers_as_np_quantile() -> None:
+    rng = np.random.default_rng(0)
+    qs = [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0, 1 / 3, 0.999]
+    for trial, values in _draws(rng, 3_000, 3_000):
+        n = values.size
         with np.errstate(invalid="ignore"):  # inf - inf, as in linear_quantiles
             expected = np.quantile(values, qs).tolist()
         got = linear_quantiles(values, qs)
@@ -39,17 +52,23 @@ def test_a_quantile_outside_0_1_is_an_error_as_in_numpy(qs: list[float]) -> None
 def test_no_values_is_an_error() -> None:
     with pytest.raises(ValueError, match="no values"):
         linear_quantiles(np.array([]), [0.5])
+    with pytest.raises(ValueError, match="no values"):
+        inverted_cdf_quantiles(np.array([]), np.array([0.5]))
+
+
+@pytest.mark.parametrize("qs", [[-0.1], [1.5], [float("nan")], [0.5, 2.0]])
+def test_an_inverted_cdf_quantile_outside_0_1_is_an_error_as_in_numpy(qs: list[float]) -> None:
+    values = np.array([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError):
+        np.quantile(values, qs, method="inverted_cdf")
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        inverted_cdf_quantiles(values, np.array(qs))
 
 
 def test_inverted_cdf_quantiles_are_np_quantile_s() -> None:
     rng = np.random.default_rng(1)
-    for trial in range(2_000):
-        n = int(rng.integers(1, 5_000)) if trial % 3 else int(rng.integers(1, 12))
-        values = rng.normal(0, 10 ** rng.uniform(-3, 6), n)
-        if trial % 4 == 0:  # ties
-            values = np.round(values, int(rng.integers(0, 2)))
-        if trial % 50 == 0:
-            values[: n // 2] = np.inf if trial % 100 else -np.inf
+    for trial, values in _draws(rng, 2_000, 5_000):
+        n = values.size
         bins = int(rng.integers(1, 40))
         qs = np.arange(1, bins) / bins if trial % 2 else np.sort(rng.random(bins))
         expected = np.quantile(values, qs, method="inverted_cdf")

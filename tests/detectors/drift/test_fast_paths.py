@@ -150,3 +150,14 @@ def test_text_columns_past_the_category_cap_or_named_other_take_the_profile() ->
         rows = [{"features": {"t": v}, "prediction": 0.5} for v in column]
         by_columns = ModelReference.from_columns({"t": column}, [0.5] * len(column), "1")
         assert by_columns.to_dict() == ModelReference.from_rows(rows, "1").to_dict()
+
+
+def test_an_upload_s_column_of_lists_or_mixed_kinds_is_left_to_the_profile() -> None:
+    from detectors.drift.window import _direct_reference
+
+    assert _direct_reference([["a"], "b", None]) is None  # unhashable: not counted
+    assert _direct_reference(["a", 1, None]) is None  # a number among texts
+    assert _direct_reference(["a", True]) is None
+    # a str subclass equal to a text counts with it, as a profile counts it
+    made = _direct_reference(["a", np.str_("a"), None])
+    assert made is not None and made.to_dict()["counts"] == {"a": 2}
