@@ -150,19 +150,21 @@ RECORD = struct.Struct("<II")
 
 
 def micro_batches(
-    records: IO[bytes], batch_messages: int
+    records: IO[bytes], batch_messages: int, batch_bytes: int
 ) -> Iterator[list[tuple[TP, int, float, bytes | None]]]:
-    """The emitted messages, with offsets per partition, in micro-batches of
-    ``batch_messages`` (Faust's ``take_events``)."""
+    """The emitted messages, with offsets per partition, in micro-batches of at most
+    ``batch_messages`` messages and ``batch_bytes`` bytes (``streams.batching``)."""
     offsets = [0] * PARTITIONS
     pending: list[tuple[TP, int, float, bytes | None]] = []
+    held = 0
     while header := records.read(RECORD.size):
         partition, size = RECORD.unpack(header)
         pending.append(((TOPIC, partition), offsets[partition], 0.0, records.read(size)))
         offsets[partition] += 1
-        if len(pending) == batch_messages:
+        held += size
+        if len(pending) == batch_messages or held >= batch_bytes:
             yield pending
-            pending = []
+            pending, held = [], 0
     if pending:
         yield pending
 
@@ -219,7 +221,7 @@ def main() -> None:
     )
     assert child.stdout is not None
     started = time.perf_counter()
-    for batch in micro_batches(child.stdout, settings.batch_max_messages):
+    for batch in micro_batches(child.stdout, settings.batch_max_messages, settings.batch_max_bytes):
         harness.feed(batch)
     seconds = time.perf_counter() - started
     if child.wait() != 0:

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # array of 50 features is ~600 KB of JSON and several MB as Python objects.
     stream_buffer_messages: int = Field(128, ge=1, description="Faust's per-stream buffer")
     batch_max_messages: int = Field(256, ge=1, description="messages taken per micro-batch")
+    # ... and at most this many bytes of them (streams/batching.py): 256 arrays of 500 events
+    # with 50 features are ~100 MB of JSON, 256 single events a few hundred KB
+    batch_max_bytes: int = Field(
+        32 << 20, ge=1, description="bytes of raw messages taken per micro-batch"
+    )
     # events decoded (and folded into windows) at once; the worker yields to the consumer between
     # chunks, so smaller chunks overlap fetching with work: 5,000 measured faster than 10,000
     # and 2,500, and lower in peak memory (make bench)

@@ -6,6 +6,7 @@ events on restart seen with Faust 0.15.3 when an agent re-keyed a backlog).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import faust
@@ -19,6 +20,7 @@ from driftline.events import deadletter_max_bytes
 from driftline.settings import Settings
 from driftline.store import Stores
 from streams.alarms import attach_alarms
+from streams.batching import take_batches
 from streams.drift import drift_analyzer
 from streams.estimation import EstimationConfig
 from streams.labels import LabelWorker
@@ -36,7 +38,7 @@ def is_current(message: Any, app: faust.App) -> bool:
     """Whether a message was fetched in the consumer's current generation.
 
     On a rebalance Faust clears the agents' queues, but events already taken into a
-    ``take_events`` batch are still yielded afterwards. The worker has forgotten the revoked
+    ``take_batches`` batch are still yielded afterwards. The worker has forgotten the revoked
     partitions' windows by then, and Faust seeks them back to the committed offset, so such an
     event would be counted twice (or fold into a partial copy of a stored window). It is
     dropped instead: the replay after the seek delivers it again.
@@ -160,11 +162,16 @@ def create_app(
     if registry is not None:
         registry.register(WorkerCollector(worker, label_worker.stats, alarms))
 
+    batches = partial(
+        take_batches,
+        max_messages=settings.batch_max_messages,
+        max_bytes=settings.batch_max_bytes,
+        within=settings.batch_within_s,
+    )
+
     @app.agent(predictions, name="profile_predictions", concurrency=1)
     async def profile_predictions(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.batch_max_messages, within=settings.batch_within_s
-        ):
+        async for events in batches(stream):
             current = [e.message for e in events if is_current(e.message, app)]
             await worker.process(
                 [(m.tp, m.offset, m.timestamp, m.value) for m in current],
@@ -177,9 +184,7 @@ def create_app(
 
     @app.agent(labels_topic, name="store_labels", concurrency=1)
     async def store_labels(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.batch_max_messages, within=settings.batch_within_s
-        ):
+        async for events in batches(stream):
             current = [e.message for e in events if is_current(e.message, app)]
             await label_worker.process(
                 [(m.tp, m.offset, m.timestamp, m.value) for m in current], commit

@@ -130,7 +130,8 @@ def test_killed_worker_replays_without_losing_or_double_counting(
     send("a", BASE + 2, 3)
     send("a", BASE + 25)  # closes a's first window
     send("b", BASE + 45)  # closes b's second window
-    start_worker(worker_env)
+    # the replay in batches of one message each (any message is over a byte bound of 1)
+    start_worker({**worker_env, "DRIFTLINE_BATCH_MAX_BYTES": "1"})
     wait_until(lambda: value(server_store, "a", "traffic.count", BASE), what="a's window")
     wait_until(lambda: value(server_store, "b", "traffic.count", BASE + 20), what="b's second")
     raw.close()
