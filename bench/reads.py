@@ -47,7 +47,7 @@ from driftline.store.base import Backend
 from driftline.store.embedded import EmbeddedBackend
 from driftline.store.local_server import LocalClickHouseServer
 from driftline.store.server import ServerBackend
-from launch.services import ApiThread
+from launch.services import ApiThread, tune_gc
 
 TARGET_MS = 200.0
 ONCE_MS = 2000.0
@@ -268,6 +268,7 @@ def measure(
     page's per-model series are one label)."""
     port = free_port()
     api = ApiThread(create_app(Settings(), Stores(store)), "127.0.0.1", port)
+    tune_gc()  # as `driftline api` and `driftline up` do
     api.start()
     out: dict[tuple[str, str], float] = {}
     try:

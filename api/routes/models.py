@@ -4,7 +4,7 @@ import math
 from functools import partial
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from api.deps import StoreDep
 from api.errors import invalid
@@ -20,13 +20,12 @@ from api.params import (
     Version,
     cut_of,
 )
+from api.rendering import json_response
 from api.schemas import (
     FeaturePublic,
     MetricsPublic,
     ModelPublic,
     ModelSummaryPublic,
-    PointPublic,
-    SeriesPublic,
     VersionTrafficPublic,
     error,
 )
@@ -92,7 +91,11 @@ def _traffic(store: Store, model: str, last_window: int) -> list[VersionTrafficP
     ]
 
 
-@router.get("/{model}/metrics", responses={404: error("the model has no windows of this version")})
+@router.get(
+    "/{model}/metrics",
+    response_model=MetricsPublic,
+    responses={404: error("the model has no windows of this version")},
+)
 def read_metrics(
     model: ModelName,
     store: StoreDep,
@@ -124,7 +127,7 @@ def read_metrics(
         description="with step: what a bucket's point is, from its windows' values: their "
         "mean, sum (counts: traffic.count per hour), min, max, or the newest window's value",
     ),
-) -> MetricsPublic:
+) -> Response:
     """Per-window metric values as time series, one series per (metric, feature, category);
     with ``step``, per hour or day. ``version``: one version's own figures, from the windows it
     had traffic in."""
@@ -146,24 +149,25 @@ def read_metrics(
         stage=stage,
         limit=limit,
     )
-    return MetricsPublic(model=model, series=_as_series(points))
+    return json_response({"model": model, "series": _as_series(points)})
 
 
-def _as_series(points: list[MetricPoint]) -> list[SeriesPublic]:
-    series: dict[tuple[str, str, str], SeriesPublic] = {}
+def _as_series(points: list[MetricPoint]) -> list[dict[str, Any]]:
+    """The points as ``SeriesPublic`` series, in plain dicts (see ``json_response``)."""
+    series: dict[tuple[str, str, str], dict[str, Any]] = {}
     for p in points:
         key = (p.metric, p.feature, p.category)
         s = series.get(key)
         if s is None:
-            s = series[key] = SeriesPublic(
-                metric=p.metric,
-                feature=p.feature,
-                category=p.category,
-                window_seconds=p.window_seconds,
-                points=[],
-            )
+            s = series[key] = {
+                "metric": p.metric,
+                "feature": p.feature,
+                "category": p.category,
+                "window_seconds": p.window_seconds,
+                "points": [],
+            }
         value = None if math.isnan(p.value) or math.isinf(p.value) else p.value
-        s.points.append(
-            PointPublic(window_start=iso(p.window_start), value=value, version=p.version)
+        s["points"].append(
+            {"window_start": iso(p.window_start), "value": value, "version": p.version}
         )
-    return sorted(series.values(), key=lambda s: (s.metric, s.feature, s.category))
+    return [series[key] for key in sorted(series)]

@@ -86,6 +86,14 @@ class SetAsideWindow:
     set_aside_at: float
 
 
+# what Store.drift_tests reads of each row of drift_results, in this order
+DRIFT_TEST_COLUMNS = (
+    "toUInt32(window_start)", "window_seconds", "feature", "test", "statistic", "p_value",
+    "adjusted_p_value", "effect_size", "min_effect", "drifted", "in_decision", "drift_when",
+    "n_reference", "n_current", "reference",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class DriftRow:
     """One drift test of one feature in one window (``drift_results``)."""
@@ -444,23 +452,7 @@ class Store:
         stage: str = "",
         limit: int = 50_000,
     ) -> list[DriftRow]:
-        where = ["model = %(model)s", _cut_clause(segment), "stage = %(stage)s"]
-        params: dict[str, Any] = {
-            "model": model,
-            "segment": segment,
-            "stage": stage,
-            "limit": int(limit),
-            "version": cut_version(segment) or "",
-        }
-        _window_range(where, params, start, end)
-        rows = self.backend.execute(
-            "SELECT toUInt32(window_start), window_seconds, feature, test, statistic, p_value, "
-            "adjusted_p_value, effect_size, min_effect, drifted, in_decision, drift_when, "
-            "n_reference, n_current, reference FROM drift_results FINAL WHERE "
-            + " AND ".join(where)
-            + " ORDER BY window_start, feature, test LIMIT %(limit)s",
-            params,
-        )
+        """Drift tests of the windows in range, as ``drift_tests`` reads them."""
         return [
             DriftRow(
                 model=model,
@@ -482,8 +474,46 @@ class Store:
                 segment=segment,
                 stage=stage,
             )
-            for r in rows
+            for r in self.drift_tests(
+                model, start=start, end=end, segment=segment, stage=stage, limit=limit
+            )
         ]
+
+    def drift_tests(
+        self,
+        model: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        segment: str = "",
+        stage: str = "",
+        limit: int = 50_000,
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``drift_results`` as read, columns as ``DRIFT_TEST_COLUMNS`` (for a
+        reader that renders tens of thousands at once: a ``DriftRow`` each took half of such
+        an API request). Oldest window first, by feature then test within one. When more
+        than ``limit`` rows match, the newest windows are kept, whole: the rows of the oldest
+        window read, which may be cut, are left out too (unless it is the only one)."""
+        where = ["model = %(model)s", _cut_clause(segment), "stage = %(stage)s"]
+        params: dict[str, Any] = {
+            "model": model,
+            "segment": segment,
+            "stage": stage,
+            "limit": int(limit),
+            "version": cut_version(segment) or "",
+        }
+        _window_range(where, params, start, end)
+        rows = self.backend.execute(
+            f"SELECT {', '.join(DRIFT_TEST_COLUMNS)} FROM drift_results FINAL WHERE "
+            + " AND ".join(where)
+            + " ORDER BY window_start DESC, feature, test LIMIT %(limit)s",
+            params,
+        )
+        if rows and len(rows) >= limit and rows[-1][0] != rows[0][0]:
+            oldest = rows[-1][0]
+            rows = [r for r in rows if r[0] != oldest]
+        rows.sort(key=lambda r: r[0])  # stable: feature and test order kept within a window
+        return rows
 
     def offset_marks(self, log_ids: Sequence[str]) -> list[OffsetMark]:
         if not log_ids:

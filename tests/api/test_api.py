@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 
 from api.main import create_app
+from api.schemas import MetricsPublic
 from driftline import topics
 from driftline.broker import EmbeddedBroker, ensure_topics
 from driftline.settings import Settings
@@ -84,6 +85,13 @@ def test_metrics_as_time_series_with_filters(client: TestClient) -> None:
     assert {(s["metric"], s["category"]) for s in by_feature["series"]} == {
         ("input.category_freq", "FR")
     }
+    # rendered from plain dicts (api.rendering.json_response), still the documented answer,
+    # series ordered by (metric, feature, category)
+    every = client.get("/v1/models/fraud/metrics")
+    assert every.headers["content-type"] == "application/json"
+    assert MetricsPublic.model_validate(every.json()).model_dump() == every.json()
+    keys = [(s["metric"], s["feature"], s["category"]) for s in every.json()["series"]]
+    assert keys == sorted(keys) and len(keys) == 3
     bad = client.get("/v1/models/fraud/metrics", params={"start": "last tuesday"})
     assert bad.status_code == 422
     [problem] = bad.json()["detail"]

@@ -9,11 +9,20 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+import api.routes.drift as drift_route
 from api.main import create_app
 from driftline.settings import Settings
 from driftline.store import DriftRow, MetricPoint, Store, Stores
 
 W = 1_700_000_000
+
+
+def drift_row(model: str, start: int, feature: str, drifted: bool) -> DriftRow:
+    effect = 0.4 if drifted else 0.01
+    return DriftRow(
+        model, start, 60, feature, "ks", effect, 1e-6, 1e-5, effect, 0.1, drifted, True,
+        "p_value_below_alpha_and_effect_at_least_min", 5000, 2000, "warmup:1",
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -173,7 +182,49 @@ def test_drift_results_grouped_per_window(client: TestClient, store: Store) -> N
     assert window["share_drifted"] == 0.5 and window["max_effect"] == 0.4
     assert window["prediction_drifted"] is True and window["reference"] == "warmup:1"
     assert len(window["results"]) == 4
-    assert client.get("/v1/models/nobody/drift").json() == {"model": "nobody", "windows": []}
+    assert client.get("/v1/models/nobody/drift").json() == {
+        "model": "nobody",
+        "windows": [],
+        "truncated": False,
+    }
+    assert body["truncated"] is False
+
+
+def test_a_long_range_answers_its_newest_windows_whole_and_says_it_was_cut(
+    client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``DRIFT_ROWS`` tests, the oldest windows are left out (they were the newest until
+    this version: the answer ran oldest first and stopped at the limit), and the decisions of
+    the windows answered are all read: ``drift.drifted`` has a point per feature and window,
+    more than a metrics read's default limit of 10,000 here (200 features x 60 windows)."""
+    features = [f"f{i:03d}" for i in range(200)]
+    points, rows = [], []
+    for w in range(60):
+        start = W + 60 * w
+        points.append(MetricPoint("wide", start, 60, "drift.share_drifted", 0.005))
+        for f in features:
+            drifted = f == "f000" and w == 59  # only in the newest window
+            points.append(MetricPoint("wide", start, 60, "drift.drifted", float(drifted), f))
+            rows.append(drift_row("wide", start, f, drifted))
+    store.write_window(points, [], rows)
+    every = client.get("/v1/models/wide/drift").json()
+    assert every["truncated"] is False and len(every["windows"]) == 60
+    assert every["windows"][-1]["drifted_features"] == ["f000"]
+    assert every["windows"][0]["drifted_features"] == []
+
+    monkeypatch.setattr(drift_route, "DRIFT_ROWS", 450)  # two windows and a half
+    cut = client.get("/v1/models/wide/drift").json()
+    assert cut["truncated"] is True
+    assert [w["window_start"] for w in cut["windows"]] == [
+        w["window_start"] for w in every["windows"][-2:]
+    ]
+    assert all(len(w["results"]) == 200 for w in cut["windows"])
+    assert cut["windows"][-1]["drifted_features"] == ["f000"]
+    # a range that holds only what fits is not cut
+    newest = every["windows"][-2]["window_start"]
+    assert (
+        client.get("/v1/models/wide/drift", params={"start": newest}).json()["truncated"] is False
+    )
 
 
 def test_concept_drifted_is_the_stored_flag_error_stream_detectors_included(
