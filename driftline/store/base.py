@@ -143,6 +143,15 @@ class Store:
             # a store from before the catalogue: built from its metrics, once
             for sql in schema.CATALOGUE_BACKFILL:
                 self.backend.execute(sql)
+        (versions,) = self.backend.execute("SELECT count() FROM version_index")[0]
+        if (
+            not versions
+            and self.backend.execute("SELECT count() FROM metrics WHERE metric = 'traffic.count'")[
+                0
+            ][0]
+        ):
+            # a store from before the version index: built from its metrics, once
+            self.backend.execute(schema.VERSION_INDEX_BACKFILL, _VERSION_CUT_PARAMS)
         (marked,) = self.backend.execute("SELECT count() FROM rollup_dirty")[0]
         if not marked and self.backend.execute("SELECT count() FROM metrics")[0][0]:
             # a store from before the rollups: built from its metrics, once
@@ -178,7 +187,8 @@ class Store:
         """
         written_at = time.time_ns()
         catalogue: set[tuple[str, str, str, str, str]] = set()
-        windows: dict[tuple[str, str, int], float] = {}
+        windows: dict[tuple[str, str, int], tuple[float, str]] = {}  # -> (events, version)
+        cuts: dict[tuple[str, str, int], dict[str, float]] = {}  # -> version -> events
         touched: set[tuple[str, str, str, int]] = set()  # (model, stage, metric, hour)
         rows = (
             (
@@ -195,7 +205,7 @@ class Store:
                 written_at,
             )
             for p in points
-            if math.isfinite(p.value) and _catalogue(p, catalogue, windows, touched)
+            if math.isfinite(p.value) and _catalogue(p, catalogue, windows, cuts, touched)
         )
         while block := list(itertools.islice(rows, INSERT_BLOCK_ROWS)):
             self.backend.insert("metrics", schema.METRIC_COLUMNS, block)
@@ -219,7 +229,19 @@ class Store:
             self.backend.insert(
                 "window_index",
                 schema.WINDOW_INDEX_COLUMNS,
-                [(m, s, w, n, written_at) for (m, s, w), n in windows.items()],
+                [(m, s, w, n, written_at) for (m, s, w), (n, _) in windows.items()],
+            )
+        # a window's versions: its version cuts where it had several, else its whole row's
+        by_version = {key: {v: n} for key, (n, v) in windows.items()} | cuts
+        if by_version:
+            self.backend.insert(
+                "version_index",
+                schema.VERSION_INDEX_COLUMNS,
+                [
+                    (m, s, v, w, n, written_at)
+                    for (m, s, w), events in by_version.items()
+                    for v, n in events.items()
+                ],
             )
         if drift_rows:
             self.backend.insert(
@@ -594,20 +616,13 @@ class Store:
     def version_traffic(self, model: str, stage: str = "", since: int = 0) -> list[dict[str, Any]]:
         """Per version of the unit: events, windows and the newest window with traffic, over
         the windows starting at ``since`` or later; from its cuts in windows of several
-        versions and from the whole of the windows it had to itself."""
+        versions and from the whole of the windows it had to itself (``version_index``, kept
+        as windows are written)."""
         rows = self.backend.execute(
-            "SELECT if(segment = '', version, substring(segment, %(cut)s)) AS v, sum(value), "
-            "uniqExact(window_start), toUInt32(max(window_start)) FROM metrics FINAL "
-            "WHERE model = %(model)s AND stage = %(stage)s AND metric = 'traffic.count' "
-            "AND window_start >= toDateTime(%(since)s) AND (segment LIKE %(prefix)s OR "
-            f"(segment = '' AND window_start NOT IN ({_VERSIONED_WINDOWS}))) GROUP BY v ORDER BY v",
-            {
-                "model": model,
-                "stage": stage,
-                "prefix": VERSION_PREFIX + "%",
-                "since": int(since),
-                "cut": len(VERSION_PREFIX) + 1,
-            },
+            "SELECT version, sum(events), uniqExact(window_start), toUInt32(max(window_start)) "
+            "FROM version_index FINAL WHERE model = %(model)s AND stage = %(stage)s "
+            "AND window_start >= toDateTime(%(since)s) GROUP BY version ORDER BY version",
+            {"model": model, "stage": stage, "since": int(since)},
         )
         return [
             {
@@ -801,22 +816,29 @@ BUCKET_AGGREGATES: dict[str, Callable[[int, float, float, float, float], float]]
 CATALOGUE_REMEMBERED = 200_000  # catalogue rows a store remembers writing (a bounded cache)
 
 
+_VERSION_CUT_PARAMS = {"prefix": VERSION_PREFIX + "%", "cut": len(VERSION_PREFIX) + 1}
+
+
 def _catalogue(
     p: MetricPoint,
     into: set[tuple[str, str, str, str, str]],
-    windows: dict[tuple[str, str, int], float],
+    windows: dict[tuple[str, str, int], tuple[float, str]],
+    cuts: dict[tuple[str, str, int], dict[str, float]],
     touched: set[tuple[str, str, str, int]],
 ) -> bool:
     """Note what a stored point adds to the catalogue (``schema.CATALOGUE``), to the hours
-    whose rollups it changes and, for a window's whole ``traffic.count``, to the window index;
-    always True (a filter's side)."""
+    whose rollups it changes and, for a window's ``traffic.count``, to the window index (its
+    whole row) and the version index (its version cuts, which replace the whole row's single
+    version: a window's points are written together); always True (a filter's side)."""
     metric = p.metric
     touched.add((p.model, p.stage, metric, p.window_start - p.window_start % 3600))
     into.add((p.model, p.stage, "metric", metric, ""))
     if metric == "traffic.count":
         into.add((p.model, p.stage, "version", p.version, ""))
         if not p.segment:
-            windows[(p.model, p.stage, p.window_start)] = p.value
+            windows[(p.model, p.stage, p.window_start)] = (p.value, p.version)
+        elif (version := cut_version(p.segment)) is not None:
+            cuts.setdefault((p.model, p.stage, p.window_start), {})[version] = p.value
         elif not p.segment.startswith("@"):
             into.add((p.model, p.stage, "segment", p.segment, ""))
     elif p.feature and metric.startswith("input."):
@@ -825,12 +847,6 @@ def _catalogue(
         if categorical:
             into.add((p.model, p.stage, "category", p.feature, p.category))
     return True
-
-
-_VERSIONED_WINDOWS = (
-    "SELECT window_start FROM metrics WHERE model = %(model)s AND stage = %(stage)s "
-    "AND metric = 'traffic.count' AND segment LIKE %(prefix)s"
-)
 
 
 def _cut_clause(segment: str) -> str:

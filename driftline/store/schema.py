@@ -52,6 +52,33 @@ CREATE TABLE IF NOT EXISTS window_index (
 ORDER BY (model, stage, window_start)
 """
 
+# One row per version and stored window it had traffic in, with its events: from the window's
+# version cut where it had several versions, else from its whole row. Each version's traffic
+# (the model page, canaries) reads these rather than the metrics history (112 of 199 ms of the
+# model page at 100 million metric rows).
+VERSION_INDEX = """
+CREATE TABLE IF NOT EXISTS version_index (
+    model String,
+    stage String,
+    version String,
+    window_start DateTime,
+    events Float64,
+    written_at UInt64
+) ENGINE = ReplacingMergeTree(written_at)
+ORDER BY (model, stage, version, window_start)
+"""
+VERSION_INDEX_COLUMNS = ("model", "stage", "version", "window_start", "events", "written_at")
+# a store from before the index: its rows from the metrics, once (params: prefix, cut)
+VERSION_INDEX_BACKFILL = (
+    "INSERT INTO version_index (model, stage, version, window_start, events, written_at) "
+    "SELECT model, stage, if(segment = '', version, substring(segment, %(cut)s)) AS v, "
+    "window_start, argMax(value, written_at), max(written_at) FROM metrics "
+    "WHERE metric = 'traffic.count' AND (segment LIKE %(prefix)s OR (segment = '' AND "
+    "(model, stage, window_start) NOT IN (SELECT model, stage, window_start FROM metrics "
+    "WHERE metric = 'traffic.count' AND segment LIKE %(prefix)s))) "
+    "GROUP BY model, stage, v, window_start"
+)
+
 # Rollups: per series (model, stage, cut, metric, feature, category) and hour (day), the
 # stored windows' figures pooled: how many windows, their sum, min, max, and the value and
 # model version of the newest window. A long range reads one row a bucket instead of one a
@@ -535,6 +562,7 @@ TABLES = (
     METRICS,
     CATALOGUE,
     WINDOW_INDEX,
+    VERSION_INDEX,
     METRICS_HOURLY,
     METRICS_DAILY,
     ROLLUP_DIRTY,

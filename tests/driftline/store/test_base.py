@@ -258,3 +258,70 @@ def test_a_store_from_before_the_catalogue_builds_it_from_its_metrics(store: Sto
         store.backend.execute(f"DROP TABLE {table}")
     store.init_schema()  # an upgraded process starts on the old store
     assert answers(store) == before == history(store)
+
+
+# each version's traffic as it was read from the metrics history before the version index
+VERSION_HISTORY = (
+    "SELECT if(segment = '', version, substring(segment, 10)) AS v, sum(value), "
+    "uniqExact(window_start), toUInt32(max(window_start)) FROM metrics FINAL "
+    "WHERE model = 'fraud' AND stage = '' AND metric = 'traffic.count' "
+    "AND window_start >= toDateTime(%(since)s) AND (segment LIKE '@version=%%' OR "
+    "(segment = '' AND window_start NOT IN (SELECT window_start FROM metrics "
+    "WHERE model = 'fraud' AND stage = '' AND metric = 'traffic.count' "
+    "AND segment LIKE '@version=%%'))) GROUP BY v ORDER BY v"
+)
+
+
+def version_windows(store: Store) -> None:
+    """Windows of version 1 alone, then a canary (versions 1 and 2 in one window, each with
+    its cut), then version 2 alone; one window rewritten (a replay) with the same rows."""
+    for i in range(6):
+        start = W + 60 * i
+        shared = 2 <= i <= 3
+        whole_version = "1" if i < 4 else "2"
+        window = [MetricPoint("fraud", start, 60, "traffic.count", 10 + i, version=whole_version)]
+        if shared:
+            window += [
+                MetricPoint("fraud", start, 60, "traffic.count", 7, segment="@version=1"),
+                MetricPoint("fraud", start, 60, "traffic.count", 3 + i, segment="@version=2"),
+            ]
+        window.append(MetricPoint("fraud", start, 60, "traffic.count", 5, stage="asr"))
+        store.write_window(window, [])
+    store.write_window([MetricPoint("fraud", W, 60, "traffic.count", 10, version="1")], [])
+
+
+def traffic(store: Store, since: int = 0) -> list[tuple[str, int, int, int]]:
+    return [
+        (r["version"], r["events"], r["windows"], r["last_window"])
+        for r in store.version_traffic("fraud", since=since)
+    ]
+
+
+def traffic_history(store: Store, since: int = 0) -> list[tuple[str, int, int, int]]:
+    rows = store.backend.execute(VERSION_HISTORY, {"since": since})
+    return [(str(r[0]), int(float(r[1])), int(r[2]), int(r[3])) for r in rows]
+
+
+def test_each_version_s_traffic_is_kept_as_windows_are_written(store: Store) -> None:
+    version_windows(store)
+    assert (
+        traffic(store)
+        == traffic_history(store)
+        == [
+            ("1", 10 + 11 + 7 + 7, 4, W + 180),
+            ("2", 5 + 6 + 14 + 15, 4, W + 300),
+        ]
+    )
+    assert traffic(store, since=W + 180) == traffic_history(store, since=W + 180)
+    assert store.version_traffic("fraud", stage="asr") == [
+        {"version": "", "events": 30, "windows": 6, "last_window": W + 300}
+    ]
+
+
+def test_a_store_from_before_the_version_index_builds_it_from_its_metrics(store: Store) -> None:
+    version_windows(store)
+    before = traffic(store)
+    store.backend.execute("DROP TABLE version_index")
+    store.init_schema()  # an upgraded process starts on the old store
+    assert traffic(store) == before == traffic_history(store)
+    assert traffic(store, since=W + 180) == traffic_history(store, since=W + 180)
