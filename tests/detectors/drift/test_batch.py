@@ -92,6 +92,27 @@ def test_numeric_tests_equal_the_per_feature_functions(seed: int) -> None:
             assert results[name] == NUMERIC_TESTS[name](reference, values), name
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 5])
+@pytest.mark.parametrize("exact_max_pairs", [0, 1_000_000])
+def test_ks_alone_ranks_the_window_in_the_reference_to_the_merge_s_result(
+    seed: int, exact_max_pairs: int
+) -> None:
+    """A slice's decision test, KS without Wasserstein, takes ``_ranked_d`` instead of the
+    merge: the same D, so the same result, to the bit (ties, NaN, empty, one-value columns)."""
+    references, windows = _pairs(seed)
+    rng = np.random.default_rng(seed)
+    for reference in references[:6]:  # slice-sized windows, with ties against the reference
+        sample = reference.sample
+        if sample.size:
+            references.append(reference)
+            windows.append(rng.choice(sample, int(rng.integers(1, 257))))
+    kw = {"exact_max_pairs": exact_max_pairs}
+    alone = numeric_tests(references, windows, ("ks",), **kw)
+    merged = numeric_tests(references, windows, ("ks", "wasserstein"), **kw)
+    assert [r["ks"] for r in alone] == [r["ks"] for r in merged]
+    assert any(r["ks"].statistic > 0 for r in alone)
+
+
 def test_numeric_tests_take_the_tests_asked_in_their_order() -> None:
     references, windows = _pairs(3)
     only = numeric_tests(references[:5], windows[:5], ("psi", "ks"))
