@@ -185,13 +185,18 @@ def run_worker_process(
     ``store``: "embedded" (chDB in the worker process) or a ClickHouse server URL.
     """
     args = ["--worker", bootstrap, str(expected_events), data_dir, store]
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.pipeline", *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.pipeline", *args],
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    except subprocess.TimeoutExpired as exc:  # a stalled worker: what it logged is the clue
+        err = exc.stderr or b""
+        logged = err if isinstance(err, str) else err.decode(errors="replace")
+        raise RuntimeError(f"worker stalled (killed after {exc.timeout} s):\n{logged}") from None
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
     if result.returncode != 0 or not lines:
         raise RuntimeError(f"worker failed:\n{result.stdout}\n{result.stderr}")
@@ -240,7 +245,8 @@ def worker_main(bootstrap: str, expected_events: int, data_dir: str, store_url: 
 
         worker.on_stored.append(count)
 
-    run_worker(settings, stores, prepare_topics(settings), on_ready=on_ready, loglevel="error")
+    # warnings (rebalances, stale batches dropped) reach the error a failed or stalled run prints
+    run_worker(settings, stores, prepare_topics(settings), on_ready=on_ready, loglevel="warning")
     stores.close()
     worker = state["worker"]
     elapsed = stored["done_at"] - worker.stats.first_message_at

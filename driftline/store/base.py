@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 import orjson
 
@@ -84,6 +84,17 @@ class SetAsideWindow:
     events: int
     reason: str
     set_aside_at: float
+
+
+class DriftQuery(TypedDict, total=False):
+    """What ``Store.drift_tests`` and ``Store.drift_results`` read: windows from ``start``
+    to ``end`` (epoch s), of one cut and stage, at most ``limit`` tests."""
+
+    start: int | None
+    end: int | None
+    segment: str
+    stage: str
+    limit: int
 
 
 # what Store.drift_tests reads of each row of drift_results, in this order
@@ -464,17 +475,9 @@ class Store:
         )
         return int(rows[0][0] or 0) if rows else 0
 
-    def drift_results(
-        self,
-        model: str,
-        *,
-        start: int | None = None,
-        end: int | None = None,
-        segment: str = "",
-        stage: str = "",
-        limit: int = 50_000,
-    ) -> list[DriftRow]:
+    def drift_results(self, model: str, **query: Unpack[DriftQuery]) -> list[DriftRow]:
         """Drift tests of the windows in range, as ``drift_tests`` reads them."""
+        segment, stage = query.get("segment", ""), query.get("stage", "")
         return [
             DriftRow(
                 model=model,
@@ -496,9 +499,7 @@ class Store:
                 segment=segment,
                 stage=stage,
             )
-            for r in self.drift_tests(
-                model, start=start, end=end, segment=segment, stage=stage, limit=limit
-            )
+            for r in self.drift_tests(model, **query)
         ]
 
     def drift_tests(
