@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     # ... and at most this many bytes of them (streams/batching.py): 256 arrays of 500 events
     # with 50 features are ~100 MB of JSON, 256 single events a few hundred KB
     batch_max_bytes: int = Field(
-        32 << 20, ge=1, description="bytes of raw messages taken per micro-batch"
+        32 << 20, ge=1, le=4 << 30, description="bytes of raw messages taken per micro-batch"
     )
     # events decoded (and folded into windows) at once; the worker yields to the consumer between
     # chunks, so smaller chunks overlap fetching with work: 5,000 measured faster than 10,000
