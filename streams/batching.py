@@ -17,7 +17,6 @@ stream buffer), so at most one batch is held. Driftline's topics run without Fau
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -47,12 +46,18 @@ class _Batch:
 
     async def fill(self, events: AsyncIterator[Any]) -> None:
         async for event in events:
+            size = message_bytes(event)
+            if self.events and self.bytes + size > self.max_bytes:
+                self._close()  # past the batch's bytes with it: it starts the next one
             await self.open.wait()
             self.events.append(event)
-            self.bytes += message_bytes(event)
+            self.bytes += size
             if len(self.events) >= self.max_messages or self.bytes >= self.max_bytes:
-                self.open.clear()
-                self.full.set()
+                self._close()
+
+    def _close(self) -> None:
+        self.open.clear()
+        self.full.set()
 
     def take(self) -> list[Any]:
         taken, self.events, self.bytes = self.events, [], 0
@@ -63,8 +68,8 @@ class _Batch:
 async def take_batches(
     stream: Any, *, max_messages: int, max_bytes: int, within: float
 ) -> AsyncGenerator[list[Any], None]:
-    """The stream's events in batches of at most ``max_messages`` messages and, past the first
-    message, ``max_bytes`` bytes of message values (one larger message is a batch of its own),
+    """The stream's events in batches of at most ``max_messages`` messages and ``max_bytes``
+    bytes of message values (a message larger than that is a batch of its own),
     handed over when full or ``within`` seconds after the previous one was handed back. As in
     ``take_events``, the stream's own acks are off while it runs and each event is acked (for
     Faust's sensors) once the caller is done with its batch."""
@@ -95,6 +100,7 @@ async def take_batches(
                 batch.open.set()
     finally:
         filler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await filler
+        await asyncio.wait((filler,))  # (its error, if any, was raised above or ends here)
+        if not filler.cancelled():
+            filler.exception()
         stream.enable_acks = enable_acks

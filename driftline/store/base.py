@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypedDict, Unpack
+from typing import Any, NamedTuple, Protocol, TypedDict, Unpack
 
 import orjson
 
@@ -95,6 +95,13 @@ class DriftQuery(TypedDict, total=False):
     segment: str
     stage: str
     limit: int
+
+
+class DriftTests(NamedTuple):
+    """``Store.drift_tests``: its rows, and whether rows in range were left out."""
+
+    rows: list[tuple[Any, ...]]
+    truncated: bool
 
 
 # what Store.drift_tests reads of each row of drift_results, in this order
@@ -499,44 +506,40 @@ class Store:
                 segment=segment,
                 stage=stage,
             )
-            for r in self.drift_tests(model, **query)
+            for r in self.drift_tests(model, **query).rows
         ]
 
-    def drift_tests(
-        self,
-        model: str,
-        *,
-        start: int | None = None,
-        end: int | None = None,
-        segment: str = "",
-        stage: str = "",
-        limit: int = 50_000,
-    ) -> list[tuple[Any, ...]]:
+    def drift_tests(self, model: str, **query: Unpack[DriftQuery]) -> DriftTests:
         """The rows of ``drift_results`` as read, columns as ``DRIFT_TEST_COLUMNS`` (for a
         reader that renders tens of thousands at once: a ``DriftRow`` each took half of such
         an API request). Oldest window first, by feature then test within one. When more
-        than ``limit`` rows match, the newest windows are kept, whole: the rows of the oldest
-        window read, which may be cut, are left out too (unless it is the only one)."""
+        than ``limit`` rows match, the newest windows are kept whole, and the oldest window
+        read, which may be cut, is left out (unless it is the only one: then its first
+        ``limit`` rows); ``truncated`` says so."""
+        segment, stage = query.get("segment", ""), query.get("stage", "")
+        limit = int(query.get("limit", 50_000))
         where = ["model = %(model)s", _cut_clause(segment), "stage = %(stage)s"]
         params: dict[str, Any] = {
             "model": model,
             "segment": segment,
             "stage": stage,
-            "limit": int(limit),
+            "limit": limit + 1,  # one more than answered: whether anything was left out
             "version": cut_version(segment) or "",
         }
-        _window_range(where, params, start, end)
+        _window_range(where, params, query.get("start"), query.get("end"))
         rows = self.backend.execute(
             f"SELECT {', '.join(DRIFT_TEST_COLUMNS)} FROM drift_results FINAL WHERE "
             + " AND ".join(where)
             + " ORDER BY window_start DESC, feature, test LIMIT %(limit)s",
             params,
         )
-        if rows and len(rows) >= limit and rows[-1][0] != rows[0][0]:
+        truncated = len(rows) > limit
+        if truncated:
             oldest = rows[-1][0]
-            rows = [r for r in rows if r[0] != oldest]
+            whole = [r for r in rows if r[0] != oldest]
+            rows = whole if whole else rows[:limit]
         rows.sort(key=lambda r: r[0])  # stable: feature and test order kept within a window
-        return rows
+        return DriftTests(rows, truncated)
 
     def offset_marks(self, log_ids: Sequence[str]) -> list[OffsetMark]:
         if not log_ids:

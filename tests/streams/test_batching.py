@@ -57,7 +57,7 @@ def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 10))
 
 
-def test_a_batch_ends_at_the_first_bound_reached_and_a_large_message_is_a_batch_alone() -> None:
+def test_a_batch_ends_before_its_bounds_are_passed_and_a_large_message_is_a_batch_alone() -> None:
     async def main() -> list[list[int]]:
         stream = Stream()
         stream.put(10, 10, 10, 10, 10, 40, 5, 100, 1, 1)
@@ -69,8 +69,9 @@ def test_a_batch_ends_at_the_first_bound_reached_and_a_large_message_is_a_batch_
         assert len(stream.acked) == 10
         return got
 
-    # 4 messages; then 10 + 40 reaches 50 bytes; 5 + 100 is past it; what is left at the end
-    assert run(main()) == [[10, 10, 10, 10], [10, 40], [5, 100], [1, 1]]
+    # 4 messages; then 10 + 40 reaches 50 bytes; 100 would take 5 past them, and is over them
+    # alone; what is left at the end
+    assert run(main()) == [[10, 10, 10, 10], [10, 40], [5], [100], [1, 1]]
 
 
 def test_a_partial_batch_is_handed_over_within_the_time_bound() -> None:
@@ -148,5 +149,21 @@ def test_bounds_below_one_message_are_refused(bounds: dict[str, int]) -> None:
         args: dict[str, Any] = {"max_messages": 2, "max_bytes": 2, "within": 0.01, **bounds}
         with pytest.raises(ValueError, match="room for one message"):
             await anext(take_batches(Stream(), **args))
+
+    run(main())
+
+
+def test_closing_after_the_stream_failed_closes_cleanly() -> None:
+    """The caller stops (an agent restart) after the stream's last events were handed over but
+    before its error was: closing the batches does not raise that error at the caller."""
+
+    async def main() -> None:
+        stream = Stream(fail=RuntimeError("the stream broke"))
+        stream.put(1)
+        stream.queue.put_nowait(None)
+        batches = take_batches(stream, max_messages=5, max_bytes=99, within=0.01)
+        assert sizes(await anext(batches)) == [1]
+        await batches.aclose()
+        assert stream.enable_acks
 
     run(main())

@@ -222,9 +222,17 @@ def test_a_long_range_answers_its_newest_windows_whole_and_says_it_was_cut(
     assert cut["windows"][-1]["drifted_features"] == ["f000"]
     # a range that holds only what fits is not cut
     newest = every["windows"][-2]["window_start"]
-    assert (
-        client.get("/v1/models/wide/drift", params={"start": newest}).json()["truncated"] is False
-    )
+    fits = client.get("/v1/models/wide/drift", params={"start": newest}).json()
+    assert fits["truncated"] is False and len(fits["windows"]) == 2
+    monkeypatch.setattr(drift_route, "DRIFT_ROWS", 400)  # exactly those two windows' tests
+    exact = client.get("/v1/models/wide/drift", params={"start": newest}).json()
+    assert exact["truncated"] is False and len(exact["windows"]) == 2
+    # one window with more tests than an answer holds: its first ones, said to be cut
+    monkeypatch.setattr(drift_route, "DRIFT_ROWS", 150)
+    last = every["windows"][-1]["window_start"]
+    one = client.get("/v1/models/wide/drift", params={"start": last}).json()
+    assert one["truncated"] is True and len(one["windows"]) == 1
+    assert len(one["windows"][0]["results"]) == 150
 
 
 def test_concept_drifted_is_the_stored_flag_error_stream_detectors_included(
