@@ -159,6 +159,9 @@ def micro_batches(
     held = 0
     while header := records.read(RECORD.size):
         partition, size = RECORD.unpack(header)
+        if pending and held + size > batch_bytes:  # it would pass the bytes: the next batch's
+            yield pending
+            pending, held = [], 0
         pending.append(((TOPIC, partition), offsets[partition], 0.0, records.read(size)))
         offsets[partition] += 1
         held += size

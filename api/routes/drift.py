@@ -357,8 +357,9 @@ def read_drift(
     if not rows:
         return json_response({"model": model, "windows": [], "truncated": False})
     first = int(rows[0][0])
-    # drift.drifted has a point per feature and window answered, so at most one per test row
-    decisions = stored_decisions(store, model, first, until, segment, stage, len(rows) + 1)
+    # drift.drifted has a point per feature and window answered: about one per test row (the
+    # floor is what a metrics read takes by default)
+    decisions = stored_decisions(store, model, first, until, segment, stage, len(rows) + 10_000)
     by_window: dict[int, list[Sequence[Any]]] = defaultdict(list)
     for row in rows:
         by_window[int(row[0])].append(row)
