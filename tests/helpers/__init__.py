@@ -90,3 +90,23 @@ def consume(
         messages.extend((m.key, orjson.loads(m.value)) for m in consumer)
     consumer.close()
     return messages
+
+
+def worker_task_dump(process: Any, log: Any, wait_s: float = 3.0, most: int = 150) -> str:
+    """What a stuck ``driftline worker``'s asyncio tasks wait on: mode's task dump (SIGUSR1),
+    written to the worker's ``log`` (a Path), cut to its task headers and the frames in this
+    project's code with their lines, for a failure message (the full dump is ~1,000 lines)."""
+    import signal
+
+    before = log.stat().st_size
+    process.send_signal(signal.SIGUSR1)
+    time.sleep(wait_s)
+    lines = log.read_bytes()[before:].decode(errors="replace").splitlines()
+    ours = ("/streams/", "/driftline/", "/launch/")
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("TASK ") or (
+            line.lstrip().startswith("File ") and any(part in line for part in ours)
+        ):
+            kept += lines[i : i + 2]
+    return "\n".join(kept[:most]) or "(no task dump in the worker's log)"
