@@ -110,3 +110,47 @@ def worker_task_dump(process: Any, log: Any, wait_s: float = 3.0, most: int = 15
         ):
             kept += lines[i : i + 2]
     return "\n".join(kept[:most]) or "(no task dump in the worker's log)"
+
+
+def store_and_broker_state(
+    store: Store, table: str, where: str, bootstrap: str, group: str, topics: list[str]
+) -> str:
+    """For a failure message: the matching rows of ``table`` (with and without FINAL, and their
+    parts), the consumer group's committed offsets, and the offset and head of every message on
+    ``topics``: where events went that a worker took but a test does not find."""
+    from kafka import TopicPartition
+
+    run = store.backend.execute
+    lines = [
+        f"{table} FINAL rows where {where}: "
+        + repr(run(f"SELECT count() FROM {table} FINAL WHERE {where}")),
+        f"{table} rows (no FINAL): "
+        + repr(run(f"SELECT id, ts, window_start, stored_ms, _part FROM {table} WHERE {where}")),
+        f"{table} parts: "
+        + repr(
+            run(
+                "SELECT partition, name, rows, active FROM system.parts "
+                f"WHERE database = currentDatabase() AND table = '{table}'"
+            )
+        ),
+    ]
+    group_reader = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    reader = KafkaConsumer(
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=2000
+    )
+    try:
+        for topic in topics:
+            tps = [
+                TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())
+            ]
+            committed = {tp.partition: group_reader.committed(tp) for tp in tps}
+            lines.append(f"{topic}: committed by {group}: {committed}")
+            reader.assign(tps)
+            reader.seek_to_beginning(*tps)
+            lines += [f"  [{m.partition}] {m.offset}: {m.value[:80]!r}" for m in reader]
+    finally:
+        group_reader.close()
+        reader.close()
+    return "\n".join(lines)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import wait_until, worker_task_dump
+from helpers import store_and_broker_state, wait_until, worker_task_dump
 
 from driftline import Monitor
 from driftline.broker import EmbeddedBroker
@@ -109,8 +109,9 @@ def test_labels_join_in_any_order_and_survive_a_restart(
     with Monitor(broker.bootstrap) as monitor:
         for i in range(10):
             monitor.log_prediction("churn", {"x": 1.0}, prediction=1, id=f"b{i}", ts=BASE + 61)
-    # this wait timed out in 3 of ~10 full runs (never alone), with every event delivered:
-    # on a timeout the worker's tasks are dumped, to see where it waits
+    # this wait timed out in 3 of ~10 full runs and 3 of ~60 alone, with every event delivered
+    # and the worker's write of the 10 rows made without an error (its traces, 2026-12-02): on a
+    # timeout the worker's tasks, the rows in the store and the messages on the broker are shown
     try:
         wait_until(
             lambda: (
@@ -123,6 +124,16 @@ def test_labels_join_in_any_order_and_survive_a_restart(
         )
     except pytest.fail.Exception:
         print("the worker's tasks:\n" + worker_task_dump(worker, tmp_path / "worker-0.log"))
+        print(
+            store_and_broker_state(
+                server_store,
+                "predictions",
+                "id LIKE 'b%'",
+                broker.bootstrap,
+                "driftline-worker",
+                ["driftline.predictions", "driftline.labels"],
+            )
+        )
         raise
     worker.send_signal(signal.SIGKILL)
     worker.wait()
