@@ -163,8 +163,9 @@ def _estimate(
 
 
 IDENTITY = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))  # the raw scores kept as they are
-# a probability list's temperature: the factor on its logarithms is searched in this range
-# (1: none; below 1 softens over-confident lists), and a probability of 0 counts as this one,
+# the temperature: the factor on a probability list's logarithms (a binary score's logit) is
+# searched in this range (1: none; below 1 softens over-confident scores); a probability of 0
+# counts as LOG_FLOOR,
 # so that one confident mistake gives a large but finite log-loss
 TEMPERATURE_FACTORS = (0.05, 20.0)
 LOG_FLOOR = 1e-12
@@ -324,6 +325,13 @@ class CBPE:
     # 1: none), taken where the maps are the identity
     factor: float = 1.0
 
+    def __post_init__(self) -> None:
+        low, high = TEMPERATURE_FACTORS
+        if not (self.factor == 1.0 or low <= self.factor <= high):  # NaN fails both
+            raise ValueError(
+                f"factor {self.factor} is a temperature: use 1 (none) or a value in [{low}, {high}]"
+            )
+
     def __repr__(self) -> str:
         kind = "binary" if self.width == 0 else f"{self.width} classes"
         scaled = f", factor={self.factor:.4g}" if self.factor != 1.0 else ""
@@ -403,14 +411,10 @@ class CBPE:
         if self.width == 0:
             score = _as_numbers(predictions)
             score = score[(score >= 0.0) & (score <= 1.0)]  # NaN compares False
-            scaled = score
-            if self.factor != 1.0:  # the logit times the factor
-                scaled = _scaled(np.column_stack([1.0 - score, score]), self.factor)[:, 1]
+            pair = np.column_stack([1.0 - score, score])
+            scaled = _scaled(pair, self.factor)[:, 1]  # the logit times the factor
             positive = np.clip(np.interp(scaled, self.knots[0], self.fitted[0]), 0.0, 1.0)
-            return (
-                np.column_stack([1.0 - score, score]),
-                np.column_stack([1.0 - positive, positive]),
-            )
+            return pair, np.column_stack([1.0 - positive, positive])
         raw, _ = probability_matrix(predictions, self.width)
         scaled = _scaled(raw, self.factor)
         calibrated = np.column_stack(

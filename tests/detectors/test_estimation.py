@@ -296,6 +296,9 @@ def test_a_slightly_over_confident_list_takes_a_temperature() -> None:
     assert again.estimate(sharp[:300].tolist()) == model.estimate(sharp[:300].tolist())
     older = {k: v for k, v in model.to_dict().items() if k != "factor"}  # stored before
     assert CBPE.from_dict(older).factor == 1.0
+    for bad in (float("nan"), -1.0, 0.0, 1e9):
+        with pytest.raises(ValueError, match="temperature"):
+            CBPE.from_dict({**model.to_dict(), "factor": bad})
 
 
 def test_multiclass_rows_of_another_width_are_skipped() -> None:
