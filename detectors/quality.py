@@ -171,10 +171,11 @@ def _types(values: Sequence[object]) -> set[type]:
     return kinds
 
 
-def _as_numbers(values: Sequence[object]) -> FloatArray:
-    """Each value as a float; NaN for anything that is not a finite number (bools included)."""
+def _as_numbers(values: Sequence[object], kinds: set[type] | None = None) -> FloatArray:
+    """Each value as a float; NaN for anything that is not a finite number (bools included).
+    ``kinds``: the values' ``_types``, when the caller has them."""
     numbers: FloatArray | None = None
-    if _types(values) <= {int, float}:
+    if (_types(values) if kinds is None else kinds) <= {int, float}:
         # the fast path for plain numeric columns (None becomes NaN); a huge int overflows
         with contextlib.suppress(OverflowError):
             numbers = np.asarray(values, dtype=np.float64)

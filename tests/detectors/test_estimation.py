@@ -456,6 +456,24 @@ def test_dle_is_deterministic_for_a_seed(dle: DLE) -> None:
     single = DLE.from_dict(state)
     assert single.theta.shape[0] == 1
     assert len(single.estimate(features, predictions)) == 2
+    # a state from before the |e| network's second estimate of e^2: the e^2 network alone
+    assert dle.shape > 1.0
+    del state["shape"]
+    assert DLE.from_dict(state).shape == 0.0
+    assert len(DLE.from_dict(state).estimate(features, predictions)) == 2
+
+
+def test_dle_ignores_what_the_reference_never_varied(dle: DLE) -> None:
+    # x0 is never missing in the reference: its missing indicator taught the networks nothing,
+    # so a missing x0 is estimated as the reference's median x0, not through untrained weights
+    features, predictions, _ = _regression(np.random.default_rng(27), 300)
+    median = dle.columns.medians[dle.columns.numeric.index("x0")]
+    missing = [{**row, "x0": None} for row in features]
+    at_median = [{**row, "x0": median} for row in features]
+    assert dle.estimate(missing, predictions) == dle.estimate(at_median, predictions)
+    # x3's indicator did vary (1 row in 50): it is used
+    x3 = dle.columns.numeric.index("x3")
+    assert 1 + 2 * x3 + 1 in dle._inference.keep.tolist()
 
 
 def test_dle_skips_missing_predictions_and_unknown_categories(dle: DLE) -> None:
