@@ -81,6 +81,7 @@ from detectors.quality import (
     infer_task,
     probability_matrix,
     relative_rise,
+    sorted_weighted_roc_auc,
     weighted_roc_auc,
 )
 
@@ -153,6 +154,30 @@ class Estimate:
     lower: float
     upper: float
     n: int = 0
+
+
+def _estimates(
+    names: Sequence[tuple[str, str]], values: FloatArray, variances: FloatArray, z: float, n: int
+) -> list[Estimate]:
+    """``_estimate`` of each (metric, category) at once."""
+    half = z * np.sqrt(np.maximum(variances, 0.0))
+    lower, upper = np.maximum(values - half, 0.0), np.minimum(values + half, 1.0)
+    return [
+        Estimate(PREFIX + metric, category, value, low, high, n)
+        for (metric, category), value, low, high in zip(
+            names, values.tolist(), lower.tolist(), upper.tolist(), strict=True
+        )
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _metric_names(k: int) -> tuple[tuple[str, str], ...]:
+    """The (metric, category) of CBPE's estimates of k classes, in order, but the AUC."""
+    macro = [(m, "") for m in ("accuracy", "error_rate", *(f"{m}_macro" for m in _PER_CLASS))]
+    return (*macro, *((m, str(c)) for m in _PER_CLASS for c in range(k)))
+
+
+_PER_CLASS = ("precision", "recall", "f1")
 
 
 @functools.lru_cache(maxsize=16)
@@ -304,6 +329,9 @@ def _renormalised(calibrated: FloatArray) -> FloatArray:
     """Calibrated probability lists divided by their sums (a row whose maps all gave 0 is
     uniform: nothing says which class it is)."""
     totals = calibrated.sum(axis=1, keepdims=True)
+    if (totals > 0).all():
+        divided: FloatArray = calibrated / totals
+        return divided
     uniform = np.full_like(calibrated, 1.0 / calibrated.shape[1])
     out = np.zeros_like(calibrated)
     divided = np.divide(calibrated, totals, out=out, where=totals > 0)
@@ -418,15 +446,23 @@ class CBPE:
             factor=float(data.get("factor", 1.0)),  # fitted before temperatures: none
         )
 
+    def _binary(self, predictions: Sequence[Prediction]) -> tuple[FloatArray, FloatArray]:
+        """The scorable scores in ascending order, and each one's calibrated probability of the
+        positive class. The order of a window's events matters to no metric but the AUC,
+        which needs them sorted by score; sorted, the predicted positives are a suffix."""
+        score = _as_numbers(predictions)
+        score = np.sort(score[(score >= 0.0) & (score <= 1.0)])  # NaN compares False
+        if self.factor != 1.0:
+            score_pair = np.column_stack([1.0 - score, score])
+            scaled = _scaled(score_pair, self.factor)[:, 1]  # the logit times the factor
+        else:
+            scaled = score
+        positive = np.clip(np.interp(scaled, self.knots[0], self.fitted[0]), 0.0, 1.0)
+        return score, positive
+
     def _decode(self, predictions: Sequence[Prediction]) -> tuple[FloatArray, FloatArray]:
-        """(raw scores, calibrated probabilities), a column per class, of the scorable rows."""
-        if self.width == 0:
-            score = _as_numbers(predictions)
-            score = score[(score >= 0.0) & (score <= 1.0)]  # NaN compares False
-            pair = np.column_stack([1.0 - score, score])
-            scaled = _scaled(pair, self.factor)[:, 1]  # the logit times the factor
-            positive = np.clip(np.interp(scaled, self.knots[0], self.fitted[0]), 0.0, 1.0)
-            return pair, np.column_stack([1.0 - positive, positive])
+        """(raw scores, calibrated probabilities), a column per class, of the scorable rows
+        of probability lists."""
         raw, _ = probability_matrix(predictions, self.width)
         scaled = _scaled(raw, self.factor)
         calibrated = np.column_stack(
@@ -442,85 +478,123 @@ class CBPE:
     ) -> list[Estimate]:
         """The estimated quality of a window of predictions; [] when none is scorable."""
         z = _z(confidence)
-        raw, p = self._decode(predictions)
-        n, k = p.shape
-        if n == 0:
-            return []
-        predicted = (
-            (raw[:, 1] >= self.threshold).astype(np.int64)
-            if self.width == 0
-            else np.argmax(raw, axis=1).astype(np.int64)
-        )
         # Every sum the metrics and their delta-method variances need comes from one Gram
         # matrix of [1, one-hot(predicted) * hit, p] (n x 2k+1), where hit is the calibrated
         # probability that event i's prediction is right: no per-metric pass over the events
-        rows = np.arange(n)
-        stacked = np.zeros((n, 2 * k + 1))
-        stacked[:, 0] = 1.0
-        stacked[rows, 1 + predicted] = p[rows, predicted]
-        stacked[:, k + 1 :] = p
-        gram = stacked.T @ stacked
+        auc: tuple[float, float] | None
+        if self.width == 0:
+            score, positive = self._binary(predictions)
+            n, k = score.size, 2
+            if n == 0:
+                return []
+            negatives = int(np.searchsorted(score, self.threshold))  # predicted 0: a prefix
+            gram = _binary_gram(positive, negatives)
+            count = np.array([negatives, n - negatives], dtype=np.float64)
+            auc = _binary_auc(score, positive)
+        else:
+            raw, p = self._decode(predictions)
+            n, k = p.shape
+            if n == 0:
+                return []
+            predicted = np.argmax(raw, axis=1)
+            rows = np.arange(n)
+            stacked = np.zeros((n, 2 * k + 1))
+            stacked[:, 0] = 1.0
+            stacked[rows, 1 + predicted] = p[rows, predicted]
+            stacked[:, k + 1 :] = p
+            gram = stacked.T @ stacked
+            count = np.bincount(predicted, minlength=k).astype(np.float64)  # known
+            auc = self._auc(raw, p)
         tp, support = gram[0, 1 : k + 1], gram[0, k + 1 :]  # expected true positives, labels
         hit_sq = np.diag(gram)[1 : k + 1].copy()  # per predicted class: the sum of hit^2
         cross = gram[1 : k + 1, k + 1 :]  # [g, c]: over events predicted g, the sum of hit p_c
         outer = gram[k + 1 :, k + 1 :]  # [c, d]: the sum of p_c p_d
-        count = np.bincount(predicted, minlength=k).astype(np.float64)  # known
         # the variance of each event's indicator of its predicted class, and of each class
         spread_predicted = tp - hit_sq
         spread_all = support - np.diag(outer)
 
-        def ratio(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> FloatArray:
-            quotient: FloatArray = np.divide(a, b, out=np.zeros(k), where=b > 0)
+        # precision, recall and F1 of each class (rows), as ratios of expected counts, and
+        # their delta-method variances: each metric's derivative in event i's indicator of
+        # class c is a[c] [i predicted c] - b[c]. A class's metric depends on its own column
+        # only; the macro mean's derivative, hit_i a[g_i] - p_i . b, covaries across classes
+        # (each event's indicators are one categorical draw): its sum of squares over the
+        # events comes from the Gram sums
+        both = count + support
+        denominators = np.stack([count, support, both])
+        defined = denominators > 0
+
+        def ratio(numerators: FloatArray, under: FloatArray) -> FloatArray:
+            quotient: FloatArray = np.divide(
+                numerators, under, out=np.zeros((3, k)), where=defined
+            )
             return quotient
 
-        def variances(a: FloatArray, b: FloatArray) -> tuple[FloatArray, float]:
-            """Delta-method variances of per-class metrics whose derivative in event i's
-            indicator of class c is a[c] [i predicted c] - b[c]: each class's metric (it
-            depends on its own column only) and their macro mean (each event's indicators
-            are one categorical draw, so they covary: the sum over events of the squared
-            derivative of the mean, hit_i a[g_i] - p_i . b, comes from the Gram sums)."""
-            per_class = (a * a - 2.0 * a * b) * spread_predicted + b * b * spread_all
-            squares = float(((a * a - 2.0 * a * b) * tp + b * b * support).sum())
-            derivatives = float(a * a @ hit_sq - 2.0 * a @ cross @ b + b @ outer @ b)
-            return per_class, (squares - derivatives) / (k * k)
-
+        values = ratio(np.stack([tp, tp, 2.0 * tp]), denominators)
+        a = ratio(np.array([[1.0], [1.0], [2.0]]).repeat(k, axis=1), denominators)
+        b = ratio(np.stack([np.zeros(k), tp, 2.0 * tp]), denominators**2)
+        own = a * a - 2.0 * a * b
+        per_class = own * spread_predicted + b * b * spread_all
+        squares = (own * tp + b * b * support).sum(axis=1)
+        derivatives = (a * a) @ hit_sq - 2.0 * ((a @ cross) * b).sum(axis=1)
+        derivatives += ((b @ outer) * b).sum(axis=1)
         accuracy = float(tp.sum() / n)
         v_accuracy = float(spread_predicted.sum()) / (n * n)
-        out = [
-            _estimate("accuracy", "", accuracy, v_accuracy, z, n),
-            _estimate("error_rate", "", 1.0 - accuracy, v_accuracy, z, n),
-        ]
-        both = count + support
-        metrics = (
-            ("precision", ratio(tp, count), ratio(np.ones(k), count), np.zeros(k)),
-            ("recall", ratio(tp, support), ratio(np.ones(k), support), ratio(tp, support**2)),
-            ("f1", ratio(2.0 * tp, both), ratio(2.0 * np.ones(k), both), ratio(2.0 * tp, both**2)),
+        out = _estimates(
+            _metric_names(k),
+            np.concatenate([[accuracy, 1.0 - accuracy], values.mean(axis=1), values.ravel()]),
+            np.concatenate(
+                [[v_accuracy, v_accuracy], (squares - derivatives) / (k * k), per_class.ravel()]
+            ),
+            z,
+            n,
         )
-        rows_out: list[Estimate] = []
-        for name, values, a, b in metrics:
-            per_class, macro = variances(a, b)
-            out.append(_estimate(f"{name}_macro", "", float(values.mean()), macro, z, n))
-            rows_out.extend(
-                _estimate(name, str(c), float(values[c]), float(per_class[c]), z, n)
-                for c in range(k)
-            )
-        out.extend(rows_out)
-        auc = self._auc(raw, p)
         if auc is not None:
             out.append(_estimate("roc_auc", "", auc[0], auc[1], z, n))
         return out
 
     def _auc(self, raw: FloatArray, p: FloatArray) -> tuple[float, float] | None:
-        """Expected ROC AUC (binary: of the score; else macro one-vs-rest) and its variance."""
-        columns = [1] if self.width == 0 else range(p.shape[1])
+        """Expected macro one-vs-rest ROC AUC of probability lists and its variance."""
         values, variances = [], []
-        for c in columns:
+        for c in range(p.shape[1]):
             auc = weighted_roc_auc(raw[:, c], p[:, c])
             if auc is None:
                 return None
             values.append(auc)
             variances.append(_hanley_mcneil(auc, float(p[:, c].sum()), float((1 - p[:, c]).sum())))
         return float(np.mean(values)), float(np.sum(variances)) / len(values) ** 2
+
+
+def _binary_auc(score: FloatArray, positive: FloatArray) -> tuple[float, float] | None:
+    """Expected ROC AUC of sorted binary scores and its variance."""
+    auc = sorted_weighted_roc_auc(score, positive)
+    if auc is None:
+        return None
+    total = float(positive.sum())
+    return auc, _hanley_mcneil(auc, total, score.size - total)
+
+
+def _binary_gram(positive: FloatArray, negatives: int) -> FloatArray:
+    """CBPE.estimate's Gram matrix for a binary window from six sums: ``positive`` is each
+    event's calibrated P(y = 1) in the order of its score, the first ``negatives`` predicted
+    0 (their hit is 1 - p), the rest 1 (hit p). Columns: 1, hit as class 0, hit as class 1,
+    p0 = 1 - p, p1 = p."""
+    below, above = positive[:negatives], positive[negatives:]
+    n_b, n_a = float(below.size), float(above.size)
+    s1_b, s2_b = float(below.sum()), float(below @ below)
+    s1_a, s2_a = float(above.sum()), float(above @ above)
+    n, s1, s2 = n_b + n_a, s1_b + s1_a, s2_b + s2_a
+    hit0 = n_b - 2.0 * s1_b + s2_b  # the sum over predicted 0 of (1 - p)^2
+    p0p1 = s1 - s2
+    gram = np.array(
+        [
+            [n, n_b - s1_b, s1_a, n - s1, s1],
+            [0.0, hit0, 0.0, hit0, s1_b - s2_b],
+            [0.0, 0.0, s2_a, s1_a - s2_a, s2_a],
+            [0.0, 0.0, 0.0, n - 2.0 * s1 + s2, p0p1],
+            [0.0, 0.0, 0.0, 0.0, s2],
+        ]
+    )
+    return np.triu(gram) + np.triu(gram, 1).T
 
 
 # ---- DLE -------------------------------------------------------------------------------

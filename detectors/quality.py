@@ -43,11 +43,12 @@ False
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeGuard, TypeVar, get_args
+from typing import Any, Literal, NamedTuple, TypeGuard, TypeVar, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -367,17 +368,24 @@ def _uniform_rows(predictions: Sequence[Prediction], width: int) -> FloatArray |
     numbers the careful path gives: it converts such rows with the same ``np.array``."""
     if not predictions or not set(map(type, predictions)) <= {list, tuple}:
         return None
-    try:
-        matrix = np.array(predictions, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):  # ragged, or a non-numeric entry
+    rows = cast("Sequence[Sequence[object]]", predictions)
+    if set(map(len, rows)) != {width}:  # ragged
         return None
-    return matrix if matrix.shape == (len(predictions), width) else None
+    try:  # the flat iterator: twice as fast as np.array's walk of nested lists
+        flat = itertools.chain.from_iterable(rows)
+        matrix = np.fromiter(flat, dtype=np.float64, count=len(rows) * width)
+    except (TypeError, ValueError, OverflowError):  # a non-numeric or nested entry
+        return None
+    return matrix.reshape(len(rows), width)
 
 
 def _normalised(matrix: FloatArray, scored: IntArray) -> tuple[FloatArray, IntArray]:
     totals = matrix.sum(axis=1)
-    valid = np.isfinite(matrix).all(axis=1) & (matrix >= 0).all(axis=1) & (totals > 0)
+    # NaN or inf in a row makes its total one; a negative entry shows in the minimum
+    valid = np.isfinite(totals) & (totals > 0) & (matrix.min(axis=1) >= 0)
     # rows are divided by their sum so that log loss is defined for slightly unnormalised ones
+    if valid.all():
+        return matrix / totals[:, None], scored
     return matrix[valid] / totals[valid, None], scored[valid]
 
 
@@ -489,14 +497,24 @@ def weighted_roc_auc(scores: FloatArray, positive: FloatArray) -> float | None:
     1e-4 at 1,000 events: below what a window's realised AUC varies by, on either side.)
     O(n log n); None when there is no pair (a class absent).
     """
-    # a column of a matrix is strided: sorting a contiguous copy takes half the time
-    order = np.argsort(np.ascontiguousarray(scores), kind="stable")
-    s, p = scores[order], positive[order]
+    # a column of a matrix is strided: sorting a contiguous copy takes half the time; any
+    # sort will do (3x faster than a stable one): tied scores are summed as one group
+    order = np.argsort(np.ascontiguousarray(scores))
+    return sorted_weighted_roc_auc(scores[order], positive[order])
+
+
+def sorted_weighted_roc_auc(s: FloatArray, p: FloatArray) -> float | None:
+    """``weighted_roc_auc`` of scores ``s`` already in ascending order."""
     q = 1.0 - p
     if s.size == 0:
         return None
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    pos, neg = np.add.reduceat(p, starts), np.add.reduceat(q, starts)
+    new = s[1:] != s[:-1]
+    if new.all():  # no tied scores: each event is its own group
+        pos, neg = p, q
+    else:
+        starts = np.flatnonzero(np.r_[True, new])
+        pos = np.add.reduceat(p, starts)
+        neg = np.diff(np.r_[starts, s.size]) - pos  # each group's size less its positives
     below = np.cumsum(neg) - neg  # the negative weight of lower scores
     pairs = float(pos.sum() * neg.sum())
     if pairs <= 1e-12:
