@@ -524,9 +524,7 @@ class CBPE:
         defined = denominators > 0
 
         def ratio(numerators: FloatArray, under: FloatArray) -> FloatArray:
-            quotient: FloatArray = np.divide(
-                numerators, under, out=np.zeros((3, k)), where=defined
-            )
+            quotient: FloatArray = np.divide(numerators, under, out=np.zeros((3, k)), where=defined)
             return quotient
 
         values = ratio(np.stack([tp, tp, 2.0 * tp]), denominators)
@@ -594,7 +592,8 @@ def _binary_gram(positive: FloatArray, negatives: int) -> FloatArray:
             [0.0, 0.0, 0.0, 0.0, s2],
         ]
     )
-    return np.triu(gram) + np.triu(gram, 1).T
+    symmetric: FloatArray = np.triu(gram) + np.triu(gram, 1).T
+    return symmetric
 
 
 # ---- DLE -------------------------------------------------------------------------------
@@ -847,7 +846,8 @@ class _Inference:
         """The mean output of the networks, in the targets' units (|e|, e^2 columns)."""
         n = encoded.shape[0]
         x = np.ones((n, self.keep.size + 1), dtype=np.float32)
-        x[:, :-1] = np.clip((encoded[:, self.keep] - self.mean) / self.scale, self.lower, self.upper)
+        standardised = (encoded[:, self.keep] - self.mean) / self.scale
+        x[:, :-1] = np.clip(standardised, self.lower, self.upper)
         out = np.empty((n, 2))
         for start in range(0, n, INFERENCE_ROWS):
             rows = slice(start, start + INFERENCE_ROWS)
