@@ -14,6 +14,11 @@ It imports only nannyml, pandas, numpy and the standard library, never the proje
             reference, estimate the analysis (its targets dropped), and write, per chunk, the
             bounds, NannyML's estimate and confidence band, and the realised value from the
             targets; fit time and estimation time per chunk (the whole estimate / chunks).
+    serve   time estimates on request, for the bench's interleaved timing: each line read
+            from stdin, ``{"dataset": ..., "chunk_size": ...}``, fits that estimator (once)
+            and times one estimate of the whole analysis; the reply, a line on stdout, is
+            ``REPLY{"per_chunk_s": ..., "chunks": ...}``. An empty line or end of input stops
+            it.
 
 The data never leaves ``bench-results/``: nothing NannyML ships is kept in the repository.
 """
@@ -36,6 +41,7 @@ import pandas as pd
 CLASSIFICATION_METRICS = ["roc_auc", "f1", "accuracy"]
 REGRESSION_METRICS = ["mae", "rmse"]
 MAX_REFERENCE = 0  # export: keep this many reference rows (0: all)
+REPLY = "nannyml-timing "  # serve: the prefix of its replies among whatever else is printed
 
 
 def _export(
@@ -273,6 +279,29 @@ def run_one(folder: Path, name: str, chunk_size: int, repeat: int) -> dict[str, 
     }
 
 
+def serve(folder: Path) -> None:
+    fitted: dict[tuple[str, int], tuple[Any, pd.DataFrame]] = {}
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        request = json.loads(line)
+        key = (str(request["dataset"]), int(request["chunk_size"]))
+        if key not in fitted:
+            meta = json.loads((folder / f"{key[0]}.json").read_text())
+            reference, analysis = _load(folder, key[0], meta)
+            estimator = _estimator(meta, key[1])
+            estimator.fit(reference)
+            fitted[key] = (estimator, analysis.drop(columns=["y_true"]))
+        estimator, unlabelled = fitted[key]
+        began = time.perf_counter()
+        estimator.estimate(unlabelled)
+        elapsed = time.perf_counter() - began
+        chunks = len(unlabelled) // key[1]
+        reply = {"per_chunk_s": elapsed / max(1, chunks), "chunks": chunks}
+        sys.stdout.write(REPLY + json.dumps(reply) + "\n")  # NannyML may print too
+        sys.stdout.flush()
+
+
 def _float(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
@@ -289,6 +318,8 @@ def main() -> None:
     p_run.add_argument("--datasets", nargs="+", required=True)
     p_run.add_argument("--chunk-sizes", type=int, nargs="+", default=[1000, 5000])
     p_run.add_argument("--repeat", type=int, default=3, help="timed estimates (median)")
+    p_serve = sub.add_parser("serve")
+    p_serve.add_argument("folder", type=Path)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")  # no network from the bench
@@ -296,6 +327,9 @@ def main() -> None:
         global MAX_REFERENCE
         MAX_REFERENCE = args.max_reference
         export(args.folder)
+        return
+    if args.command == "serve":
+        serve(args.folder)
         return
     runs = []
     for name in args.datasets:
