@@ -109,14 +109,16 @@ def test_labels_join_in_any_order_and_survive_a_restart(
     with Monitor(broker.bootstrap) as monitor:
         for i in range(10):
             monitor.log_prediction("churn", {"x": 1.0}, prediction=1, id=f"b{i}", ts=BASE + 61)
-    # this wait timed out in 3 of ~10 full runs and 3 of ~60 alone, with every event delivered
-    # and the worker's write of the 10 rows made without an error (its traces, 2026-12-02): on a
-    # timeout the worker's tasks, the rows in the store and the messages on the broker are shown
+    # the ids are named one by one: a prediction sent without an id (BASE + 25 above) gets a
+    # random hex one, and "id LIKE 'b%'" matched it 1 time in 16: this wait's old flake (11
+    # rows, never 10). On a timeout the worker's tasks, the rows in the store and the messages
+    # on the broker are shown
+    pending = "id IN (" + ", ".join(f"'b{i}'" for i in range(10)) + ")"
     try:
         wait_until(
             lambda: (
                 server_store.backend.execute(
-                    "SELECT count() FROM predictions FINAL WHERE id LIKE 'b%'"
+                    f"SELECT count() FROM predictions FINAL WHERE {pending}"
                 )[0][0]
                 == 10
             ),
@@ -128,7 +130,7 @@ def test_labels_join_in_any_order_and_survive_a_restart(
             store_and_broker_state(
                 server_store,
                 "predictions",
-                "id LIKE 'b%'",
+                pending,
                 broker.bootstrap,
                 "driftline-worker",
                 ["driftline.predictions", "driftline.labels"],
