@@ -903,6 +903,13 @@ class DLE:
     # second estimate of e^2 (see SHAPE_WEIGHT); 0: the e^2 network alone (older states)
     shape: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.shape) and self.shape >= 0.0):  # NaN fails both
+            raise ValueError(
+                f"shape {self.shape} is a ratio of mean squared errors: use 0 (none) or a "
+                "finite positive value"
+            )
+
     def __repr__(self) -> str:
         return (
             f"DLE({self.mean.size} inputs, {self.theta.shape[0]} x hidden={self.hidden}, "

@@ -461,6 +461,9 @@ def test_dle_is_deterministic_for_a_seed(dle: DLE) -> None:
     del state["shape"]
     assert DLE.from_dict(state).shape == 0.0
     assert len(DLE.from_dict(state).estimate(features, predictions)) == 2
+    for bad in (float("nan"), float("inf"), -1.0):  # a corrupted state: a clear error
+        with pytest.raises(ValueError, match="shape"):
+            DLE.from_dict({**state, "shape": bad})
 
 
 def test_dle_ignores_what_the_reference_never_varied(dle: DLE) -> None:
