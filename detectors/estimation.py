@@ -157,11 +157,17 @@ class Estimate:
 
 
 def _estimates(
-    names: Sequence[tuple[str, str]], values: FloatArray, variances: FloatArray, z: float, n: int
+    names: Sequence[tuple[str, str]],
+    values: FloatArray,
+    variances: FloatArray,
+    z: float,
+    n: int,
+    top: float = 1.0,
 ) -> list[Estimate]:
     """``_estimate`` of each (metric, category) at once."""
-    half = z * np.sqrt(np.maximum(variances, 0.0))
-    lower, upper = np.maximum(values - half, 0.0), np.minimum(values + half, 1.0)
+    half = z * np.sqrt(np.maximum(variances, 0.0))  # a NaN variance stays NaN ...
+    # ... and its bounds are the limits (fmax / fmin)
+    lower, upper = np.fmax(values - half, 0.0), np.fmin(values + half, top)
     return [
         Estimate(PREFIX + metric, category, value, low, high, n)
         for (metric, category), value, low, high in zip(
@@ -190,10 +196,7 @@ def _z(confidence: float) -> float:
 def _estimate(
     metric: str, category: str, value: float, variance: float, z: float, n: int, top: float = 1.0
 ) -> Estimate:
-    half = z * math.sqrt(max(variance, 0.0))
-    return Estimate(
-        PREFIX + metric, category, value, max(0.0, value - half), min(top, value + half), n
-    )
+    return _estimates(((metric, category),), np.array([value]), np.array([variance]), z, n, top)[0]
 
 
 # ---- CBPE ------------------------------------------------------------------------------

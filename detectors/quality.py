@@ -365,7 +365,7 @@ def probability_matrix(
 def _uniform_rows(predictions: Sequence[Prediction], width: int) -> FloatArray | None:
     """The rows as one array when every row is a plain list or tuple of ``width`` numbers (the
     common case, converted in C); None when any row is not, for the careful path. The same
-    numbers the careful path gives: it converts such rows with the same ``np.array``."""
+    numbers the careful path gives (its ``np.array`` converts each entry as ``fromiter`` does)."""
     if not predictions or not set(map(type, predictions)) <= {list, tuple}:
         return None
     rows = cast("Sequence[Sequence[object]]", predictions)
