@@ -72,6 +72,7 @@ from detectors.quality import (
     QUALITY_DROP_MIN_EFFECT,
     Label,
     Prediction,
+    Predictions,
     QualityStats,
     _as_numbers,
     _class_name,
@@ -121,6 +122,12 @@ INFERENCE_ROWS = 512  # DLE.estimate's rows per product (float32, and one networ
 # network alone and 1.00-1.18x with the |e| one (seeds 0-2), 0.94x with their mean (all three
 # seeds); on car price 0.55-0.59x each way
 SHAPE_WEIGHT = 0.5
+
+# a feature's values over a window's rows, as DLE reads them
+Column = list[object] | npt.NDArray[Any]
+# DLE's window: a feature row per prediction, or a column (a sequence or 1-D array) per feature
+Columns = Mapping[str, Sequence[object] | npt.NDArray[Any]]
+Features = Sequence[Mapping[str, object]] | Columns
 
 Reason = Literal["no_probabilities", "no_labels", "one_class", "not_regression", "no_features"]
 
@@ -220,7 +227,12 @@ def _scaled(matrix: FloatArray, factor: float) -> FloatArray:
     """Probability lists temperature-scaled: the softmax of their logarithms times ``factor``."""
     if factor == 1.0:
         return matrix
-    return np.asarray(special.softmax(_log_probabilities(matrix) * factor, axis=1), np.float64)
+    # softmax(factor log p) is p^factor over its row sum: p <= 1 and the factor is at most
+    # TEMPERATURE_FACTORS' 20, so each power lies in [LOG_FLOOR^20, 1] (no overflow; the floor
+    # keeps a row's sum positive), and the power is 5x cheaper than exp(log) and softmax's max
+    powers = np.maximum(matrix, LOG_FLOOR) ** factor
+    scaled: FloatArray = powers / (powers @ np.ones(matrix.shape[1]))[:, None]
+    return scaled
 
 
 def _log_loss(factor: float, logs: FloatArray, y_true: npt.NDArray[np.int64]) -> float:
@@ -328,10 +340,17 @@ def _calibration_maps(
     return [_isotonic_map(matrix[:, c], o) for c, o in zip(columns, outcomes, strict=True)]
 
 
+def _is_identity(knots: FloatArray, fitted: FloatArray) -> bool:
+    """Whether a calibration map keeps every score in [0, 1] as it is (``IDENTITY``, also
+    after a round trip through ``to_dict``)."""
+    identity = knots.size == 2 and fitted.size == 2
+    return identity and knots.tolist() == [0.0, 1.0] and fitted.tolist() == [0.0, 1.0]
+
+
 def _renormalised(calibrated: FloatArray) -> FloatArray:
     """Calibrated probability lists divided by their sums (a row whose maps all gave 0 is
     uniform: nothing says which class it is)."""
-    totals = calibrated.sum(axis=1, keepdims=True)
+    totals = (calibrated @ np.ones(calibrated.shape[1]))[:, None]  # sum(axis=1), 15x faster
     if (totals > 0).all():
         divided: FloatArray = calibrated / totals
         return divided
@@ -449,7 +468,7 @@ class CBPE:
             factor=float(data.get("factor", 1.0)),  # fitted before temperatures: none
         )
 
-    def _binary(self, predictions: Sequence[Prediction]) -> tuple[FloatArray, FloatArray]:
+    def _binary(self, predictions: Predictions) -> tuple[FloatArray, FloatArray]:
         """The scorable scores in ascending order, and each one's calibrated probability of the
         positive class. The order of a window's events matters to no metric but the AUC,
         which needs them sorted by score; sorted, the predicted positives are a suffix."""
@@ -460,14 +479,18 @@ class CBPE:
             scaled = _scaled(score_pair, self.factor)[:, 1]  # the logit times the factor
         else:
             scaled = score
+        if _is_identity(self.knots[0], self.fitted[0]):
+            return score, scaled  # in [0, 1] already: the map keeps it
         positive = np.clip(np.interp(scaled, self.knots[0], self.fitted[0]), 0.0, 1.0)
         return score, positive
 
-    def _decode(self, predictions: Sequence[Prediction]) -> tuple[FloatArray, FloatArray]:
+    def _decode(self, predictions: Predictions) -> tuple[FloatArray, FloatArray]:
         """(raw scores, calibrated probabilities), a column per class, of the scorable rows
         of probability lists."""
         raw, _ = probability_matrix(predictions, self.width)
         scaled = _scaled(raw, self.factor)
+        if all(_is_identity(k, f) for k, f in zip(self.knots, self.fitted, strict=True)):
+            return raw, scaled  # the maps keep every score, and the rows sum to 1 already
         calibrated = np.column_stack(
             [
                 np.interp(scaled[:, c], k, f)
@@ -476,10 +499,12 @@ class CBPE:
         ).reshape(raw.shape)
         return raw, _renormalised(calibrated)
 
-    def estimate(
-        self, predictions: Sequence[Prediction], *, confidence: float = 0.95
-    ) -> list[Estimate]:
-        """The estimated quality of a window of predictions; [] when none is scorable."""
+    def estimate(self, predictions: Predictions, *, confidence: float = 0.95) -> list[Estimate]:
+        """The estimated quality of a window of predictions; [] when none is scorable.
+
+        ``predictions``: as events carry them (scores, or probability lists), or a batch
+        caller's array of them (1-D scores, or a row of probabilities per event), which skips
+        converting each one. Both give the same estimates."""
         z = _z(confidence)
         # Every sum the metrics and their delta-method variances need comes from one Gram
         # matrix of [1, one-hot(predicted) * hit, p] (n x 2k+1), where hit is the calibrated
@@ -634,12 +659,12 @@ class _Columns:
                 categories.append(tuple(top))
         return cls(tuple(numeric), tuple(medians), tuple(categorical), tuple(categories))
 
-    def encode(self, features: Sequence[Mapping[str, object]], predicted: FloatArray) -> FloatArray:
-        """The input matrix: a column per numeric feature (then its missing indicator) and a
-        one-hot block per categorical one, built a column at a time (one pass over the rows
-        per feature, the rest in numpy)."""
-        n = len(features)
-        column = _column_reader(features)
+    def encode(self, column: Callable[[str], Column], predicted: FloatArray) -> FloatArray:
+        """The input matrix of the rows whose feature values ``column(name)`` gives: a column
+        per numeric feature (then its missing indicator) and a one-hot block per categorical
+        one, built a column at a time (one pass over the values per feature, the rest in
+        numpy)."""
+        n = predicted.size
         width = 1 + 2 * len(self.numeric) + sum(len(top) + 1 for top in self.categories)
         x = np.zeros((width, n))  # filled a contiguous row per column, returned transposed
         x[0] = predicted
@@ -672,10 +697,30 @@ def _column_reader(features: Sequence[Mapping[str, object]]) -> Callable[[str], 
     return lambda name: [row.get(name) for row in features]
 
 
-def _category_codes(values: list[object], top: tuple[str, ...]) -> npt.NDArray[np.int64]:
+def _columns_reader(
+    columns: Columns, kept: npt.NDArray[np.intp], n: int
+) -> Callable[[str], Column]:
+    """A feature's values at the ``kept`` positions of columns of ``n`` values (all None for
+    a feature the columns lack, as for rows that lack it)."""
+    every = kept.size == n
+
+    def column(name: str) -> Column:
+        values = columns.get(name)
+        if values is None:
+            return [None] * kept.size
+        if isinstance(values, np.ndarray):
+            return values if every else values[kept]
+        return list(values) if every else [values[i] for i in kept.tolist()]
+
+    return column
+
+
+def _category_codes(values: Column, top: tuple[str, ...]) -> npt.NDArray[np.int64]:
     """Each value's position in ``top`` (``len(top)``: another category or none), by a dict
     of the column's distinct values: ``_class_name`` runs once per distinct value, not per row.
     The dict is keyed by (type, value) since True == 1 == 1.0 are different classes."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()  # the values as a list holds them (a text column: str)
     index = {c: i for i, c in enumerate(top)}
     other = len(top)
     if set(map(type, values)) <= {str}:  # text is its own class name: a lookup in C
@@ -781,7 +826,7 @@ def _train(
 
 
 def _regression_pairs(
-    predictions: Sequence[float | None], labels: Sequence[float] | None
+    predictions: Sequence[float | None] | npt.NDArray[Any], labels: Sequence[float] | None
 ) -> FloatArray:
     kinds = _types(predictions)
     if not (kinds | (_types(labels) if labels is not None else set())) <= {int, float}:
@@ -870,13 +915,34 @@ class _Inference:
         return out
 
 
-def _check_rows(features: Sequence[Mapping[str, object]], predictions: Sequence[object]) -> None:
-    if len(features) != len(predictions):
-        raise EstimationUnavailable(
-            "no_features",
-            f"{len(features)} feature rows but {len(predictions)} predictions: send one "
-            "feature row (a mapping, empty if there are none) per prediction",
-        )
+def _check_rows(features: Features, predictions: Sequence[object] | npt.NDArray[Any]) -> None:
+    if not isinstance(features, Mapping):
+        if len(features) != len(predictions):
+            raise EstimationUnavailable(
+                "no_features",
+                f"{len(features)} feature rows but {len(predictions)} predictions: send one "
+                "feature row (a mapping, empty if there are none) per prediction",
+            )
+        return
+    for name, values in features.items():
+        if isinstance(values, str | bytes) or not hasattr(values, "__len__"):
+            raise EstimationUnavailable(
+                "no_features",
+                f"feature column {name!r} is a {type(values).__name__}, not a column: send a "
+                "list or 1-D array of values per feature (or a feature row per prediction)",
+            )
+        if isinstance(values, np.ndarray) and values.ndim != 1:
+            raise EstimationUnavailable(
+                "no_features",
+                f"feature column {name!r} has shape {np.shape(values)}: send a 1-D column",
+            )
+        if len(values) != len(predictions):
+            raise EstimationUnavailable(
+                "no_features",
+                f"feature column {name!r} has {len(values)} values but there are "
+                f"{len(predictions)} predictions: send one value (None if missing) per "
+                "prediction",
+            )
 
 
 @dataclass(frozen=True)
@@ -1000,7 +1066,7 @@ class DLE:
             )
         rows = [features[i] for i in kept.tolist()]
         columns = _Columns.fit(rows)
-        x = np.ascontiguousarray(columns.encode(rows, predicted[kept]))
+        x = np.ascontiguousarray(columns.encode(_column_reader(rows), predicted[kept]))
         mean, scale = x.mean(axis=0), x.std(axis=0)
         constant = scale <= 1e-12  # a feature never missing, a category never "other"
         scale = np.where(constant, 1.0, scale)
@@ -1073,12 +1139,17 @@ class DLE:
 
     def estimate(
         self,
-        features: Sequence[Mapping[str, object]],
-        predictions: Sequence[float | None],
+        features: Features,
+        predictions: Sequence[float | None] | npt.NDArray[Any],
         *,
         confidence: float = 0.95,
     ) -> list[Estimate]:
-        """Estimated MAE and RMSE of a window; events without a prediction are skipped."""
+        """Estimated MAE and RMSE of a window; events without a prediction are skipped.
+
+        ``features``: a feature row (a mapping) per prediction, as events carry them, or
+        the window as columns, a mapping of feature name to a list or 1-D array of its
+        values (a batch caller's frame: ``{c: frame[c].to_numpy() for c in frame}``), which
+        skips reading every row. Both give the same estimates."""
         z = _z(confidence)
         _check_rows(features, predictions)
         predicted = _regression_pairs(predictions, None)
@@ -1086,8 +1157,12 @@ class DLE:
         n = int(kept.size)
         if n == 0:
             return []
-        rows = [features[i] for i in kept.tolist()] if n < len(features) else list(features)
-        out = self._inference.errors(self.columns.encode(rows, predicted[kept]))
+        if isinstance(features, Mapping):
+            column = _columns_reader(features, kept, predicted.size)
+        else:
+            rows = [features[i] for i in kept.tolist()] if n < len(features) else features
+            column = _column_reader(rows)
+        out = self._inference.errors(self.columns.encode(column, predicted[kept]))
         absolute = np.maximum(out[:, 0], 0.0)
         squared = np.maximum(_mixed_squares(out[:, 1], absolute, self.shape), absolute * absolute)
         mae = float(absolute.mean())

@@ -59,6 +59,9 @@ from detectors.drift.result import DriftTestResult, DriftWhen, FloatArray, no_ev
 Task = Literal["classification", "regression"]
 TASKS: tuple[Task, ...] = get_args(Task)
 Prediction = float | int | str | bool | list[float] | None
+# a window's predictions: a list of them, or (a batch caller's) an array of scores or of
+# probability rows
+Predictions = Sequence[Prediction] | npt.NDArray[Any]
 Label = float | int | str | bool
 IntArray = npt.NDArray[np.int64]
 
@@ -166,16 +169,25 @@ def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1e308
 
 
-def _types(values: Sequence[object]) -> set[type]:
+def _types(values: Sequence[object] | npt.NDArray[Any]) -> set[type]:
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "fiu":
+        return {float}  # a numeric column: numbers (NaN and inf judged as in a list)
     kinds = set(map(type, values))  # map and set in C: the fast path's check is cheap
     kinds.discard(type(None))
     return kinds
 
 
-def _as_numbers(values: Sequence[object], kinds: set[type] | None = None) -> FloatArray:
+def _as_numbers(
+    values: Sequence[object] | npt.NDArray[Any], kinds: set[type] | None = None
+) -> FloatArray:
     """Each value as a float; NaN for anything that is not a finite number (bools included).
-    ``kinds``: the values' ``_types``, when the caller has them."""
+    ``kinds``: the values' ``_types``, when the caller has them. ``values`` may be a 1-D
+    array: a numeric one is converted whole; any other (bool, text, objects) value by value,
+    as the same values in a list."""
     numbers: FloatArray | None = None
+    if isinstance(values, np.ndarray) and values.dtype.kind not in "fiu":
+        values = values.tolist()
+        kinds = None
     if (_types(values) if kinds is None else kinds) <= {int, float}:
         # the fast path for plain numeric columns (None becomes NaN); a huge int overflows
         with contextlib.suppress(OverflowError):
@@ -341,14 +353,22 @@ def _class_indices(labels: Sequence[Label]) -> FloatArray:
 
 
 def probability_matrix(
-    predictions: Sequence[Prediction], width: int, keep: npt.NDArray[np.bool_] | None = None
+    predictions: Predictions, width: int, keep: npt.NDArray[np.bool_] | None = None
 ) -> tuple[FloatArray, IntArray]:
     """The probability lists of ``width`` columns (and ``keep``), each divided by its sum, and
     the positions they came from; rows of another width, non-numeric, negative or all-zero
-    rows are left out (unscorable)."""
+    rows are left out (unscorable). ``predictions`` may be an array of rows (a batch
+    caller's): a numeric one of ``width`` columns is taken whole, any other judged row by row
+    as the same rows in a list."""
+    if isinstance(predictions, np.ndarray):
+        numeric = predictions.ndim == 2 and predictions.dtype.kind in "fiu"
+        if not (numeric and predictions.shape[1] == width):
+            predictions = predictions.tolist()
     matrix = _uniform_rows(predictions, width)
     if matrix is not None:  # every row a list / tuple of ``width`` values: no per-row loop
-        scored = np.arange(len(predictions)) if keep is None else np.flatnonzero(keep)
+        if keep is None:  # every row: no copy of the matrix
+            return _normalised(matrix, np.arange(len(predictions)))
+        scored = np.flatnonzero(keep)
         return _normalised(matrix[scored], scored)
     lengths = np.fromiter(
         (len(p) if isinstance(p, list | tuple) else -1 for p in predictions),
@@ -362,10 +382,12 @@ def probability_matrix(
     return _normalised(_probability_rows(rows, width), scored)
 
 
-def _uniform_rows(predictions: Sequence[Prediction], width: int) -> FloatArray | None:
+def _uniform_rows(predictions: Predictions, width: int) -> FloatArray | None:
     """The rows as one array when every row is a plain list or tuple of ``width`` numbers (the
     common case, converted in C); None when any row is not, for the careful path. The same
     numbers the careful path gives (its ``np.array`` converts each entry as ``fromiter`` does)."""
+    if isinstance(predictions, np.ndarray):  # probability_matrix's numeric array of rows
+        return np.asarray(predictions, dtype=np.float64)
     if not predictions or not set(map(type, predictions)) <= {list, tuple}:
         return None
     rows = cast("Sequence[Sequence[object]]", predictions)
@@ -380,12 +402,16 @@ def _uniform_rows(predictions: Sequence[Prediction], width: int) -> FloatArray |
 
 
 def _normalised(matrix: FloatArray, scored: IntArray) -> tuple[FloatArray, IntArray]:
-    totals = matrix.sum(axis=1)
+    # the row sums as a product with ones (BLAS: ~15x faster than sum(axis=1) on 3 columns)
+    totals = matrix @ np.ones(matrix.shape[1])
     # NaN or inf in a row makes its total one; a negative entry shows in the minimum
-    valid = np.isfinite(totals) & (totals > 0) & (matrix.min(axis=1) >= 0)
-    # rows are divided by their sum so that log loss is defined for slightly unnormalised ones
-    if valid.all():
+    clean = matrix.size > 0 and matrix.min() >= 0  # the whole array's minimum: one pass
+    if clean and np.isfinite(totals).all() and (totals > 0).all():
+        # rows are divided by their sum so that log loss is defined for slightly unnormalised
         return matrix / totals[:, None], scored
+    valid = np.isfinite(totals) & (totals > 0)
+    if matrix.size:
+        valid &= matrix.min(axis=1) >= 0
     return matrix[valid] / totals[valid, None], scored[valid]
 
 

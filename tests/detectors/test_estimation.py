@@ -310,6 +310,30 @@ def test_multiclass_rows_of_another_width_are_skipped() -> None:
     assert _by_name(model.estimate(clean))[("accuracy", "")].n == 2
 
 
+def test_arrays_give_the_estimates_of_lists(calibrated: CBPE) -> None:
+    # a batch caller's arrays skip converting each prediction; the rows they hold are
+    # judged as the same rows in a list (unscorable ones skipped)
+    rng = np.random.default_rng(14)
+    scores = rng.beta(0.6, 0.6, 1_000)
+    scores[[3, 7, 9]] = [np.nan, 1.5, -0.2]
+    assert calibrated.estimate(scores) == calibrated.estimate(scores.tolist())
+    assert calibrated.estimate(scores.astype(np.float32)) == calibrated.estimate(
+        scores.astype(np.float32).tolist()
+    )
+    assert calibrated.estimate(np.array([True, False] * 50)) == []  # bools are not scores
+    model = CBPE.fit(*_dirichlet(rng, 2_000))
+    lists, _ = _dirichlet(rng, 1_000)
+    matrix = np.asarray(lists)
+    matrix[[1, 2, 3]] = [[0.0, 0.0, 0.0], [np.nan, 0.5, 0.5], [-0.1, 0.6, 0.5]]
+    expected = model.estimate(matrix.tolist())
+    assert _by_name(expected)[("accuracy", "")].n == 997
+    assert model.estimate(matrix) == expected
+    as_objects = np.empty(len(lists), dtype=object)  # ragged rows: an array of objects
+    as_objects[:] = [*matrix.tolist()[:-1], [0.5, 0.5]]
+    assert model.estimate(as_objects) == model.estimate(as_objects.tolist())
+    assert model.estimate(matrix[:, :2]) == []  # rows of another width
+
+
 # ---- CBPE, what it cannot estimate -----------------------------------------------------
 
 
@@ -488,6 +512,32 @@ def test_dle_skips_missing_predictions_and_unknown_categories(dle: DLE) -> None:
     odd = dle.estimate([{"segment": "never seen", "x9": 3}], [0.5])  # nothing known: imputed
     assert len(odd) == 2 and all(e.value >= 0 for e in odd)
     assert dle.estimate([], []) == []
+
+
+def test_dle_columns_give_the_estimates_of_rows(dle: DLE) -> None:
+    features, predictions, _ = _regression(np.random.default_rng(28), 500)
+    features = [*features, {"segment": 7, "x0": "text", "x5": True}, {}]
+    predictions = [*predictions, 1.0, 2.0]
+    predictions[4] = None  # skipped, in either form
+    names = {name for row in features for name in row} - {"x7"}  # a column left out
+    columns = {name: [row.get(name) for row in features] for name in names}
+    rows = [{k: v for k, v in row.items() if k != "x7"} for row in features]
+    expected = dle.estimate(rows, predictions)
+    assert dle.estimate(columns, predictions) == expected
+    arrays = {
+        name: np.array(values, dtype=float if name in ("x1", "x2") else object)
+        for name, values in columns.items()
+    }
+    as_numbers = np.array(predictions, dtype=float)  # None: NaN, skipped as well
+    assert dle.estimate(arrays, as_numbers) == expected
+    for bad, message in [
+        ({"x0": 1.0}, "not a column"),
+        ({"x0": np.zeros((len(predictions), 2))}, "1-D"),
+        ({"x0": [1.0, 2.0]}, "2 values"),
+    ]:
+        with pytest.raises(EstimationUnavailable, match=message) as caught:
+            dle.estimate(bad, predictions)  # type: ignore[arg-type]
+        assert caught.value.reason == "no_features"
 
 
 def test_dle_gradient_is_the_derivative_of_its_loss() -> None:
