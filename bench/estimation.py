@@ -25,8 +25,10 @@ the realised metric comes from the targets (``score_quality``; ROC AUC in numpy)
 Prints per data set x chunk size x metric the mean absolute error of each side's estimate
 against the realised value, the ratio ours / NannyML (target <= 1), the time an analysis chunk
 costs each side (NannyML's estimate of the whole analysis / chunks; ours the sum of its
-per-chunk calls / chunks, the rows already decoded as the product receives them; the median
-of ``--repeat`` passes each; fits reported apart) and the ratio NannyML / ours (target >= 10),
+per-chunk calls / chunks, twice: from rows already decoded as the product receives them, a
+dict of features per event, and from the frame's columns as arrays, what NannyML is given
+and what a batch caller passes, checked to give the same estimates; the median of
+``--repeat`` passes each; fits reported apart) and the ratios NannyML / ours (target >= 10),
 and the share of chunks whose realised value lies in each side's band. Then the false-alarm
 check: how often ``estimated_drop_test(reference, estimates).is_drift(0.05)`` fires over
 stationary windows of 1,000 (target <= 1 in 1,000), and how soon it fires after a shift that
@@ -48,7 +50,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -314,20 +316,26 @@ def reference_stats(data: Dataset, frame: pd.DataFrame) -> QualityStats:
 @dataclass
 class OurRun:
     fit_s: float
-    per_chunk_s: float
+    per_chunk_s: float  # from rows, as the product receives them
+    per_chunk_columns_s: float  # from a batch caller's arrays
     estimated: list[dict[str, float]]
     estimates: list[Sequence[Any]]  # each chunk's Estimate list, for the drop test
     missing: set[str]
     bands: list[dict[str, tuple[float, float]]]  # each chunk's (lower, upper) per metric
 
 
-Fitted = tuple[float, Callable[[pd.DataFrame], Any], Callable[[Any], Sequence[Any]]]
+class Fitted(NamedTuple):
+    fit_s: float
+    rows: Callable[[pd.DataFrame], Any]  # a chunk -> inputs as the product receives them
+    columns: Callable[[pd.DataFrame], Any]  # a chunk -> inputs as a batch caller's arrays
+    estimate: Callable[[Any], Sequence[Any]]
+
+
 _FITTED: dict[str, Fitted] = {}
 
 
 def our_estimator(data: Dataset) -> Fitted:
-    """Fit on the reference (once a data set: the fit does not depend on the chunk size);
-    return (fit seconds, the chunk -> inputs converter, estimate)."""
+    """Fit on the reference (once a data set: the fit does not depend on the chunk size)."""
     if data.name not in _FITTED:
         _FITTED[data.name] = _fit(data)
     return _FITTED[data.name]
@@ -343,31 +351,51 @@ def _fit(data: Dataset) -> Fitted:
         dle = DLE.fit(*inputs_r, data.labels(reference), seed=0)
         fit_s = time.perf_counter() - began
 
-        def to_inputs(frame: pd.DataFrame) -> Any:
+        def to_rows(frame: pd.DataFrame) -> Any:
             return data.features(frame), data.predictions(frame)
 
-        return fit_s, to_inputs, lambda inputs: dle.estimate(*inputs)
+        def to_columns(frame: pd.DataFrame) -> Any:
+            columns = {c: frame[c].to_numpy() for c in data.meta["features"]}
+            return columns, frame["y_pred"].to_numpy()
+
+        return Fitted(fit_s, to_rows, to_columns, lambda inputs: dle.estimate(*inputs))
     predictions = data.predictions(reference)
     began = time.perf_counter()
     cbpe = CBPE.fit(predictions, data.labels(reference), threshold=0.5)
     fit_s = time.perf_counter() - began
-    return fit_s, data.predictions, lambda inputs: cbpe.estimate(inputs)
+
+    def scores(frame: pd.DataFrame) -> Any:
+        if data.task == "multiclass":
+            return frame[data.meta["proba"]].to_numpy(dtype=np.float64)
+        return frame["y_pred_proba"].to_numpy(dtype=np.float64)
+
+    return Fitted(fit_s, data.predictions, scores, cbpe.estimate)
+
+
+def _timed(estimate: Callable[[Any], Sequence[Any]], inputs: Sequence[Any]) -> float:
+    """Seconds a chunk: one pass of ``estimate`` over the chunks' inputs."""
+    began = time.perf_counter()
+    for chunk in inputs:
+        estimate(chunk)
+    return (time.perf_counter() - began) / len(inputs)
 
 
 def run_ours(data: Dataset, bounds: Sequence[tuple[int, int]], repeat: int) -> OurRun:
-    fit_s, to_inputs, estimate = our_estimator(data)
+    fit_s, to_rows, to_columns, estimate = our_estimator(data)
     # inputs are built before the clock starts: the product receives decoded JSON rows, as
     # NannyML receives its DataFrame
-    inputs = [to_inputs(data.analysis.iloc[a:b]) for a, b in bounds]
-    estimate(inputs[0])  # warm-up (imports, first-call caches), as NannyML's fit warms it
-    passes = []
-    for _ in range(repeat):  # the median of ``repeat`` passes: the machine may be shared
-        results = []
-        began = time.perf_counter()
-        for chunk in inputs:
-            results.append(estimate(chunk))
-        passes.append(time.perf_counter() - began)
-    elapsed = statistics.median(passes)
+    frames = [data.analysis.iloc[a:b] for a, b in bounds]
+    inputs = [to_rows(frame) for frame in frames]
+    results = [estimate(chunk) for chunk in inputs]  # also the warm-up, as NannyML's fit's
+    # a batch caller's arrays (the frame's columns, as NannyML takes them) give the same
+    # estimates as the rows
+    columns = [to_columns(frame) for frame in frames]
+    for chunk, expected in zip(columns, results, strict=True):
+        if estimate(chunk) != expected:
+            raise RuntimeError(f"{data.name}: the columns' estimates differ from the rows'")
+    # the median of ``repeat`` passes: the machine may be shared
+    per_chunk = statistics.median(_timed(estimate, inputs) for _ in range(repeat))
+    per_chunk_columns = statistics.median(_timed(estimate, columns) for _ in range(repeat))
     wanted = METRICS[data.task]
     missing: set[str] = set()
     estimated, bands = [], []
@@ -383,7 +411,7 @@ def run_ours(data: Dataset, bounds: Sequence[tuple[int, int]], repeat: int) -> O
             band[ours_name] = (nan, nan) if e is None else (float(e.lower), float(e.upper))
         estimated.append(row)
         bands.append(band)
-    return OurRun(fit_s, elapsed / len(bounds), estimated, results, missing, bands)
+    return OurRun(fit_s, per_chunk, per_chunk_columns, estimated, results, missing, bands)
 
 
 # between two timed passes: the threads of the side that ran last (OpenMP's, OpenBLAS's) spin a
@@ -426,30 +454,39 @@ class PeerTimer:
 
 @dataclass
 class Speed:
-    ours_s: float  # per chunk, the median of the rounds
+    ours_s: float  # per chunk from rows, the median of the rounds
+    columns_s: float  # per chunk from the frame's columns (arrays)
     nannyml_s: float
-    ratio: float  # the median of the rounds' NannyML / ours
+    ratio: float  # the median of the rounds' NannyML / ours (rows)
+    ratio_columns: float  # the same, ours from the columns
 
 
 def interleaved_speed(
     timer: PeerTimer, data: Dataset, size: int, bounds: Sequence[tuple[int, int]], rounds: int
 ) -> Speed:
-    """``rounds`` pairs of timed passes over the same chunks, NannyML's then ours."""
-    _, to_inputs, estimate = our_estimator(data)
-    inputs = [to_inputs(data.analysis.iloc[a:b]) for a, b in bounds]
+    """``rounds`` rounds of timed passes over the same chunks: NannyML's, ours from rows,
+    ours from the frame's columns."""
+    fitted = our_estimator(data)
+    frames = [data.analysis.iloc[a:b] for a, b in bounds]
+    rows = [fitted.rows(frame) for frame in frames]
+    columns = [fitted.columns(frame) for frame in frames]
     timer.per_chunk_s(data.name, size)  # its fit and warm-up
-    estimate(inputs[0])
-    ours, theirs = [], []
+    fitted.estimate(rows[0])
+    fitted.estimate(columns[0])
+    ours, ours_columns, theirs = [], [], []
     for _ in range(rounds):
         time.sleep(PAUSE_S)
         theirs.append(timer.per_chunk_s(data.name, size))
         time.sleep(PAUSE_S)
-        began = time.perf_counter()
-        for chunk in inputs:
-            estimate(chunk)
-        ours.append((time.perf_counter() - began) / len(inputs))
-    ratios = [t / o for t, o in zip(theirs, ours, strict=True)]
-    return Speed(statistics.median(ours), statistics.median(theirs), statistics.median(ratios))
+        ours.append(_timed(fitted.estimate, rows))
+        ours_columns.append(_timed(fitted.estimate, columns))
+    return Speed(
+        statistics.median(ours),
+        statistics.median(ours_columns),
+        statistics.median(theirs),
+        statistics.median(t / o for t, o in zip(theirs, ours, strict=True)),
+        statistics.median(t / o for t, o in zip(theirs, ours_columns, strict=True)),
+    )
 
 
 def _unavailable(error: Exception) -> str:
@@ -502,8 +539,8 @@ def compare(
 ) -> tuple[list[str], dict[str, Any]]:
     header = (
         f"{'data set':12} {'chunk':>5} {'metric':8} {'n':>3} {'MAE ours':>10} {'MAE NML':>10} "
-        f"{'ours/NML':>8} {'≤1':>3} {'ms ours':>8} {'ms NML':>8} {'NML/ours':>8} {'≥10':>3} "
-        f"{'band ours':>9} {'band NML':>8}"
+        f"{'ours/NML':>8} {'≤1':>3} {'ms rows':>8} {'ms cols':>8} {'ms NML':>8} "
+        f"{'NML/rows':>8} {'≥10':>3} {'NML/cols':>8} {'≥10':>3} {'band ours':>9} {'band NML':>8}"
     )
     lines = [header, "-" * len(header)]
     fits: list[str] = []
@@ -571,13 +608,17 @@ def compare(
                     else None
                 )
                 ms_ours = 1e3 * ours.per_chunk_s if ours else None
+                ms_columns = 1e3 * ours.per_chunk_columns_s if ours else None
                 ms_nml = 1e3 * theirs["per_chunk_s"] if theirs else None
                 times = ms_nml / ms_ours if ms_ours and ms_nml else None
+                times_columns = ms_nml / ms_columns if ms_columns and ms_nml else None
                 if speed is not None:
                     ms_ours, ms_nml = 1e3 * speed.ours_s, 1e3 * speed.nannyml_s
-                    times = speed.ratio
+                    ms_columns = 1e3 * speed.columns_s
+                    times, times_columns = speed.ratio, speed.ratio_columns
                 ok_mae = None if ratio is None or not np.isfinite(ratio) else ratio <= TIE
                 ok_speed = None if times is None else times >= 10.0
+                ok_columns = None if times_columns is None else times_columns >= 10.0
                 summary["rows"].append(
                     {
                         "dataset": name,
@@ -588,11 +629,14 @@ def compare(
                         "mae_nannyml": mae_nml,
                         "mae_ratio": ratio,
                         "ms_ours": ms_ours,
+                        "ms_ours_columns": ms_columns,
                         "ms_nannyml": ms_nml,
                         "speed_ratio": times,
+                        "speed_ratio_columns": times_columns,
                         "speed_interleaved": speed is not None,
                         "mae_target_met": ok_mae,
                         "speed_target_met": ok_speed,
+                        "speed_target_met_columns": ok_columns,
                         "band_coverage_ours": cover_ours,
                         "band_coverage_nannyml": cover_nml,
                     }
@@ -603,8 +647,11 @@ def compare(
                     f"{name:12} {size:>5} {metric:8} {len(bounds):>3} "
                     f"{_cell(mae_ours, fmt, 10)} {_cell(mae_nml, fmt, 10)} "
                     f"{_cell(ratio, '.3f', 8)} {_met(ok_mae):>3} "
-                    f"{_cell(ms_ours, '.2f', 8)} {_cell(ms_nml, '.1f', 8)} "
+                    f"{_cell(ms_ours, '.2f', 8)} {_cell(ms_columns, '.2f', 8)} "
+                    f"{_cell(ms_nml, '.1f', 8)} "
                     f"{_cell(times, '.1f', 7)}{'x' if times else ' '} {_met(ok_speed):>3} "
+                    f"{_cell(times_columns, '.1f', 7)}{'x' if times_columns else ' '} "
+                    f"{_met(ok_columns):>3} "
                     f"{_pct(cover_ours, 9)} {_pct(cover_nml, 8)}"
                 )
     return [*lines, "fit times and checks:", *fits], summary
@@ -638,13 +685,13 @@ def false_alarms(windows: int, size: int, seed: int) -> list[str]:
         fresh = simulate(name, np.random.default_rng([seed, index, 2]), windows * size, False)
         cases.append((f"{name} fresh stationary draws", data, partial(_window, fresh, size)))
     for label, data, draw in cases:
-        _, to_inputs, estimate = our_estimator(data)
+        fitted = our_estimator(data)
         stats = reference_stats(data, data.reference)
         fired = 0
         labelled = 0
         for i in range(windows):
             frame = draw(i)
-            if estimated_drop_test(stats, estimate(to_inputs(frame))).is_drift(0.05):
+            if estimated_drop_test(stats, fitted.estimate(fitted.rows(frame))).is_drift(0.05):
                 fired += 1
             if quality_drop_test(stats, reference_stats(data, frame)).is_drift(0.05):
                 labelled += 1
