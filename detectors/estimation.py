@@ -716,26 +716,32 @@ def _columns_reader(
 
 
 def _category_codes(values: Column, top: tuple[str, ...]) -> npt.NDArray[np.int64]:
-    """Each value's position in ``top`` (``len(top)``: another category or none), by a dict
-    of the column's distinct values: ``_class_name`` runs once per distinct value, not per row.
-    The dict is keyed by (type, value) since True == 1 == 1.0 are different classes."""
+    """Each value's position in ``top`` (``len(top)``: another category or none). Text is its
+    own class name: every value is looked up as it is, in C, and only those the lookup does
+    not find (another category, or a value that is not text: a number, a bool, None) are
+    named, by a dict of their distinct values (``_class_name`` runs once per distinct value,
+    keyed by (type, value) since True == 1 == 1.0 are different classes)."""
     if isinstance(values, np.ndarray):
         values = values.tolist()  # the values as a list holds them (a text column: str)
     index = {c: i for i, c in enumerate(top)}
     other = len(top)
-    if set(map(type, values)) <= {str}:  # text is its own class name: a lookup in C
-        codes = map(index.get, cast("list[str]", values), itertools.repeat(other))
-        return np.fromiter(codes, dtype=np.int64, count=len(values))
     try:
-        keys = list(zip(map(type, values), values, strict=True))
-        code = {key: index.get(_class_name(key[1]) or "", other) for key in set(keys)}
-        return np.fromiter(map(code.__getitem__, keys), dtype=np.int64, count=len(values))
+        found = map(index.get, values, itertools.repeat(other))
+        codes = np.fromiter(found, dtype=np.int64, count=len(values))
     except TypeError:  # an unhashable value (a list, a dict): one at a time
         return np.fromiter(
             (index.get(_class_name(v) or "", other) for v in values),
             dtype=np.int64,
             count=len(values),
         )
+    rest = np.flatnonzero(codes == other)
+    unfound = [values[i] for i in rest.tolist()]
+    if set(map(type, unfound)) <= {str}:  # other text: another category
+        return codes
+    keys = list(zip(map(type, unfound), unfound, strict=True))
+    code = {key: index.get(_class_name(key[1]) or "", other) for key in set(keys)}
+    codes[rest] = np.fromiter(map(code.__getitem__, keys), dtype=np.int64, count=len(keys))
+    return codes
 
 
 def _unpack(theta: FloatArray, d: int, h: int, o: int) -> tuple[FloatArray, ...]:

@@ -19,10 +19,11 @@ from detectors.estimation import (
     MIN_REFERENCE_PAIRS,
     Estimate,
     EstimationUnavailable,
+    _category_codes,
     _loss,
     estimated_drop_test,
 )
-from detectors.quality import Prediction, QualityStats, score_quality
+from detectors.quality import Prediction, QualityStats, _class_name, score_quality
 
 Draw = Callable[[np.random.Generator], tuple[list[Prediction], list[int]]]
 
@@ -538,6 +539,23 @@ def test_dle_columns_give_the_estimates_of_rows(dle: DLE) -> None:
         with pytest.raises(EstimationUnavailable, match=message) as caught:
             dle.estimate(bad, predictions)  # type: ignore[arg-type]
         assert caught.value.reason == "no_features"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a", "b", "zz", "a", "c"] * 20,
+        ["a", 1, 1.0, True, False, None, float("nan"), 2.5, "true", "1", np.str_("b"), "q"],
+        ["a", [1, 2], "b", {"x": 1}],  # unhashable: named one by one
+    ],
+    ids=["text", "mixed", "unhashable"],
+)
+def test_category_codes_name_every_value_as_a_class(values: list[object]) -> None:
+    top = ("a", "1", "true", "b", "2.5")
+    index = {c: i for i, c in enumerate(top)}
+    expected = [index.get(_class_name(v) or "", len(top)) for v in values]
+    assert _category_codes(values, top).tolist() == expected
+    assert _category_codes(np.array(values, dtype=object), top).tolist() == expected
 
 
 def test_dle_gradient_is_the_derivative_of_its_loss() -> None:
