@@ -708,9 +708,11 @@ def _columns_reader(
         values = columns.get(name)
         if values is None:
             return [None] * kept.size
+        if not isinstance(values, np.ndarray | list):  # a tuple, a pandas Series: by position
+            values = np.asarray(values) if hasattr(values, "__array__") else list(values)
         if isinstance(values, np.ndarray):
             return values if every else values[kept]
-        return list(values) if every else [values[i] for i in kept.tolist()]
+        return values if every else [values[i] for i in kept.tolist()]
 
     return column
 
@@ -1050,6 +1052,12 @@ class DLE:
         seed: int = 0,
     ) -> DLE:
         """The error model of the reference (``features[i]``, ``predictions[i]``, ``labels[i]``)."""
+        if isinstance(features, Mapping):
+            raise EstimationUnavailable(
+                "no_features",
+                "DLE.fit takes a feature row (a mapping) per reference prediction, as events "
+                "carry them; columns are for estimate",
+            )
         _check_rows(features, predictions)
         if len(predictions) != len(labels):
             raise ValueError(

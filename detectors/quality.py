@@ -169,9 +169,17 @@ def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1e308
 
 
+def _plain_numbers(values: object) -> bool:
+    """Whether ``values`` is a numeric array numpy converts whole (a masked one is not: its
+    masked entries are missing, as its ``tolist`` says)."""
+    numeric = isinstance(values, np.ndarray) and values.dtype.kind in "fiu"
+    return numeric and not isinstance(values, np.ma.MaskedArray)
+
+
 def _types(values: Sequence[object] | npt.NDArray[Any]) -> set[type]:
-    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "fiu":
-        return {float}  # a numeric column: numbers (NaN and inf judged as in a list)
+    """The types of the values but None; a 1-D numeric array's values count as floats."""
+    if isinstance(values, np.ndarray) and _plain_numbers(values) and values.ndim == 1:
+        return {float} if values.size else set()  # NaN and inf judged as in a list
     kinds = set(map(type, values))  # map and set in C: the fast path's check is cheap
     kinds.discard(type(None))
     return kinds
@@ -185,7 +193,7 @@ def _as_numbers(
     array: a numeric one is converted whole; any other (bool, text, objects) value by value,
     as the same values in a list."""
     numbers: FloatArray | None = None
-    if isinstance(values, np.ndarray) and values.dtype.kind not in "fiu":
+    if isinstance(values, np.ndarray) and not _plain_numbers(values):
         values = values.tolist()
         kinds = None
     if (_types(values) if kinds is None else kinds) <= {int, float}:
@@ -361,7 +369,7 @@ def probability_matrix(
     caller's): a numeric one of ``width`` columns is taken whole, any other judged row by row
     as the same rows in a list."""
     if isinstance(predictions, np.ndarray):
-        numeric = predictions.ndim == 2 and predictions.dtype.kind in "fiu"
+        numeric = _plain_numbers(predictions) and predictions.ndim == 2
         if not (numeric and predictions.shape[1] == width):
             predictions = predictions.tolist()
     matrix = _uniform_rows(predictions, width)
@@ -387,7 +395,8 @@ def _uniform_rows(predictions: Predictions, width: int) -> FloatArray | None:
     common case, converted in C); None when any row is not, for the careful path. The same
     numbers the careful path gives (its ``np.array`` converts each entry as ``fromiter`` does)."""
     if isinstance(predictions, np.ndarray):  # probability_matrix's numeric array of rows
-        return np.asarray(predictions, dtype=np.float64)
+        # C order: the row sums (a BLAS product) then add in the order a list's rows give
+        return np.ascontiguousarray(predictions, dtype=np.float64)
     if not predictions or not set(map(type, predictions)) <= {list, tuple}:
         return None
     rows = cast("Sequence[Sequence[object]]", predictions)

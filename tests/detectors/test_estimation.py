@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pytest
 from scipy import optimize, special
 
@@ -322,6 +323,9 @@ def test_arrays_give_the_estimates_of_lists(calibrated: CBPE) -> None:
         scores.astype(np.float32).tolist()
     )
     assert calibrated.estimate(np.array([True, False] * 50)) == []  # bools are not scores
+    assert calibrated.estimate(np.array([])) == []
+    masked = np.ma.masked_array(scores, mask=np.arange(scores.size) % 4 == 0)
+    assert calibrated.estimate(masked) == calibrated.estimate(masked.tolist())
     model = CBPE.fit(*_dirichlet(rng, 2_000))
     lists, _ = _dirichlet(rng, 1_000)
     matrix = np.asarray(lists)
@@ -329,6 +333,12 @@ def test_arrays_give_the_estimates_of_lists(calibrated: CBPE) -> None:
     expected = model.estimate(matrix.tolist())
     assert _by_name(expected)[("accuracy", "")].n == 997
     assert model.estimate(matrix) == expected
+    assert model.estimate(np.asfortranarray(matrix)) == expected  # a frame's to_numpy()
+    mask = np.zeros(matrix.shape, dtype=bool)
+    mask[5, 1] = True  # a masked entry: missing, its row unscorable
+    masked = np.ma.masked_array(matrix, mask=mask)
+    as_lists = [None if i == 5 else row for i, row in enumerate(matrix.tolist())]
+    assert model.estimate(masked) == model.estimate(as_lists)
     as_objects = np.empty(len(lists), dtype=object)  # ragged rows: an array of objects
     as_objects[:] = [*matrix.tolist()[:-1], [0.5, 0.5]]
     assert model.estimate(as_objects) == model.estimate(as_objects.tolist())
@@ -531,6 +541,21 @@ def test_dle_columns_give_the_estimates_of_rows(dle: DLE) -> None:
     }
     as_numbers = np.array(predictions, dtype=float)  # None: NaN, skipped as well
     assert dle.estimate(arrays, as_numbers) == expected
+    # a frame's columns (pandas Series, labelled from 50) and tuples are read by position
+    series = {
+        name: pd.Series(values, index=range(50, 50 + len(values)))
+        for name, values in columns.items()
+    }
+    assert dle.estimate(series, predictions) == expected  # type: ignore[arg-type]
+    tuples = {name: tuple(values) for name, values in columns.items()}
+    assert dle.estimate(tuples, predictions) == expected
+    masked = np.ma.masked_array(arrays["x1"], mask=np.arange(len(predictions)) % 3 == 0)
+    with_mask = {**columns, "x1": [None if i % 3 == 0 else v for i, v in enumerate(columns["x1"])]}
+    assert dle.estimate({**arrays, "x1": masked}, predictions) == dle.estimate(
+        with_mask, predictions
+    )
+    with pytest.raises(EstimationUnavailable, match="columns are for estimate"):
+        DLE.fit(columns, predictions, [1.0] * len(predictions))  # type: ignore[arg-type]
     for bad, message in [
         ({"x0": 1.0}, "not a column"),
         ({"x0": np.zeros((len(predictions), 2))}, "1-D"),
