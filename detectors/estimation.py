@@ -82,6 +82,7 @@ from detectors.quality import (
     infer_task,
     probability_matrix,
     relative_rise,
+    row_sums,
     sorted_weighted_roc_auc,
     weighted_roc_auc,
 )
@@ -231,7 +232,7 @@ def _scaled(matrix: FloatArray, factor: float) -> FloatArray:
     # TEMPERATURE_FACTORS' 20, so each power lies in [LOG_FLOOR^20, 1] (no overflow; the floor
     # keeps a row's sum positive), and the power is 5x cheaper than exp(log) and softmax's max
     powers = np.maximum(matrix, LOG_FLOOR) ** factor
-    scaled: FloatArray = powers / (powers @ np.ones(matrix.shape[1]))[:, None]
+    scaled: FloatArray = powers / row_sums(powers)[:, None]
     return scaled
 
 
@@ -350,7 +351,7 @@ def _is_identity(knots: FloatArray, fitted: FloatArray) -> bool:
 def _renormalised(calibrated: FloatArray) -> FloatArray:
     """Calibrated probability lists divided by their sums (a row whose maps all gave 0 is
     uniform: nothing says which class it is)."""
-    totals = (calibrated @ np.ones(calibrated.shape[1]))[:, None]  # sum(axis=1), 15x faster
+    totals = row_sums(calibrated)[:, None]
     if (totals > 0).all():
         divided: FloatArray = calibrated / totals
         return divided

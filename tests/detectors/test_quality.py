@@ -19,6 +19,7 @@ from detectors.quality import (
     infer_task,
     quality_drop_test,
     reference_stats,
+    row_sums,
     score_quality,
     stats_from_metrics,
     weighted_roc_auc,
@@ -567,3 +568,11 @@ def test_confusion_counts_a_row_per_non_empty_cell() -> None:
     skewed = score_quality([0] * 100, [0] * 95 + [1] * 5, task="classification")
     confusion = {m.category: m.value for m in skewed.metrics if m.metric == "quality.confusion"}
     assert confusion == {"0|0": 95, "1|0": 5}
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 7, 8, 12])
+def test_row_sums_are_numpy_s_to_the_bit(k: int) -> None:
+    rng = np.random.default_rng(k)
+    matrix = rng.dirichlet(np.ones(max(k, 1)), 1_000)[:, :k] * 1e3
+    for layout in (matrix, np.asfortranarray(matrix)):
+        assert np.array_equal(row_sums(layout), matrix.sum(axis=1))
