@@ -395,7 +395,7 @@ def _uniform_rows(predictions: Predictions, width: int) -> FloatArray | None:
     common case, converted in C); None when any row is not, for the careful path. The same
     numbers the careful path gives (its ``np.array`` converts each entry as ``fromiter`` does)."""
     if isinstance(predictions, np.ndarray):  # probability_matrix's numeric array of rows
-        # C order: the row sums (a BLAS product) then add in the order a list's rows give
+        # in C order, as a list's rows give it: the window's row-wise passes read it alike
         return np.ascontiguousarray(predictions, dtype=np.float64)
     if not predictions or not set(map(type, predictions)) <= {list, tuple}:
         return None
