@@ -16,6 +16,7 @@ side of the threshold is bad:
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -260,6 +261,9 @@ def is_label_metric(metric: str) -> bool:
 MetricKind = Literal["window", "labels", "estimates"]
 
 
+# asked for every point of every window (682,500 times in the 100 x 50 bench, 3x faster
+# cached); a window's metric names are few, the cache is bounded anyway
+@functools.lru_cache(maxsize=4096)
 def metric_kind(metric: str) -> MetricKind:
     """When a metric is known: with the window, as its labels land, or once its predictions
     are estimated. Each kind's alerts move only on evaluations of that kind."""
