@@ -934,6 +934,12 @@ def _check_rows(features: Features, predictions: Sequence[object] | npt.NDArray[
             )
         return
     for name, values in features.items():
+        if isinstance(values, Mapping | set | frozenset):  # frame.to_dict()'s {index: value}
+            raise EstimationUnavailable(
+                "no_features",
+                f"feature column {name!r} is a {type(values).__name__}, whose order is not the "
+                "predictions': send a list or 1-D array per feature (frame.to_dict('list'))",
+            )
         if isinstance(values, str | bytes) or not hasattr(values, "__len__"):
             raise EstimationUnavailable(
                 "no_features",

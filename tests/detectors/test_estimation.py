@@ -560,6 +560,8 @@ def test_dle_columns_give_the_estimates_of_rows(dle: DLE) -> None:
         ({"x0": 1.0}, "not a column"),
         ({"x0": np.zeros((len(predictions), 2))}, "1-D"),
         ({"x0": [1.0, 2.0]}, "2 values"),
+        ({"x0": dict(enumerate(columns["x0"]))}, "is a dict"),  # frame.to_dict()'s default
+        ({"x0": set(range(len(predictions)))}, "is a set"),
     ]:
         with pytest.raises(EstimationUnavailable, match=message) as caught:
             dle.estimate(bad, predictions)  # type: ignore[arg-type]
