@@ -372,6 +372,14 @@ def _fit(data: Dataset) -> Fitted:
     return Fitted(fit_s, data.predictions, scores, cbpe.estimate)
 
 
+def _inputs(
+    fitted: Fitted, data: Dataset, bounds: Sequence[tuple[int, int]]
+) -> tuple[list[Any], list[Any]]:
+    """Each chunk's inputs from rows and from columns, built before any clock starts."""
+    frames = [data.analysis.iloc[a:b] for a, b in bounds]
+    return [fitted.rows(f) for f in frames], [fitted.columns(f) for f in frames]
+
+
 def _timed(estimate: Callable[[Any], Sequence[Any]], inputs: Sequence[Any]) -> float:
     """Seconds a chunk: one pass of ``estimate`` over the chunks' inputs."""
     began = time.perf_counter()
@@ -381,15 +389,14 @@ def _timed(estimate: Callable[[Any], Sequence[Any]], inputs: Sequence[Any]) -> f
 
 
 def run_ours(data: Dataset, bounds: Sequence[tuple[int, int]], repeat: int) -> OurRun:
-    fit_s, to_rows, to_columns, estimate = our_estimator(data)
+    fitted = our_estimator(data)
+    fit_s, estimate = fitted.fit_s, fitted.estimate
     # inputs are built before the clock starts: the product receives decoded JSON rows, as
     # NannyML receives its DataFrame
-    frames = [data.analysis.iloc[a:b] for a, b in bounds]
-    inputs = [to_rows(frame) for frame in frames]
+    inputs, columns = _inputs(fitted, data, bounds)
     results = [estimate(chunk) for chunk in inputs]  # also the warm-up, as NannyML's fit's
     # a batch caller's arrays (the frame's columns, as NannyML takes them) give the same
     # estimates as the rows
-    columns = [to_columns(frame) for frame in frames]
     for chunk, expected in zip(columns, results, strict=True):
         if estimate(chunk) != expected:
             raise RuntimeError(f"{data.name}: the columns' estimates differ from the rows'")
@@ -467,9 +474,7 @@ def interleaved_speed(
     """``rounds`` rounds of timed passes over the same chunks: NannyML's, ours from rows,
     ours from the frame's columns."""
     fitted = our_estimator(data)
-    frames = [data.analysis.iloc[a:b] for a, b in bounds]
-    rows = [fitted.rows(frame) for frame in frames]
-    columns = [fitted.columns(frame) for frame in frames]
+    rows, columns = _inputs(fitted, data, bounds)
     timer.per_chunk_s(data.name, size)  # its fit and warm-up
     fitted.estimate(rows[0])
     fitted.estimate(columns[0])

@@ -924,16 +924,19 @@ class _Inference:
         return out
 
 
-def _check_rows(features: Features, predictions: Sequence[object] | npt.NDArray[Any]) -> None:
-    if not isinstance(features, Mapping):
-        if len(features) != len(predictions):
-            raise EstimationUnavailable(
-                "no_features",
-                f"{len(features)} feature rows but {len(predictions)} predictions: send one "
-                "feature row (a mapping, empty if there are none) per prediction",
-            )
-        return
-    for name, values in features.items():
+def _check_rows(
+    features: Sequence[Mapping[str, object]], predictions: Sequence[object] | npt.NDArray[Any]
+) -> None:
+    if len(features) != len(predictions):
+        raise EstimationUnavailable(
+            "no_features",
+            f"{len(features)} feature rows but {len(predictions)} predictions: send one "
+            "feature row (a mapping, empty if there are none) per prediction",
+        )
+
+
+def _check_columns(columns: Columns, predictions: Sequence[object] | npt.NDArray[Any]) -> None:
+    for name, values in columns.items():
         if isinstance(values, Mapping | set | frozenset):  # frame.to_dict()'s {index: value}
             raise EstimationUnavailable(
                 "no_features",
@@ -1172,7 +1175,10 @@ class DLE:
         values (a batch caller's frame: ``{c: frame[c].to_numpy() for c in frame}``), which
         skips reading every row. Both give the same estimates."""
         z = _z(confidence)
-        _check_rows(features, predictions)
+        if isinstance(features, Mapping):
+            _check_columns(features, predictions)
+        else:
+            _check_rows(features, predictions)
         predicted = _regression_pairs(predictions, None)
         kept = np.flatnonzero(~np.isnan(predicted))
         n = int(kept.size)

@@ -169,7 +169,7 @@ def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1e308
 
 
-def _plain_numbers(values: object) -> bool:
+def _plain_numbers(values: object) -> TypeGuard[npt.NDArray[Any]]:
     """Whether ``values`` is a numeric array numpy converts whole (a masked one is not: its
     masked entries are missing, as its ``tolist`` says)."""
     numeric = isinstance(values, np.ndarray) and values.dtype.kind in "fiu"
@@ -178,7 +178,7 @@ def _plain_numbers(values: object) -> bool:
 
 def _types(values: Sequence[object] | npt.NDArray[Any]) -> set[type]:
     """The types of the values but None; a 1-D numeric array's values count as floats."""
-    if isinstance(values, np.ndarray) and _plain_numbers(values) and values.ndim == 1:
+    if _plain_numbers(values) and values.ndim == 1:
         return {float} if values.size else set()  # NaN and inf judged as in a list
     kinds = set(map(type, values))  # map and set in C: the fast path's check is cheap
     kinds.discard(type(None))

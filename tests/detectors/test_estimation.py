@@ -554,6 +554,8 @@ def test_dle_columns_give_the_estimates_of_rows(dle: DLE) -> None:
     assert dle.estimate({**arrays, "x1": masked}, predictions) == dle.estimate(
         with_mask, predictions
     )
+    # no columns at all: every feature missing, as for empty rows
+    assert dle.estimate({}, predictions) == dle.estimate([{}] * len(predictions), predictions)
     with pytest.raises(EstimationUnavailable, match="columns are for estimate"):
         DLE.fit(columns, predictions, [1.0] * len(predictions))  # type: ignore[arg-type]
     for bad, message in [
