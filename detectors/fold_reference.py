@@ -71,7 +71,7 @@ class ConcatenatingSample(BottomKSample):
             self._compact()
         return self._values
 
-    def _compact(self) -> None:
+    def _compact(self, room: int = 0) -> None:  # (its arrays have no room)
         if self._values.size <= self.k:
             return
         order = np.argpartition(self._keys, self.k - 1)[: self.k]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from detectors.columns import Column, EventBatch, FloatArray, Kind
 from detectors.quantiles import linear_quantiles
@@ -102,12 +103,16 @@ class CategoricalSummary:
         missing = tally.pop(None, 0)
         self.count += int(values.size)
         self.missing += missing
-        counts = self.counts
         for value, n in tally.items():
-            if value in counts or len(counts) < self.max_categories:
-                counts[value] += n
-            else:
-                counts[OTHER] += n
+            self.add(value, n)
+
+    def add(self, value: str, n: int) -> None:
+        """Count ``n`` more of ``value`` (not None), or of ``OTHER`` once the cap is reached."""
+        counts = self.counts
+        if value in counts or len(counts) < self.max_categories:
+            counts[value] += n
+        else:
+            counts[OTHER] += n
 
     @property
     def present(self) -> int:
@@ -330,16 +335,25 @@ class WindowProfile:
     def add(self, batch: EventBatch) -> None:
         """Fold a batch of this window's events into the profile (the numeric features of a
         batch together: ``update_numeric``)."""
-        self.count += batch.size
-        self.versions.update(batch.versions.tolist())
-        self.latency.update(batch.latency_ms, 0, self._rng)
+        self._add_head(batch)
         if _plain(self.features, batch.features):
             self._add_features(batch)
         else:  # a column whose kind its summary does not have: one column at a time
             for name, column in batch.features.items():
                 update_summary(self._summary(name, column, batch.size), column, self._rng)
+        self._add_rest(batch, batch.features)
+
+    def _add_head(self, batch: EventBatch) -> None:
+        """What ``add`` does before the features: counts, versions, latency (its draws)."""
+        self.count += batch.size
+        self.versions.update(batch.versions.tolist())
+        self.latency.update(batch.latency_ms, 0, self._rng)
+
+    def _add_rest(self, batch: EventBatch, sent: Mapping[str, Column]) -> None:
+        """What ``add`` does after the features (``sent``: the batch's feature columns):
+        the features it lacks, the output, the custom metrics (their draws)."""
         for name, summary in self.features.items():
-            if name not in batch.features:
+            if name not in sent:
                 _count_absent(summary, batch.size)
         if batch.prediction is not None:
             if self.output is None:
@@ -409,6 +423,202 @@ class WindowProfile:
                 MetricRow("custom.names_over_cap", "", "", float(len(self.custom_over_cap)))
             )
         return rows
+
+
+class _Part(NamedTuple):
+    """One part's numeric features, between its draws and the folding of every part."""
+
+    rows: int
+    summaries: list[NumericSummary]
+    counts: list[int]  # present values per feature
+    mismatched: list[int]
+    gaps: list[bool]
+    moments: list[tuple[float, float, float, float, float]]  # of the features without gaps
+    start: int  # where its present values begin in all parts' values
+
+
+def add_parts(
+    parts: Sequence[tuple[WindowProfile, npt.NDArray[np.intp]]], batch: EventBatch
+) -> None:
+    """``profile.add(batch.take(rows))`` for each profile and its rows of ``batch`` (the
+    slices of a batch: each profile its segment value's events), to the last bit and the last
+    random draw, at a few NumPy calls a part instead of a few a feature: every part's numeric
+    features are gathered from one block of the batch's, the moments of the columns with
+    missing values are taken for all parts at once (grouped by their count of values, each a
+    contiguous row, which NumPy sums pairwise as it does the column alone), and the samples
+    compare their priorities in one call. Each profile still draws from its own generator, in
+    the order ``add`` does: latency, the numeric features, the output, the custom metrics. A
+    part that ``add`` would fold a column at a time (see ``_plain``) goes through ``add``."""
+    kinds = _summary_kinds(batch.features)
+    names = [name for name, kind in kinds.items() if kind is NumericSummary]
+    block = np.stack([batch.features[n].values for n in names]) if names else None
+    folded: list[_Part] = []
+    values: list[FloatArray] = []
+    keys: list[FloatArray] = []
+    counted: dict[str, list[tuple[CategoricalSummary, npt.NDArray[np.intp]]]] = {}
+    start = 0
+    for profile, rows in parts:
+        if block is None or not rows.size or not _groupable(profile.features, kinds):
+            profile.add(batch.take(rows))
+            continue
+        light = _light(batch, rows)
+        profile._add_head(light)
+        n = light.size
+        summaries: list[NumericSummary] = []
+        mismatched: list[int] = []
+        for name, column in batch.features.items():
+            summary = profile._summary(name, column, n)
+            if isinstance(summary, NumericSummary):
+                summaries.append(summary)
+                wrong = column.mismatched
+                mismatched.append(0 if wrong is None else int(wrong[rows].sum()))
+            elif isinstance(summary, CategoricalSummary):  # counted below, no random draws
+                counted.setdefault(name, []).append((summary, rows))
+        sub = np.ascontiguousarray(block[:, rows])
+        missing = np.isnan(sub)
+        gaps = missing.any(axis=1)
+        counts = (n - missing.sum(axis=1)).tolist()
+        some = bool(gaps.any())
+        present = sub[~missing] if some else sub.reshape(-1)
+        full = sub[~gaps] if some else sub
+        totals = full.sum(axis=1)
+        means = totals / n
+        m2s = ((full - means[:, None]) ** 2).sum(axis=1)
+        moments = list(
+            zip(
+                totals.tolist(),
+                means.tolist(),
+                m2s.tolist(),
+                full.min(axis=1).tolist(),
+                full.max(axis=1).tolist(),
+                strict=True,
+            )
+        )
+        keys.append(profile._rng.random(present.size))
+        values.append(present)
+        folded.append(_Part(n, summaries, counts, mismatched, gaps.tolist(), moments, start))
+        start += present.size
+        profile._add_rest(light, batch.features)
+    for name, jobs in counted.items():
+        _count_parts(batch.features[name], jobs)
+    if folded:
+        _fold(folded, np.concatenate(values), np.concatenate(keys))
+
+
+def _fold(parts: Sequence[_Part], flat: FloatArray, keys: FloatArray) -> None:
+    """Fold the parts' moments and offer their values (``flat``, part after part, feature
+    after feature) with their priorities to the samples: ``update_numeric``'s steps."""
+    gapped = _gap_moments(flat, parts)
+    samples: list[BottomKSample] = []
+    counts: list[int] = []
+    for part in parts:
+        moments = iter(part.moments)
+        offset = part.start
+        for summary, count, wrong, has_gaps in zip(
+            part.summaries, part.counts, part.mismatched, part.gaps, strict=True
+        ):
+            summary.tally(part.rows, count, wrong)
+            if not has_gaps:
+                summary.combine(part.rows, *next(moments))
+            elif count:
+                summary.combine(count, *gapped[offset])
+            offset += count
+        samples.extend(summary.sample for summary in part.summaries)
+        counts.extend(part.counts)
+    offer_each(samples, flat, keys, counts)
+
+
+def _summary_kinds(columns: Mapping[str, Column]) -> dict[str, type[ColumnSummary]]:
+    """The kind of summary each feature column goes to when ``add`` takes the numeric ones
+    together; empty when it would not for any profile (see ``_plain``)."""
+    kinds: dict[str, type[ColumnSummary]] = {}
+    for name, column in columns.items():
+        if column.kind is Kind.NUMERIC and column.values.ndim == 1:
+            kinds[name] = NumericSummary
+        elif column.kind is Kind.CATEGORICAL:
+            kinds[name] = CategoricalSummary
+        else:
+            return {}
+    return kinds
+
+
+def _groupable(
+    summaries: Mapping[str, ColumnSummary], kinds: Mapping[str, type[ColumnSummary]]
+) -> bool:
+    """Whether each column goes to a summary of its kind, or to a new one (``_plain``; and
+    no numeric column to the counts of a feature that was text)."""
+    found = map(summaries.get, kinds)
+    return all(s is None or type(s) is k for s, k in zip(found, kinds.values(), strict=True))
+
+
+def _count_parts(
+    column: Column, jobs: Sequence[tuple[CategoricalSummary, npt.NDArray[np.intp]]]
+) -> None:
+    """``summary.update(column.values[rows])`` for each (summary, rows), in one count of
+    (part, value) pairs: each part's values come in the order it shows them, as its own
+    count would give them."""
+    sizes = [rows.size for _, rows in jobs]
+    values = column.values[np.concatenate([rows for _, rows in jobs])].tolist()
+    owners = np.repeat(np.arange(len(jobs)), sizes).tolist()
+    for (summary, _), size in zip(jobs, sizes, strict=True):
+        summary.count += size
+    for (owner, value), n in Counter(zip(owners, values, strict=True)).items():
+        summary = jobs[owner][0]
+        if value is None:
+            summary.missing += n
+        else:
+            summary.add(value, n)
+
+
+def _light(batch: EventBatch, rows: npt.NDArray[np.intp]) -> EventBatch:
+    """``batch.take(rows)`` without the features (which ``add_parts`` folds itself)."""
+    return EventBatch(
+        size=int(rows.size),
+        ts=batch.ts[rows],
+        latency_ms=batch.latency_ms[rows],
+        features={},
+        prediction=None if batch.prediction is None else batch.prediction.take(rows),
+        versions=batch.versions[rows],
+        custom={name: values[rows] for name, values in batch.custom.items()},
+    )
+
+
+def _gap_moments(
+    flat: FloatArray, parts: Sequence[_Part]
+) -> dict[int, tuple[float, float, float, float, float]]:
+    """(total, mean, m2, min, max) of every column with missing values but some present, by
+    where its values begin in ``flat``: what ``combine_values`` takes of each, a group of
+    columns with as many values in one call."""
+    starts: list[int] = []
+    sizes: list[int] = []
+    for part in parts:
+        offset = part.start
+        for count, has_gaps in zip(part.counts, part.gaps, strict=True):
+            if has_gaps and count:
+                starts.append(offset)
+                sizes.append(count)
+            offset += count
+    out: dict[int, tuple[float, float, float, float, float]] = {}
+    if not starts:
+        return out
+    begin = np.array(starts)
+    size = np.array(sizes)
+    for c in np.unique(size).tolist():
+        at = begin[size == c]
+        matrix = flat[at[:, None] + np.arange(c)]  # a contiguous row per column
+        totals = matrix.sum(axis=1)
+        means = totals / c
+        m2s = ((matrix - means[:, None]) ** 2).sum(axis=1)
+        stats = zip(
+            totals.tolist(),
+            means.tolist(),
+            m2s.tolist(),
+            matrix.min(axis=1).tolist(),
+            matrix.max(axis=1).tolist(),
+            strict=True,
+        )
+        out.update(zip(at.tolist(), stats, strict=True))
+    return out
 
 
 CUSTOM_STATS = ("count", "mean", "sum", "p50", "p95")

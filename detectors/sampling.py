@@ -67,9 +67,10 @@ class BottomKSample:
     @property
     def values(self) -> FloatArray:
         """The sample: at most ``k`` values, in no particular order."""
+        # read when the window closes: the room goes (compacted into buffers of k)
         if self._size > self.k:
-            self._compact()
-        if self._values.size > self._size:  # read when the window closes: the room goes
+            self._compact(self.k)
+        elif self._values.size > self._size:
             self._values = self._values[: self._size].copy()
             self._keys = self._keys[: self._size].copy()
         return self._values
@@ -89,14 +90,16 @@ class BottomKSample:
         if end > 2 * self.k:
             self._compact()
 
-    def _compact(self) -> None:
+    def _compact(self, room: int = 0) -> None:
+        """Keep the k values of smallest priority, in new buffers of ``room`` (2k unless
+        said), so that an array ``values`` returned before stays as it was."""
         if self._size <= self.k:
             return
         keys = self._kept(self._keys)
         order = np.argpartition(keys, self.k - 1)[: self.k]
-        # into new buffers, so that an array ``values`` returned before stays as it was
-        values, self._values = self._values, np.empty(2 * self.k)
-        self._keys = np.empty(2 * self.k)
+        room = room or 2 * self.k
+        values, self._values = self._values, np.empty(room)
+        self._keys = np.empty(room)
         np.take(values, order, out=self._values[: self.k])
         np.take(keys, order, out=self._keys[: self.k])
         self._size = self.k

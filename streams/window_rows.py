@@ -118,13 +118,8 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
             window_version(part) if label == SHADOW_CUT else version
         )
         rows = _Rows(model, stage, profile.start, profile.seconds, part_version)
-        points += rows.points(
-            label,
-            (
-                (r.metric, r.feature, r.category, r.value)
-                for r in part.metrics(window.known_categories)
-            ),
-        )
+        # (a MetricRow is the (metric, feature, category, value) tuple itself)
+        points += rows.points(label, part.metrics(window.known_categories))
         if drift is None:
             continue
         if (label == "" and not versioned) or cut_version(label) is not None:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from detectors.columns import EventBatch, ModelSchema, build_batch
-from detectors.profile import CategoricalSummary, ProfileConfig, WindowProfile
+from detectors.profile import CategoricalSummary, ProfileConfig, WindowProfile, add_parts
 from detectors.streaming import ColumnDetectors, StreamingSpec
 from driftline.cuts import DECIDED_BY, SHADOW_CUT, decided_by_cut, version_cut
 from streams.segments import SegmentValues
@@ -340,13 +340,21 @@ class WindowManager:
         ``decided_by`` value (model or human)."""
         rows_of: dict[str, list[int]] = {}
         admit = self.segments.admit
+        named: dict[tuple[str, str], str] = {}  # admitted in the order the events show them
         for row, segment in enumerate(batch.segments if batch.segments is not None else ()):
             if not segment:
                 continue
-            for key, value in segment.items():
-                rows_of.setdefault(admit(model, key, value), []).append(row)
-        for label, rows in rows_of.items():
-            self._add_cut(window, label, batch.take(np.asarray(rows, dtype=np.int64)))
+            for pair in segment.items():
+                label = named.get(pair)
+                if label is None:
+                    label = named[pair] = admit(model, *pair)
+                rows_of.setdefault(label, []).append(row)
+        if rows_of:  # every slice folded together (each as ``_add_cut`` would)
+            parts = [
+                (self._cut(window, label), np.asarray(rows, dtype=np.int64))
+                for label, rows in rows_of.items()
+            ]
+            add_parts(parts, batch)
         if batch.decided_by is not None:
             deciders = batch.decided_by
             for who in DECIDED_BY:
@@ -368,12 +376,17 @@ class WindowManager:
     def _add_cut(
         self, window: OpenWindow, label: str, part: EventBatch, config: ProfileConfig | None = None
     ) -> None:
+        self._cut(window, label, config).add(part)
+
+    def _cut(
+        self, window: OpenWindow, label: str, config: ProfileConfig | None = None
+    ) -> WindowProfile:
         profile = window.cuts.get(label)
         if profile is None:
             profile = window.cuts[label] = WindowProfile(
                 window.profile.start, window.profile.seconds, config or self.config.slice_profile
             )
-        profile.add(part)
+        return profile
 
     def _fold(self, window: OpenWindow, batch: EventBatch) -> None:
         """Add a batch to the whole window and to its version cuts. A window of one version

@@ -25,6 +25,7 @@ from detectors.profile import (
     ProbabilitySummary,
     ProfileConfig,
     WindowProfile,
+    add_parts,
 )
 from detectors.sampling import BottomKSample
 
@@ -289,3 +290,63 @@ def test_any_batches_fold_to_the_same_profile(batches: list[Events]) -> None:
     """Features that come and go, of any value a JSON event may hold (and NaN and infinities,
     which a caller other than the decoder may pass)."""
     fold_both(batches)
+
+
+def parts_both(batches: list[Events], seed: int, config: ProfileConfig | None = None) -> None:
+    """Each batch's rows split into parts, as slices split them (every event in one part per
+    key, some in none), folded by ``add_parts`` into one set of profiles and by
+    ``profile.add(batch.take(rows))`` into another: the same profiles after every batch."""
+    config = config or ProfileConfig(sample_size=16, max_categories=3)
+    rng = np.random.default_rng(seed)
+    schema = ModelSchema(features={})
+    together: dict[str, WindowProfile] = {}
+    apart: dict[str, WindowProfile] = {}
+    for events in batches:
+        batch = build_batch(events, np.zeros(len(events)), schema)
+        rows_of: dict[str, list[int]] = {}
+        for key in range(2):
+            values = rng.integers(0, 4, len(events))
+            for row, value in enumerate(values.tolist()):
+                if value < 3:  # the rest carry no value of this key
+                    rows_of.setdefault(f"k{key}={value}", []).append(row)
+        parts = []
+        for label, rows in rows_of.items():
+            taken = np.asarray(rows, dtype=np.int64)
+            for profiles in (together, apart):
+                if label not in profiles:
+                    profiles[label] = WindowProfile(120, 60, config)
+            parts.append((together[label], taken))
+            apart[label].add(batch.take(taken))
+        add_parts(parts, batch)
+        assert together.keys() == apart.keys()
+        for label, profile in together.items():
+            assert profile_state(profile) == profile_state(apart[label]), label
+
+
+def test_parts_fold_as_each_part_alone() -> None:
+    rng = np.random.default_rng(7)
+    plain = [plain_events(rng, 300, 30, 5) for _ in range(4)]
+    parts_both(plain, 0)
+    gaps = [odd_events(rng, size, 8, 3, 0.1) for size in (200, 1, 40, 300, 120)]
+    parts_both(gaps, 1)
+    # long parts: pairwise sums past numpy's 128-value blocks, with and without gaps
+    long = plain_events(rng, 2000, 4, 1)
+    for e in long[::11]:
+        e["features"]["n2"] = None
+    parts_both([long, long[:30]], 2, ProfileConfig(sample_size=512))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_odd_parts_fold_as_each_part_alone(seed: int) -> None:
+    rng = np.random.default_rng([seed, 99])
+    batches = []
+    for size in [1, 40, 3, 150, 60, 90]:
+        numeric, text = int(rng.integers(0, 10)), int(rng.integers(0, 4))
+        batches.append(odd_events(rng, size, numeric, text, [0.02, 0.3][seed % 2]))
+    parts_both(batches, seed)
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches_of_events, st.integers(0, 2**16))
+def test_any_parts_fold_as_each_part_alone(batches: list[Events], seed: int) -> None:
+    parts_both(batches, seed)
