@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.columns import Column, EventBatch, FloatArray, Kind
-from detectors.quantiles import linear_quantiles
+from detectors.quantiles import linear_quantiles, linear_quantiles_many
 from detectors.sampling import BottomKSample, offer_each
 
 OTHER = "__other__"  # categories beyond the per-window cap are counted here
@@ -411,8 +411,11 @@ class WindowProfile:
                 MetricRow("latency.p95", "", "", p95),
                 MetricRow("latency.p99", "", "", p99),
             ]
+        quantiles = _feature_quantiles(self.features)
         for name, summary in sorted(self.features.items()):
-            rows.extend(_input_metrics(name, summary, known_categories.get(name)))
+            rows.extend(
+                _input_metrics(name, summary, known_categories.get(name), quantiles.get(name))
+            )
         rows.extend(_output_metrics(self.output, self.output_rows))
         for (feature, detector), fired in sorted(self.change_points.items()):
             rows.append(MetricRow(f"drift.stream.{detector}", feature, "", float(fired)))
@@ -668,10 +671,28 @@ def _rate(part: float, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def _numeric_rows(prefix: str, name: str, s: NumericSummary) -> Iterator[MetricRow]:
+FEATURE_QUANTILES = (0.05, 0.5, 0.95)
+
+
+def _feature_quantiles(features: Mapping[str, ColumnSummary]) -> dict[str, list[float]]:
+    """``FEATURE_QUANTILES`` of every numeric feature with values, their samples taken
+    together (``linear_quantiles_many``: the numbers ``quantiles`` gives each)."""
+    named = [
+        (name, s.sample.values)
+        for name, s in features.items()
+        if isinstance(s, NumericSummary) and s.valid
+    ]
+    named = [(name, values) for name, values in named if values.size]
+    found = linear_quantiles_many([values for _, values in named], FEATURE_QUANTILES)
+    return {name: q for (name, _), q in zip(named, found, strict=True)}
+
+
+def _numeric_rows(
+    prefix: str, name: str, s: NumericSummary, quantiles: list[float] | None = None
+) -> Iterator[MetricRow]:
     if not s.valid:
         return
-    p05, p50, p95 = s.quantiles([0.05, 0.5, 0.95])
+    p05, p50, p95 = quantiles or s.quantiles(list(FEATURE_QUANTILES))
     yield MetricRow(f"{prefix}.mean", name, "", s.mean)
     yield MetricRow(f"{prefix}.std", name, "", s.std)
     yield MetricRow(f"{prefix}.p05", name, "", p05)
@@ -679,12 +700,14 @@ def _numeric_rows(prefix: str, name: str, s: NumericSummary) -> Iterator[MetricR
     yield MetricRow(f"{prefix}.p95", name, "", p95)
 
 
-def _input_metrics(name: str, s: ColumnSummary, known: set[str] | None) -> Iterator[MetricRow]:
+def _input_metrics(
+    name: str, s: ColumnSummary, known: set[str] | None, quantiles: list[float] | None = None
+) -> Iterator[MetricRow]:
     yield MetricRow("input.missing_rate", name, "", _rate(s.missing, s.count))
     if isinstance(s, NumericSummary):
         if s.mismatched:
             yield MetricRow("input.type_mismatch_rate", name, "", _rate(s.mismatched, s.count))
-        yield from _numeric_rows("input", name, s)
+        yield from _numeric_rows("input", name, s, quantiles)
     elif isinstance(s, CategoricalSummary):
         present = s.present
         for category, n in s.counts.most_common():

@@ -55,6 +55,36 @@ def linear_quantiles(values: npt.NDArray[np.float64], qs: Sequence[float]) -> li
     return out
 
 
+def linear_quantiles_many(
+    samples: Sequence[npt.NDArray[np.float64]], qs: Sequence[float]
+) -> list[list[float]]:
+    """``linear_quantiles`` of each array (no NaN, at least one value each), the same numbers:
+    arrays of one size are sorted in one call, and each quantile of them is a column pick and
+    numpy's interpolation on the column (for one size, the index and its weight are one)."""
+    out: list[list[float]] = [[] for _ in samples]
+    by_size: dict[int, list[int]] = {}
+    for i, values in enumerate(samples):
+        by_size.setdefault(int(values.size), []).append(i)
+    for n, members in by_size.items():
+        _check(qs, n)
+        ordered = np.sort(np.stack([samples[i] for i in members]), axis=1)
+        columns = []
+        for q in qs:
+            index = (n - 1) * q
+            if index >= n - 1:
+                below, a, b = -1, ordered[:, -1], ordered[:, -1]
+            else:
+                below = math.floor(index)
+                a, b = ordered[:, below], ordered[:, below + 1]
+            gamma = index - below
+            diff = b - a
+            picked = b - diff * (1.0 - gamma) if gamma >= 0.5 else a + diff * gamma
+            columns.append(picked.tolist())
+        for j, i in enumerate(members):
+            out[i] = [column[j] for column in columns]
+    return out
+
+
 def inverted_cdf_quantiles(
     ordered: npt.NDArray[np.float64], qs: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:

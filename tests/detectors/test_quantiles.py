@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from detectors.quantiles import inverted_cdf_quantiles, linear_quantiles
+from detectors.quantiles import inverted_cdf_quantiles, linear_quantiles, linear_quantiles_many
 from detectors.reference import NumericReference, _assign_bins
 
 
@@ -94,3 +94,18 @@ def test_a_numeric_reference_s_bins_are_np_quantile_s() -> None:
         counts = np.bincount(_assign_bins(edges, present), minlength=edges.size + 1)
         assert np.array_equal(ref.edges, edges)
         assert np.array_equal(ref.proportions, counts / present.size)
+
+
+def test_many_arrays_at_once_give_each_one_s_numbers() -> None:
+    """``linear_quantiles_many`` (a profile's features, arrays of one size sorted together)
+    gives what ``linear_quantiles`` gives each array, to the bit: ties, signed zeros,
+    infinities, single values, sizes shared and not."""
+    rng = np.random.default_rng(11)
+    arrays = [values for _, values in _draws(rng, 300, 300)]
+    arrays += [np.full(256, 2.5) for _ in range(3)] + [np.array([0.0, -0.0] * 64)]
+    arrays += [rng.normal(size=256) for _ in range(40)]  # one size, as a slice's samples
+    qs = [0.0, 0.05, 0.5, 0.95, 1.0, 0.3333]
+    many = linear_quantiles_many(arrays, qs)
+    for values, found in zip(arrays, many, strict=True):
+        assert [v.hex() for v in found] == [v.hex() for v in linear_quantiles(values, qs)]
+    assert linear_quantiles_many([], qs) == []
