@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from detectors.drift.result import DriftTestResult, DriftWhen
-from detectors.drift.window import DriftConfig, DriftReport, ModelReference, compare_window
+from detectors.drift.window import (
+    DriftConfig,
+    DriftReport,
+    ModelReference,
+    compare_window,
+    compare_windows,
+)
 from detectors.profile import WindowProfile
 from driftline.settings import Settings
 from driftline.store import DriftRow, StoredReference
@@ -93,6 +99,18 @@ class DriftAnalyzer:
         if reference is None or not profile.count:
             return None
         return compare_window(reference, profile, self.slice_config if slice_ else self.config)
+
+    def compare_slices(
+        self, unit: str, version: str, profiles: Sequence[WindowProfile]
+    ) -> list[DriftReport | None]:
+        """``compare(unit, version, profile, slice_=True)`` of each segment slice of a
+        window, the same reports, their tests batched together (``compare_windows``)."""
+        reference = self.book.reference_for(unit, version)
+        if reference is None:
+            return [None] * len(profiles)
+        tested = [p for p in profiles if p.count]
+        reports = iter(compare_windows(reference, tested, self.slice_config))
+        return [next(reports) if p.count else None for p in profiles]
 
 
 def drift_analyzer(settings: Settings) -> DriftAnalyzer | None:

@@ -112,6 +112,11 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
     tests: list[DriftRow] = []
     report = None
     learned: list[LearnedReference] = []
+    sliced: dict[str, DriftReport | None] = {}  # the segment slices', tested together
+    if drift is not None:
+        slices = [(label, part) for label, part in parts if label and not is_reserved(label)]
+        found = drift.compare_slices(window.model, version, [part for _, part in slices])
+        sliced = {label: report for (label, _), report in zip(slices, found, strict=True)}
     for label, part in parts:
         # a version cut is its version's; the shadow cut, its own (the candidate's) version's
         part_version = cut_version(label) or (
@@ -125,10 +130,10 @@ def window_rows(window: ClosedWindow, drift: DriftAnalyzer | None = None) -> Win
         if (label == "" and not versioned) or cut_version(label) is not None:
             part_report, part_learned = drift.analyze(window.model, part_version, part)
             learned += part_learned
-        else:  # a segment slice is tested only as its decision needs (slice_drift_tests)
-            part_report = drift.compare(
-                window.model, version, part, slice_=bool(label) and not is_reserved(label)
-            )
+        elif label in sliced:  # a segment slice, tested only as its decision needs
+            part_report = sliced[label]  # (slice_drift_tests)
+        else:
+            part_report = drift.compare(window.model, version, part)
         if label == "":
             report = part_report
         tests += drift_rows(model, stage, part, part_report, label)

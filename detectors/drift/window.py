@@ -431,6 +431,16 @@ def _batched_tests(
     (features, a numeric output, each class of a class-probability output) in one
     ``numeric_tests`` pass and each categorical column's counts aligned once
     (``detectors.drift.batch``). The results are the per-feature functions' (see there)."""
+    return _batched_tests_of(reference, [window], config)[0]
+
+
+def _batched_tests_of(
+    reference: ModelReference, windows: Sequence[WindowProfile], config: DriftConfig
+) -> list[_WindowTests]:
+    """``_batched_tests`` of each window against one reference, the numeric columns of all
+    of them in one ``numeric_tests`` pass and their missing rates in one call: each column's
+    results are computed on their own in those passes, so they are what a pass per window
+    gives, to the bit."""
     numeric_names, numeric_decision = _test_names(config, "numeric")
     categorical_names, categorical_decision = _test_names(config, "categorical")
     columns: list[tuple[NumericReference, FloatArray]] = []
@@ -452,27 +462,30 @@ def _batched_tests(
             return categorical_tests(ref, data, categorical_names), categorical_decision
         return None
 
-    features: dict[str, Tested] = {}
+    planned: list[_WindowTests] = []
     counted: list[tuple[FeatureReference, ColumnSummary]] = []
-    for name, summary in sorted(window.features.items()):
-        ref = reference.features.get(name)
-        if ref is None:
-            continue
-        result = tested(ref, summary)
-        if result is not None:
-            features[name] = result
-            counted.append((ref, summary))
-    output_ref, output = reference.output, window.output
-    out: Tested | None = None
-    classes: tuple[dict[str, DriftTestResult], ...] | None = None
-    if isinstance(output_ref, ClassProbabilities):
-        if isinstance(output, ProbabilitySummary) and output.width == len(output_ref.classes):
-            classes = tuple(
-                numeric(class_ref, output.samples[c].values)
-                for c, class_ref in enumerate(output_ref.classes)
-            )
-    elif output_ref is not None and output is not None:
-        out = tested(output_ref, output)
+    for window in windows:
+        features: dict[str, Tested] = {}
+        for name, summary in sorted(window.features.items()):
+            ref = reference.features.get(name)
+            if ref is None:
+                continue
+            result = tested(ref, summary)
+            if result is not None:
+                features[name] = result
+                counted.append((ref, summary))
+        output_ref, output = reference.output, window.output
+        out: Tested | None = None
+        classes: tuple[dict[str, DriftTestResult], ...] | None = None
+        if isinstance(output_ref, ClassProbabilities):
+            if isinstance(output, ProbabilitySummary) and output.width == len(output_ref.classes):
+                classes = tuple(
+                    numeric(class_ref, output.samples[c].values)
+                    for c, class_ref in enumerate(output_ref.classes)
+                )
+        elif output_ref is not None and output is not None:
+            out = tested(output_ref, output)
+        planned.append(_WindowTests(features, out, classes))
     computed = numeric_tests(
         [c[0] for c in columns],
         [c[1] for c in columns],
@@ -481,10 +494,11 @@ def _batched_tests(
     )
     for slot, results in zip(slots, computed, strict=True):
         slot.update(results)
-    missing = missing_rate_tests([c[0] for c in counted], [c[1] for c in counted])
-    for (results, _), missing_rate in zip(features.values(), missing, strict=True):
-        results["missing_rate"] = missing_rate  # after the others, as the reports list it
-    return _WindowTests(features, out, classes)
+    missing = iter(missing_rate_tests([c[0] for c in counted], [c[1] for c in counted]))
+    for tests in planned:
+        for results, _ in tests.features.values():
+            results["missing_rate"] = next(missing)  # after the others, as the reports list it
+    return planned
 
 
 def compare_window(
@@ -501,6 +515,22 @@ def compare_window(
     (tests/detectors/drift/test_batch.py)."""
     config = config or DriftConfig()
     return _report(reference, _batched_tests(reference, window, config), config, tag)
+
+
+def compare_windows(
+    reference: ModelReference,
+    windows: Sequence[WindowProfile],
+    config: DriftConfig | None = None,
+    tag: str = "",
+) -> list[DriftReport]:
+    """``compare_window`` of each window against one reference (the slices of a window
+    against their version's), the same reports, with the tests of all of them batched
+    together (``_batched_tests_of``): a slice's window is small, so a pass per slice was
+    mostly the passes' own cost."""
+    config = config or DriftConfig()
+    return [
+        _report(reference, t, config, tag) for t in _batched_tests_of(reference, windows, config)
+    ]
 
 
 def _compare_window_per_feature(

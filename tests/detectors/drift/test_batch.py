@@ -26,6 +26,7 @@ from detectors.drift.window import (
     ModelReference,
     _compare_window_per_feature,
     compare_window,
+    compare_windows,
 )
 from detectors.profile import ProfileConfig, WindowProfile
 from detectors.reference import CategoricalReference, NumericReference
@@ -248,3 +249,29 @@ def test_the_tail_at_the_effective_size_matches_the_exact_p_value_of_slice_sized
             rejected.append(((e["ks"].p_value or 1) < 0.05) == ((t["ks"].p_value or 1) < 0.05))
     assert max(gaps) < 0.01  # measured 0.0037 (n = 30)
     assert np.mean(rejected) >= 0.99
+
+
+@pytest.mark.parametrize("prediction", ["number", "label", "classes"])
+def test_windows_tested_together_give_each_one_s_report(prediction: str) -> None:
+    """``compare_windows`` (a window's segment slices, tested together) gives the reports
+    ``compare_window`` gives each window, to the bit: windows of different sizes (one empty),
+    drifted and not, features on one side only, as slices and with every test."""
+    reference = ModelReference.from_rows(_events(4_000, 0.0, 0, prediction), "1")
+    windows = [
+        _profile(_events(size, shift, seed, prediction))
+        for size, shift, seed in (
+            (300, 0.0, 1),
+            (40, 0.4, 2),
+            (0, 0.0, 3),
+            (7, 0.0, 4),
+            (256, 0.2, 5),
+        )
+    ]
+    slice_config = DriftConfig(ks_exact_max_pairs=0, numeric_tests=(), categorical_tests=())
+    for config in (slice_config, DriftConfig(ks_exact_max_pairs=0), DriftConfig()):
+        together = compare_windows(reference, windows, config, "tag")
+        assert together == [compare_window(reference, w, config, "tag") for w in windows]
+        assert repr(together) == repr(
+            [compare_window(reference, w, config, "tag") for w in windows]
+        )
+    assert compare_windows(reference, [], slice_config) == []
