@@ -185,14 +185,25 @@ class RuleIndex:
         store no version cut, as that version's cut too)."""
         return any(rule.version for rule in self.rules.values())
 
+    def watched(self, metric: str, model: str) -> bool:
+        """Whether some rule watches some series of (metric, model): when not, ``watches``
+        is empty for every one of its series."""
+        found, narrowing = self._model_rules(metric, model)
+        return bool(found or narrowing)
+
+    def _model_rules(
+        self, metric: str, model: str
+    ) -> tuple[tuple[Watch, ...], tuple[tuple[Rule, tuple[Watch, ...]], ...]]:
+        of_model = self._of_model.get((metric, model))
+        if of_model is None:
+            of_model = self._of_model[(metric, model)] = self._rules_of(metric, model)
+        return of_model
+
     def watches(
         self, metric: str, model: str, feature: str = "", segment: str = "", category: str = ""
     ) -> tuple[Watch, ...]:
         """The rules that watch this series, each with its comparison and threshold."""
-        of_model = self._of_model.get((metric, model))
-        if of_model is None:
-            of_model = self._of_model[(metric, model)] = self._rules_of(metric, model)
-        found, narrowing = of_model
+        found, narrowing = self._model_rules(metric, model)
         if not narrowing:
             # every rule of (metric, model), or none, watches each of its series: no series
             # cache, whose entries (one per feature, slice and category of each model, most

@@ -159,9 +159,18 @@ def evaluate(
     breaching: dict[AlertKey, tuple[Rule, float]] = {}
     seen: dict[AlertKey, float] = {}  # latest clear values of open alerts, for display
     watched = {key[0] for key in open_alerts}  # rule ids with an open alert on this model
+    # per metric, whether this evaluation looks at its points: of its kind, and watched by
+    # some rule of the model (most of a window's metrics are watched by none)
+    looked_at: dict[str, bool] = {}
     for point in points:
+        wanted = looked_at.get(point.metric)
+        if wanted is None:
+            metric = point.metric
+            wanted = looked_at[metric] = metric_kind(metric) == kind and index.watched(
+                metric, model
+            )
         value = point.value
-        if point.stage or not math.isfinite(value) or metric_kind(point.metric) != kind:
+        if not wanted or point.stage or not math.isfinite(value):
             continue
         feature, segment = point.feature, point.segment
         for rule, breached, threshold in index.watches(
