@@ -23,6 +23,9 @@ from detectors.sampling import BottomKSample, offer_each
 OTHER = "__other__"  # categories beyond the per-window cap are counted here
 
 
+Moments = tuple[float, float, float, float, float]  # total, mean, m2, min, max
+
+
 class MetricRow(NamedTuple):
     metric: str
     feature: str
@@ -258,8 +261,9 @@ def update_numeric(
     ``NumericSummary.update`` does one column after the other, to the last bit and the last
     random draw. Each column is a contiguous row of one block, so NumPy sums it pairwise as
     it does a 1-D array; the sample keys of every column are drawn in one call, which gives
-    the same numbers in the same order as a call per column. A column with missing values
-    has its moments taken on its own (its present values are fewer)."""
+    the same numbers in the same order as a call per column. The columns with missing values
+    have their moments taken apart, those with as many present values together
+    (``_grouped_moments``)."""
     block = np.stack([column.values for _, column in pairs])
     n = block.shape[1]
     if n == 0:  # nothing to count, nothing drawn
@@ -275,13 +279,14 @@ def update_numeric(
     m2s = ((full - means[:, None]) ** 2).sum(axis=1)
     lows, highs = full.min(axis=1).tolist(), full.max(axis=1).tolist()
     moments = zip(totals.tolist(), means.tolist(), m2s.tolist(), lows, highs, strict=True)
+    gapped = _grouped_moments(present, _gap_runs([(0, present_rows, gaps.tolist())]))
     start = 0
     for (summary, column), has_gaps, count in zip(pairs, gaps.tolist(), present_rows, strict=True):
         mismatched = 0 if column.mismatched is None else int(column.mismatched.sum())
         summary.tally(n, count, mismatched)
         if has_gaps:
             if count:
-                summary.combine_values(present[start : start + count])
+                summary.combine(count, *gapped[start])
         else:
             summary.combine(n, *next(moments))
         start += count
@@ -436,7 +441,7 @@ class _Part(NamedTuple):
     counts: list[int]  # present values per feature
     mismatched: list[int]
     gaps: list[bool]
-    moments: list[tuple[float, float, float, float, float]]  # of the features without gaps
+    moments: list[Moments]  # of the features without gaps
     start: int  # where its present values begin in all parts' values
 
 
@@ -511,7 +516,7 @@ def add_parts(
 def _fold(parts: Sequence[_Part], flat: FloatArray, keys: FloatArray) -> None:
     """Fold the parts' moments and offer their values (``flat``, part after part, feature
     after feature) with their priorities to the samples: ``update_numeric``'s steps."""
-    gapped = _gap_moments(flat, parts)
+    gapped = _grouped_moments(flat, _gap_runs([(p.start, p.counts, p.gaps) for p in parts]))
     samples: list[BottomKSample] = []
     counts: list[int] = []
     for part in parts:
@@ -586,29 +591,36 @@ def _light(batch: EventBatch, rows: npt.NDArray[np.intp]) -> EventBatch:
     )
 
 
-def _gap_moments(
-    flat: FloatArray, parts: Sequence[_Part]
-) -> dict[int, tuple[float, float, float, float, float]]:
-    """(total, mean, m2, min, max) of every column with missing values but some present, by
-    where its values begin in ``flat``: what ``combine_values`` takes of each, a group of
-    columns with as many values in one call."""
+def _gap_runs(
+    columns: Sequence[tuple[int, Sequence[int], Sequence[bool]]],
+) -> tuple[list[int], list[int]]:
+    """(starts, sizes) of the runs of present values of the columns with missing values but
+    some present: ``columns`` gives, per group of columns laid out one after the other from
+    ``start``, each one's count of present values and whether it has gaps."""
     starts: list[int] = []
     sizes: list[int] = []
-    for part in parts:
-        offset = part.start
-        for count, has_gaps in zip(part.counts, part.gaps, strict=True):
+    for offset, counts, gaps in columns:
+        for count, has_gaps in zip(counts, gaps, strict=True):
             if has_gaps and count:
                 starts.append(offset)
                 sizes.append(count)
             offset += count
-    out: dict[int, tuple[float, float, float, float, float]] = {}
+    return starts, sizes
+
+
+def _grouped_moments(flat: FloatArray, runs: tuple[list[int], list[int]]) -> dict[int, Moments]:
+    """The moments of each run of ``flat`` (starts, sizes), by its start: what
+    ``combine_values`` takes of it, to the bit, the runs of one size in one call (each a
+    contiguous row, which NumPy sums pairwise as it does the run alone)."""
+    starts, sizes = runs
+    out: dict[int, Moments] = {}
     if not starts:
         return out
     begin = np.array(starts)
     size = np.array(sizes)
     for c in np.unique(size).tolist():
         at = begin[size == c]
-        matrix = flat[at[:, None] + np.arange(c)]  # a contiguous row per column
+        matrix = flat[at[:, None] + np.arange(c)]
         totals = matrix.sum(axis=1)
         means = totals / c
         m2s = ((matrix - means[:, None]) ** 2).sum(axis=1)
